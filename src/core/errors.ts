@@ -1,0 +1,61 @@
+/**
+ * The one catalog of error codes. Server, tests and (later) the dashboard and SDK share it;
+ * the HTTP edge is the only place that turns a code into a status and an envelope.
+ */
+export const ERRORS = {
+  VALIDATION_ERROR: { status: 400, message: "The request is not valid." },
+  INVALID_JSON: { status: 400, message: "The request body is not valid JSON." },
+  UNKNOWN_PERMISSION: { status: 400, message: "A permission is not in the catalog." },
+  INVALID_IP_RULE: { status: 400, message: "An allowed IP entry is not a valid address or CIDR range." },
+  UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials." },
+  FORBIDDEN: { status: 403, message: "You may not do this." },
+  INSUFFICIENT_PERMISSIONS: { status: 403, message: "The caller lacks a required permission." },
+  PERMISSION_NOT_HELD: { status: 403, message: "Nobody can grant a permission they do not hold." },
+  IP_NOT_ALLOWED: { status: 403, message: "The caller's IP address is not allowed." },
+  NOT_FOUND: { status: 404, message: "Not found." },
+  ROUTE_NOT_FOUND: { status: 404, message: "No such route." },
+  METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed." },
+  CONFLICT: { status: 409, message: "The request conflicts with the current state." },
+  PERMISSIONS_IMMUTABLE: { status: 409, message: "A key's permissions are fixed at creation." },
+  KEY_NOT_ACTIVE: { status: 409, message: "The key is revoked or expired." },
+  KEY_ALREADY_ROTATED: { status: 409, message: "The key has already been rotated." },
+  KEY_NOT_ROTATED: { status: 409, message: "Only a rotated key in its overlap period has an expiry to change." },
+  CREDENTIAL_INACTIVE: { status: 409, message: "The API credential is inactive." },
+  EMAIL_TAKEN: { status: 409, message: "That email is already in use." },
+  PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Send the request body as application/json." },
+  RATE_LIMITED: { status: 429, message: "Too many requests." },
+  INTERNAL_ERROR: { status: 500, message: "Something went wrong on our side." },
+  SERVICE_UNAVAILABLE: { status: 503, message: "The service is not ready." },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Outcomes of verifying a key, password or key + secret pair (returned as data, never thrown). */
+export const VERIFY_CODES = [
+  "VALID",
+  "MALFORMED",
+  "NOT_FOUND",
+  "REVOKED",
+  "EXPIRED",
+  "DISABLED",
+  "IP_NOT_ALLOWED",
+  "ENVIRONMENT_MISMATCH",
+  "INSUFFICIENT_PERMISSIONS",
+] as const;
+export type VerifyCode = (typeof VERIFY_CODES)[number];
+
+/** A failure a service reports to its caller; carries a closed code and an optional field or detail. */
+export class LatchkeyError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>) {
+    super(message ?? ERRORS[code].message);
+    this.name = "LatchkeyError";
+    this.code = code;
+    this.details = details;
+  }
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+}

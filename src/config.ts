@@ -1,0 +1,92 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { type Catalog, loadCatalog } from "./core/catalog.ts";
+import defaultCatalog from "./core/default-catalog.json" with { type: "json" };
+import { normalizeAllowlist } from "./core/ip.ts";
+import { BRAND_PATTERN } from "./core/key-format.ts";
+
+/** Everything Latchkey reads from its environment, checked once at start-up. */
+export interface Config {
+  port: number;
+  host: string;
+  /** Set: PostgreSQL. Unset: the embedded store in `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** The HMAC secret for key hashes; on the embedded store a generated one is kept in the data dir. */
+  secret: string | undefined;
+  keyPrefix: string;
+  catalog: Catalog;
+  adminToken: string | undefined;
+  trustedProxies: string[];
+  bodyLimit: number;
+  usageFlushMs: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+  }
+  return value;
+}
+
+export function readCatalog(path: string | undefined): Catalog {
+  if (!path) return loadCatalog(defaultCatalog);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new ConfigError(`LATCHKEY_CATALOG: cannot read ${path} as JSON: ${(err as Error).message}`);
+  }
+  try {
+    return loadCatalog(doc);
+  } catch (err) {
+    throw new ConfigError(`LATCHKEY_CATALOG (${path}): ${(err as Error).message}`);
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const keyPrefix = env.LATCHKEY_KEY_PREFIX || "lk";
+  if (!BRAND_PATTERN.test(keyPrefix)) {
+    throw new ConfigError(
+      `LATCHKEY_KEY_PREFIX must be 1-16 lowercase letters and digits, starting with a letter (got "${keyPrefix}")`,
+    );
+  }
+  const secret = env.LATCHKEY_SECRET || undefined;
+  if (secret !== undefined && secret.length < 32) {
+    throw new ConfigError("LATCHKEY_SECRET must be at least 32 characters long");
+  }
+  const adminToken = env.LATCHKEY_ADMIN_TOKEN || undefined;
+  if (adminToken !== undefined && adminToken.length < 24) {
+    throw new ConfigError("LATCHKEY_ADMIN_TOKEN must be at least 24 characters long");
+  }
+  const proxies = (env.LATCHKEY_TRUSTED_PROXIES ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const trusted = normalizeAllowlist(proxies);
+  if (!trusted.ok) {
+    throw new ConfigError(`LATCHKEY_TRUSTED_PROXIES: "${trusted.invalid}" ${trusted.reason}`);
+  }
+  return {
+    port: integer(env, "PORT", 8080, 0, 65535),
+    host: env.HOST || "0.0.0.0",
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: resolve(env.LATCHKEY_DATA_DIR || ".latchkey"),
+    secret,
+    keyPrefix,
+    catalog: readCatalog(env.LATCHKEY_CATALOG || undefined),
+    adminToken,
+    trustedProxies: trusted.entries,
+    bodyLimit: integer(env, "LATCHKEY_BODY_LIMIT", 64 * 1024, 1024, 10 * 1024 * 1024),
+    usageFlushMs: integer(env, "LATCHKEY_USAGE_FLUSH_MS", 5000, 100, 3_600_000),
+    logLevel: env.LOG_LEVEL || "info",
+  };
+}

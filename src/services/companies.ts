@@ -1,0 +1,85 @@
+import { hash } from "@node-rs/argon2";
+import type { Kysely } from "kysely";
+import { type Catalog, MANAGEMENT_GROUP_ID } from "../core/catalog.ts";
+import { LatchkeyError } from "../core/errors.ts";
+import { newId } from "../core/ids.ts";
+import { companySlug } from "../core/names.ts";
+import { randomBase62 } from "../core/random.ts";
+import { companies, users } from "../store/repositories.ts";
+import type { Database } from "../store/schema.ts";
+import type { Actor } from "./actor.ts";
+import type { CredentialService } from "./credentials.ts";
+import type { CreatedKey, KeyService } from "./keys.ts";
+
+export interface CreatedCompany {
+  company: { id: string; name: string; slug: string; created_at: string };
+  owner: { id: string; email: string; temporary_password: string };
+  default_credential: { id: string; username: string };
+  management_key: CreatedKey;
+}
+
+export interface CompanyServiceDeps {
+  db: Kysely<Database>;
+  catalog: Catalog;
+  clock: () => Date;
+  credentials: CredentialService;
+  keys: KeyService;
+}
+
+export class CompanyService {
+  constructor(private readonly deps: CompanyServiceDeps) {}
+
+  /**
+   * A tenant with what comes with the account: an owner with a temporary password, a default API
+   * credential holding the whole catalog, and a live management key for it. All or nothing.
+   */
+  async create(input: { name: string; owner_email: string }, actor: Actor): Promise<CreatedCompany> {
+    const now = this.deps.clock();
+    const email = input.owner_email.trim().toLowerCase();
+    const temporaryPassword = randomBase62(20);
+    const passwordHash = await hash(temporaryPassword, { algorithm: 2 });
+    const everything = [...this.deps.catalog.permissions];
+    const created = await this.deps.db.transaction().execute(async (tx) => {
+      if (await users.emailTaken(tx, email)) {
+        throw new LatchkeyError("EMAIL_TAKEN", undefined, { field: "owner_email" });
+      }
+      const base = companySlug(input.name);
+      let slug = base;
+      for (let n = 2; await companies.slugTaken(tx, slug); n++) slug = `${base}${n}`;
+      const company = { id: newId("co", now), name: input.name, slug, created_at: now };
+      await companies.insert(tx, company);
+      const owner = { id: newId("usr", now), company_id: company.id, email, role: "owner" as const };
+      await users.insert(tx, { ...owner, password_hash: passwordHash, created_at: now });
+      const credential = await this.deps.credentials.insert(
+        tx,
+        company.id,
+        slug,
+        { name: "Default API credential", permissions: everything, is_default: true },
+        actor,
+      );
+      const key = await this.deps.keys.createIn(
+        tx,
+        company.id,
+        {
+          name: "Management key",
+          description: `Created with the company; holds the catalog and the ${MANAGEMENT_GROUP_ID} group.`,
+          environment: "live",
+          credential_id: credential.id,
+        },
+        actor,
+      );
+      return { company, owner, credential, key };
+    });
+    return {
+      company: {
+        id: created.company.id,
+        name: created.company.name,
+        slug: created.company.slug,
+        created_at: now.toISOString(),
+      },
+      owner: { id: created.owner.id, email, temporary_password: temporaryPassword },
+      default_credential: { id: created.credential.id, username: created.credential.username },
+      management_key: created.key,
+    };
+  }
+}

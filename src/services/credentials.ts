@@ -1,0 +1,169 @@
+import type { Kysely } from "kysely";
+import type { Catalog } from "../core/catalog.ts";
+import { LatchkeyError } from "../core/errors.ts";
+import { hashToken } from "../core/hashing.ts";
+import { newId } from "../core/ids.ts";
+import { credentialUsername } from "../core/names.ts";
+import { randomBase62 } from "../core/random.ts";
+import { companies, credentials, type Db } from "../store/repositories.ts";
+import type { CredentialRow, Database } from "../store/schema.ts";
+import { type Actor, actorRef, grantable } from "./actor.ts";
+import { checkAllowlist, checkGrant } from "./grants.ts";
+import { type CredentialView, credentialView } from "./views.ts";
+
+export interface CreateCredentialInput {
+  name: string;
+  description?: string | undefined;
+  permissions: string[];
+  allowed_ips?: string[] | undefined;
+}
+
+export interface UpdateCredentialInput {
+  name?: string | undefined;
+  description?: string | undefined;
+  permissions?: string[] | undefined;
+  allowed_ips?: string[] | undefined;
+  status?: "active" | "inactive" | undefined;
+}
+
+export interface CredentialServiceDeps {
+  db: Kysely<Database>;
+  catalog: Catalog;
+  secret: string;
+  clock: () => Date;
+}
+
+/** Dedicated API users: never a human login, deactivated but never deleted. */
+export class CredentialService {
+  constructor(private readonly deps: CredentialServiceDeps) {}
+
+  private view(row: CredentialRow): CredentialView {
+    return credentialView(row, this.deps.catalog);
+  }
+
+  /** Inserts a credential with a fresh `ws_…` username; used by create and by company set-up. */
+  async insert(
+    db: Db,
+    companyId: string,
+    slug: string,
+    input: CreateCredentialInput & { is_default?: boolean },
+    actor: Actor,
+  ): Promise<CredentialRow> {
+    const now = this.deps.clock();
+    let username = credentialUsername(slug);
+    for (let i = 0; await credentials.usernameTaken(db, username); i++) {
+      if (i > 20) throw new LatchkeyError("CONFLICT", "Could not allocate a unique username.");
+      username = credentialUsername(slug);
+    }
+    const row: CredentialRow = {
+      id: newId("cred", now),
+      company_id: companyId,
+      username,
+      name: input.name,
+      description: input.description ?? "",
+      status: "active",
+      is_default: input.is_default ?? false,
+      permissions: input.permissions,
+      allowed_ips: input.allowed_ips ?? [],
+      password_hash: null,
+      password_created_at: null,
+      created_at: now,
+      created_by: actorRef(actor),
+      updated_at: now,
+    };
+    await credentials.insert(db, {
+      ...row,
+      permissions: JSON.stringify(row.permissions),
+      allowed_ips: JSON.stringify(row.allowed_ips),
+    });
+    return row;
+  }
+
+  private checkPermissions(permissions: string[], actor: Actor): string[] {
+    if (permissions.length === 0) {
+      throw new LatchkeyError("VALIDATION_ERROR", "An API credential needs at least one permission.", {
+        field: "permissions",
+      });
+    }
+    return checkGrant(this.deps.catalog, permissions, [grantable(actor)]);
+  }
+
+  async create(companyId: string, input: CreateCredentialInput, actor: Actor): Promise<CredentialView> {
+    const permissions = this.checkPermissions(input.permissions, actor);
+    const allowedIps = checkAllowlist(input.allowed_ips);
+    return this.deps.db.transaction().execute(async (tx) => {
+      const company = await companies.get(tx, companyId);
+      if (!company) throw new LatchkeyError("NOT_FOUND");
+      const row = await this.insert(tx, companyId, company.slug, { ...input, permissions, allowed_ips: allowedIps }, actor);
+      return this.view(row);
+    });
+  }
+
+  async list(
+    companyId: string,
+    page: { cursor?: string | undefined; limit: number },
+  ): Promise<{ credentials: CredentialView[]; next_cursor: string | null }> {
+    const rows = await credentials.list(this.deps.db, companyId, { after: page.cursor, limit: page.limit + 1 });
+    const more = rows.length > page.limit;
+    const shown = more ? rows.slice(0, page.limit) : rows;
+    return { credentials: shown.map((r) => this.view(r)), next_cursor: more ? (shown.at(-1)?.id ?? null) : null };
+  }
+
+  async get(companyId: string, id: string): Promise<CredentialView> {
+    const row = await credentials.get(this.deps.db, companyId, id);
+    if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+    return this.view(row);
+  }
+
+  async update(companyId: string, id: string, input: UpdateCredentialInput, actor: Actor): Promise<CredentialView> {
+    const permissions = input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, actor);
+    const allowedIps = input.allowed_ips === undefined ? undefined : checkAllowlist(input.allowed_ips);
+    return this.deps.db.transaction().execute(async (tx) => {
+      const row = await credentials.getForUpdate(tx, companyId, id);
+      if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+      const next: CredentialRow = {
+        ...row,
+        name: input.name ?? row.name,
+        description: input.description ?? row.description,
+        status: input.status ?? row.status,
+        permissions: permissions ?? row.permissions,
+        allowed_ips: allowedIps ?? row.allowed_ips,
+        updated_at: this.deps.clock(),
+      };
+      await credentials.update(tx, companyId, id, {
+        name: next.name,
+        description: next.description,
+        status: next.status,
+        permissions: JSON.stringify(next.permissions),
+        allowed_ips: JSON.stringify(next.allowed_ips),
+        updated_at: next.updated_at,
+      });
+      return this.view(next);
+    });
+  }
+
+  /**
+   * A new Basic auth password, shown once. The previous one stops working at once (the Adyen behaviour;
+   * for an overlap, create a second credential).
+   */
+  async generatePassword(
+    companyId: string,
+    id: string,
+    actor: Actor,
+  ): Promise<{ username: string; password: string; created_at: string }> {
+    const password = randomBase62(40);
+    const now = this.deps.clock();
+    return this.deps.db.transaction().execute(async (tx) => {
+      const row = await credentials.getForUpdate(tx, companyId, id);
+      if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+      // A password acts with all of the credential's permissions, so only someone holding them may issue one.
+      checkGrant(this.deps.catalog, row.permissions, [grantable(actor)]);
+      await credentials.update(tx, companyId, id, {
+        password_hash: hashToken(this.deps.secret, password),
+        password_created_at: now,
+        updated_at: now,
+      });
+      return { username: row.username, password, created_at: now.toISOString() };
+    });
+  }
+}

@@ -1,0 +1,322 @@
+import type { Kysely } from "kysely";
+import { type Catalog, expandPreset, type Preset } from "../core/catalog.ts";
+import { LatchkeyError } from "../core/errors.ts";
+import { hashToken } from "../core/hashing.ts";
+import { newId } from "../core/ids.ts";
+import { type Environment, generateToken, parseToken } from "../core/key-format.ts";
+import { apiKeys, credentials, type Db, type KeyFilters } from "../store/repositories.ts";
+import type { ApiKeyRow, Database } from "../store/schema.ts";
+import { type Actor, actorRef, grantable } from "./actor.ts";
+import { checkAllowlist, checkGrant } from "./grants.ts";
+import { type KeyView, keyStatus, keyView } from "./views.ts";
+
+export const DEFAULT_GRACE_SECONDS = 24 * 3600;
+export const MAX_GRACE_SECONDS = 7 * 24 * 3600;
+const RESET_SECONDS = 24 * 3600;
+
+export interface CreateKeyInput {
+  name: string;
+  environment: Environment;
+  description?: string | undefined;
+  credential_id?: string | undefined;
+  permissions?: string[] | undefined;
+  preset?: Preset | Record<string, Preset> | undefined;
+  allowed_ips?: string[] | undefined;
+  expires_at?: string | undefined;
+  with_secret?: boolean | undefined;
+}
+
+/** A key as returned once, at creation or rotation: the only time `key` and `secret` are ever seen. */
+export type CreatedKey = KeyView & { key: string; secret?: string };
+
+export interface KeyServiceDeps {
+  db: Kysely<Database>;
+  catalog: Catalog;
+  secret: string;
+  keyPrefix: string;
+  clock: () => Date;
+}
+
+export class KeyService {
+  constructor(private readonly deps: KeyServiceDeps) {}
+
+  private view(row: ApiKeyRow): KeyView {
+    return keyView(row, this.deps.catalog, this.deps.clock());
+  }
+
+  /** Mints a key (and its secret when asked) and stores only their hashes. */
+  private mint(environment: Environment, withSecret: boolean) {
+    const key = generateToken(this.deps.keyPrefix, environment, "sk");
+    const secret = withSecret ? generateToken(this.deps.keyPrefix, environment, "ss") : undefined;
+    return {
+      key,
+      secret,
+      key_hash: hashToken(this.deps.secret, key),
+      secret_hash: secret ? hashToken(this.deps.secret, secret) : null,
+      prefix: (parseToken(key) as NonNullable<ReturnType<typeof parseToken>>).prefix,
+    };
+  }
+
+  private futureDate(value: string | undefined, field: string): Date | null {
+    if (value === undefined) return null;
+    const date = new Date(value);
+    if (Number.isNaN(date.getTime())) {
+      throw new LatchkeyError("VALIDATION_ERROR", `${field} must be an ISO 8601 date-time.`, { field });
+    }
+    if (date.getTime() <= this.deps.clock().getTime()) {
+      throw new LatchkeyError("VALIDATION_ERROR", `${field} must be in the future.`, { field });
+    }
+    return date;
+  }
+
+  create(companyId: string, input: CreateKeyInput, actor: Actor): Promise<CreatedKey> {
+    return this.deps.db.transaction().execute((tx) => this.createIn(tx, companyId, input, actor));
+  }
+
+  /** Creates a key inside the caller's transaction (company set-up makes its management key this way). */
+  async createIn(tx: Db, companyId: string, input: CreateKeyInput, actor: Actor): Promise<CreatedKey> {
+    const credentialId = input.credential_id ?? (actor.kind === "platform" ? undefined : actor.credentialId);
+    if (!credentialId) {
+      throw new LatchkeyError("VALIDATION_ERROR", "credential_id is required for this caller.", {
+        field: "credential_id",
+      });
+    }
+    const now = this.deps.clock();
+    const expiresAt = this.futureDate(input.expires_at, "expires_at");
+    const allowedIps = checkAllowlist(input.allowed_ips);
+    {
+      const credential = await credentials.getForUpdate(tx, companyId, credentialId);
+      if (!credential) throw new LatchkeyError("NOT_FOUND", "No such API credential.", { field: "credential_id" });
+      if (credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
+      const held = new Set(credential.permissions);
+      const mine = grantable(actor);
+      let permissions: string[];
+      if (input.permissions === undefined && input.preset === undefined) {
+        // No explicit choice: everything the credential holds that the caller could also grant.
+        permissions = credential.permissions.filter((p) => mine === "all" || mine.has(p));
+      } else {
+        const explicit = checkGrant(this.deps.catalog, input.permissions ?? [], [held, mine]);
+        let fromPreset: string[] = [];
+        if (input.preset !== undefined) {
+          try {
+            fromPreset = expandPreset(this.deps.catalog, input.preset);
+          } catch (err) {
+            throw new LatchkeyError("VALIDATION_ERROR", (err as Error).message, { field: "preset" });
+          }
+          // A preset means "this level of what the API user may do", so it is cut to what is held.
+          fromPreset = fromPreset.filter((p) => held.has(p) && (mine === "all" || mine.has(p)));
+        }
+        permissions = [...new Set([...explicit, ...fromPreset])];
+      }
+      if (permissions.length === 0) {
+        throw new LatchkeyError("VALIDATION_ERROR", "A key needs at least one permission its API user holds.", {
+          field: "permissions",
+        });
+      }
+      const minted = this.mint(input.environment, input.with_secret === true);
+      const row: ApiKeyRow = {
+        id: newId("key", now),
+        company_id: companyId,
+        credential_id: credential.id,
+        name: input.name,
+        description: input.description ?? "",
+        environment: input.environment,
+        permissions,
+        allowed_ips: allowedIps,
+        key_hash: minted.key_hash,
+        secret_hash: minted.secret_hash,
+        prefix: minted.prefix,
+        status: "active",
+        expires_at: expiresAt,
+        revoked_at: null,
+        replaced_by: null,
+        created_at: now,
+        created_by: actorRef(actor),
+        last_used_at: null,
+        last_used_ip: null,
+      };
+      await insertKey(tx, row);
+      return withToken(this.view(row), minted.key, minted.secret);
+    }
+  }
+
+  /** A platform-wide key that may only verify keys, for the platform's gateway. */
+  async createVerifyKey(name: string, actor: Actor): Promise<{ id: string; key: string; prefix: string }> {
+    const now = this.deps.clock();
+    const minted = this.mint("live", false);
+    const id = newId("key", now);
+    await insertKey(this.deps.db, {
+      id,
+      company_id: null,
+      credential_id: null,
+      name,
+      description: "",
+      environment: "live",
+      permissions: ["keys:verify"],
+      allowed_ips: [],
+      key_hash: minted.key_hash,
+      secret_hash: null,
+      prefix: minted.prefix,
+      status: "active",
+      expires_at: null,
+      revoked_at: null,
+      replaced_by: null,
+      created_at: now,
+      created_by: actorRef(actor),
+      last_used_at: null,
+      last_used_ip: null,
+    });
+    return { id, key: minted.key, prefix: minted.prefix };
+  }
+
+  async list(
+    companyId: string,
+    filters: KeyFilters,
+    page: { cursor?: string | undefined; limit: number },
+  ): Promise<{ keys: KeyView[]; next_cursor: string | null }> {
+    const rows = await apiKeys.list(
+      this.deps.db,
+      companyId,
+      filters,
+      { after: page.cursor, limit: page.limit + 1 },
+      this.deps.clock(),
+    );
+    const more = rows.length > page.limit;
+    const shown = more ? rows.slice(0, page.limit) : rows;
+    return { keys: shown.map((r) => this.view(r)), next_cursor: more ? (shown.at(-1)?.id ?? null) : null };
+  }
+
+  async get(companyId: string, id: string): Promise<KeyView> {
+    const row = await apiKeys.get(this.deps.db, companyId, id);
+    if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+    return this.view(row);
+  }
+
+  async update(
+    companyId: string,
+    id: string,
+    patch: { name?: string; description?: string; allowed_ips?: string[]; permissions?: string[] },
+    _actor: Actor,
+  ): Promise<KeyView> {
+    const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
+    return this.deps.db.transaction().execute(async (tx) => {
+      const row = await apiKeys.getForUpdate(tx, companyId, id);
+      if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+      if (patch.permissions !== undefined) {
+        const same =
+          new Set(patch.permissions).size === row.permissions.length &&
+          patch.permissions.every((p) => row.permissions.includes(p));
+        if (!same) throw new LatchkeyError("PERMISSIONS_IMMUTABLE", undefined, { field: "permissions" });
+      }
+      const changes: Record<string, unknown> = {};
+      if (patch.name !== undefined) changes.name = patch.name;
+      if (patch.description !== undefined) changes.description = patch.description;
+      if (allowedIps !== undefined) changes.allowed_ips = JSON.stringify(allowedIps);
+      if (Object.keys(changes).length > 0) await apiKeys.update(tx, companyId, id, changes);
+      const updated = {
+        ...row,
+        ...(patch.name !== undefined ? { name: patch.name } : {}),
+        ...(patch.description !== undefined ? { description: patch.description } : {}),
+        ...(allowedIps !== undefined ? { allowed_ips: allowedIps } : {}),
+      };
+      return this.view(updated);
+    });
+  }
+
+  /** Immediate and final. Revoking a revoked key changes nothing and succeeds. */
+  async revoke(companyId: string, id: string, _actor: Actor): Promise<KeyView> {
+    return this.deps.db.transaction().execute(async (tx) => {
+      const row = await apiKeys.getForUpdate(tx, companyId, id);
+      if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+      if (row.status === "revoked") return this.view(row);
+      const now = this.deps.clock();
+      await apiKeys.update(tx, companyId, id, { status: "revoked", revoked_at: now });
+      return this.view({ ...row, status: "revoked", revoked_at: now });
+    });
+  }
+
+  /**
+   * A new key with the same credential, environment, permissions and IPs, active at once; the old one
+   * keeps working for `graceSeconds` (the Adyen overlap) and then fails with EXPIRED.
+   */
+  async rotate(
+    companyId: string,
+    id: string,
+    input: { grace_seconds?: number | undefined; expires_at?: string | undefined },
+    actor: Actor,
+  ): Promise<CreatedKey & { previous_key: { id: string; expires_at: string } }> {
+    const grace = input.grace_seconds ?? DEFAULT_GRACE_SECONDS;
+    if (!Number.isInteger(grace) || grace < 0 || grace > MAX_GRACE_SECONDS) {
+      throw new LatchkeyError("VALIDATION_ERROR", `grace_seconds must be from 0 to ${MAX_GRACE_SECONDS}.`, {
+        field: "grace_seconds",
+      });
+    }
+    const expiresAt = this.futureDate(input.expires_at, "expires_at");
+    return this.deps.db.transaction().execute(async (tx) => {
+      const old = await apiKeys.getForUpdate(tx, companyId, id);
+      if (!old) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+      const now = this.deps.clock();
+      if (keyStatus(old, now) !== "active") throw new LatchkeyError("KEY_NOT_ACTIVE");
+      if (old.replaced_by !== null) {
+        throw new LatchkeyError("KEY_ALREADY_ROTATED", `This key was already replaced by ${old.replaced_by}.`);
+      }
+      if (old.credential_id === null) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+      const credential = await credentials.getForUpdate(tx, companyId, old.credential_id);
+      if (!credential || credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
+      // Rotation mints a key, so the caller must hold what it carries, as at creation.
+      checkGrant(this.deps.catalog, old.permissions, [grantable(actor)]);
+      const minted = this.mint(old.environment, old.secret_hash !== null);
+      const fresh: ApiKeyRow = {
+        ...old,
+        id: newId("key", now),
+        key_hash: minted.key_hash,
+        secret_hash: minted.secret_hash,
+        prefix: minted.prefix,
+        status: "active",
+        expires_at: expiresAt,
+        revoked_at: null,
+        replaced_by: null,
+        created_at: now,
+        created_by: actorRef(actor),
+        last_used_at: null,
+        last_used_ip: null,
+      };
+      await insertKey(tx, fresh);
+      const graceEnd = new Date(now.getTime() + grace * 1000);
+      const oldExpiry = old.expires_at && old.expires_at < graceEnd ? old.expires_at : graceEnd;
+      await apiKeys.update(tx, companyId, id, { expires_at: oldExpiry, replaced_by: fresh.id });
+      return {
+        ...withToken(this.view(fresh), minted.key, minted.secret),
+        previous_key: { id: old.id, expires_at: oldExpiry.toISOString() },
+      };
+    });
+  }
+
+  /** For a rotated key still in its overlap: reset its expiry to 24 h from now, or end it now. */
+  async changeExpiry(companyId: string, id: string, action: "reset" | "now", _actor: Actor): Promise<KeyView> {
+    return this.deps.db.transaction().execute(async (tx) => {
+      const row = await apiKeys.getForUpdate(tx, companyId, id);
+      if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+      if (row.replaced_by === null) throw new LatchkeyError("KEY_NOT_ROTATED");
+      const now = this.deps.clock();
+      if (keyStatus(row, now) !== "active") throw new LatchkeyError("KEY_NOT_ACTIVE");
+      const expiresAt = action === "now" ? now : new Date(now.getTime() + RESET_SECONDS * 1000);
+      await apiKeys.update(tx, companyId, id, { expires_at: expiresAt });
+      return this.view({ ...row, expires_at: expiresAt });
+    });
+  }
+}
+
+function insertKey(db: Db, row: ApiKeyRow) {
+  return apiKeys.insert(db, {
+    ...row,
+    permissions: JSON.stringify(row.permissions),
+    allowed_ips: JSON.stringify(row.allowed_ips),
+  });
+}
+
+function withToken(view: KeyView, key: string, secret: string | undefined): CreatedKey {
+  // id first, then the key, as the Web3pay doc shows it.
+  const { id, ...rest } = view;
+  return secret === undefined ? { id, key, ...rest } : { id, key, secret, ...rest };
+}

@@ -1,0 +1,50 @@
+import type { Kysely } from "kysely";
+import type { Catalog } from "../core/catalog.ts";
+import type { Database } from "../store/schema.ts";
+import { CompanyService } from "./companies.ts";
+import { CredentialService } from "./credentials.ts";
+import { KeyService } from "./keys.ts";
+import { UsageRecorder } from "./usage.ts";
+import { VerificationService } from "./verification.ts";
+
+export interface ServiceOptions {
+  db: Kysely<Database>;
+  catalog: Catalog;
+  /** The HMAC secret keys, secrets and passwords are hashed with. */
+  secret: string;
+  keyPrefix: string;
+  /** Injected so tests can move time; defaults to the wall clock. */
+  clock?: () => Date;
+  usageFlushMs?: number;
+  onBackgroundError?: (err: unknown) => void;
+}
+
+export interface Services {
+  catalog: Catalog;
+  companies: CompanyService;
+  credentials: CredentialService;
+  keys: KeyService;
+  verification: VerificationService;
+  usage: UsageRecorder;
+  /** Flushes what is batched in memory; the store is closed by whoever opened it. */
+  close(): Promise<void>;
+}
+
+/** Builds every service once, in one place. */
+export function createServices(opts: ServiceOptions): Services {
+  const clock = opts.clock ?? (() => new Date());
+  const base = { db: opts.db, catalog: opts.catalog, clock };
+  const usage = new UsageRecorder(opts.db, opts.onBackgroundError);
+  if (opts.usageFlushMs !== undefined) usage.start(opts.usageFlushMs);
+  const credentials = new CredentialService({ ...base, secret: opts.secret });
+  const keys = new KeyService({ ...base, secret: opts.secret, keyPrefix: opts.keyPrefix });
+  return {
+    catalog: opts.catalog,
+    companies: new CompanyService({ ...base, credentials, keys }),
+    credentials,
+    keys,
+    verification: new VerificationService({ db: opts.db, secret: opts.secret, usage, clock }),
+    usage,
+    close: () => usage.stop(),
+  };
+}

@@ -1,0 +1,9 @@
+import type { Migration, MigrationProvider } from "kysely";
+import * as m001 from "./001-initial.ts";
+
+/** Migrations live in code (not a folder scan) so they work the same from tsx, a bundle or tests. */
+export const migrationProvider: MigrationProvider = {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return { "001-initial": m001 };
+  },
+};

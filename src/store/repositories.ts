@@ -1,0 +1,175 @@
+import { type Insertable, type Kysely, sql, type Transaction } from "kysely";
+import type { ApiKeyRow, CompanyRow, CredentialRow, CredentialsTable, Database, NewApiKey } from "./schema.ts";
+
+/** A repository call works on the database or inside a transaction. */
+export type Db = Kysely<Database> | Transaction<Database>;
+
+export const companies = {
+  async slugTaken(db: Db, slug: string): Promise<boolean> {
+    const row = await db.selectFrom("companies").select("id").where("slug", "=", slug).executeTakeFirst();
+    return row !== undefined;
+  },
+  insert(db: Db, row: Pick<CompanyRow, "id" | "name" | "slug" | "created_at">) {
+    return db.insertInto("companies").values(row).execute();
+  },
+  get(db: Db, id: string): Promise<CompanyRow | undefined> {
+    return db.selectFrom("companies").selectAll().where("id", "=", id).executeTakeFirst();
+  },
+};
+
+export const users = {
+  async emailTaken(db: Db, email: string): Promise<boolean> {
+    const row = await db.selectFrom("users").select("id").where("email", "=", email).executeTakeFirst();
+    return row !== undefined;
+  },
+  insert(
+    db: Db,
+    row: { id: string; company_id: string; email: string; password_hash: string; role: "owner"; created_at: Date },
+  ) {
+    return db.insertInto("users").values(row).execute();
+  },
+};
+
+export const credentials = {
+  async usernameTaken(db: Db, username: string): Promise<boolean> {
+    const row = await db.selectFrom("credentials").select("id").where("username", "=", username).executeTakeFirst();
+    return row !== undefined;
+  },
+  insert(db: Db, row: Insertable<CredentialsTable>) {
+    return db.insertInto("credentials").values(row).execute();
+  },
+  get(db: Db, companyId: string, id: string): Promise<CredentialRow | undefined> {
+    return db
+      .selectFrom("credentials")
+      .selectAll()
+      .where("company_id", "=", companyId)
+      .where("id", "=", id)
+      .executeTakeFirst();
+  },
+  /** Locks the row for the rest of the transaction, so concurrent changes to one credential serialise. */
+  getForUpdate(db: Db, companyId: string, id: string): Promise<CredentialRow | undefined> {
+    return db
+      .selectFrom("credentials")
+      .selectAll()
+      .where("company_id", "=", companyId)
+      .where("id", "=", id)
+      .forUpdate()
+      .executeTakeFirst();
+  },
+  list(db: Db, companyId: string, opts: { after?: string | undefined; limit: number }): Promise<CredentialRow[]> {
+    let q = db.selectFrom("credentials").selectAll().where("company_id", "=", companyId);
+    if (opts.after) q = q.where("id", "<", opts.after);
+    return q.orderBy("id", "desc").limit(opts.limit).execute();
+  },
+  update(db: Db, companyId: string, id: string, patch: Record<string, unknown>) {
+    return db
+      .updateTable("credentials")
+      .set(patch)
+      .where("company_id", "=", companyId)
+      .where("id", "=", id)
+      .execute();
+  },
+  /** For Basic auth: the credential, its company's status, and the password hash, in one query. */
+  findByUsername(db: Db, username: string) {
+    return db
+      .selectFrom("credentials as c")
+      .innerJoin("companies as co", "co.id", "c.company_id")
+      .select([
+        "c.id",
+        "c.company_id",
+        "c.status",
+        "c.permissions",
+        "c.allowed_ips",
+        "c.password_hash",
+        "co.status as company_status",
+      ])
+      .where("c.username", "=", username)
+      .executeTakeFirst();
+  },
+};
+
+export interface KeyFilters {
+  credentialId?: string | undefined;
+  environment?: "live" | "test" | undefined;
+  status?: "active" | "revoked" | "expired" | undefined;
+}
+
+export const apiKeys = {
+  insert(db: Db, row: NewApiKey) {
+    return db.insertInto("api_keys").values(row).execute();
+  },
+  get(db: Db, companyId: string, id: string): Promise<ApiKeyRow | undefined> {
+    return db
+      .selectFrom("api_keys")
+      .selectAll()
+      .where("company_id", "=", companyId)
+      .where("id", "=", id)
+      .executeTakeFirst();
+  },
+  getForUpdate(db: Db, companyId: string, id: string): Promise<ApiKeyRow | undefined> {
+    return db
+      .selectFrom("api_keys")
+      .selectAll()
+      .where("company_id", "=", companyId)
+      .where("id", "=", id)
+      .forUpdate()
+      .executeTakeFirst();
+  },
+  list(
+    db: Db,
+    companyId: string,
+    filters: KeyFilters,
+    page: { after?: string | undefined; limit: number },
+    now: Date,
+  ): Promise<ApiKeyRow[]> {
+    let q = db.selectFrom("api_keys").selectAll().where("company_id", "=", companyId);
+    if (filters.credentialId) q = q.where("credential_id", "=", filters.credentialId);
+    if (filters.environment) q = q.where("environment", "=", filters.environment);
+    if (filters.status === "revoked") q = q.where("status", "=", "revoked");
+    if (filters.status === "active") {
+      q = q.where("status", "=", "active").where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]));
+    }
+    if (filters.status === "expired") q = q.where("status", "=", "active").where("expires_at", "<=", now);
+    if (page.after) q = q.where("id", "<", page.after);
+    return q.orderBy("id", "desc").limit(page.limit).execute();
+  },
+  update(db: Db, companyId: string, id: string, patch: Record<string, unknown>) {
+    return db.updateTable("api_keys").set(patch).where("company_id", "=", companyId).where("id", "=", id).execute();
+  },
+  /**
+   * The verification lookup: one indexed query returning the key with its credential's and company's
+   * state, so deciding a key never needs a second round trip.
+   */
+  findByHash(db: Db, keyHash: string) {
+    return db
+      .selectFrom("api_keys as k")
+      .leftJoin("credentials as c", "c.id", "k.credential_id")
+      .leftJoin("companies as co", "co.id", "k.company_id")
+      .select([
+        "k.id",
+        "k.company_id",
+        "k.credential_id",
+        "k.environment",
+        "k.permissions",
+        "k.allowed_ips",
+        "k.secret_hash",
+        "k.status",
+        "k.expires_at",
+        "c.status as credential_status",
+        "c.permissions as credential_permissions",
+        "c.allowed_ips as credential_allowed_ips",
+        "co.status as company_status",
+      ])
+      .where("k.key_hash", "=", keyHash)
+      .executeTakeFirst();
+  },
+  /** Writes batched last-used times in one statement; never moves a time backwards. */
+  async recordUse(db: Db, uses: { id: string; at: Date; ip: string | null }[]): Promise<void> {
+    if (uses.length === 0) return;
+    const rows = sql.join(uses.map((u) => sql`(${u.id}, ${u.at.toISOString()}::timestamptz, ${u.ip})`));
+    await sql`
+      UPDATE api_keys AS k SET last_used_at = u.at, last_used_ip = u.ip
+      FROM (VALUES ${rows}) AS u(id, at, ip)
+      WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`.execute(db);
+  },
+};

@@ -100,7 +100,7 @@ export function loadCatalog(doc: unknown): Catalog {
   const seenGroups = new Set<string>([MANAGEMENT_GROUP_ID]);
   const seenEntities = new Set<string>(MANAGEMENT_GROUP.entities.map((e) => e.id));
   const groups: CatalogGroup[] = [];
-  for (const [gi, g] of ((doc as { groups: unknown[] }).groups).entries()) {
+  for (const [gi, g] of (doc as { groups: unknown[] }).groups.entries()) {
     const where = `groups[${gi}]`;
     if (typeof g !== "object" || g === null) throw new CatalogError(`${where} must be an object`);
     const raw = g as Record<string, unknown>;
@@ -184,7 +184,10 @@ export function expandPreset(catalog: Catalog, preset: Preset | Record<string, P
  * How a selection reads per group, as the dashboard shows it: a preset name when it matches one exactly,
  * `custom` otherwise. Groups with nothing selected are left out.
  */
-export function describeSelection(catalog: Catalog, permissions: readonly string[]): Record<string, Selection> {
+export function describeSelection(
+  catalog: Catalog,
+  permissions: readonly string[],
+): Record<string, Selection> {
   const selected = new Set(permissions);
   const out: Record<string, Selection> = {};
   for (const group of catalog.groups) {
@@ -194,9 +197,7 @@ export function describeSelection(catalog: Catalog, permissions: readonly string
       const want = presetPermissions(group, preset);
       return want.length === chosen.length && want.every((p) => selected.has(p));
     };
-    out[group.id] = PRESETS.slice()
-      .reverse()
-      .find(same) ?? "custom";
+    out[group.id] = PRESETS.slice().reverse().find(same) ?? "custom";
   }
   return out;
 }

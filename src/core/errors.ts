@@ -19,7 +19,10 @@ export const ERRORS = {
   PERMISSIONS_IMMUTABLE: { status: 409, message: "A key's permissions are fixed at creation." },
   KEY_NOT_ACTIVE: { status: 409, message: "The key is revoked or expired." },
   KEY_ALREADY_ROTATED: { status: 409, message: "The key has already been rotated." },
-  KEY_NOT_ROTATED: { status: 409, message: "Only a rotated key in its overlap period has an expiry to change." },
+  KEY_NOT_ROTATED: {
+    status: 409,
+    message: "Only a rotated key in its overlap period has an expiry to change.",
+  },
   CREDENTIAL_INACTIVE: { status: 409, message: "The API credential is inactive." },
   EMAIL_TAKEN: { status: 409, message: "That email is already in use." },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },

@@ -43,7 +43,14 @@ export function parseToken(token: string): ParsedToken | null {
   if (token.length > 64) return null;
   const m = TOKEN_PATTERN.exec(token);
   if (!m) return null;
-  const [, brand, environment, kind, random, sum] = m as unknown as [string, string, Environment, TokenKind, string, string];
+  const [, brand, environment, kind, random, sum] = m as unknown as [
+    string,
+    string,
+    Environment,
+    TokenKind,
+    string,
+    string,
+  ];
   const body = token.slice(0, token.length - CHECKSUM_LENGTH);
   if (checksum(body) !== sum) return null;
   return {

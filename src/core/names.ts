@@ -11,7 +11,10 @@ export function companySlug(name: string): string {
     .trim()
     .split(" ")
     .filter(Boolean);
-  const slug = words.map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("").slice(0, 40);
+  const slug = words
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join("")
+    .slice(0, 40);
   return slug.length > 0 ? slug : "Company";
 }
 

@@ -94,7 +94,13 @@ export class CredentialService {
     return this.deps.db.transaction().execute(async (tx) => {
       const company = await companies.get(tx, companyId);
       if (!company) throw new LatchkeyError("NOT_FOUND");
-      const row = await this.insert(tx, companyId, company.slug, { ...input, permissions, allowed_ips: allowedIps }, actor);
+      const row = await this.insert(
+        tx,
+        companyId,
+        company.slug,
+        { ...input, permissions, allowed_ips: allowedIps },
+        actor,
+      );
       return this.view(row);
     });
   }
@@ -103,10 +109,16 @@ export class CredentialService {
     companyId: string,
     page: { cursor?: string | undefined; limit: number },
   ): Promise<{ credentials: CredentialView[]; next_cursor: string | null }> {
-    const rows = await credentials.list(this.deps.db, companyId, { after: page.cursor, limit: page.limit + 1 });
+    const rows = await credentials.list(this.deps.db, companyId, {
+      after: page.cursor,
+      limit: page.limit + 1,
+    });
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
-    return { credentials: shown.map((r) => this.view(r)), next_cursor: more ? (shown.at(-1)?.id ?? null) : null };
+    return {
+      credentials: shown.map((r) => this.view(r)),
+      next_cursor: more ? (shown.at(-1)?.id ?? null) : null,
+    };
   }
 
   async get(companyId: string, id: string): Promise<CredentialView> {
@@ -115,8 +127,14 @@ export class CredentialService {
     return this.view(row);
   }
 
-  async update(companyId: string, id: string, input: UpdateCredentialInput, actor: Actor): Promise<CredentialView> {
-    const permissions = input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, actor);
+  async update(
+    companyId: string,
+    id: string,
+    input: UpdateCredentialInput,
+    actor: Actor,
+  ): Promise<CredentialView> {
+    const permissions =
+      input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, actor);
     const allowedIps = input.allowed_ips === undefined ? undefined : checkAllowlist(input.allowed_ips);
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.getForUpdate(tx, companyId, id);

@@ -22,10 +22,14 @@ export function checkGrant(
   }
   const lacking = unique.filter((p) => limits.some((l) => l !== "all" && !l.has(p)));
   if (lacking.length > 0) {
-    throw new LatchkeyError("PERMISSION_NOT_HELD", `Cannot grant permissions not held: ${lacking.join(", ")}.`, {
-      field,
-      permissions: lacking,
-    });
+    throw new LatchkeyError(
+      "PERMISSION_NOT_HELD",
+      `Cannot grant permissions not held: ${lacking.join(", ")}.`,
+      {
+        field,
+        permissions: lacking,
+      },
+    );
   }
   return unique;
 }

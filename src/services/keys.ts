@@ -86,7 +86,8 @@ export class KeyService {
     const allowedIps = checkAllowlist(input.allowed_ips);
     {
       const credential = await credentials.getForUpdate(tx, companyId, credentialId);
-      if (!credential) throw new LatchkeyError("NOT_FOUND", "No such API credential.", { field: "credential_id" });
+      if (!credential)
+        throw new LatchkeyError("NOT_FOUND", "No such API credential.", { field: "credential_id" });
       if (credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
       const held = new Set(credential.permissions);
       const mine = grantable(actor);
@@ -109,9 +110,13 @@ export class KeyService {
         permissions = [...new Set([...explicit, ...fromPreset])];
       }
       if (permissions.length === 0) {
-        throw new LatchkeyError("VALIDATION_ERROR", "A key needs at least one permission its API user holds.", {
-          field: "permissions",
-        });
+        throw new LatchkeyError(
+          "VALIDATION_ERROR",
+          "A key needs at least one permission its API user holds.",
+          {
+            field: "permissions",
+          },
+        );
       }
       const minted = this.mint(input.environment, input.with_secret === true);
       const row: ApiKeyRow = {
@@ -258,11 +263,14 @@ export class KeyService {
       const now = this.deps.clock();
       if (keyStatus(old, now) !== "active") throw new LatchkeyError("KEY_NOT_ACTIVE");
       if (old.replaced_by !== null) {
-        throw new LatchkeyError("KEY_ALREADY_ROTATED", `This key was already replaced by ${old.replaced_by}.`);
+        throw new LatchkeyError(
+          "KEY_ALREADY_ROTATED",
+          `This key was already replaced by ${old.replaced_by}.`,
+        );
       }
       if (old.credential_id === null) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       const credential = await credentials.getForUpdate(tx, companyId, old.credential_id);
-      if (!credential || credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
+      if (credential?.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
       // Rotation mints a key, so the caller must hold what it carries, as at creation.
       checkGrant(this.deps.catalog, old.permissions, [grantable(actor)]);
       const minted = this.mint(old.environment, old.secret_hash !== null);
@@ -293,7 +301,12 @@ export class KeyService {
   }
 
   /** For a rotated key still in its overlap: reset its expiry to 24 h from now, or end it now. */
-  async changeExpiry(companyId: string, id: string, action: "reset" | "now", _actor: Actor): Promise<KeyView> {
+  async changeExpiry(
+    companyId: string,
+    id: string,
+    action: "reset" | "now",
+    _actor: Actor,
+  ): Promise<KeyView> {
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await apiKeys.getForUpdate(tx, companyId, id);
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");

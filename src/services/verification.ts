@@ -108,14 +108,15 @@ export class VerificationService {
     let subject: Outcome["subject"];
     if (input.key !== undefined) {
       const parsed = parseToken(input.key);
-      if (!parsed || parsed.kind !== "sk") return failure("MALFORMED");
+      if (parsed?.kind !== "sk") return failure("MALFORMED");
       const row = await apiKeys.findByHash(this.deps.db, hashToken(this.deps.secret, input.key));
       if (!row || (scope !== null && row.company_id !== scope)) return failure("NOT_FOUND");
       if (row.secret_hash !== null) {
         if (input.secret === undefined) return failure("MALFORMED");
         const secret = parseToken(input.secret);
-        if (!secret || secret.kind !== "ss" || secret.environment !== parsed.environment) return failure("MALFORMED");
-        if (!safeEqual(hashToken(this.deps.secret, input.secret), row.secret_hash)) return failure("NOT_FOUND");
+        if (secret?.kind !== "ss" || secret.environment !== parsed.environment) return failure("MALFORMED");
+        if (!safeEqual(hashToken(this.deps.secret, input.secret), row.secret_hash))
+          return failure("NOT_FOUND");
       }
       // A key never does more than its API user may do now, even if the user's permissions shrank later.
       const credentialHeld = row.credential_permissions ? new Set(row.credential_permissions) : null;
@@ -156,7 +157,8 @@ export class VerificationService {
     }
     const now = this.deps.clock();
     const code = decide(subject, input, now);
-    if (code === "VALID" && subject.keyId !== null) this.deps.usage.record(subject.keyId, now, input.ip ?? null);
+    if (code === "VALID" && subject.keyId !== null)
+      this.deps.usage.record(subject.keyId, now, input.ip ?? null);
     return {
       result: {
         valid: code === "VALID",

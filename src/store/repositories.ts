@@ -1,5 +1,12 @@
 import { type Insertable, type Kysely, sql, type Transaction } from "kysely";
-import type { ApiKeyRow, CompanyRow, CredentialRow, CredentialsTable, Database, NewApiKey } from "./schema.ts";
+import type {
+  ApiKeyRow,
+  CompanyRow,
+  CredentialRow,
+  CredentialsTable,
+  Database,
+  NewApiKey,
+} from "./schema.ts";
 
 /** A repository call works on the database or inside a transaction. */
 export type Db = Kysely<Database> | Transaction<Database>;
@@ -24,7 +31,14 @@ export const users = {
   },
   insert(
     db: Db,
-    row: { id: string; company_id: string; email: string; password_hash: string; role: "owner"; created_at: Date },
+    row: {
+      id: string;
+      company_id: string;
+      email: string;
+      password_hash: string;
+      role: "owner";
+      created_at: Date;
+    },
   ) {
     return db.insertInto("users").values(row).execute();
   },
@@ -32,7 +46,11 @@ export const users = {
 
 export const credentials = {
   async usernameTaken(db: Db, username: string): Promise<boolean> {
-    const row = await db.selectFrom("credentials").select("id").where("username", "=", username).executeTakeFirst();
+    const row = await db
+      .selectFrom("credentials")
+      .select("id")
+      .where("username", "=", username)
+      .executeTakeFirst();
     return row !== undefined;
   },
   insert(db: Db, row: Insertable<CredentialsTable>) {
@@ -56,7 +74,11 @@ export const credentials = {
       .forUpdate()
       .executeTakeFirst();
   },
-  list(db: Db, companyId: string, opts: { after?: string | undefined; limit: number }): Promise<CredentialRow[]> {
+  list(
+    db: Db,
+    companyId: string,
+    opts: { after?: string | undefined; limit: number },
+  ): Promise<CredentialRow[]> {
     let q = db.selectFrom("credentials").selectAll().where("company_id", "=", companyId);
     if (opts.after) q = q.where("id", "<", opts.after);
     return q.orderBy("id", "desc").limit(opts.limit).execute();
@@ -127,14 +149,21 @@ export const apiKeys = {
     if (filters.environment) q = q.where("environment", "=", filters.environment);
     if (filters.status === "revoked") q = q.where("status", "=", "revoked");
     if (filters.status === "active") {
-      q = q.where("status", "=", "active").where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]));
+      q = q
+        .where("status", "=", "active")
+        .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]));
     }
     if (filters.status === "expired") q = q.where("status", "=", "active").where("expires_at", "<=", now);
     if (page.after) q = q.where("id", "<", page.after);
     return q.orderBy("id", "desc").limit(page.limit).execute();
   },
   update(db: Db, companyId: string, id: string, patch: Record<string, unknown>) {
-    return db.updateTable("api_keys").set(patch).where("company_id", "=", companyId).where("id", "=", id).execute();
+    return db
+      .updateTable("api_keys")
+      .set(patch)
+      .where("company_id", "=", companyId)
+      .where("id", "=", id)
+      .execute();
   },
   /**
    * The verification lookup: one indexed query returning the key with its credential's and company's

@@ -1,0 +1,116 @@
+import { Command } from "commander";
+import { ConfigError, loadConfig } from "../config.ts";
+import { openConfiguredStore, resolveSecret, startServer } from "../server.ts";
+import { createServices } from "../services/services.ts";
+import { DataDirLockedError, readLock } from "../store/lock.ts";
+import { MigrationError, migrateToLatest } from "../store/store.ts";
+
+const program = new Command()
+  .name("latchkey")
+  .description(
+    "Self-hosted API credentials: scoped keys, IP allowlists, rotation, revocation and verification.",
+  );
+
+program
+  .command("serve")
+  .description("Start the server (embedded store unless DATABASE_URL is set); migrations are applied first")
+  .action(async () => {
+    const config = loadConfig();
+    const running = await startServer(config);
+    running.app.log.info(
+      {
+        url: running.url,
+        store: running.store.kind,
+        data_dir: running.store.kind === "pglite" ? config.dataDir : undefined,
+      },
+      "latchkey is listening",
+    );
+    const shutdown = async (signal: string) => {
+      running.app.log.info({ signal }, "shutting down");
+      await running.stop();
+      process.exit(0);
+    };
+    process.once("SIGINT", () => void shutdown("SIGINT"));
+    process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  });
+
+program
+  .command("migrate")
+  .description("Apply pending migrations and exit")
+  .action(async () => {
+    const config = loadConfig();
+    const store = await openConfiguredStore(config, "migrate");
+    try {
+      const applied = await migrateToLatest(store.db);
+      console.log(applied.length ? `applied: ${applied.join(", ")}` : "already up to date");
+    } finally {
+      await store.close();
+    }
+  });
+
+program
+  .command("bootstrap")
+  .description("Create a company with its owner, default API credential and management key")
+  .requiredOption("--company <name>", "the company's name")
+  .requiredOption("--owner-email <email>", "the owner's email address")
+  .option("--json", "print the result as JSON (the same as POST /v1/admin/companies)")
+  .action(async (opts: { company: string; ownerEmail: string; json?: boolean }) => {
+    const config = loadConfig();
+    const body = { name: opts.company, owner_email: opts.ownerEmail };
+    let data: unknown;
+    const holder = config.databaseUrl ? null : readLock(config.dataDir);
+    if (holder?.url && holder.control_token) {
+      // The embedded store is open in a running server: go through its API, never open the store twice.
+      const res = await fetch(`${holder.url}/v1/admin/companies`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${holder.control_token}` },
+        body: JSON.stringify(body),
+      });
+      const json = (await res.json()) as {
+        success: boolean;
+        data?: unknown;
+        error?: { code: string; message: string };
+      };
+      if (!json.success) throw new Error(`${json.error?.code}: ${json.error?.message}`);
+      data = json.data;
+    } else {
+      const store = await openConfiguredStore(config, "bootstrap");
+      try {
+        await migrateToLatest(store.db);
+        const services = createServices({
+          db: store.db,
+          catalog: config.catalog,
+          secret: resolveSecret(config),
+          keyPrefix: config.keyPrefix,
+        });
+        data = await services.companies.create(body, { kind: "platform" });
+        await services.close();
+      } finally {
+        await store.close();
+      }
+    }
+    if (opts.json) {
+      console.log(JSON.stringify(data, null, 2));
+      return;
+    }
+    const d = data as {
+      company: { id: string; name: string };
+      owner: { email: string; temporary_password: string };
+      default_credential: { username: string };
+      management_key: { key: string };
+    };
+    console.log(`Company        ${d.company.name} (${d.company.id})`);
+    console.log(`Owner          ${d.owner.email}, temporary password ${d.owner.temporary_password}`);
+    console.log(`API credential ${d.default_credential.username}`);
+    console.log(`Management key ${d.management_key.key}`);
+    console.log("The key and password are shown this once. Store them now.");
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const known =
+    err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof MigrationError;
+  console.error(
+    `latchkey: ${known ? (err as Error).message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,120 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import swagger from "@fastify/swagger";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from "fastify";
+import { LatchkeyError } from "../core/errors.ts";
+import { clientIp, compileTrustedProxies } from "../core/ip.ts";
+import { randomBase62 } from "../core/random.ts";
+import type { Services } from "../services/services.ts";
+import { errorHandler } from "./errors.ts";
+import { registerRoutes } from "./routes/index.ts";
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export interface AppOptions {
+  services: Services;
+  trustedProxies?: readonly string[];
+  /** Tokens accepted on the platform operator routes: LATCHKEY_ADMIN_TOKEN and the local CLI's token. */
+  platformTokens?: readonly string[];
+  bodyLimit?: number;
+  /** Pino options, or false for silence (tests). */
+  logger?: boolean | Record<string, unknown>;
+  version?: string;
+  /** Extra facts for /healthz (the store kind). */
+  health?: () => Record<string, unknown>;
+}
+
+/** Never logged, whatever a log line carries: keys, secrets, passwords and the headers that hold them. */
+export const REDACT = [
+  "req.headers.authorization",
+  'req.headers["x-api-key"]',
+  'req.headers["x-api-secret"]',
+  "req.headers.cookie",
+  "*.key",
+  "*.secret",
+  "*.password",
+  "*.temporary_password",
+];
+
+export async function buildApp(opts: AppOptions): Promise<App> {
+  const logger =
+    opts.logger === undefined || opts.logger === false
+      ? false
+      : { ...(opts.logger === true ? {} : opts.logger), redact: REDACT };
+  const app = Fastify({
+    logger,
+    bodyLimit: opts.bodyLimit ?? 64 * 1024,
+    genReqId: () => `req_${randomBase62(16)}`,
+    // Client-supplied request ids are not trusted: ours are the ones logged and returned.
+    requestIdHeader: false,
+    onProtoPoisoning: "error",
+    onConstructorPoisoning: "error",
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 128 },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // An empty JSON body (a POST with nothing to say, like a rotation with the default grace) reads as {},
+  // not as a parse error; anything else goes through Fastify's hardened parser.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = body.toString();
+    if (text.trim() === "") return done(null, {});
+    parseJson(request, text, done);
+  });
+
+  const trusted = compileTrustedProxies(opts.trustedProxies ?? []);
+  app.decorateRequest("clientIp", "");
+  app.decorateRequest("actor", null);
+  app.addHook("onRequest", async (request) => {
+    request.clientIp = clientIp(
+      request.socket.remoteAddress ?? "",
+      request.headers["x-forwarded-for"],
+      trusted,
+    );
+  });
+  app.addHook("onSend", async (request, reply, payload) => {
+    reply.header("x-request-id", request.id);
+    reply.header("cache-control", "no-store");
+    return payload;
+  });
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(async () => {
+    throw new LatchkeyError("ROUTE_NOT_FOUND");
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Latchkey",
+        version: opts.version ?? "0.1.0",
+        description: "API credentials, scoped keys and their verification.",
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
+          apiSecret: { type: "apiKey", in: "header", name: "X-API-Secret" },
+          bearer: { type: "http", scheme: "bearer" },
+          basic: { type: "http", scheme: "basic" },
+        },
+      },
+      security: [{ apiKey: [] }, { bearer: [] }, { basic: [] }],
+    },
+  });
+
+  registerRoutes(app, {
+    services: opts.services,
+    platformTokens: opts.platformTokens ?? [],
+    health: opts.health ?? (() => ({})),
+  });
+  return app;
+}

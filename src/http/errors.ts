@@ -1,0 +1,75 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { ERRORS, type ErrorCode, LatchkeyError } from "../core/errors.ts";
+
+/** Fastify's own error codes for bad input, mapped onto our catalog. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "VALIDATION_ERROR",
+  FST_ERR_CTP_BODY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "INVALID_JSON",
+  FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_JSON",
+  FST_ERR_CTP_EMPTY_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_CTP_INVALID_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_BAD_URL: "VALIDATION_ERROR",
+  FST_ERR_ASYNC_CONSTRAINT: "VALIDATION_ERROR",
+};
+
+export function sendError(
+  reply: FastifyReply,
+  request: FastifyRequest,
+  code: ErrorCode,
+  message: string = ERRORS[code].message,
+  extra: { field?: string | undefined; details?: Record<string, unknown> | undefined } = {},
+) {
+  const error: Record<string, unknown> = { code, message, request_id: request.id };
+  if (extra.field) error.field = extra.field;
+  if (extra.details && Object.keys(extra.details).length > 0) error.details = extra.details;
+  return reply.status(ERRORS[code].status).type("application/json").send({ success: false, error });
+}
+
+function validationField(err: FastifyError): string | undefined {
+  const first = err.validation?.[0];
+  if (!first) return undefined;
+  const params = first.params as Record<string, unknown>;
+  const name = (params.missingProperty ?? params.additionalProperty) as string | undefined;
+  const path = first.instancePath.replace(/^\//, "").replaceAll("/", ".");
+  return [path, name].filter(Boolean).join(".") || undefined;
+}
+
+/** The one place a failure becomes a status and an envelope. Anything unexpected is a logged 500. */
+export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (err instanceof LatchkeyError) {
+    const { field, ...details } = err.details ?? {};
+    return sendError(reply, request, err.code, err.message, {
+      field: typeof field === "string" ? field : undefined,
+      details,
+    });
+  }
+  if (err.validation) {
+    const field = validationField(err);
+    const where = err.validationContext ?? "request";
+    const first = err.validation[0];
+    const params = (first?.params ?? {}) as Record<string, unknown>;
+    const reason =
+      first?.keyword === "additionalProperties"
+        ? "is not a known field"
+        : first?.keyword === "required"
+          ? "is required"
+          : (first?.message ?? "is not valid");
+    return sendError(reply, request, "VALIDATION_ERROR", `${where}${field ? `.${field}` : ""} ${reason}.`, {
+      field,
+      details:
+        first?.keyword === "pattern" || first?.keyword === "format"
+          ? {}
+          : { rule: first?.keyword, ...params },
+    });
+  }
+  const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
+  if (mapped) return sendError(reply, request, mapped);
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    // Any other client error Fastify raises (e.g. prototype poisoning) is still the client's.
+    return sendError(reply, request, "VALIDATION_ERROR", err.message);
+  }
+  request.log.error({ err }, "unhandled error");
+  return sendError(reply, request, "INTERNAL_ERROR");
+}

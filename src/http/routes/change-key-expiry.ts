@@ -1,0 +1,33 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { ErrorEnvelope, KeyIdParams, KeyView, Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function changeKeyExpiry(app: App, { services }: RouteDeps) {
+  app.post(
+    "/v1/keys/:id/expiry",
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "For a rotated key in its overlap: reset its expiry to 24 h from now, or expire it now",
+        params: KeyIdParams,
+        body: Type.Object(
+          { action: Type.Union([Type.Literal("reset"), Type.Literal("now")]) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Ok(KeyView), "4xx": ErrorEnvelope },
+      },
+      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+    },
+    async (request) => ({
+      success: true as const,
+      data: await services.keys.changeExpiry(
+        companyOf(request),
+        request.params.id,
+        request.body.action,
+        actorOf(request),
+      ),
+    }),
+  );
+}

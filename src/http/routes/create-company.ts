@@ -1,0 +1,50 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { requirePlatform } from "../auth.ts";
+import { CreatedKey, ErrorEnvelope, Name, Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function createCompany(app: App, { services, platformTokens }: RouteDeps) {
+  app.post(
+    "/v1/admin/companies",
+    {
+      schema: {
+        tags: ["platform"],
+        summary: "Create a company with its owner, default API credential and management key",
+        security: [{ bearer: [] }],
+        body: Type.Object(
+          {
+            name: Name,
+            owner_email: Type.String({ format: "email", minLength: 3, maxLength: 254 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Ok(
+            Type.Object({
+              company: Type.Object({
+                id: Type.String(),
+                name: Type.String(),
+                slug: Type.String(),
+                created_at: Type.String(),
+              }),
+              owner: Type.Object({
+                id: Type.String(),
+                email: Type.String(),
+                temporary_password: Type.String(),
+              }),
+              default_credential: Type.Object({ id: Type.String(), username: Type.String() }),
+              management_key: CreatedKey,
+            }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preHandler: requirePlatform(platformTokens),
+    },
+    async (request, reply) => {
+      const data = await services.companies.create(request.body, request.actor ?? { kind: "platform" });
+      return reply.status(201).send({ success: true, data });
+    },
+  );
+}

@@ -1,0 +1,53 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import {
+  AllowedIps,
+  CreatedKey,
+  DateTime,
+  Description,
+  Environment,
+  ErrorEnvelope,
+  Name,
+  Ok,
+  Permissions,
+  Preset,
+} from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export const CreateKeyBody = Type.Object(
+  {
+    name: Name,
+    environment: Environment,
+    description: Type.Optional(Description),
+    credential_id: Type.Optional(Type.String({ pattern: "^cred_[0-9A-Za-z]{22}$" })),
+    permissions: Type.Optional(Permissions),
+    preset: Type.Optional(Preset),
+    allowed_ips: Type.Optional(AllowedIps),
+    expires_at: Type.Optional(DateTime),
+    with_secret: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export default function createKey(app: App, { services }: RouteDeps) {
+  app.post(
+    "/v1/keys",
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "Create an API key; the key (and secret) are returned this once",
+        description:
+          "Permissions default to the API user's. A preset (read_only, write, full_access, or one per group) " +
+          "selects that level of what the API user holds. Nobody can grant more than they hold.",
+        body: CreateKeyBody,
+        response: { 201: Ok(CreatedKey), "4xx": ErrorEnvelope },
+      },
+      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+    },
+    async (request, reply) => {
+      const data = await services.keys.create(companyOf(request), request.body, actorOf(request));
+      return reply.status(201).send({ success: true, data });
+    },
+  );
+}

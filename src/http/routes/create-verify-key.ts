@@ -1,0 +1,31 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { requirePlatform } from "../auth.ts";
+import { ErrorEnvelope, Name, Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function createVerifyKey(app: App, { services, platformTokens }: RouteDeps) {
+  app.post(
+    "/v1/admin/verify-keys",
+    {
+      schema: {
+        tags: ["platform"],
+        summary: "Create a platform-wide key that may only verify keys (for the gateway)",
+        security: [{ bearer: [] }],
+        body: Type.Object({ name: Name }, { additionalProperties: false }),
+        response: {
+          201: Ok(Type.Object({ id: Type.String(), key: Type.String(), prefix: Type.String() })),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preHandler: requirePlatform(platformTokens),
+    },
+    async (request, reply) => {
+      const data = await services.keys.createVerifyKey(
+        request.body.name,
+        request.actor ?? { kind: "platform" },
+      );
+      return reply.status(201).send({ success: true, data });
+    },
+  );
+}

@@ -1,0 +1,33 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { CredentialIdParams, ErrorEnvelope, Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function generateCredentialPassword(app: App, { services }: RouteDeps) {
+  app.post(
+    "/v1/credentials/:id/password",
+    {
+      schema: {
+        tags: ["credentials"],
+        summary: "Generate a Basic auth password (shown once; the previous one stops working at once)",
+        params: CredentialIdParams,
+        response: {
+          200: Ok(
+            Type.Object({ username: Type.String(), password: Type.String(), created_at: Type.String() }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preHandler: requireCaller(services, { all: ["credentials:manage"] }),
+    },
+    async (request) => ({
+      success: true as const,
+      data: await services.credentials.generatePassword(
+        companyOf(request),
+        request.params.id,
+        actorOf(request),
+      ),
+    }),
+  );
+}

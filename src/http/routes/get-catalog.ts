@@ -1,0 +1,36 @@
+import { Type } from "typebox";
+import { PRESETS } from "../../core/catalog.ts";
+import type { App } from "../app.ts";
+import { Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+/** The catalog is public: it names what the platform's API can do, never anyone's data. */
+export default function getCatalog(app: App, { services }: RouteDeps) {
+  app.get(
+    "/v1/catalog",
+    {
+      schema: {
+        tags: ["catalog"],
+        summary: "The permission catalog: groups, entities, actions and presets",
+        security: [],
+        response: {
+          200: Ok(
+            Type.Object({
+              groups: Type.Array(Type.Unknown()),
+              permissions: Type.Array(Type.String()),
+              presets: Type.Array(Type.String()),
+            }),
+          ),
+        },
+      },
+    },
+    async () => ({
+      success: true as const,
+      data: {
+        groups: services.catalog.groups,
+        permissions: [...services.catalog.permissions],
+        presets: [...PRESETS],
+      },
+    }),
+  );
+}

@@ -1,0 +1,45 @@
+import type { App } from "../app.ts";
+import changeKeyExpiry from "./change-key-expiry.ts";
+import createCompany from "./create-company.ts";
+import createCredential from "./create-credential.ts";
+import createKey from "./create-key.ts";
+import createVerifyKey from "./create-verify-key.ts";
+import type { RouteDeps } from "./deps.ts";
+import generateCredentialPassword from "./generate-credential-password.ts";
+import getCatalog from "./get-catalog.ts";
+import getCredential from "./get-credential.ts";
+import getKey from "./get-key.ts";
+import health from "./health.ts";
+import listCredentials from "./list-credentials.ts";
+import listKeys from "./list-keys.ts";
+import openapi from "./openapi.ts";
+import revokeKey from "./revoke-key.ts";
+import rotateKey from "./rotate-key.ts";
+import updateCredential from "./update-credential.ts";
+import updateKey from "./update-key.ts";
+import verifyKey from "./verify-key.ts";
+
+export function registerRoutes(app: App, deps: RouteDeps) {
+  for (const route of [
+    health,
+    openapi,
+    getCatalog,
+    createCompany,
+    createVerifyKey,
+    createCredential,
+    listCredentials,
+    getCredential,
+    updateCredential,
+    generateCredentialPassword,
+    createKey,
+    listKeys,
+    getKey,
+    updateKey,
+    revokeKey,
+    rotateKey,
+    changeKeyExpiry,
+    verifyKey,
+  ]) {
+    route(app, deps);
+  }
+}

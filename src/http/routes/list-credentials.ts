@@ -1,0 +1,32 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { companyOf, requireCaller } from "../auth.ts";
+import { CredentialView, ErrorEnvelope, Ok, Page, pageOf } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function listCredentials(app: App, { services }: RouteDeps) {
+  app.get(
+    "/v1/credentials",
+    {
+      schema: {
+        tags: ["credentials"],
+        summary: "List the company's API credentials, newest first",
+        querystring: Type.Object(Page, { additionalProperties: false }),
+        response: {
+          200: Ok(
+            Type.Object({
+              credentials: Type.Array(CredentialView),
+              next_cursor: Type.Union([Type.String(), Type.Null()]),
+            }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preHandler: requireCaller(services, { any: ["credentials:manage", "keys:manage"] }),
+    },
+    async (request) => ({
+      success: true as const,
+      data: await services.credentials.list(companyOf(request), pageOf(request.query)),
+    }),
+  );
+}

@@ -1,0 +1,46 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { companyOf, requireCaller } from "../auth.ts";
+import { Environment, ErrorEnvelope, KeyView, Ok, Page, pageOf } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function listKeys(app: App, { services }: RouteDeps) {
+  app.get(
+    "/v1/keys",
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "List the company's API keys (prefixes only, never a key or secret), newest first",
+        querystring: Type.Object(
+          {
+            credential_id: Type.Optional(Type.String({ pattern: "^cred_[0-9A-Za-z]{22}$" })),
+            environment: Type.Optional(Environment),
+            status: Type.Optional(
+              Type.Union([Type.Literal("active"), Type.Literal("revoked"), Type.Literal("expired")]),
+            ),
+            ...Page,
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Ok(
+            Type.Object({ keys: Type.Array(KeyView), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+    },
+    async (request) => {
+      const q = request.query;
+      return {
+        success: true as const,
+        data: await services.keys.list(
+          companyOf(request),
+          { credentialId: q.credential_id, environment: q.environment, status: q.status },
+          pageOf(q),
+        ),
+      };
+    },
+  );
+}

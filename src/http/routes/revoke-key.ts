@@ -1,0 +1,30 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { ErrorEnvelope, KeyIdParams, Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function revokeKey(app: App, { services }: RouteDeps) {
+  app.delete(
+    "/v1/keys/:id",
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "Revoke a key, immediately and for good",
+        params: KeyIdParams,
+        response: {
+          200: Ok(Type.Object({ message: Type.String(), id: Type.String(), revoked_at: Type.String() })),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+    },
+    async (request) => {
+      const key = await services.keys.revoke(companyOf(request), request.params.id, actorOf(request));
+      return {
+        success: true as const,
+        data: { message: "API key revoked successfully", id: key.id, revoked_at: key.revoked_at as string },
+      };
+    },
+  );
+}

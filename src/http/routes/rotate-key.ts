@@ -1,0 +1,41 @@
+import { Type } from "typebox";
+import { MAX_GRACE_SECONDS } from "../../services/keys.ts";
+import type { App } from "../app.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { CreatedKey, DateTime, ErrorEnvelope, KeyIdParams, Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function rotateKey(app: App, { services }: RouteDeps) {
+  app.post(
+    "/v1/keys/:id/rotate",
+    {
+      schema: {
+        tags: ["keys"],
+        summary:
+          "Replace a key with a new one; the old one keeps working for the grace period (default 24 h)",
+        params: KeyIdParams,
+        body: Type.Object(
+          {
+            grace_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_GRACE_SECONDS })),
+            expires_at: Type.Optional(DateTime),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Ok(
+            Type.Object({
+              ...CreatedKey.properties,
+              previous_key: Type.Object({ id: Type.String(), expires_at: Type.String() }),
+            }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+    },
+    async (request) => ({
+      success: true as const,
+      data: await services.keys.rotate(companyOf(request), request.params.id, request.body, actorOf(request)),
+    }),
+  );
+}

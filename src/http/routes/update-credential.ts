@@ -1,0 +1,48 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import {
+  AllowedIps,
+  CredentialIdParams,
+  CredentialView,
+  Description,
+  ErrorEnvelope,
+  Name,
+  Ok,
+  Permissions,
+} from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function updateCredential(app: App, { services }: RouteDeps) {
+  app.patch(
+    "/v1/credentials/:id",
+    {
+      schema: {
+        tags: ["credentials"],
+        summary: "Change an API credential: name, description, permissions, allowed IPs, or deactivate it",
+        params: CredentialIdParams,
+        body: Type.Object(
+          {
+            name: Type.Optional(Name),
+            description: Type.Optional(Description),
+            permissions: Type.Optional(Permissions),
+            allowed_ips: Type.Optional(AllowedIps),
+            status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("inactive")])),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: Ok(CredentialView), "4xx": ErrorEnvelope },
+      },
+      preHandler: requireCaller(services, { all: ["credentials:manage"] }),
+    },
+    async (request) => ({
+      success: true as const,
+      data: await services.credentials.update(
+        companyOf(request),
+        request.params.id,
+        request.body,
+        actorOf(request),
+      ),
+    }),
+  );
+}

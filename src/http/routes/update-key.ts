@@ -1,0 +1,42 @@
+import { Type } from "typebox";
+import type { App } from "../app.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import {
+  AllowedIps,
+  Description,
+  ErrorEnvelope,
+  KeyIdParams,
+  KeyView,
+  Name,
+  Ok,
+  Permissions,
+} from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function updateKey(app: App, { services }: RouteDeps) {
+  app.patch(
+    "/v1/keys/:id",
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "Change a key's name, description or allowed IPs; its permissions are fixed at creation",
+        params: KeyIdParams,
+        body: Type.Object(
+          {
+            name: Type.Optional(Name),
+            description: Type.Optional(Description),
+            allowed_ips: Type.Optional(AllowedIps),
+            permissions: Type.Optional(Permissions),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: Ok(KeyView), "4xx": ErrorEnvelope },
+      },
+      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+    },
+    async (request) => ({
+      success: true as const,
+      data: await services.keys.update(companyOf(request), request.params.id, request.body, actorOf(request)),
+    }),
+  );
+}

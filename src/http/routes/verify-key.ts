@@ -1,0 +1,56 @@
+import { Type } from "typebox";
+import { VERIFY_CODES, type VerifyCode } from "../../core/errors.ts";
+import type { App } from "../app.ts";
+import { actorOf, requireCaller } from "../auth.ts";
+import { Environment, ErrorEnvelope, Nullable, Ok, Permissions } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+const Token = Type.String({ minLength: 1, maxLength: 256 });
+
+export default function verifyKey(app: App, { services }: RouteDeps) {
+  app.post(
+    "/v1/verify",
+    {
+      schema: {
+        tags: ["verification"],
+        summary: "Is this key (or key + secret, or username + password) good for this request?",
+        description:
+          "Always 200 for a well-formed question; the answer is in `valid` and `code`. A company's key " +
+          "verifies only its own company's keys; a platform verify key verifies any.",
+        body: Type.Object(
+          {
+            key: Type.Optional(Token),
+            secret: Type.Optional(Token),
+            username: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+            password: Type.Optional(Token),
+            permissions: Type.Optional(Permissions),
+            ip: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+            environment: Type.Optional(Environment),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Ok(
+            Type.Object({
+              valid: Type.Boolean(),
+              code: Type.Unsafe<VerifyCode>({ type: "string", enum: [...VERIFY_CODES] }),
+              key_id: Nullable(Type.String()),
+              credential_id: Nullable(Type.String()),
+              company_id: Nullable(Type.String()),
+              environment: Nullable(Environment),
+              permissions: Type.Array(Type.String()),
+              expires_at: Nullable(Type.String()),
+            }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preHandler: requireCaller(services, { all: ["keys:verify"] }, { companyScoped: false }),
+    },
+    async (request) => {
+      const actor = actorOf(request);
+      const scope = actor.kind === "platform" ? null : actor.companyId;
+      return { success: true as const, data: await services.verification.verify(request.body, scope) };
+    },
+  );
+}

@@ -14,6 +14,8 @@ export interface Store {
   db: Kysely<Database>;
   /** The embedded store's lock, so the server can tell CLI commands where it listens. */
   lock: DataDirLock | null;
+  /** The embedded store's data as a tarball (used to start test stores from a migrated template). */
+  dump?: () => Promise<Blob>;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       kind: "pglite",
       db,
       lock,
+      dump: async () => (await pglite.dumpDataDir("none")) as Blob,
       async close() {
         await db.destroy();
         lock?.release();

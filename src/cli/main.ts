@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { ConfigError, loadConfig } from "../config.ts";
 import { openConfiguredStore, resolveSecret, startServer } from "../server.ts";
+import { platformCtx } from "../services/actor.ts";
 import { createServices } from "../services/services.ts";
 import { DataDirLockedError, readLock } from "../store/lock.ts";
 import { MigrationError, migrateToLatest } from "../store/store.ts";
@@ -83,7 +84,7 @@ program
           secret: resolveSecret(config),
           keyPrefix: config.keyPrefix,
         });
-        data = await services.companies.create(body, { kind: "platform" });
+        data = await services.companies.create(body, platformCtx());
         await services.close();
       } finally {
         await store.close();

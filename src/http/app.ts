@@ -74,6 +74,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const trusted = compileTrustedProxies(opts.trustedProxies ?? []);
   app.decorateRequest("clientIp", "");
   app.decorateRequest("actor", null);
+  app.decorateRequest("totpUsed", false);
   app.addHook("onRequest", async (request) => {
     request.clientIp = clientIp(
       request.socket.remoteAddress ?? "",

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { LatchkeyError } from "../core/errors.ts";
 import { safeEqual } from "../core/hashing.ts";
-import type { Actor } from "../services/actor.ts";
+import type { Actor, Ctx } from "../services/actor.ts";
 import type { Services } from "../services/services.ts";
 
 declare module "fastify" {
@@ -9,6 +9,8 @@ declare module "fastify" {
     /** The caller's address, after the trusted-proxy rule. */
     clientIp: string;
     actor: Actor | null;
+    /** Set when this request carried a valid second factor (step-up). */
+    totpUsed: boolean;
   }
 }
 
@@ -84,6 +86,17 @@ export function requireCaller(
 export function actorOf(request: FastifyRequest): Actor {
   if (!request.actor) throw new LatchkeyError("UNAUTHORIZED");
   return request.actor;
+}
+
+/** Who acts, from where, with or without a second factor: what services record in the audit trail. */
+export function ctxOf(request: FastifyRequest): Ctx {
+  const agent = request.headers["user-agent"];
+  return {
+    actor: actorOf(request),
+    ip: request.clientIp || null,
+    userAgent: agent ?? null,
+    totpUsed: request.totpUsed,
+  };
 }
 
 /** The company a management request acts on: always the caller's own. */

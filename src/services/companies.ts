@@ -7,7 +7,8 @@ import { companySlug } from "../core/names.ts";
 import { randomBase62 } from "../core/random.ts";
 import { companies, users } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
-import type { Actor } from "./actor.ts";
+import type { Ctx } from "./actor.ts";
+import type { AuditService } from "./audit.ts";
 import type { CredentialService } from "./credentials.ts";
 import type { CreatedKey, KeyService } from "./keys.ts";
 
@@ -24,6 +25,7 @@ export interface CompanyServiceDeps {
   clock: () => Date;
   credentials: CredentialService;
   keys: KeyService;
+  audit: AuditService;
 }
 
 export class CompanyService {
@@ -33,7 +35,7 @@ export class CompanyService {
    * A tenant with what comes with the account: an owner with a temporary password, a default API
    * credential holding the whole catalog, and a live management key for it. All or nothing.
    */
-  async create(input: { name: string; owner_email: string }, actor: Actor): Promise<CreatedCompany> {
+  async create(input: { name: string; owner_email: string }, ctx: Ctx): Promise<CreatedCompany> {
     const now = this.deps.clock();
     const email = input.owner_email.trim().toLowerCase();
     const temporaryPassword = randomBase62(20);
@@ -50,12 +52,24 @@ export class CompanyService {
       await companies.insert(tx, company);
       const owner = { id: newId("usr", now), company_id: company.id, email, role: "owner" as const };
       await users.insert(tx, { ...owner, password_hash: passwordHash, created_at: now });
+      await this.deps.audit.append(tx, ctx, {
+        action: "company.created",
+        companyId: company.id,
+        target: { type: "company", id: company.id },
+        changes: { after: { name: company.name, slug } },
+      });
+      await this.deps.audit.append(tx, ctx, {
+        action: "user.created",
+        companyId: company.id,
+        target: { type: "user", id: owner.id },
+        changes: { after: { email, role: "owner" } },
+      });
       const credential = await this.deps.credentials.insert(
         tx,
         company.id,
         slug,
         { name: "Default API credential", permissions: everything, is_default: true },
-        actor,
+        ctx,
       );
       const key = await this.deps.keys.createIn(
         tx,
@@ -66,7 +80,7 @@ export class CompanyService {
           environment: "live",
           credential_id: credential.id,
         },
-        actor,
+        ctx,
       );
       return { company, owner, credential, key };
     });

@@ -7,7 +7,8 @@ import { credentialUsername } from "../core/names.ts";
 import { randomBase62 } from "../core/random.ts";
 import { companies, credentials, type Db } from "../store/repositories.ts";
 import type { CredentialRow, Database } from "../store/schema.ts";
-import { type Actor, actorRef, grantable } from "./actor.ts";
+import { type Actor, actorRef, type Ctx, grantable } from "./actor.ts";
+import type { AuditService } from "./audit.ts";
 import { checkAllowlist, checkGrant } from "./grants.ts";
 import { type CredentialView, credentialView } from "./views.ts";
 
@@ -31,6 +32,7 @@ export interface CredentialServiceDeps {
   catalog: Catalog;
   secret: string;
   clock: () => Date;
+  audit: AuditService;
 }
 
 /** Dedicated API users: never a human login, deactivated but never deleted. */
@@ -47,7 +49,7 @@ export class CredentialService {
     companyId: string,
     slug: string,
     input: CreateCredentialInput & { is_default?: boolean },
-    actor: Actor,
+    ctx: Ctx,
   ): Promise<CredentialRow> {
     const now = this.deps.clock();
     let username = credentialUsername(slug);
@@ -68,13 +70,19 @@ export class CredentialService {
       password_hash: null,
       password_created_at: null,
       created_at: now,
-      created_by: actorRef(actor),
+      created_by: actorRef(ctx.actor),
       updated_at: now,
     };
     await credentials.insert(db, {
       ...row,
       permissions: JSON.stringify(row.permissions),
       allowed_ips: JSON.stringify(row.allowed_ips),
+    });
+    await this.deps.audit.append(db, ctx, {
+      action: "credential.created",
+      companyId,
+      target: { type: "credential", id: row.id },
+      changes: { after: auditFields(row) },
     });
     return row;
   }
@@ -88,8 +96,8 @@ export class CredentialService {
     return checkGrant(this.deps.catalog, permissions, [grantable(actor)]);
   }
 
-  async create(companyId: string, input: CreateCredentialInput, actor: Actor): Promise<CredentialView> {
-    const permissions = this.checkPermissions(input.permissions, actor);
+  async create(companyId: string, input: CreateCredentialInput, ctx: Ctx): Promise<CredentialView> {
+    const permissions = this.checkPermissions(input.permissions, ctx.actor);
     const allowedIps = checkAllowlist(input.allowed_ips);
     return this.deps.db.transaction().execute(async (tx) => {
       const company = await companies.get(tx, companyId);
@@ -99,7 +107,7 @@ export class CredentialService {
         companyId,
         company.slug,
         { ...input, permissions, allowed_ips: allowedIps },
-        actor,
+        ctx,
       );
       return this.view(row);
     });
@@ -131,10 +139,10 @@ export class CredentialService {
     companyId: string,
     id: string,
     input: UpdateCredentialInput,
-    actor: Actor,
+    ctx: Ctx,
   ): Promise<CredentialView> {
     const permissions =
-      input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, actor);
+      input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, ctx.actor);
     const allowedIps = input.allowed_ips === undefined ? undefined : checkAllowlist(input.allowed_ips);
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.getForUpdate(tx, companyId, id);
@@ -148,6 +156,9 @@ export class CredentialService {
         allowed_ips: allowedIps ?? row.allowed_ips,
         updated_at: this.deps.clock(),
       };
+      // One audit event per kind of change, so the trail can be filtered by what happened.
+      const events = changeEvents(row, next);
+      if (events.length === 0) return this.view(row);
       await credentials.update(tx, companyId, id, {
         name: next.name,
         description: next.description,
@@ -156,6 +167,14 @@ export class CredentialService {
         allowed_ips: JSON.stringify(next.allowed_ips),
         updated_at: next.updated_at,
       });
+      for (const [action, changes] of events) {
+        await this.deps.audit.append(tx, ctx, {
+          action,
+          companyId,
+          target: { type: "credential", id },
+          changes,
+        });
+      }
       return this.view(next);
     });
   }
@@ -167,7 +186,7 @@ export class CredentialService {
   async generatePassword(
     companyId: string,
     id: string,
-    actor: Actor,
+    ctx: Ctx,
   ): Promise<{ username: string; password: string; created_at: string }> {
     const password = randomBase62(40);
     const now = this.deps.clock();
@@ -175,13 +194,53 @@ export class CredentialService {
       const row = await credentials.getForUpdate(tx, companyId, id);
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
       // A password acts with all of the credential's permissions, so only someone holding them may issue one.
-      checkGrant(this.deps.catalog, row.permissions, [grantable(actor)]);
+      checkGrant(this.deps.catalog, row.permissions, [grantable(ctx.actor)]);
       await credentials.update(tx, companyId, id, {
         password_hash: hashToken(this.deps.secret, password),
         password_created_at: now,
         updated_at: now,
       });
+      await this.deps.audit.append(tx, ctx, {
+        action: "credential.password_generated",
+        companyId,
+        target: { type: "credential", id },
+        changes: { before: { has_password: row.password_hash !== null }, after: { has_password: true } },
+      });
       return { username: row.username, password, created_at: now.toISOString() };
     });
   }
+}
+
+function auditFields(row: CredentialRow) {
+  return {
+    username: row.username,
+    name: row.name,
+    description: row.description,
+    status: row.status,
+    permissions: row.permissions,
+    allowed_ips: row.allowed_ips,
+  };
+}
+
+type Changes = { before: Record<string, unknown>; after: Record<string, unknown> };
+
+/** The audit events a credential update makes: status, allowed IPs, permissions and details apart. */
+function changeEvents(before: CredentialRow, after: CredentialRow): [string, Changes][] {
+  const differs = (field: keyof CredentialRow) =>
+    JSON.stringify(before[field]) !== JSON.stringify(after[field]);
+  const pick = (row: CredentialRow, fields: (keyof CredentialRow)[]) =>
+    Object.fromEntries(fields.map((f) => [f, row[f]]));
+  const events: [string, Changes][] = [];
+  const group = (action: string, fields: (keyof CredentialRow)[]) => {
+    const changed = fields.filter(differs);
+    if (changed.length > 0)
+      events.push([action, { before: pick(before, changed), after: pick(after, changed) }]);
+  };
+  if (differs("status")) {
+    group(after.status === "inactive" ? "credential.deactivated" : "credential.reactivated", ["status"]);
+  }
+  group("allowed_ips.changed", ["allowed_ips"]);
+  group("credential.permissions_changed", ["permissions"]);
+  group("credential.updated", ["name", "description"]);
+  return events;
 }

@@ -6,7 +6,8 @@ import { newId } from "../core/ids.ts";
 import { type Environment, generateToken, parseToken } from "../core/key-format.ts";
 import { apiKeys, credentials, type Db, type KeyFilters } from "../store/repositories.ts";
 import type { ApiKeyRow, Database } from "../store/schema.ts";
-import { type Actor, actorRef, grantable } from "./actor.ts";
+import { actorRef, type Ctx, grantable, restrictedToTest } from "./actor.ts";
+import type { AuditService } from "./audit.ts";
 import { checkAllowlist, checkGrant } from "./grants.ts";
 import { type KeyView, keyStatus, keyView } from "./views.ts";
 
@@ -35,6 +36,7 @@ export interface KeyServiceDeps {
   secret: string;
   keyPrefix: string;
   clock: () => Date;
+  audit: AuditService;
 }
 
 export class KeyService {
@@ -69,13 +71,17 @@ export class KeyService {
     return date;
   }
 
-  create(companyId: string, input: CreateKeyInput, actor: Actor): Promise<CreatedKey> {
-    return this.deps.db.transaction().execute((tx) => this.createIn(tx, companyId, input, actor));
+  create(companyId: string, input: CreateKeyInput, ctx: Ctx): Promise<CreatedKey> {
+    return this.deps.db.transaction().execute((tx) => this.createIn(tx, companyId, input, ctx));
   }
 
   /** Creates a key inside the caller's transaction (company set-up makes its management key this way). */
-  async createIn(tx: Db, companyId: string, input: CreateKeyInput, actor: Actor): Promise<CreatedKey> {
-    const credentialId = input.credential_id ?? (actor.kind === "platform" ? undefined : actor.credentialId);
+  async createIn(tx: Db, companyId: string, input: CreateKeyInput, ctx: Ctx): Promise<CreatedKey> {
+    const actor = ctx.actor;
+    assertEnvironmentAllowed(ctx, input.environment);
+    const credentialId =
+      input.credential_id ??
+      (actor.kind === "key" || actor.kind === "credential" ? actor.credentialId : undefined);
     if (!credentialId) {
       throw new LatchkeyError("VALIDATION_ERROR", "credential_id is required for this caller.", {
         field: "credential_id",
@@ -141,16 +147,23 @@ export class KeyService {
         last_used_ip: null,
       };
       await insertKey(tx, row);
-      return withToken(this.view(row), minted.key, minted.secret);
+      const view = this.view(row);
+      await this.deps.audit.append(tx, ctx, {
+        action: "key.created",
+        companyId,
+        target: { type: "key", id: row.id },
+        changes: { after: auditFields(view) },
+      });
+      return withToken(view, minted.key, minted.secret);
     }
   }
 
   /** A platform-wide key that may only verify keys, for the platform's gateway. */
-  async createVerifyKey(name: string, actor: Actor): Promise<{ id: string; key: string; prefix: string }> {
+  async createVerifyKey(name: string, ctx: Ctx): Promise<{ id: string; key: string; prefix: string }> {
     const now = this.deps.clock();
     const minted = this.mint("live", false);
     const id = newId("key", now);
-    await insertKey(this.deps.db, {
+    const row: ApiKeyRow = {
       id,
       company_id: null,
       credential_id: null,
@@ -167,9 +180,18 @@ export class KeyService {
       revoked_at: null,
       replaced_by: null,
       created_at: now,
-      created_by: actorRef(actor),
+      created_by: actorRef(ctx.actor),
       last_used_at: null,
       last_used_ip: null,
+    };
+    await this.deps.db.transaction().execute(async (tx) => {
+      await insertKey(tx, row);
+      await this.deps.audit.append(tx, ctx, {
+        action: "verify_key.created",
+        companyId: null,
+        target: { type: "key", id },
+        changes: { after: { name, prefix: minted.prefix, permissions: row.permissions } },
+      });
     });
     return { id, key: minted.key, prefix: minted.prefix };
   }
@@ -201,41 +223,75 @@ export class KeyService {
     companyId: string,
     id: string,
     patch: { name?: string; description?: string; allowed_ips?: string[]; permissions?: string[] },
-    _actor: Actor,
+    ctx: Ctx,
   ): Promise<KeyView> {
     const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await apiKeys.getForUpdate(tx, companyId, id);
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+      assertEnvironmentAllowed(ctx, row.environment);
       if (patch.permissions !== undefined) {
         const same =
           new Set(patch.permissions).size === row.permissions.length &&
           patch.permissions.every((p) => row.permissions.includes(p));
         if (!same) throw new LatchkeyError("PERMISSIONS_IMMUTABLE", undefined, { field: "permissions" });
       }
-      const changes: Record<string, unknown> = {};
-      if (patch.name !== undefined) changes.name = patch.name;
-      if (patch.description !== undefined) changes.description = patch.description;
-      if (allowedIps !== undefined) changes.allowed_ips = JSON.stringify(allowedIps);
-      if (Object.keys(changes).length > 0) await apiKeys.update(tx, companyId, id, changes);
-      const updated = {
+      const updated: ApiKeyRow = {
         ...row,
-        ...(patch.name !== undefined ? { name: patch.name } : {}),
-        ...(patch.description !== undefined ? { description: patch.description } : {}),
-        ...(allowedIps !== undefined ? { allowed_ips: allowedIps } : {}),
+        name: patch.name ?? row.name,
+        description: patch.description ?? row.description,
+        allowed_ips: allowedIps ?? row.allowed_ips,
       };
+      const details = { name: updated.name, description: updated.description };
+      const before = { name: row.name, description: row.description };
+      const ipsChanged = JSON.stringify(updated.allowed_ips) !== JSON.stringify(row.allowed_ips);
+      const detailsChanged = JSON.stringify(details) !== JSON.stringify(before);
+      if (!ipsChanged && !detailsChanged) return this.view(row);
+      await apiKeys.update(tx, companyId, id, {
+        ...details,
+        allowed_ips: JSON.stringify(updated.allowed_ips),
+      });
+      const target = { type: "key", id };
+      if (detailsChanged) {
+        await this.deps.audit.append(tx, ctx, {
+          action: "key.updated",
+          companyId,
+          target,
+          changes: { before, after: details },
+        });
+      }
+      if (ipsChanged) {
+        await this.deps.audit.append(tx, ctx, {
+          action: "allowed_ips.changed",
+          companyId,
+          target,
+          changes: { before: { allowed_ips: row.allowed_ips }, after: { allowed_ips: updated.allowed_ips } },
+        });
+      }
       return this.view(updated);
     });
   }
 
   /** Immediate and final. Revoking a revoked key changes nothing and succeeds. */
-  async revoke(companyId: string, id: string, _actor: Actor): Promise<KeyView> {
+  async revoke(companyId: string, id: string, ctx: Ctx): Promise<KeyView> {
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await apiKeys.getForUpdate(tx, companyId, id);
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+      assertEnvironmentAllowed(ctx, row.environment);
       if (row.status === "revoked") return this.view(row);
       const now = this.deps.clock();
       await apiKeys.update(tx, companyId, id, { status: "revoked", revoked_at: now });
+      await this.deps.audit.append(tx, ctx, {
+        action: "key.revoked",
+        companyId,
+        target: { type: "key", id },
+        changes: {
+          before: { status: keyStatus(row, now) },
+          after: { status: "revoked" },
+          name: row.name,
+          prefix: row.prefix,
+        },
+      });
       return this.view({ ...row, status: "revoked", revoked_at: now });
     });
   }
@@ -248,7 +304,7 @@ export class KeyService {
     companyId: string,
     id: string,
     input: { grace_seconds?: number | undefined; expires_at?: string | undefined },
-    actor: Actor,
+    ctx: Ctx,
   ): Promise<CreatedKey & { previous_key: { id: string; expires_at: string } }> {
     const grace = input.grace_seconds ?? DEFAULT_GRACE_SECONDS;
     if (!Number.isInteger(grace) || grace < 0 || grace > MAX_GRACE_SECONDS) {
@@ -260,6 +316,7 @@ export class KeyService {
     return this.deps.db.transaction().execute(async (tx) => {
       const old = await apiKeys.getForUpdate(tx, companyId, id);
       if (!old) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+      assertEnvironmentAllowed(ctx, old.environment);
       const now = this.deps.clock();
       if (keyStatus(old, now) !== "active") throw new LatchkeyError("KEY_NOT_ACTIVE");
       if (old.replaced_by !== null) {
@@ -272,7 +329,7 @@ export class KeyService {
       const credential = await credentials.getForUpdate(tx, companyId, old.credential_id);
       if (credential?.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
       // Rotation mints a key, so the caller must hold what it carries, as at creation.
-      checkGrant(this.deps.catalog, old.permissions, [grantable(actor)]);
+      checkGrant(this.deps.catalog, old.permissions, [grantable(ctx.actor)]);
       const minted = this.mint(old.environment, old.secret_hash !== null);
       const fresh: ApiKeyRow = {
         ...old,
@@ -285,7 +342,7 @@ export class KeyService {
         revoked_at: null,
         replaced_by: null,
         created_at: now,
-        created_by: actorRef(actor),
+        created_by: actorRef(ctx.actor),
         last_used_at: null,
         last_used_ip: null,
       };
@@ -293,6 +350,17 @@ export class KeyService {
       const graceEnd = new Date(now.getTime() + grace * 1000);
       const oldExpiry = old.expires_at && old.expires_at < graceEnd ? old.expires_at : graceEnd;
       await apiKeys.update(tx, companyId, id, { expires_at: oldExpiry, replaced_by: fresh.id });
+      await this.deps.audit.append(tx, ctx, {
+        action: "key.rotated",
+        companyId,
+        target: { type: "key", id },
+        changes: {
+          before: { expires_at: old.expires_at?.toISOString() ?? null },
+          after: { expires_at: oldExpiry.toISOString(), replaced_by: fresh.id },
+          new_key: { id: fresh.id, prefix: fresh.prefix },
+          grace_seconds: grace,
+        },
+      });
       return {
         ...withToken(this.view(fresh), minted.key, minted.secret),
         previous_key: { id: old.id, expires_at: oldExpiry.toISOString() },
@@ -301,23 +369,49 @@ export class KeyService {
   }
 
   /** For a rotated key still in its overlap: reset its expiry to 24 h from now, or end it now. */
-  async changeExpiry(
-    companyId: string,
-    id: string,
-    action: "reset" | "now",
-    _actor: Actor,
-  ): Promise<KeyView> {
+  async changeExpiry(companyId: string, id: string, action: "reset" | "now", ctx: Ctx): Promise<KeyView> {
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await apiKeys.getForUpdate(tx, companyId, id);
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+      assertEnvironmentAllowed(ctx, row.environment);
       if (row.replaced_by === null) throw new LatchkeyError("KEY_NOT_ROTATED");
       const now = this.deps.clock();
       if (keyStatus(row, now) !== "active") throw new LatchkeyError("KEY_NOT_ACTIVE");
       const expiresAt = action === "now" ? now : new Date(now.getTime() + RESET_SECONDS * 1000);
       await apiKeys.update(tx, companyId, id, { expires_at: expiresAt });
+      await this.deps.audit.append(tx, ctx, {
+        action: action === "now" ? "key.expired_now" : "key.expiry_reset",
+        companyId,
+        target: { type: "key", id },
+        changes: {
+          before: { expires_at: row.expires_at?.toISOString() ?? null },
+          after: { expires_at: expiresAt.toISOString() },
+        },
+      });
       return this.view({ ...row, expires_at: expiresAt });
     });
   }
+}
+
+/** A developer may write test keys only; everyone else any. */
+function assertEnvironmentAllowed(ctx: Ctx, environment: Environment) {
+  if (restrictedToTest(ctx.actor) && environment !== "test") {
+    throw new LatchkeyError("FORBIDDEN", "Developers may create and change test keys only.");
+  }
+}
+
+/** What the audit trail keeps of a key: its metadata, never the key or a hash of it. */
+function auditFields(view: KeyView) {
+  return {
+    name: view.name,
+    environment: view.environment,
+    prefix: view.prefix,
+    credential_id: view.credential_id,
+    permissions: view.permissions,
+    allowed_ips: view.allowed_ips,
+    expires_at: view.expires_at,
+    has_secret: view.has_secret,
+  };
 }
 
 function insertKey(db: Db, row: ApiKeyRow) {

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Catalog } from "../core/catalog.ts";
 import type { Database } from "../store/schema.ts";
+import { AuditService } from "./audit.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { KeyService } from "./keys.ts";
@@ -24,6 +25,7 @@ export interface Services {
   companies: CompanyService;
   credentials: CredentialService;
   keys: KeyService;
+  audit: AuditService;
   verification: VerificationService;
   usage: UsageRecorder;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
@@ -36,11 +38,13 @@ export function createServices(opts: ServiceOptions): Services {
   const base = { db: opts.db, catalog: opts.catalog, clock };
   const usage = new UsageRecorder(opts.db, opts.onBackgroundError);
   if (opts.usageFlushMs !== undefined) usage.start(opts.usageFlushMs);
-  const credentials = new CredentialService({ ...base, secret: opts.secret });
-  const keys = new KeyService({ ...base, secret: opts.secret, keyPrefix: opts.keyPrefix });
+  const audit = new AuditService({ db: opts.db, clock });
+  const credentials = new CredentialService({ ...base, secret: opts.secret, audit });
+  const keys = new KeyService({ ...base, secret: opts.secret, keyPrefix: opts.keyPrefix, audit });
   return {
     catalog: opts.catalog,
-    companies: new CompanyService({ ...base, credentials, keys }),
+    companies: new CompanyService({ ...base, credentials, keys, audit }),
+    audit,
     credentials,
     keys,
     verification: new VerificationService({ db: opts.db, secret: opts.secret, usage, clock }),

@@ -21,6 +21,67 @@ export interface UsersTable {
   status: Generated<"active" | "disabled">;
   must_change_password: Generated<boolean>;
   created_at: Timestamp;
+  /** AES-GCM sealed TOTP seed, set once enrolment is confirmed; the pending one awaits confirmation. */
+  totp_secret: string | null;
+  totp_pending_secret: string | null;
+  totp_enabled_at: Date | null;
+  /** The last TOTP time step accepted, so a code is never accepted twice. */
+  totp_last_step: ColumnType<string | null, number | null, number | null>;
+  password_changed_at: Date | null;
+  updated_at: Date | null;
+}
+
+export interface RecoveryCodesTable {
+  user_id: string;
+  code_hash: string;
+  used_at: Date | null;
+}
+
+export interface SessionsTable {
+  id: string;
+  token_hash: string;
+  user_id: string;
+  company_id: string;
+  csrf_token: string;
+  created_at: Date;
+  last_seen_at: Date;
+  expires_at: Date;
+  ended_at: Date | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface LoginAttemptsTable {
+  email: string;
+  failures: number;
+  locked_until: Date | null;
+  updated_at: Date;
+}
+
+export interface AuditEventsTable {
+  id: string;
+  chain: string;
+  seq: ColumnType<string, number, number>;
+  at: Date;
+  company_id: string | null;
+  actor_type: string;
+  actor_id: string | null;
+  actor_label: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  changes: Json<unknown>;
+  ip: string | null;
+  user_agent: string | null;
+  totp_used: boolean;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadsTable {
+  chain: string;
+  seq: ColumnType<string, number, number>;
+  hash: string;
 }
 
 export interface CredentialsTable {
@@ -68,6 +129,11 @@ export interface Database {
   users: UsersTable;
   credentials: CredentialsTable;
   api_keys: ApiKeysTable;
+  recovery_codes: RecoveryCodesTable;
+  sessions: SessionsTable;
+  login_attempts: LoginAttemptsTable;
+  audit_events: AuditEventsTable;
+  audit_heads: AuditHeadsTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;
@@ -75,3 +141,5 @@ export type UserRow = Selectable<UsersTable>;
 export type CredentialRow = Selectable<CredentialsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type NewApiKey = Insertable<ApiKeysTable>;
+export type AuditEventRow = Selectable<AuditEventsTable>;
+export type SessionRow = Selectable<SessionsTable>;

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
-import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, KeyView, Ok } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -26,7 +26,7 @@ export default function changeKeyExpiry(app: App, { services }: RouteDeps) {
         companyOf(request),
         request.params.id,
         request.body.action,
-        actorOf(request),
+        ctxOf(request),
       ),
     }),
   );

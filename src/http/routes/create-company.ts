@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
-import { requirePlatform } from "../auth.ts";
+import { ctxOf, requirePlatform } from "../auth.ts";
 import { CreatedKey, ErrorEnvelope, Name, Ok } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -43,7 +43,7 @@ export default function createCompany(app: App, { services, platformTokens }: Ro
       preHandler: requirePlatform(platformTokens),
     },
     async (request, reply) => {
-      const data = await services.companies.create(request.body, request.actor ?? { kind: "platform" });
+      const data = await services.companies.create(request.body, ctxOf(request));
       return reply.status(201).send({ success: true, data });
     },
   );

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
-import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { AllowedIps, CredentialView, Description, ErrorEnvelope, Name, Ok, Permissions } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -25,7 +25,7 @@ export default function createCredential(app: App, { services }: RouteDeps) {
       preHandler: requireCaller(services, { all: ["credentials:manage"] }),
     },
     async (request, reply) => {
-      const data = await services.credentials.create(companyOf(request), request.body, actorOf(request));
+      const data = await services.credentials.create(companyOf(request), request.body, ctxOf(request));
       return reply.status(201).send({ success: true, data });
     },
   );

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
-import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
   CreatedKey,
@@ -46,7 +46,7 @@ export default function createKey(app: App, { services }: RouteDeps) {
       preHandler: requireCaller(services, { all: ["keys:manage"] }),
     },
     async (request, reply) => {
-      const data = await services.keys.create(companyOf(request), request.body, actorOf(request));
+      const data = await services.keys.create(companyOf(request), request.body, ctxOf(request));
       return reply.status(201).send({ success: true, data });
     },
   );

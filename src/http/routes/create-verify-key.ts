@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
-import { requirePlatform } from "../auth.ts";
+import { ctxOf, requirePlatform } from "../auth.ts";
 import { ErrorEnvelope, Name, Ok } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -21,10 +21,7 @@ export default function createVerifyKey(app: App, { services, platformTokens }: 
       preHandler: requirePlatform(platformTokens),
     },
     async (request, reply) => {
-      const data = await services.keys.createVerifyKey(
-        request.body.name,
-        request.actor ?? { kind: "platform" },
-      );
+      const data = await services.keys.createVerifyKey(request.body.name, ctxOf(request));
       return reply.status(201).send({ success: true, data });
     },
   );

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
-import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { CredentialIdParams, ErrorEnvelope, Ok } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -26,7 +26,7 @@ export default function generateCredentialPassword(app: App, { services }: Route
       data: await services.credentials.generatePassword(
         companyOf(request),
         request.params.id,
-        actorOf(request),
+        ctxOf(request),
       ),
     }),
   );

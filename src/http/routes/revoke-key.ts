@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
-import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, Ok } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -20,7 +20,7 @@ export default function revokeKey(app: App, { services }: RouteDeps) {
       preHandler: requireCaller(services, { all: ["keys:manage"] }),
     },
     async (request) => {
-      const key = await services.keys.revoke(companyOf(request), request.params.id, actorOf(request));
+      const key = await services.keys.revoke(companyOf(request), request.params.id, ctxOf(request));
       return {
         success: true as const,
         data: { message: "API key revoked successfully", id: key.id, revoked_at: key.revoked_at as string },

@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { MAX_GRACE_SECONDS } from "../../services/keys.ts";
 import type { App } from "../app.ts";
-import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { CreatedKey, DateTime, ErrorEnvelope, KeyIdParams, Ok } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -35,7 +35,7 @@ export default function rotateKey(app: App, { services }: RouteDeps) {
     },
     async (request) => ({
       success: true as const,
-      data: await services.keys.rotate(companyOf(request), request.params.id, request.body, actorOf(request)),
+      data: await services.keys.rotate(companyOf(request), request.params.id, request.body, ctxOf(request)),
     }),
   );
 }

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
-import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
   CredentialIdParams,
@@ -41,7 +41,7 @@ export default function updateCredential(app: App, { services }: RouteDeps) {
         companyOf(request),
         request.params.id,
         request.body,
-        actorOf(request),
+        ctxOf(request),
       ),
     }),
   );

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
-import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
   Description,
@@ -36,7 +36,7 @@ export default function updateKey(app: App, { services }: RouteDeps) {
     },
     async (request) => ({
       success: true as const,
-      data: await services.keys.update(companyOf(request), request.params.id, request.body, actorOf(request)),
+      data: await services.keys.update(companyOf(request), request.params.id, request.body, ctxOf(request)),
     }),
   );
 }

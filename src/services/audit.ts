@@ -1,0 +1,197 @@
+import { type Kysely, sql } from "kysely";
+import {
+  type ChainCheck,
+  type ChainedEvent,
+  checkChain,
+  eventHash,
+  GENESIS_HASH,
+} from "../core/audit-chain.ts";
+import { newId } from "../core/ids.ts";
+import type { Db } from "../store/repositories.ts";
+import type { AuditEventRow, Database } from "../store/schema.ts";
+import { actorLabel, actorRef, type Ctx } from "./actor.ts";
+
+/** Events with no company (platform verify keys, logins for unknown emails) form the platform's chain. */
+export const PLATFORM_CHAIN = "platform";
+
+export interface AuditEntry {
+  action: string;
+  companyId: string | null;
+  target?: { type: string; id: string } | undefined;
+  /** Before/after of what changed. Never a secret: callers pass field values, not keys or passwords. */
+  changes?: Record<string, unknown> | undefined;
+}
+
+export interface AuditEventView {
+  id: string;
+  seq: number;
+  at: string;
+  action: string;
+  actor: { type: string; id: string | null; label: string | null };
+  target: { type: string; id: string } | null;
+  changes: unknown;
+  ip: string | null;
+  user_agent: string | null;
+  totp_used: boolean;
+}
+
+export interface AuditFilters {
+  actor?: string | undefined;
+  action?: string | undefined;
+  target?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+}
+
+function toChained(row: AuditEventRow): ChainedEvent & { hash: string } {
+  return {
+    id: row.id,
+    chain: row.chain,
+    seq: Number(row.seq),
+    at: row.at.toISOString(),
+    company_id: row.company_id,
+    actor_type: row.actor_type,
+    actor_id: row.actor_id,
+    actor_label: row.actor_label,
+    action: row.action,
+    target_type: row.target_type,
+    target_id: row.target_id,
+    changes: row.changes,
+    ip: row.ip,
+    user_agent: row.user_agent,
+    totp_used: row.totp_used,
+    prev_hash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+export function auditView(row: AuditEventRow): AuditEventView {
+  return {
+    id: row.id,
+    seq: Number(row.seq),
+    at: row.at.toISOString(),
+    action: row.action,
+    actor: { type: row.actor_type, id: row.actor_id, label: row.actor_label },
+    target: row.target_type && row.target_id ? { type: row.target_type, id: row.target_id } : null,
+    changes: row.changes,
+    ip: row.ip,
+    user_agent: row.user_agent,
+    totp_used: row.totp_used,
+  };
+}
+
+/**
+ * The tamper-evident trail. An event is appended inside the transaction of the change it describes,
+ * so neither exists without the other; each holds the SHA-256 of its predecessor in its company's chain.
+ */
+export class AuditService {
+  constructor(private readonly deps: { db: Kysely<Database>; clock: () => Date }) {}
+
+  async append(tx: Db, ctx: Ctx, entry: AuditEntry): Promise<void> {
+    const chain = entry.companyId ?? PLATFORM_CHAIN;
+    // The head row serialises appends to one chain: whoever holds its lock writes the next link.
+    await sql`INSERT INTO audit_heads (chain, seq, hash) VALUES (${chain}, 0, ${GENESIS_HASH})
+              ON CONFLICT (chain) DO NOTHING`.execute(tx);
+    const head = await tx
+      .selectFrom("audit_heads")
+      .select(["seq", "hash"])
+      .where("chain", "=", chain)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
+    const now = this.deps.clock();
+    const event: ChainedEvent = {
+      id: newId("evt", now),
+      chain,
+      seq: Number(head.seq) + 1,
+      at: now.toISOString(),
+      company_id: entry.companyId,
+      actor_type: ctx.actor.kind,
+      actor_id: ctx.actor.kind === "platform" ? null : actorRef(ctx.actor),
+      actor_label: actorLabel(ctx.actor),
+      action: entry.action,
+      target_type: entry.target?.type ?? null,
+      target_id: entry.target?.id ?? null,
+      // Round-trip through JSON so the hash covers exactly what jsonb gives back.
+      changes: JSON.parse(JSON.stringify(entry.changes ?? {})),
+      ip: ctx.ip,
+      user_agent: ctx.userAgent ? ctx.userAgent.slice(0, 512) : null,
+      totp_used: ctx.totpUsed,
+      prev_hash: head.hash,
+    };
+    const hash = eventHash(event);
+    await tx
+      .insertInto("audit_events")
+      .values({ ...event, at: now, changes: JSON.stringify(event.changes), hash })
+      .execute();
+    await tx.updateTable("audit_heads").set({ seq: event.seq, hash }).where("chain", "=", chain).execute();
+  }
+
+  /** Appends an event on its own, for things that happen without a change (a failed login). */
+  record(ctx: Ctx, entry: AuditEntry): Promise<void> {
+    return this.deps.db.transaction().execute((tx) => this.append(tx, ctx, entry));
+  }
+
+  async list(
+    companyId: string,
+    filters: AuditFilters,
+    page: { cursor?: number | undefined; limit: number },
+  ): Promise<{ events: AuditEventView[]; next_cursor: string | null }> {
+    let q = this.deps.db.selectFrom("audit_events").selectAll().where("chain", "=", companyId);
+    if (filters.actor) {
+      const actor = filters.actor;
+      q = q.where((eb) => eb.or([eb("actor_id", "=", actor), eb("actor_label", "=", actor)]));
+    }
+    if (filters.action) {
+      q = filters.action.endsWith(".*")
+        ? q.where("action", "like", `${filters.action.slice(0, -2).replace(/[%_\\]/g, "\\$&")}.%`)
+        : q.where("action", "=", filters.action);
+    }
+    if (filters.target) q = q.where("target_id", "=", filters.target);
+    if (filters.since) q = q.where("at", ">=", filters.since);
+    if (filters.until) q = q.where("at", "<", filters.until);
+    if (page.cursor !== undefined) q = q.where("seq", "<", String(page.cursor));
+    const rows = await q
+      .orderBy("seq", "desc")
+      .limit(page.limit + 1)
+      .execute();
+    const more = rows.length > page.limit;
+    const shown = more ? rows.slice(0, page.limit) : rows;
+    const last = shown.at(-1);
+    return { events: shown.map(auditView), next_cursor: more && last ? String(Number(last.seq)) : null };
+  }
+
+  /** Every event of a company's chain, oldest first, in pages (for export and verification). */
+  async *stream(chain: string, pageSize = 1000): AsyncGenerator<AuditEventRow> {
+    let after = 0;
+    for (;;) {
+      const rows = await this.deps.db
+        .selectFrom("audit_events")
+        .selectAll()
+        .where("chain", "=", chain)
+        .where("seq", ">", String(after))
+        .orderBy("seq", "asc")
+        .limit(pageSize)
+        .execute();
+      yield* rows;
+      if (rows.length < pageSize) return;
+      after = Number(rows.at(-1)?.seq);
+    }
+  }
+
+  async verify(chain: string): Promise<ChainCheck> {
+    const head = await this.deps.db
+      .selectFrom("audit_heads")
+      .select(["seq", "hash"])
+      .where("chain", "=", chain)
+      .executeTakeFirst();
+    const events: (ChainedEvent & { hash: string })[] = [];
+    for await (const row of this.stream(chain)) events.push(toChained(row));
+    return checkChain(events, head ? { seq: Number(head.seq), hash: head.hash } : null);
+  }
+
+  /** The chains there are: the platform's and one per company (for `latchkey audit verify`). */
+  async chains(): Promise<string[]> {
+    const rows = await this.deps.db.selectFrom("audit_heads").select("chain").orderBy("chain").execute();
+    return rows.map((r) => r.chain);
+  }
+}

@@ -63,7 +63,8 @@ export async function startServer(
     const app = await buildApp({
       services,
       trustedProxies: config.trustedProxies,
-      platformTokens: [config.adminToken, controlToken].filter((t): t is string => Boolean(t)),
+      platformTokens: config.adminToken ? [config.adminToken] : [],
+      ...(controlToken ? { controlToken } : {}),
       bodyLimit: config.bodyLimit,
       logger: opts.logger ?? { level: config.logLevel },
       health: () => ({ store: store.kind }),

@@ -4,10 +4,22 @@
  */
 export const ERRORS = {
   VALIDATION_ERROR: { status: 400, message: "The request is not valid." },
+  WEAK_PASSWORD: { status: 400, message: "The new password is too weak." },
   INVALID_JSON: { status: 400, message: "The request body is not valid JSON." },
   UNKNOWN_PERMISSION: { status: 400, message: "A permission is not in the catalog." },
   INVALID_IP_RULE: { status: 400, message: "An allowed IP entry is not a valid address or CIDR range." },
   UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials." },
+  INVALID_LOGIN: { status: 401, message: "The email or password is wrong." },
+  SESSION_EXPIRED: { status: 401, message: "The session has ended. Sign in again." },
+  TOTP_REQUIRED: { status: 403, message: "This needs a current two-factor code (X-TOTP-Code or totp_code)." },
+  TOTP_INVALID: { status: 403, message: "The two-factor code is wrong, expired or already used." },
+  TOTP_ENROLMENT_REQUIRED: {
+    status: 403,
+    message: "Set up two-factor authentication before changing keys or credentials.",
+  },
+  PASSWORD_CHANGE_REQUIRED: { status: 403, message: "Set a new password first." },
+  CSRF_INVALID: { status: 403, message: "Missing or wrong X-CSRF-Token for this session." },
+  LAST_OWNER: { status: 409, message: "A company must keep at least one active owner." },
   FORBIDDEN: { status: 403, message: "You may not do this." },
   INSUFFICIENT_PERMISSIONS: { status: 403, message: "The caller lacks a required permission." },
   PERMISSION_NOT_HELD: { status: 403, message: "Nobody can grant a permission they do not hold." },
@@ -26,8 +38,10 @@ export const ERRORS = {
   CREDENTIAL_INACTIVE: { status: 409, message: "The API credential is inactive." },
   EMAIL_TAKEN: { status: 409, message: "That email is already in use." },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },
+  URI_TOO_LONG: { status: 414, message: "The URL is too long." },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Send the request body as application/json." },
   RATE_LIMITED: { status: 429, message: "Too many requests." },
+  LOGIN_LOCKED: { status: 429, message: "Too many failed sign-ins. Try again later." },
   INTERNAL_ERROR: { status: 500, message: "Something went wrong on our side." },
   SERVICE_UNAVAILABLE: { status: 503, message: "The service is not ready." },
 } as const satisfies Record<string, { status: number; message: string }>;
@@ -52,13 +66,16 @@ export type VerifyCode = (typeof VERIFY_CODES)[number];
 export class LatchkeyError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown> | undefined;
-  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>) {
+  /** Set only where one code means a different status in one place (TOTP_REQUIRED at login is a 401). */
+  private readonly statusOverride: number | undefined;
+  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>, status?: number) {
     super(message ?? ERRORS[code].message);
     this.name = "LatchkeyError";
     this.code = code;
     this.details = details;
+    this.statusOverride = status;
   }
   get status(): number {
-    return ERRORS[this.code].status;
+    return this.statusOverride ?? ERRORS[this.code].status;
   }
 }

@@ -7,6 +7,8 @@ import { randomInt } from "node:crypto";
 export function companySlug(name: string): string {
   const words = name
     .normalize("NFKD")
+    // Accents become separate marks under NFKD; dropping them keeps "Müller" one word.
+    .replace(/\p{M}/gu, "")
     .replace(/[^A-Za-z0-9]+/g, " ")
     .trim()
     .split(" ")

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from "fastify";
@@ -6,7 +7,7 @@ import { LatchkeyError } from "../core/errors.ts";
 import { clientIp, compileTrustedProxies } from "../core/ip.ts";
 import { randomBase62 } from "../core/random.ts";
 import type { Services } from "../services/services.ts";
-import { errorHandler } from "./errors.ts";
+import { errorHandler, sendError } from "./errors.ts";
 import { registerRoutes } from "./routes/index.ts";
 
 export type App = FastifyInstance<
@@ -22,6 +23,8 @@ export interface AppOptions {
   trustedProxies?: readonly string[];
   /** Tokens accepted on the platform operator routes: LATCHKEY_ADMIN_TOKEN and the local CLI's token. */
   platformTokens?: readonly string[];
+  /** The running embedded server's token for the local CLI (kept in the data dir's lock file). */
+  controlToken?: string;
   bodyLimit?: number;
   /** Pino options, or false for silence (tests). */
   logger?: boolean | Record<string, unknown>;
@@ -59,16 +62,35 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 128 },
+    // Errors the router raises before a route is found (bad percent-encoding, over-long ids) get the
+    // same envelope as everything else, and never echo the URL back.
+    frameworkErrors: (err, request, reply) => {
+      const code = err.code === "FST_ERR_BAD_URL" ? "VALIDATION_ERROR" : "URI_TOO_LONG";
+      reply.header("x-request-id", request.id);
+      return sendError(
+        reply,
+        request,
+        code,
+        code === "VALIDATION_ERROR" ? "The URL is not valid." : undefined,
+      );
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // An empty JSON body (a POST with nothing to say, like a rotation with the default grace) reads as {},
   // not as a parse error; anything else goes through Fastify's hardened parser.
   const parseJson = app.getDefaultJsonParser("error", "error");
-  app.removeContentTypeParser("application/json");
+  // JSON only: Fastify's text/plain parser would let a cross-site form post reach the routes.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     const text = body.toString();
     if (text.trim() === "") return done(null, {});
     parseJson(request, text, done);
+  });
+
+  // A POST with no body at all reads the same as an empty one.
+  app.addHook("preValidation", async (request) => {
+    if (request.body === undefined && request.method !== "GET" && request.method !== "HEAD")
+      request.body = {};
   });
 
   const trusted = compileTrustedProxies(opts.trustedProxies ?? []);
@@ -92,6 +114,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     throw new LatchkeyError("ROUTE_NOT_FOUND");
   });
 
+  await app.register(cookie);
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
@@ -115,6 +138,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   registerRoutes(app, {
     services: opts.services,
     platformTokens: opts.platformTokens ?? [],
+    ...(opts.controlToken ? { controlToken: opts.controlToken } : {}),
     health: opts.health ?? (() => ({})),
   });
   return app;

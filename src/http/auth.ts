@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { LatchkeyError } from "../core/errors.ts";
 import { safeEqual } from "../core/hashing.ts";
+import type { Role } from "../core/roles.ts";
 import type { Actor, Ctx } from "../services/actor.ts";
 import type { Services } from "../services/services.ts";
 
@@ -36,20 +37,91 @@ export function presentedCredentials(request: FastifyRequest) {
   return { key: "" };
 }
 
-/** A requirement on the caller: all of `all`, or any one of `any`. */
+/** A requirement on a key caller: all of `all`, or any one of `any`. */
 export type Requirement = { all: string[] } | { any: string[] };
 
+export const SESSION_COOKIE = "lk_session";
+
+/** Who may call a route: keys by permission, people by role; and what a person must show for it. */
+export interface Access {
+  perms: Requirement;
+  /** Roles whose sessions may call the route; none means keys only (a session is never an API credential). */
+  roles?: readonly Role[];
+  /** A key or credential write: people must have enrolled 2FA first. */
+  write?: boolean;
+  /** A sensitive action: people must send a fresh TOTP code with it (management keys are not asked). */
+  stepUp?: (request: FastifyRequest) => boolean;
+  /** False for routes a platform verify key may call. */
+  companyScoped?: boolean;
+}
+
+/** A field of a body that has not been validated yet (auth runs before validation). */
+export function bodyField(request: FastifyRequest, name: string): unknown {
+  const body = request.body;
+  return body !== null && typeof body === "object" && !Array.isArray(body)
+    ? (body as Record<string, unknown>)[name]
+    : undefined;
+}
+
+function totpCodeOf(request: FastifyRequest): string | undefined {
+  const header = request.headers["x-totp-code"];
+  if (typeof header === "string" && header !== "") return header;
+  const code = bodyField(request, "totp_code");
+  return typeof code === "string" ? code : undefined;
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /**
- * Authenticates a management or verification caller and checks it may do the route's work.
- * Any dead or unknown credential gets the same 401; IP and permission refusals are 403.
+ * Authenticates a session cookie: the session must be live, and a write must carry the session's
+ * CSRF token. `allowPending` lets a person who must still change their password reach the auth routes.
  */
-export function requireCaller(
-  services: Services,
-  requirement: Requirement,
-  opts: { companyScoped?: boolean } = {},
-) {
+export async function sessionActor(services: Services, request: FastifyRequest, allowPending = false) {
+  const token = request.cookies?.[SESSION_COOKIE];
+  if (!token) throw new LatchkeyError("UNAUTHORIZED");
+  const found = await services.people.authenticate(token);
+  if (!found) throw new LatchkeyError("SESSION_EXPIRED");
+  if (!SAFE_METHODS.has(request.method)) {
+    const given = request.headers["x-csrf-token"];
+    if (!services.people.csrfMatches(found.session, typeof given === "string" ? given : undefined)) {
+      throw new LatchkeyError("CSRF_INVALID");
+    }
+  }
+  if (!allowPending && found.user.must_change_password) throw new LatchkeyError("PASSWORD_CHANGE_REQUIRED");
+  request.actor = found.actor;
+  return found;
+}
+
+/**
+ * Authenticates a management or verification caller (a key, a Basic auth pair, or a person's session)
+ * and checks it may do the route's work. Any dead or unknown key gets the same 401; IP, permission
+ * and role refusals are 403.
+ */
+export function requireCaller(services: Services, access: Access) {
   return async (request: FastifyRequest, _reply: FastifyReply) => {
     const presented = presentedCredentials(request);
+    if (!presented && request.cookies?.[SESSION_COOKIE]) {
+      const { actor } = await sessionActor(services, request);
+      if (!access.roles?.includes(actor.role)) {
+        throw new LatchkeyError(
+          "FORBIDDEN",
+          access.roles?.length
+            ? `This needs the role ${access.roles.join(" or ")}.`
+            : "This route takes an API key.",
+        );
+      }
+      if (access.write && !actor.totpEnrolled) throw new LatchkeyError("TOTP_ENROLMENT_REQUIRED");
+      if (access.stepUp?.(request)) {
+        await services.people.stepUp(actor, totpCodeOf(request), {
+          actor,
+          ip: request.clientIp,
+          userAgent: request.headers["user-agent"] ?? null,
+          totpUsed: false,
+        });
+        request.totpUsed = true;
+      }
+      return;
+    }
     if (!presented) throw new LatchkeyError("UNAUTHORIZED");
     const { code, actor } = await services.verification.authenticate({ ...presented, ip: request.clientIp });
     if (code === "IP_NOT_ALLOWED") {
@@ -61,7 +133,11 @@ export function requireCaller(
         },
       );
     }
-    if (!actor || actor.kind === "platform") throw new LatchkeyError("UNAUTHORIZED");
+    if (!actor || actor.kind === "platform" || actor.kind === "user") throw new LatchkeyError("UNAUTHORIZED");
+    if (access.companyScoped !== false && actor.companyId === null) {
+      throw new LatchkeyError("FORBIDDEN", "A platform verify key cannot manage a company's objects.");
+    }
+    const requirement = access.perms;
     const held = new Set(actor.permissions);
     const ok =
       "all" in requirement
@@ -75,11 +151,32 @@ export function requireCaller(
         { required: needed },
       );
     }
-    if (opts.companyScoped !== false && actor.companyId === null) {
-      throw new LatchkeyError("FORBIDDEN", "A platform verify key cannot manage a company's objects.");
-    }
     request.actor = actor;
   };
+}
+
+/** Session-only routes (sign-in housekeeping, people, audit) with the roles that may use them. */
+export function requireSession(
+  services: Services,
+  roles: readonly Role[],
+  opts: { allowPending?: boolean } = {},
+) {
+  return async (request: FastifyRequest) => {
+    const { actor } = await sessionActor(services, request, opts.allowPending);
+    if (!roles.includes(actor.role))
+      throw new LatchkeyError("FORBIDDEN", `This needs the role ${roles.join(" or ")}.`);
+  };
+}
+
+/** The signed-in person of a session route. */
+export function userOf(request: FastifyRequest): Actor & { kind: "user" } {
+  const actor = request.actor;
+  if (actor?.kind !== "user") throw new LatchkeyError("UNAUTHORIZED");
+  return actor;
+}
+
+export function userCtxOf(request: FastifyRequest): Ctx & { actor: Actor & { kind: "user" } } {
+  return { ...ctxOf(request), actor: userOf(request) };
 }
 
 /** The authenticated caller of a route guarded by requireCaller or requirePlatform. */
@@ -107,18 +204,20 @@ export function companyOf(request: FastifyRequest): string {
 }
 
 /**
- * Platform operator routes. With no admin token configured (and no local control token) they do not
- * exist: 404, so a scanner cannot tell them apart from any unknown path.
+ * Platform operator routes. With no admin token configured they do not exist for anyone but the local
+ * CLI (which holds the control token from the lock file): 404, so a scanner cannot tell them apart
+ * from any unknown path.
  */
-export function requirePlatform(tokens: readonly string[]) {
+export function requirePlatform(adminTokens: readonly string[], controlToken?: string) {
+  const tokens = controlToken ? [...adminTokens, controlToken] : adminTokens;
+  const refusal = adminTokens.length === 0 ? "ROUTE_NOT_FOUND" : "UNAUTHORIZED";
   return async (request: FastifyRequest) => {
-    if (tokens.length === 0) throw new LatchkeyError("ROUTE_NOT_FOUND");
     const auth = request.headers.authorization ?? "";
     const given = auth.toLowerCase().startsWith("bearer ") ? auth.slice(7) : "";
     // Every token is compared, so the time taken does not say which (if any) matched.
     let match = false;
     for (const token of tokens) match = safeEqual(given, token) || match;
-    if (!given || !match) throw new LatchkeyError("UNAUTHORIZED");
+    if (!given || !match) throw new LatchkeyError(refusal);
     request.actor = { kind: "platform" };
   };
 }

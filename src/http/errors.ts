@@ -19,12 +19,15 @@ export function sendError(
   request: FastifyRequest,
   code: ErrorCode,
   message: string = ERRORS[code].message,
-  extra: { field?: string | undefined; details?: Record<string, unknown> | undefined } = {},
+  extra: { field?: string | undefined; details?: Record<string, unknown> | undefined; status?: number } = {},
 ) {
   const error: Record<string, unknown> = { code, message, request_id: request.id };
   if (extra.field) error.field = extra.field;
   if (extra.details && Object.keys(extra.details).length > 0) error.details = extra.details;
-  return reply.status(ERRORS[code].status).type("application/json").send({ success: false, error });
+  return reply
+    .status(extra.status ?? ERRORS[code].status)
+    .type("application/json")
+    .send({ success: false, error });
 }
 
 function validationField(err: FastifyError): string | undefined {
@@ -43,6 +46,7 @@ export function errorHandler(err: FastifyError, request: FastifyRequest, reply: 
     return sendError(reply, request, err.code, err.message, {
       field: typeof field === "string" ? field : undefined,
       details,
+      status: err.status,
     });
   }
   if (err.validation) {
@@ -63,6 +67,10 @@ export function errorHandler(err: FastifyError, request: FastifyRequest, reply: 
           ? {}
           : { rule: first?.keyword, ...params },
     });
+  }
+  // A value the database refuses as data (class 22: bad encoding, out of range) is the caller's input.
+  if (typeof err.code === "string" && /^22[0-9A-Z]{3}$/.test(err.code)) {
+    return sendError(reply, request, "VALIDATION_ERROR", "A value in the request cannot be stored.");
   }
   const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
   if (mapped) return sendError(reply, request, mapped);

@@ -1,7 +1,10 @@
 import { type TSchema, Type } from "typebox";
 
-/** Free text: no control characters (they break logs and terminals, and NUL breaks PostgreSQL). */
-const TEXT = "^[^\\u0000-\\u001f\\u007f]*$";
+/**
+ * Free text: no control characters (they break logs and terminals, and NUL breaks PostgreSQL) and no
+ * unpaired surrogates (not Unicode; jsonb refuses them).
+ */
+const TEXT = "^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$";
 
 export const Name = Type.String({ minLength: 1, maxLength: 200, pattern: TEXT });
 export const Description = Type.String({ maxLength: 1000, pattern: TEXT });
@@ -22,6 +25,8 @@ export const Preset = Type.Union([
   PresetName,
   Type.Record(Type.String({ pattern: "^[a-z][a-z0-9_]{0,47}$" }), PresetName, { maxProperties: 100 }),
 ]);
+/** A TOTP code or a recovery code, for step-up; the X-TOTP-Code header works as well. */
+export const TotpCode = Type.String({ minLength: 6, maxLength: 16, pattern: "^[0-9A-Za-z-]+$" });
 export const DateTime = Type.String({ format: "date-time", maxLength: 40 });
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 

@@ -5,6 +5,7 @@ import { AuditService } from "./audit.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { KeyService } from "./keys.ts";
+import { PeopleService } from "./people.ts";
 import { UsageRecorder } from "./usage.ts";
 import { VerificationService } from "./verification.ts";
 
@@ -18,6 +19,8 @@ export interface ServiceOptions {
   clock?: () => Date;
   usageFlushMs?: number;
   onBackgroundError?: (err: unknown) => void;
+  sessionIdleMinutes?: number;
+  sessionMaxHours?: number;
 }
 
 export interface Services {
@@ -26,6 +29,7 @@ export interface Services {
   credentials: CredentialService;
   keys: KeyService;
   audit: AuditService;
+  people: PeopleService;
   verification: VerificationService;
   usage: UsageRecorder;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
@@ -45,6 +49,13 @@ export function createServices(opts: ServiceOptions): Services {
     catalog: opts.catalog,
     companies: new CompanyService({ ...base, credentials, keys, audit }),
     audit,
+    people: new PeopleService({
+      ...base,
+      secret: opts.secret,
+      audit,
+      ...(opts.sessionIdleMinutes ? { sessionIdleMinutes: opts.sessionIdleMinutes } : {}),
+      ...(opts.sessionMaxHours ? { sessionMaxHours: opts.sessionMaxHours } : {}),
+    }),
     credentials,
     keys,
     verification: new VerificationService({ db: opts.db, secret: opts.secret, usage, clock }),

@@ -1,7 +1,8 @@
 import { Type } from "typebox";
+import { KEY_WRITER_ROLES } from "../../core/roles.ts";
 import type { App } from "../app.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
-import { ErrorEnvelope, KeyIdParams, KeyView, Ok } from "../schemas.ts";
+import { ErrorEnvelope, KeyIdParams, KeyView, Ok, TotpCode } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function changeKeyExpiry(app: App, { services }: RouteDeps) {
@@ -13,12 +14,20 @@ export default function changeKeyExpiry(app: App, { services }: RouteDeps) {
         summary: "For a rotated key in its overlap: reset its expiry to 24 h from now, or expire it now",
         params: KeyIdParams,
         body: Type.Object(
-          { action: Type.Union([Type.Literal("reset"), Type.Literal("now")]) },
+          {
+            action: Type.Union([Type.Literal("reset"), Type.Literal("now")]),
+            totp_code: Type.Optional(TotpCode),
+          },
           { additionalProperties: false },
         ),
         response: { 200: Ok(KeyView), "4xx": ErrorEnvelope },
       },
-      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { all: ["keys:manage"] },
+        roles: KEY_WRITER_ROLES,
+        write: true,
+        stepUp: () => true,
+      }),
     },
     async (request) => ({
       success: true as const,

@@ -4,7 +4,7 @@ import { ctxOf, requirePlatform } from "../auth.ts";
 import { CreatedKey, ErrorEnvelope, Name, Ok } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
-export default function createCompany(app: App, { services, platformTokens }: RouteDeps) {
+export default function createCompany(app: App, { services, platformTokens, controlToken }: RouteDeps) {
   app.post(
     "/v1/admin/companies",
     {
@@ -40,7 +40,7 @@ export default function createCompany(app: App, { services, platformTokens }: Ro
           "4xx": ErrorEnvelope,
         },
       },
-      preHandler: requirePlatform(platformTokens),
+      onRequest: requirePlatform(platformTokens, controlToken),
     },
     async (request, reply) => {
       const data = await services.companies.create(request.body, ctxOf(request));

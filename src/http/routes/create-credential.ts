@@ -1,7 +1,17 @@
 import { Type } from "typebox";
+import { MANAGER_ROLES } from "../../core/roles.ts";
 import type { App } from "../app.ts";
-import { companyOf, ctxOf, requireCaller } from "../auth.ts";
-import { AllowedIps, CredentialView, Description, ErrorEnvelope, Name, Ok, Permissions } from "../schemas.ts";
+import { bodyField, companyOf, ctxOf, requireCaller } from "../auth.ts";
+import {
+  AllowedIps,
+  CredentialView,
+  Description,
+  ErrorEnvelope,
+  Name,
+  Ok,
+  Permissions,
+  TotpCode,
+} from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function createCredential(app: App, { services }: RouteDeps) {
@@ -17,12 +27,19 @@ export default function createCredential(app: App, { services }: RouteDeps) {
             description: Type.Optional(Description),
             permissions: Permissions,
             allowed_ips: Type.Optional(AllowedIps),
+            totp_code: Type.Optional(TotpCode),
           },
           { additionalProperties: false },
         ),
         response: { 201: Ok(CredentialView), "4xx": ErrorEnvelope },
       },
-      preHandler: requireCaller(services, { all: ["credentials:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { all: ["credentials:manage"] },
+        roles: MANAGER_ROLES,
+        write: true,
+        stepUp: (r) =>
+          Array.isArray(bodyField(r, "allowed_ips")) && (bodyField(r, "allowed_ips") as unknown[]).length > 0,
+      }),
     },
     async (request, reply) => {
       const data = await services.credentials.create(companyOf(request), request.body, ctxOf(request));

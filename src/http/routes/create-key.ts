@@ -1,4 +1,5 @@
 import { Type } from "typebox";
+import { KEY_WRITER_ROLES } from "../../core/roles.ts";
 import type { App } from "../app.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
@@ -12,6 +13,7 @@ import {
   Ok,
   Permissions,
   Preset,
+  TotpCode,
 } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -26,6 +28,7 @@ export const CreateKeyBody = Type.Object(
     allowed_ips: Type.Optional(AllowedIps),
     expires_at: Type.Optional(DateTime),
     with_secret: Type.Optional(Type.Boolean()),
+    totp_code: Type.Optional(TotpCode),
   },
   { additionalProperties: false },
 );
@@ -43,7 +46,12 @@ export default function createKey(app: App, { services }: RouteDeps) {
         body: CreateKeyBody,
         response: { 201: Ok(CreatedKey), "4xx": ErrorEnvelope },
       },
-      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { all: ["keys:manage"] },
+        roles: KEY_WRITER_ROLES,
+        write: true,
+        stepUp: () => true,
+      }),
     },
     async (request, reply) => {
       const data = await services.keys.create(companyOf(request), request.body, ctxOf(request));

@@ -4,7 +4,7 @@ import { ctxOf, requirePlatform } from "../auth.ts";
 import { ErrorEnvelope, Name, Ok } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
-export default function createVerifyKey(app: App, { services, platformTokens }: RouteDeps) {
+export default function createVerifyKey(app: App, { services, platformTokens, controlToken }: RouteDeps) {
   app.post(
     "/v1/admin/verify-keys",
     {
@@ -18,7 +18,7 @@ export default function createVerifyKey(app: App, { services, platformTokens }: 
           "4xx": ErrorEnvelope,
         },
       },
-      preHandler: requirePlatform(platformTokens),
+      onRequest: requirePlatform(platformTokens, controlToken),
     },
     async (request, reply) => {
       const data = await services.keys.createVerifyKey(request.body.name, ctxOf(request));

@@ -1,4 +1,5 @@
 import { Type } from "typebox";
+import { MANAGER_ROLES } from "../../core/roles.ts";
 import type { App } from "../app.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { CredentialIdParams, ErrorEnvelope, Ok } from "../schemas.ts";
@@ -19,7 +20,12 @@ export default function generateCredentialPassword(app: App, { services }: Route
           "4xx": ErrorEnvelope,
         },
       },
-      preHandler: requireCaller(services, { all: ["credentials:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { all: ["credentials:manage"] },
+        roles: MANAGER_ROLES,
+        write: true,
+        stepUp: () => true,
+      }),
     },
     async (request) => ({
       success: true as const,

@@ -1,3 +1,4 @@
+import { EVERY_ROLE } from "../../core/roles.ts";
 import type { App } from "../app.ts";
 import { companyOf, requireCaller } from "../auth.ts";
 import { CredentialIdParams, CredentialView, ErrorEnvelope, Ok } from "../schemas.ts";
@@ -13,7 +14,10 @@ export default function getCredential(app: App, { services }: RouteDeps) {
         params: CredentialIdParams,
         response: { 200: Ok(CredentialView), "4xx": ErrorEnvelope },
       },
-      preHandler: requireCaller(services, { any: ["credentials:manage", "keys:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { any: ["credentials:manage", "keys:manage"] },
+        roles: EVERY_ROLE,
+      }),
     },
     async (request) => ({
       success: true as const,

@@ -1,3 +1,4 @@
+import { EVERY_ROLE } from "../../core/roles.ts";
 import type { App } from "../app.ts";
 import { companyOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, KeyView, Ok } from "../schemas.ts";
@@ -13,7 +14,7 @@ export default function getKey(app: App, { services }: RouteDeps) {
         params: KeyIdParams,
         response: { 200: Ok(KeyView), "4xx": ErrorEnvelope },
       },
-      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+      preValidation: requireCaller(services, { perms: { all: ["keys:manage"] }, roles: EVERY_ROLE }),
     },
     async (request) => ({
       success: true as const,

@@ -1,4 +1,5 @@
 import { Type } from "typebox";
+import { EVERY_ROLE } from "../../core/roles.ts";
 import type { App } from "../app.ts";
 import { companyOf, requireCaller } from "../auth.ts";
 import { CredentialView, ErrorEnvelope, Ok, Page, pageOf } from "../schemas.ts";
@@ -22,7 +23,10 @@ export default function listCredentials(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preHandler: requireCaller(services, { any: ["credentials:manage", "keys:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { any: ["credentials:manage", "keys:manage"] },
+        roles: EVERY_ROLE,
+      }),
     },
     async (request) => ({
       success: true as const,

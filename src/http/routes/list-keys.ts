@@ -1,4 +1,5 @@
 import { Type } from "typebox";
+import { EVERY_ROLE } from "../../core/roles.ts";
 import type { App } from "../app.ts";
 import { companyOf, requireCaller } from "../auth.ts";
 import { Environment, ErrorEnvelope, KeyView, Ok, Page, pageOf } from "../schemas.ts";
@@ -29,7 +30,7 @@ export default function listKeys(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+      preValidation: requireCaller(services, { perms: { all: ["keys:manage"] }, roles: EVERY_ROLE }),
     },
     async (request) => {
       const q = request.query;

@@ -1,4 +1,5 @@
 import { Type } from "typebox";
+import { KEY_WRITER_ROLES } from "../../core/roles.ts";
 import type { App } from "../app.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, Ok } from "../schemas.ts";
@@ -17,7 +18,12 @@ export default function revokeKey(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { all: ["keys:manage"] },
+        roles: KEY_WRITER_ROLES,
+        write: true,
+        stepUp: () => true,
+      }),
     },
     async (request) => {
       const key = await services.keys.revoke(companyOf(request), request.params.id, ctxOf(request));

@@ -1,8 +1,9 @@
 import { Type } from "typebox";
+import { KEY_WRITER_ROLES } from "../../core/roles.ts";
 import { MAX_GRACE_SECONDS } from "../../services/keys.ts";
 import type { App } from "../app.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
-import { CreatedKey, DateTime, ErrorEnvelope, KeyIdParams, Ok } from "../schemas.ts";
+import { CreatedKey, DateTime, ErrorEnvelope, KeyIdParams, Ok, TotpCode } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function rotateKey(app: App, { services }: RouteDeps) {
@@ -18,6 +19,7 @@ export default function rotateKey(app: App, { services }: RouteDeps) {
           {
             grace_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_GRACE_SECONDS })),
             expires_at: Type.Optional(DateTime),
+            totp_code: Type.Optional(TotpCode),
           },
           { additionalProperties: false },
         ),
@@ -31,7 +33,12 @@ export default function rotateKey(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { all: ["keys:manage"] },
+        roles: KEY_WRITER_ROLES,
+        write: true,
+        stepUp: () => true,
+      }),
     },
     async (request) => ({
       success: true as const,

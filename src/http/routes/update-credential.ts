@@ -1,6 +1,7 @@
 import { Type } from "typebox";
+import { MANAGER_ROLES } from "../../core/roles.ts";
 import type { App } from "../app.ts";
-import { companyOf, ctxOf, requireCaller } from "../auth.ts";
+import { bodyField, companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
   CredentialIdParams,
@@ -10,6 +11,7 @@ import {
   Name,
   Ok,
   Permissions,
+  TotpCode,
 } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -28,12 +30,18 @@ export default function updateCredential(app: App, { services }: RouteDeps) {
             permissions: Type.Optional(Permissions),
             allowed_ips: Type.Optional(AllowedIps),
             status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("inactive")])),
+            totp_code: Type.Optional(TotpCode),
           },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: Ok(CredentialView), "4xx": ErrorEnvelope },
       },
-      preHandler: requireCaller(services, { all: ["credentials:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { all: ["credentials:manage"] },
+        roles: MANAGER_ROLES,
+        write: true,
+        stepUp: (r) => bodyField(r, "allowed_ips") !== undefined,
+      }),
     },
     async (request) => ({
       success: true as const,

@@ -1,6 +1,7 @@
 import { Type } from "typebox";
+import { KEY_WRITER_ROLES } from "../../core/roles.ts";
 import type { App } from "../app.ts";
-import { companyOf, ctxOf, requireCaller } from "../auth.ts";
+import { bodyField, companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
   Description,
@@ -10,6 +11,7 @@ import {
   Name,
   Ok,
   Permissions,
+  TotpCode,
 } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -27,12 +29,18 @@ export default function updateKey(app: App, { services }: RouteDeps) {
             description: Type.Optional(Description),
             allowed_ips: Type.Optional(AllowedIps),
             permissions: Type.Optional(Permissions),
+            totp_code: Type.Optional(TotpCode),
           },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: Ok(KeyView), "4xx": ErrorEnvelope },
       },
-      preHandler: requireCaller(services, { all: ["keys:manage"] }),
+      preValidation: requireCaller(services, {
+        perms: { all: ["keys:manage"] },
+        roles: KEY_WRITER_ROLES,
+        write: true,
+        stepUp: (r) => bodyField(r, "allowed_ips") !== undefined,
+      }),
     },
     async (request) => ({
       success: true as const,

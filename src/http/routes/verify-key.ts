@@ -45,7 +45,7 @@ export default function verifyKey(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preHandler: requireCaller(services, { all: ["keys:verify"] }, { companyScoped: false }),
+      preValidation: requireCaller(services, { perms: { all: ["keys:verify"] }, companyScoped: false }),
     },
     async (request) => {
       const actor = actorOf(request);

@@ -1,0 +1,160 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../src/config.ts";
+
+const SECRET = "s".repeat(32);
+const TOKEN = "t".repeat(24);
+
+/** loadConfig's error for an environment, or a failure if it accepted it. */
+function rejects(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe("loadConfig defaults", () => {
+  it("runs on the embedded store at port 8080 with brand lk and the default catalog", () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(8080);
+    expect(config.host).toBe("0.0.0.0");
+    expect(config.keyPrefix).toBe("lk");
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.dataDir).toBe(resolve(".latchkey"));
+    expect(config.dataDir).toBe(join(process.cwd(), ".latchkey"));
+    expect(config.secret).toBeUndefined();
+    expect(config.adminToken).toBeUndefined();
+    expect(config.trustedProxies).toEqual([]);
+    expect(config.catalog.permissions.has("payment_transaction:read")).toBe(true);
+    expect(config.catalog.permissions.has("keys:manage")).toBe(true);
+  });
+
+  it("treats empty variables as unset", () => {
+    const config = loadConfig({
+      PORT: "",
+      LATCHKEY_KEY_PREFIX: "",
+      LATCHKEY_SECRET: "",
+      LATCHKEY_ADMIN_TOKEN: "",
+      LATCHKEY_DATA_DIR: "",
+      LATCHKEY_TRUSTED_PROXIES: "",
+      DATABASE_URL: "",
+    });
+    expect(config).toMatchObject({ port: 8080, keyPrefix: "lk", secret: undefined, adminToken: undefined });
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.dataDir).toBe(resolve(".latchkey"));
+  });
+
+  it("reads what it is given", () => {
+    const config = loadConfig({
+      PORT: "0",
+      HOST: "127.0.0.1",
+      LATCHKEY_DATA_DIR: "some/where",
+      LATCHKEY_KEY_PREFIX: "wp3",
+      LATCHKEY_SECRET: SECRET,
+      LATCHKEY_ADMIN_TOKEN: TOKEN,
+      DATABASE_URL: "postgres://u@h/db",
+      LATCHKEY_TRUSTED_PROXIES: " 10.0.0.0/8 , ::ffff:192.168.1.1,2001:db8::/32 ",
+    });
+    expect(config).toMatchObject({
+      port: 0,
+      host: "127.0.0.1",
+      keyPrefix: "wp3",
+      secret: SECRET,
+      adminToken: TOKEN,
+      databaseUrl: "postgres://u@h/db",
+    });
+    expect(config.dataDir).toBe(resolve("some/where"));
+    expect(config.trustedProxies).toEqual(["10.0.0.0/8", "192.168.1.1", "2001:db8::/32"]);
+  });
+
+  it("loads a catalog file from LATCHKEY_CATALOG", () => {
+    const config = loadConfig({ LATCHKEY_CATALOG: resolve("examples/catalogs/web3pay.json") });
+    expect(config.catalog.permissions.has("onramp:create")).toBe(true);
+    expect(config.catalog.permissions.has("payment_transaction:read")).toBe(false);
+    expect(config.catalog.permissions.has("keys:verify")).toBe(true);
+  });
+});
+
+describe("loadConfig rejects", () => {
+  it("a LATCHKEY_SECRET shorter than 32 characters", () => {
+    expect(rejects({ LATCHKEY_SECRET: "s".repeat(31) }).message).toContain("LATCHKEY_SECRET");
+    expect(rejects({ LATCHKEY_SECRET: "x" }).message).toMatch(/LATCHKEY_SECRET.*32/);
+    expect(loadConfig({ LATCHKEY_SECRET: SECRET }).secret).toBe(SECRET);
+  });
+
+  it("a LATCHKEY_ADMIN_TOKEN shorter than 24 characters", () => {
+    expect(rejects({ LATCHKEY_ADMIN_TOKEN: "t".repeat(23) }).message).toMatch(/LATCHKEY_ADMIN_TOKEN.*24/);
+    expect(loadConfig({ LATCHKEY_ADMIN_TOKEN: TOKEN }).adminToken).toBe(TOKEN);
+  });
+
+  it.each(["abc", "-1", "65536", "80.5", "99999999", "NaN", "Infinity"])("PORT=%j", (port) => {
+    const err = rejects({ PORT: port });
+    expect(err.message).toContain("PORT");
+    expect(err.message).toContain(port);
+  });
+
+  it.each([
+    ["not-an-ip", "not-an-ip"],
+    ["10.0.0.0/8,nonsense", "nonsense"],
+    ["10.0.0.0/33", "10.0.0.0/33"],
+    ["192.168.1.1, 300.1.1.1", "300.1.1.1"],
+    ["2001:db8::/129", "2001:db8::/129"],
+  ])("LATCHKEY_TRUSTED_PROXIES=%j, naming the bad entry", (value, bad) => {
+    const err = rejects({ LATCHKEY_TRUSTED_PROXIES: value });
+    expect(err.message).toContain("LATCHKEY_TRUSTED_PROXIES");
+    expect(err.message).toContain(`"${bad}"`);
+  });
+
+  it.each(["LK", "1lk", "a".repeat(17), "wp-3", "wp_3", "w p", "é"])("LATCHKEY_KEY_PREFIX=%j", (prefix) => {
+    const err = rejects({ LATCHKEY_KEY_PREFIX: prefix });
+    expect(err.message).toContain("LATCHKEY_KEY_PREFIX");
+  });
+
+  it("accepts the longest and shortest valid prefixes", () => {
+    expect(loadConfig({ LATCHKEY_KEY_PREFIX: "a".repeat(16) }).keyPrefix).toBe("a".repeat(16));
+    expect(loadConfig({ LATCHKEY_KEY_PREFIX: "x" }).keyPrefix).toBe("x");
+  });
+
+  describe("LATCHKEY_CATALOG", () => {
+    const dir = mkdtempSync(join(tmpdir(), "latchkey-config-"));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const file = (name: string, text: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+
+    it("that is missing", () => {
+      expect(rejects({ LATCHKEY_CATALOG: join(dir, "missing.json") }).message).toMatch(
+        /LATCHKEY_CATALOG.*missing\.json/,
+      );
+    });
+
+    it("that is not JSON", () => {
+      expect(rejects({ LATCHKEY_CATALOG: file("bad.json", "# groups") }).message).toContain(
+        "LATCHKEY_CATALOG",
+      );
+    });
+
+    it("that is not a valid catalog, with the catalog's own reason", () => {
+      const path = file(
+        "reserved.json",
+        JSON.stringify({
+          groups: [{ id: "a", name: "A", entities: [{ id: "keys", name: "K", actions: ["read"] }] }],
+        }),
+      );
+      const message = rejects({ LATCHKEY_CATALOG: path }).message;
+      expect(message).toContain("LATCHKEY_CATALOG");
+      expect(message).toContain(path);
+      expect(message).toMatch(/"keys".*reserved/);
+      expect(rejects({ LATCHKEY_CATALOG: file("empty.json", "{}") }).message).toMatch(
+        /LATCHKEY_CATALOG.*"groups" array/,
+      );
+    });
+  });
+});

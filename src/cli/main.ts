@@ -107,6 +107,67 @@ program
     console.log("The key and password are shown this once. Store them now.");
   });
 
+program
+  .command("audit")
+  .description("Audit trail tools")
+  .command("verify")
+  .description("Check every audit hash chain; exits 1 when an event was edited or deleted")
+  .option("--json", "print the result as JSON")
+  .action(async (opts: { json?: boolean }) => {
+    const config = loadConfig();
+    type Result = {
+      valid: boolean;
+      chains: {
+        chain: string;
+        valid: boolean;
+        events_checked: number;
+        first_broken_event_id: string | null;
+      }[];
+    };
+    let result: Result;
+    const holder = config.databaseUrl ? null : readLock(config.dataDir);
+    if (holder?.url && holder.control_token) {
+      const res = await fetch(`${holder.url}/v1/admin/audit/verify`, {
+        headers: { authorization: `Bearer ${holder.control_token}` },
+      });
+      const json = (await res.json()) as {
+        success: boolean;
+        data?: Result;
+        error?: { code: string; message: string };
+      };
+      if (!json.success || !json.data) throw new Error(`${json.error?.code}: ${json.error?.message}`);
+      result = json.data;
+    } else {
+      const store = await openConfiguredStore(config, "audit verify");
+      try {
+        await migrateToLatest(store.db);
+        const services = createServices({
+          db: store.db,
+          catalog: config.catalog,
+          secret: resolveSecret(config),
+          keyPrefix: config.keyPrefix,
+        });
+        const chains = [];
+        for (const chain of await services.audit.chains())
+          chains.push({ chain, ...(await services.audit.verify(chain)) });
+        result = { valid: chains.every((c) => c.valid), chains };
+      } finally {
+        await store.close();
+      }
+    }
+    if (opts.json) console.log(JSON.stringify(result, null, 2));
+    else {
+      for (const c of result.chains) {
+        console.log(
+          `${c.valid ? "ok     " : "BROKEN "} ${c.chain}  ${c.events_checked} events` +
+            (c.first_broken_event_id ? `, first broken: ${c.first_broken_event_id}` : ""),
+        );
+      }
+      console.log(result.valid ? "every chain is intact" : "the audit trail has been tampered with");
+    }
+    if (!result.valid) process.exitCode = 1;
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   const known =
     err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof MigrationError;

@@ -104,3 +104,20 @@ export const ErrorEnvelope = Type.Object({
     details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   }),
 });
+
+export const RoleName = Type.Union([
+  Type.Literal("owner"),
+  Type.Literal("moderator"),
+  Type.Literal("developer"),
+  Type.Literal("viewer"),
+]);
+
+export const UserView = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  role: RoleName,
+  status: Type.Union([Type.Literal("active"), Type.Literal("disabled")]),
+  totp_enrolled: Type.Boolean(),
+  password_change_required: Type.Boolean(),
+  created_at: Type.String(),
+});

@@ -307,6 +307,16 @@ export class PeopleService {
     });
   }
 
+  async sessionOf(sessionId: string): Promise<SessionRow> {
+    const row = await this.o.db
+      .selectFrom("sessions")
+      .selectAll()
+      .where("id", "=", sessionId)
+      .executeTakeFirst();
+    if (!row) throw new LatchkeyError("SESSION_EXPIRED");
+    return row;
+  }
+
   async me(userId: string): Promise<UserView> {
     return userView(await this.user(userId));
   }

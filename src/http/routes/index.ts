@@ -1,22 +1,35 @@
 import type { App } from "../app.ts";
 import changeKeyExpiry from "./change-key-expiry.ts";
+import changePassword from "./change-password.ts";
 import createCompany from "./create-company.ts";
 import createCredential from "./create-credential.ts";
 import createKey from "./create-key.ts";
 import createVerifyKey from "./create-verify-key.ts";
 import type { RouteDeps } from "./deps.ts";
+import exportAudit from "./export-audit.ts";
 import generateCredentialPassword from "./generate-credential-password.ts";
 import getCatalog from "./get-catalog.ts";
 import getCredential from "./get-credential.ts";
 import getKey from "./get-key.ts";
+import getMe from "./get-me.ts";
 import health from "./health.ts";
+import inviteUser from "./invite-user.ts";
+import listAudit from "./list-audit.ts";
 import listCredentials from "./list-credentials.ts";
 import listKeys from "./list-keys.ts";
+import listUsers from "./list-users.ts";
+import login from "./login.ts";
+import logout from "./logout.ts";
 import openapi from "./openapi.ts";
 import revokeKey from "./revoke-key.ts";
 import rotateKey from "./rotate-key.ts";
+import totpConfirm from "./totp-confirm.ts";
+import totpSetup from "./totp-setup.ts";
 import updateCredential from "./update-credential.ts";
 import updateKey from "./update-key.ts";
+import updateUser from "./update-user.ts";
+import verifyAllAudit from "./verify-all-audit.ts";
+import verifyAudit from "./verify-audit.ts";
 import verifyKey from "./verify-key.ts";
 
 export function registerRoutes(app: App, deps: RouteDeps) {
@@ -39,6 +52,19 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     rotateKey,
     changeKeyExpiry,
     verifyKey,
+    login,
+    logout,
+    getMe,
+    changePassword,
+    totpSetup,
+    totpConfirm,
+    listUsers,
+    inviteUser,
+    updateUser,
+    listAudit,
+    verifyAudit,
+    verifyAllAudit,
+    exportAudit,
   ]) {
     route(app, deps);
   }

@@ -1,0 +1,48 @@
+import { Type } from "typebox";
+import { EVERY_ROLE } from "../../core/roles.ts";
+import type { App } from "../app.ts";
+import { requireSession, userOf } from "../auth.ts";
+import { ErrorEnvelope, Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function getMe(app: App, { services }: RouteDeps) {
+  app.get(
+    "/v1/me",
+    {
+      schema: {
+        tags: ["people"],
+        summary: "The signed-in person, their company, role and the session's CSRF token",
+        response: {
+          200: Ok(
+            Type.Object({
+              user: Type.Object({ id: Type.String(), email: Type.String() }),
+              company_id: Type.String(),
+              role: Type.String(),
+              csrf_token: Type.String(),
+              password_change_required: Type.Boolean(),
+              totp_enrolled: Type.Boolean(),
+            }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preValidation: requireSession(services, EVERY_ROLE, { allowPending: true }),
+    },
+    async (request) => {
+      const actor = userOf(request);
+      const me = await services.people.me(actor.userId);
+      const session = await services.people.sessionOf(actor.sessionId);
+      return {
+        success: true as const,
+        data: {
+          user: { id: me.id, email: me.email },
+          company_id: actor.companyId,
+          role: me.role,
+          csrf_token: session.csrf_token,
+          password_change_required: me.password_change_required,
+          totp_enrolled: me.totp_enrolled,
+        },
+      };
+    },
+  );
+}

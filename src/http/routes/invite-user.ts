@@ -1,0 +1,38 @@
+import { Type } from "typebox";
+import { MANAGER_ROLES } from "../../core/roles.ts";
+import type { App } from "../app.ts";
+import { requireSession, userCtxOf } from "../auth.ts";
+import { ErrorEnvelope, Ok, RoleName } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function inviteUser(app: App, { services }: RouteDeps) {
+  app.post(
+    "/v1/users",
+    {
+      schema: {
+        tags: ["people"],
+        summary: "Invite a person: returns a temporary password, shown once, to change at first sign-in",
+        body: Type.Object(
+          { email: Type.String({ format: "email", minLength: 3, maxLength: 254 }), role: RoleName },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Ok(
+            Type.Object({
+              id: Type.String(),
+              email: Type.String(),
+              role: Type.String(),
+              temporary_password: Type.String(),
+            }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preValidation: requireSession(services, MANAGER_ROLES),
+    },
+    async (request, reply) => {
+      const data = await services.people.invite(userCtxOf(request), request.body);
+      return reply.status(201).send({ success: true, data });
+    },
+  );
+}

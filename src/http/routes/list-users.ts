@@ -1,0 +1,24 @@
+import { Type } from "typebox";
+import { MANAGER_ROLES } from "../../core/roles.ts";
+import type { App } from "../app.ts";
+import { requireSession, userOf } from "../auth.ts";
+import { ErrorEnvelope, Ok, UserView } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function listUsers(app: App, { services }: RouteDeps) {
+  app.get(
+    "/v1/users",
+    {
+      schema: {
+        tags: ["people"],
+        summary: "The company's people",
+        response: { 200: Ok(Type.Object({ users: Type.Array(UserView) })), "4xx": ErrorEnvelope },
+      },
+      preValidation: requireSession(services, MANAGER_ROLES),
+    },
+    async (request) => ({
+      success: true as const,
+      data: { users: await services.people.list(userOf(request).companyId) },
+    }),
+  );
+}

@@ -1,0 +1,27 @@
+import { Type } from "typebox";
+import { EVERY_ROLE } from "../../core/roles.ts";
+import type { App } from "../app.ts";
+import { requireSession, userCtxOf } from "../auth.ts";
+import { ErrorEnvelope, Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function totpSetup(app: App, { services }: RouteDeps) {
+  app.post(
+    "/v1/auth/totp/setup",
+    {
+      schema: {
+        tags: ["people"],
+        summary: "Start two-factor enrolment: a TOTP secret, its otpauth:// URL and a QR code",
+        response: {
+          200: Ok(Type.Object({ secret: Type.String(), otpauth_url: Type.String(), qr_svg: Type.String() })),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preValidation: requireSession(services, EVERY_ROLE, { allowPending: true }),
+    },
+    async (request) => ({
+      success: true as const,
+      data: await services.people.totpSetup(userCtxOf(request)),
+    }),
+  );
+}

@@ -1,0 +1,32 @@
+import { Type } from "typebox";
+import { MANAGER_ROLES } from "../../core/roles.ts";
+import type { App } from "../app.ts";
+import { requireSession, userCtxOf } from "../auth.ts";
+import { ErrorEnvelope, Ok, RoleName, UserView } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function updateUser(app: App, { services }: RouteDeps) {
+  app.patch(
+    "/v1/users/:id",
+    {
+      schema: {
+        tags: ["people"],
+        summary: "Change a person's role or disable them; the last owner stays",
+        params: Type.Object({ id: Type.String({ pattern: "^usr_[0-9A-Za-z]{22}$" }) }),
+        body: Type.Object(
+          {
+            role: Type.Optional(RoleName),
+            status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("disabled")])),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: Ok(UserView), "4xx": ErrorEnvelope },
+      },
+      preValidation: requireSession(services, MANAGER_ROLES),
+    },
+    async (request) => ({
+      success: true as const,
+      data: await services.people.update(userCtxOf(request), request.params.id, request.body),
+    }),
+  );
+}

@@ -1,0 +1,30 @@
+import { Type } from "typebox";
+import { MANAGER_ROLES } from "../../core/roles.ts";
+import type { App } from "../app.ts";
+import { companyOf, requireCaller } from "../auth.ts";
+import { ErrorEnvelope, Ok } from "../schemas.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export default function verifyAudit(app: App, { services }: RouteDeps) {
+  app.get(
+    "/v1/audit/verify",
+    {
+      schema: {
+        tags: ["audit"],
+        summary: "Check the company's hash chain: an edited or deleted event is found",
+        response: {
+          200: Ok(
+            Type.Object({
+              valid: Type.Boolean(),
+              events_checked: Type.Integer(),
+              first_broken_event_id: Type.Union([Type.String(), Type.Null()]),
+            }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
+      },
+      preValidation: requireCaller(services, { perms: { all: ["audit:read"] }, roles: MANAGER_ROLES }),
+    },
+    async (request) => ({ success: true as const, data: await services.audit.verify(companyOf(request)) }),
+  );
+}

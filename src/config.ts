@@ -20,6 +20,8 @@ export interface Config {
   trustedProxies: string[];
   bodyLimit: number;
   usageFlushMs: number;
+  sessionIdleMinutes: number;
+  sessionMaxHours: number;
   logLevel: string;
 }
 
@@ -87,6 +89,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustedProxies: trusted.entries,
     bodyLimit: integer(env, "LATCHKEY_BODY_LIMIT", 64 * 1024, 1024, 10 * 1024 * 1024),
     usageFlushMs: integer(env, "LATCHKEY_USAGE_FLUSH_MS", 5000, 100, 3_600_000),
+    sessionIdleMinutes: integer(env, "LATCHKEY_SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
+    sessionMaxHours: integer(env, "LATCHKEY_SESSION_MAX_HOURS", 12, 1, 24 * 30),
     logLevel: env.LOG_LEVEL || "info",
   };
 }

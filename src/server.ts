@@ -57,6 +57,8 @@ export async function startServer(
       secret,
       keyPrefix: config.keyPrefix,
       usageFlushMs: config.usageFlushMs,
+      sessionIdleMinutes: config.sessionIdleMinutes,
+      sessionMaxHours: config.sessionMaxHours,
     });
     // A local CLI reaches the running embedded server's admin routes with this token from the lock file.
     const controlToken = store.lock ? randomBytes(32).toString("base64url") : undefined;

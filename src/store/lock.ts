@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** What the holder of a data dir writes into its lock file, so a second opener can name it. */
@@ -63,19 +63,25 @@ export function acquireDataDirLock(dataDir: string, command: string): DataDirLoc
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const path = lockPath(dataDir);
   let info: LockInfo = { pid: process.pid, command, started_at: new Date().toISOString() };
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fd = openSync(path, "wx", 0o600);
-      writeFileSync(fd, JSON.stringify(info));
-      closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const holder = readLock(dataDir);
-      if (holder) throw new DataDirLockedError(dataDir, holder);
-      if (attempt > 0) throw err;
-      unlinkSync(path);
+  // The lock is written in full to a private file and then hard-linked into place: link() fails if the
+  // lock exists, and a reader never sees a half-written lock.
+  const tmp = `${path}.${process.pid}.${Date.now()}`;
+  writeFileSync(tmp, JSON.stringify(info), { mode: 0o600 });
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        linkSync(tmp, path);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        const holder = readLock(dataDir);
+        if (holder) throw new DataDirLockedError(dataDir, holder);
+        if (attempt > 0) throw err;
+        unlinkSync(path);
+      }
     }
+  } finally {
+    unlinkSync(tmp);
   }
   let released = false;
   return {

@@ -32,15 +32,18 @@ export async function openTestStore(kind: StoreKind): Promise<Store> {
   await admin.query(`CREATE SCHEMA ${schema}`);
   await admin.end();
   const store = await openStore({ kind: "postgres", url: TEST_DATABASE_URL, schema, poolSize: 4 });
-  await migrateToLatest(store.db);
-  return {
-    ...store,
-    async close() {
-      await store.close();
-      const cleanup = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await cleanup.connect();
-      await cleanup.query(`DROP SCHEMA ${schema} CASCADE`);
-      await cleanup.end();
-    },
+  const drop = async () => {
+    await store.close();
+    const cleanup = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await cleanup.connect();
+    await cleanup.query(`DROP SCHEMA ${schema} CASCADE`);
+    await cleanup.end();
   };
+  try {
+    await migrateToLatest(store.db);
+  } catch (err) {
+    await drop();
+    throw err;
+  }
+  return { ...store, close: drop };
 }

@@ -1,10 +1,56 @@
 import { Command } from "commander";
-import { ConfigError, loadConfig } from "../config.ts";
+import { type Config, ConfigError, loadConfig } from "../config.ts";
 import { openConfiguredStore, resolveSecret, startServer } from "../server.ts";
 import { platformCtx } from "../services/actor.ts";
-import { createServices } from "../services/services.ts";
+import { createServices, type Services } from "../services/services.ts";
 import { DataDirLockedError, readLock } from "../store/lock.ts";
 import { MigrationError, migrateToLatest } from "../store/store.ts";
+
+/**
+ * Runs a platform operation: through the running embedded server's API when one holds the data dir
+ * (two processes must never open it), else against the store directly.
+ */
+async function asPlatform<T>(
+  config: Config,
+  command: string,
+  http: { method: "GET" | "POST"; path: string; body?: unknown },
+  local: (services: Services) => Promise<T>,
+): Promise<T> {
+  const holder = config.databaseUrl ? null : readLock(config.dataDir);
+  if (holder?.url && holder.control_token) {
+    const res = await fetch(`${holder.url}${http.path}`, {
+      method: http.method,
+      headers: {
+        authorization: `Bearer ${holder.control_token}`,
+        ...(http.body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(http.body === undefined ? {} : { body: JSON.stringify(http.body) }),
+    });
+    const json = (await res.json()) as {
+      success: boolean;
+      data?: T;
+      error?: { code: string; message: string };
+    };
+    if (!json.success || json.data === undefined)
+      throw new Error(`${json.error?.code}: ${json.error?.message}`);
+    return json.data;
+  }
+  const store = await openConfiguredStore(config, command);
+  try {
+    await migrateToLatest(store.db);
+    const services = createServices({
+      db: store.db,
+      catalog: config.catalog,
+      secret: resolveSecret(config),
+      keyPrefix: config.keyPrefix,
+    });
+    const result = await local(services);
+    await services.close();
+    return result;
+  } finally {
+    await store.close();
+  }
+}
 
 const program = new Command()
   .name("latchkey")
@@ -58,38 +104,12 @@ program
   .action(async (opts: { company: string; ownerEmail: string; json?: boolean }) => {
     const config = loadConfig();
     const body = { name: opts.company, owner_email: opts.ownerEmail };
-    let data: unknown;
-    const holder = config.databaseUrl ? null : readLock(config.dataDir);
-    if (holder?.url && holder.control_token) {
-      // The embedded store is open in a running server: go through its API, never open the store twice.
-      const res = await fetch(`${holder.url}/v1/admin/companies`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${holder.control_token}` },
-        body: JSON.stringify(body),
-      });
-      const json = (await res.json()) as {
-        success: boolean;
-        data?: unknown;
-        error?: { code: string; message: string };
-      };
-      if (!json.success) throw new Error(`${json.error?.code}: ${json.error?.message}`);
-      data = json.data;
-    } else {
-      const store = await openConfiguredStore(config, "bootstrap");
-      try {
-        await migrateToLatest(store.db);
-        const services = createServices({
-          db: store.db,
-          catalog: config.catalog,
-          secret: resolveSecret(config),
-          keyPrefix: config.keyPrefix,
-        });
-        data = await services.companies.create(body, platformCtx());
-        await services.close();
-      } finally {
-        await store.close();
-      }
-    }
+    const data = await asPlatform(
+      config,
+      "bootstrap",
+      { method: "POST", path: "/v1/admin/companies", body },
+      (services) => services.companies.create(body, platformCtx()),
+    );
     if (opts.json) {
       console.log(JSON.stringify(data, null, 2));
       return;
@@ -115,46 +135,12 @@ program
   .option("--json", "print the result as JSON")
   .action(async (opts: { json?: boolean }) => {
     const config = loadConfig();
-    type Result = {
-      valid: boolean;
-      chains: {
-        chain: string;
-        valid: boolean;
-        events_checked: number;
-        first_broken_event_id: string | null;
-      }[];
-    };
-    let result: Result;
-    const holder = config.databaseUrl ? null : readLock(config.dataDir);
-    if (holder?.url && holder.control_token) {
-      const res = await fetch(`${holder.url}/v1/admin/audit/verify`, {
-        headers: { authorization: `Bearer ${holder.control_token}` },
-      });
-      const json = (await res.json()) as {
-        success: boolean;
-        data?: Result;
-        error?: { code: string; message: string };
-      };
-      if (!json.success || !json.data) throw new Error(`${json.error?.code}: ${json.error?.message}`);
-      result = json.data;
-    } else {
-      const store = await openConfiguredStore(config, "audit verify");
-      try {
-        await migrateToLatest(store.db);
-        const services = createServices({
-          db: store.db,
-          catalog: config.catalog,
-          secret: resolveSecret(config),
-          keyPrefix: config.keyPrefix,
-        });
-        const chains = [];
-        for (const chain of await services.audit.chains())
-          chains.push({ chain, ...(await services.audit.verify(chain)) });
-        result = { valid: chains.every((c) => c.valid), chains };
-      } finally {
-        await store.close();
-      }
-    }
+    const result = await asPlatform(
+      config,
+      "audit verify",
+      { method: "GET", path: "/v1/admin/audit/verify" },
+      (services) => services.audit.verifyAll(),
+    );
     if (opts.json) console.log(JSON.stringify(result, null, 2));
     else {
       for (const c of result.chains) {

@@ -189,7 +189,14 @@ export class AuditService {
     return checkChain(events, head ? { seq: Number(head.seq), hash: head.hash } : null);
   }
 
-  /** The chains there are: the platform's and one per company (for `latchkey audit verify`). */
+  /** Every chain: the platform's and one per company (for the operator and `latchkey audit verify`). */
+  async verifyAll(): Promise<{ valid: boolean; chains: (ChainCheck & { chain: string })[] }> {
+    const chains = [];
+    for (const chain of await this.chains()) chains.push({ chain, ...(await this.verify(chain)) });
+    return { valid: chains.every((c) => c.valid), chains };
+  }
+
+  /** The chains there are: the platform's and one per company. */
   async chains(): Promise<string[]> {
     const rows = await this.deps.db.selectFrom("audit_heads").select("chain").orderBy("chain").execute();
     return rows.map((r) => r.chain);

@@ -145,7 +145,7 @@ export class CredentialService {
       input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, ctx.actor);
     const allowedIps = input.allowed_ips === undefined ? undefined : checkAllowlist(input.allowed_ips);
     return this.deps.db.transaction().execute(async (tx) => {
-      const row = await credentials.getForUpdate(tx, companyId, id);
+      const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
       const next: CredentialRow = {
         ...row,
@@ -191,7 +191,7 @@ export class CredentialService {
     const password = randomBase62(40);
     const now = this.deps.clock();
     return this.deps.db.transaction().execute(async (tx) => {
-      const row = await credentials.getForUpdate(tx, companyId, id);
+      const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
       // A password acts with all of the credential's permissions, so only someone holding them may issue one.
       checkGrant(this.deps.catalog, row.permissions, [grantable(ctx.actor)]);

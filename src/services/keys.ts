@@ -91,7 +91,7 @@ export class KeyService {
     const expiresAt = this.futureDate(input.expires_at, "expires_at");
     const allowedIps = checkAllowlist(input.allowed_ips);
     {
-      const credential = await credentials.getForUpdate(tx, companyId, credentialId);
+      const credential = await credentials.get(tx, companyId, credentialId, { lock: true });
       if (!credential)
         throw new LatchkeyError("NOT_FOUND", "No such API credential.", { field: "credential_id" });
       if (credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
@@ -227,7 +227,7 @@ export class KeyService {
   ): Promise<KeyView> {
     const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
     return this.deps.db.transaction().execute(async (tx) => {
-      const row = await apiKeys.getForUpdate(tx, companyId, id);
+      const row = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       assertEnvironmentAllowed(ctx, row.environment);
       if (patch.permissions !== undefined) {
@@ -275,7 +275,7 @@ export class KeyService {
   /** Immediate and final. Revoking a revoked key changes nothing and succeeds. */
   async revoke(companyId: string, id: string, ctx: Ctx): Promise<KeyView> {
     return this.deps.db.transaction().execute(async (tx) => {
-      const row = await apiKeys.getForUpdate(tx, companyId, id);
+      const row = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       assertEnvironmentAllowed(ctx, row.environment);
       if (row.status === "revoked") return this.view(row);
@@ -314,7 +314,7 @@ export class KeyService {
     }
     const expiresAt = this.futureDate(input.expires_at, "expires_at");
     return this.deps.db.transaction().execute(async (tx) => {
-      const old = await apiKeys.getForUpdate(tx, companyId, id);
+      const old = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!old) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       assertEnvironmentAllowed(ctx, old.environment);
       const now = this.deps.clock();
@@ -326,7 +326,7 @@ export class KeyService {
         );
       }
       if (old.credential_id === null) throw new LatchkeyError("NOT_FOUND", "No such API key.");
-      const credential = await credentials.getForUpdate(tx, companyId, old.credential_id);
+      const credential = await credentials.get(tx, companyId, old.credential_id, { lock: true });
       if (credential?.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
       // Rotation mints a key, so the caller must hold what it carries, as at creation.
       checkGrant(this.deps.catalog, old.permissions, [grantable(ctx.actor)]);
@@ -371,7 +371,7 @@ export class KeyService {
   /** For a rotated key still in its overlap: reset its expiry to 24 h from now, or end it now. */
   async changeExpiry(companyId: string, id: string, action: "reset" | "now", ctx: Ctx): Promise<KeyView> {
     return this.deps.db.transaction().execute(async (tx) => {
-      const row = await apiKeys.getForUpdate(tx, companyId, id);
+      const row = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       assertEnvironmentAllowed(ctx, row.environment);
       if (row.replaced_by === null) throw new LatchkeyError("KEY_NOT_ROTATED");

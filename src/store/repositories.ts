@@ -56,23 +56,19 @@ export const credentials = {
   insert(db: Db, row: Insertable<CredentialsTable>) {
     return db.insertInto("credentials").values(row).execute();
   },
-  get(db: Db, companyId: string, id: string): Promise<CredentialRow | undefined> {
-    return db
+  /** One row of the company's; `lock` holds it for the rest of the transaction, so changes serialise. */
+  get(
+    db: Db,
+    companyId: string,
+    id: string,
+    opts: { lock?: boolean } = {},
+  ): Promise<CredentialRow | undefined> {
+    const q = db
       .selectFrom("credentials")
       .selectAll()
       .where("company_id", "=", companyId)
-      .where("id", "=", id)
-      .executeTakeFirst();
-  },
-  /** Locks the row for the rest of the transaction, so concurrent changes to one credential serialise. */
-  getForUpdate(db: Db, companyId: string, id: string): Promise<CredentialRow | undefined> {
-    return db
-      .selectFrom("credentials")
-      .selectAll()
-      .where("company_id", "=", companyId)
-      .where("id", "=", id)
-      .forUpdate()
-      .executeTakeFirst();
+      .where("id", "=", id);
+    return (opts.lock ? q.forUpdate() : q).executeTakeFirst();
   },
   list(
     db: Db,
@@ -120,22 +116,10 @@ export const apiKeys = {
   insert(db: Db, row: NewApiKey) {
     return db.insertInto("api_keys").values(row).execute();
   },
-  get(db: Db, companyId: string, id: string): Promise<ApiKeyRow | undefined> {
-    return db
-      .selectFrom("api_keys")
-      .selectAll()
-      .where("company_id", "=", companyId)
-      .where("id", "=", id)
-      .executeTakeFirst();
-  },
-  getForUpdate(db: Db, companyId: string, id: string): Promise<ApiKeyRow | undefined> {
-    return db
-      .selectFrom("api_keys")
-      .selectAll()
-      .where("company_id", "=", companyId)
-      .where("id", "=", id)
-      .forUpdate()
-      .executeTakeFirst();
+  /** One row of the company's; `lock` holds it for the rest of the transaction, so changes serialise. */
+  get(db: Db, companyId: string, id: string, opts: { lock?: boolean } = {}): Promise<ApiKeyRow | undefined> {
+    const q = db.selectFrom("api_keys").selectAll().where("company_id", "=", companyId).where("id", "=", id);
+    return (opts.lock ? q.forUpdate() : q).executeTakeFirst();
   },
   list(
     db: Db,

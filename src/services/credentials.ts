@@ -9,6 +9,7 @@ import { companies, credentials, type Db } from "../store/repositories.ts";
 import type { CredentialRow, Database } from "../store/schema.ts";
 import { type Actor, actorRef, type Ctx, grantable } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
+import type { Changes } from "./changes.ts";
 import { checkAllowlist, checkGrant } from "./grants.ts";
 import { type CredentialView, credentialView } from "./views.ts";
 
@@ -33,6 +34,7 @@ export interface CredentialServiceDeps {
   secret: string;
   clock: () => Date;
   audit: AuditService;
+  changes: Changes;
 }
 
 /** Dedicated API users: never a human login, deactivated but never deleted. */
@@ -144,7 +146,7 @@ export class CredentialService {
     const permissions =
       input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, ctx.actor);
     const allowedIps = input.allowed_ips === undefined ? undefined : checkAllowlist(input.allowed_ips);
-    return this.deps.db.transaction().execute(async (tx) => {
+    const updated = await this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
       const next: CredentialRow = {
@@ -177,6 +179,9 @@ export class CredentialService {
       }
       return this.view(next);
     });
+    // Its keys' cached answers carry its status, permissions and allowlist.
+    this.deps.changes.emit({ kind: "credential", credentialId: id });
+    return updated;
   }
 
   /**
@@ -222,15 +227,15 @@ function auditFields(row: CredentialRow) {
   };
 }
 
-type Changes = { before: Record<string, unknown>; after: Record<string, unknown> };
+type FieldChanges = { before: Record<string, unknown>; after: Record<string, unknown> };
 
 /** The audit events a credential update makes: status, allowed IPs, permissions and details apart. */
-function changeEvents(before: CredentialRow, after: CredentialRow): [string, Changes][] {
+function changeEvents(before: CredentialRow, after: CredentialRow): [string, FieldChanges][] {
   const differs = (field: keyof CredentialRow) =>
     JSON.stringify(before[field]) !== JSON.stringify(after[field]);
   const pick = (row: CredentialRow, fields: (keyof CredentialRow)[]) =>
     Object.fromEntries(fields.map((f) => [f, row[f]]));
-  const events: [string, Changes][] = [];
+  const events: [string, FieldChanges][] = [];
   const group = (action: string, fields: (keyof CredentialRow)[]) => {
     const changed = fields.filter(differs);
     if (changed.length > 0)

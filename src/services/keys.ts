@@ -8,6 +8,7 @@ import { apiKeys, credentials, type Db, type KeyFilters } from "../store/reposit
 import type { ApiKeyRow, Database } from "../store/schema.ts";
 import { actorRef, type Ctx, grantable, restrictedToTest } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
+import type { Changes } from "./changes.ts";
 import { checkAllowlist, checkGrant } from "./grants.ts";
 import { type KeyView, keyStatus, keyView } from "./views.ts";
 
@@ -37,6 +38,7 @@ export interface KeyServiceDeps {
   keyPrefix: string;
   clock: () => Date;
   audit: AuditService;
+  changes: Changes;
 }
 
 export class KeyService {
@@ -71,8 +73,19 @@ export class KeyService {
     return date;
   }
 
-  create(companyId: string, input: CreateKeyInput, ctx: Ctx): Promise<CreatedKey> {
-    return this.deps.db.transaction().execute((tx) => this.createIn(tx, companyId, input, ctx));
+  async create(companyId: string, input: CreateKeyInput, ctx: Ctx): Promise<CreatedKey> {
+    const created = await this.deps.db
+      .transaction()
+      .execute((tx) => this.createIn(tx, companyId, input, ctx));
+    this.deps.changes.emit({ kind: "key_created", keyHash: hashToken(this.deps.secret, created.key) });
+    return created;
+  }
+
+  /** Runs a change to one key in a transaction, then tells the caches once it has committed. */
+  private async changingKey<T>(id: string, work: (tx: Db) => Promise<T>): Promise<T> {
+    const result = await this.deps.db.transaction().execute(work);
+    this.deps.changes.emit({ kind: "key", keyId: id });
+    return result;
   }
 
   /** Creates a key inside the caller's transaction (company set-up makes its management key this way). */
@@ -226,7 +239,7 @@ export class KeyService {
     ctx: Ctx,
   ): Promise<KeyView> {
     const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
-    return this.deps.db.transaction().execute(async (tx) => {
+    return this.changingKey(id, async (tx) => {
       const row = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       assertEnvironmentAllowed(ctx, row.environment);
@@ -274,7 +287,7 @@ export class KeyService {
 
   /** Immediate and final. Revoking a revoked key changes nothing and succeeds. */
   async revoke(companyId: string, id: string, ctx: Ctx): Promise<KeyView> {
-    return this.deps.db.transaction().execute(async (tx) => {
+    return this.changingKey(id, async (tx) => {
       const row = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       assertEnvironmentAllowed(ctx, row.environment);
@@ -313,7 +326,7 @@ export class KeyService {
       });
     }
     const expiresAt = this.futureDate(input.expires_at, "expires_at");
-    return this.deps.db.transaction().execute(async (tx) => {
+    return this.changingKey(id, async (tx) => {
       const old = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!old) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       assertEnvironmentAllowed(ctx, old.environment);
@@ -370,7 +383,7 @@ export class KeyService {
 
   /** For a rotated key still in its overlap: reset its expiry to 24 h from now, or end it now. */
   async changeExpiry(companyId: string, id: string, action: "reset" | "now", ctx: Ctx): Promise<KeyView> {
-    return this.deps.db.transaction().execute(async (tx) => {
+    return this.changingKey(id, async (tx) => {
       const row = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       assertEnvironmentAllowed(ctx, row.environment);

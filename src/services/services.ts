@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import type { Catalog } from "../core/catalog.ts";
 import type { Database } from "../store/schema.ts";
 import { AuditService } from "./audit.ts";
+import { Changes } from "./changes.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { KeyService } from "./keys.ts";
@@ -32,6 +33,8 @@ export interface Services {
   people: PeopleService;
   verification: VerificationService;
   usage: UsageRecorder;
+  /** Announced after every committed change; caches listen (and, in cluster mode, a bus). */
+  changes: Changes;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -43,8 +46,9 @@ export function createServices(opts: ServiceOptions): Services {
   const usage = new UsageRecorder(opts.db, opts.onBackgroundError);
   if (opts.usageFlushMs !== undefined) usage.start(opts.usageFlushMs);
   const audit = new AuditService({ db: opts.db, clock });
-  const credentials = new CredentialService({ ...base, secret: opts.secret, audit });
-  const keys = new KeyService({ ...base, secret: opts.secret, keyPrefix: opts.keyPrefix, audit });
+  const changes = new Changes();
+  const credentials = new CredentialService({ ...base, secret: opts.secret, audit, changes });
+  const keys = new KeyService({ ...base, secret: opts.secret, keyPrefix: opts.keyPrefix, audit, changes });
   return {
     catalog: opts.catalog,
     companies: new CompanyService({ ...base, credentials, keys, audit }),
@@ -58,8 +62,9 @@ export function createServices(opts: ServiceOptions): Services {
     }),
     credentials,
     keys,
-    verification: new VerificationService({ db: opts.db, secret: opts.secret, usage, clock }),
+    verification: new VerificationService({ db: opts.db, secret: opts.secret, usage, clock, changes }),
     usage,
+    changes,
     close: () => usage.stop(),
   };
 }

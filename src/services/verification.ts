@@ -7,6 +7,8 @@ import { decide, type VerifiableKey } from "../core/verification.ts";
 import { apiKeys, credentials } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
 import type { Actor } from "./actor.ts";
+import type { Changes } from "./changes.ts";
+import { KeyCache } from "./key-cache.ts";
 import type { UsageRecorder } from "./usage.ts";
 
 export interface VerifyInput {
@@ -41,7 +43,11 @@ export interface VerificationDeps {
   secret: string;
   usage: UsageRecorder;
   clock: () => Date;
+  changes: Changes;
+  cache?: { max?: number; ttlMs?: number; negativeTtlMs?: number };
 }
+
+type LoadedKey = VerifiableKey & { secretHash: string | null };
 
 const matcher = (entries: string[]) => (entries.length === 0 ? null : compileAllowlist(entries));
 
@@ -67,7 +73,48 @@ function failure(code: VerifyCode): Outcome {
  * side effect is an in-memory last-used record, flushed later in batches.
  */
 export class VerificationService {
-  constructor(private readonly deps: VerificationDeps) {}
+  private readonly cache: KeyCache<LoadedKey>;
+
+  constructor(private readonly deps: VerificationDeps) {
+    this.cache = new KeyCache<LoadedKey>({
+      max: deps.cache?.max ?? 100_000,
+      ttlMs: deps.cache?.ttlMs ?? 10_000,
+      negativeTtlMs: deps.cache?.negativeTtlMs ?? 2_000,
+      now: () => deps.clock().getTime(),
+    });
+    deps.changes.on((change) => this.cache.apply(change));
+  }
+
+  /**
+   * A key by hash: from the cache, or from one indexed query whose answer (found or not) is cached,
+   * with its allowlists compiled once here rather than on every request.
+   */
+  private async lookup(keyHash: string): Promise<LoadedKey | null> {
+    const cached = this.cache.get(keyHash);
+    if (cached) return cached.value;
+    const row = await apiKeys.findByHash(this.deps.db, keyHash);
+    let loaded: LoadedKey | null = null;
+    if (row) {
+      // A key never does more than its API user may do now, even if the user's permissions shrank later.
+      const credentialHeld = row.credential_permissions ? new Set(row.credential_permissions) : null;
+      loaded = {
+        keyId: row.id,
+        companyId: row.company_id,
+        credentialId: row.credential_id,
+        environment: row.environment,
+        permissions: credentialHeld ? row.permissions.filter((p) => credentialHeld.has(p)) : row.permissions,
+        revoked: row.status === "revoked",
+        expiresAt: row.expires_at,
+        enabled:
+          row.company_id === null || (row.credential_status === "active" && row.company_status === "active"),
+        keyIps: matcher(row.allowed_ips),
+        credentialIps: matcher(row.credential_allowed_ips ?? []),
+        secretHash: row.secret_hash,
+      };
+    }
+    this.cache.set(keyHash, loaded, { keyId: row?.id ?? null, credentialId: row?.credential_id ?? null });
+    return loaded;
+  }
 
   /** `scope`: the company whose keys the caller may verify, or null for a platform verify key (any). */
   async verify(input: VerifyInput, scope: string | null): Promise<VerifyResult> {
@@ -109,31 +156,16 @@ export class VerificationService {
     if (input.key !== undefined) {
       const parsed = parseToken(input.key);
       if (parsed?.kind !== "sk") return failure("MALFORMED");
-      const row = await apiKeys.findByHash(this.deps.db, hashToken(this.deps.secret, input.key));
-      if (!row || (scope !== null && row.company_id !== scope)) return failure("NOT_FOUND");
-      if (row.secret_hash !== null) {
+      const found = await this.lookup(hashToken(this.deps.secret, input.key));
+      if (!found || (scope !== null && found.companyId !== scope)) return failure("NOT_FOUND");
+      if (found.secretHash !== null) {
         if (input.secret === undefined) return failure("MALFORMED");
         const secret = parseToken(input.secret);
         if (secret?.kind !== "ss" || secret.environment !== parsed.environment) return failure("MALFORMED");
-        if (!safeEqual(hashToken(this.deps.secret, input.secret), row.secret_hash))
+        if (!safeEqual(hashToken(this.deps.secret, input.secret), found.secretHash))
           return failure("NOT_FOUND");
       }
-      // A key never does more than its API user may do now, even if the user's permissions shrank later.
-      const credentialHeld = row.credential_permissions ? new Set(row.credential_permissions) : null;
-      subject = {
-        keyId: row.id,
-        prefix: parsed.prefix,
-        companyId: row.company_id,
-        credentialId: row.credential_id,
-        environment: row.environment,
-        permissions: credentialHeld ? row.permissions.filter((p) => credentialHeld.has(p)) : row.permissions,
-        revoked: row.status === "revoked",
-        expiresAt: row.expires_at,
-        enabled:
-          row.company_id === null || (row.credential_status === "active" && row.company_status === "active"),
-        keyIps: matcher(row.allowed_ips),
-        credentialIps: matcher(row.credential_allowed_ips ?? []),
-      };
+      subject = { ...found, prefix: parsed.prefix };
     } else if (input.username !== undefined && input.password !== undefined) {
       const row = await credentials.findByUsername(this.deps.db, input.username);
       if (!row || (scope !== null && row.company_id !== scope)) return failure("NOT_FOUND");

@@ -1,0 +1,110 @@
+import { sql } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashToken } from "../../src/core/hashing.ts";
+import { generateToken } from "../../src/core/key-format.ts";
+import { KeyCache } from "../../src/services/key-cache.ts";
+import { BACKENDS } from "../helpers/backends.ts";
+import { type Company, createHarness, type Harness, SECRET } from "../helpers/harness.ts";
+
+describe("KeyCache", () => {
+  let now = 0;
+  const cache = () => new KeyCache<string>({ max: 3, ttlMs: 1000, negativeTtlMs: 100, now: () => now });
+  const ids = (keyId: string | null, credentialId: string | null = null) => ({ keyId, credentialId });
+
+  it("keeps positive entries for the TTL and negative ones for their shorter TTL", () => {
+    now = 0;
+    const c = cache();
+    c.set("a", "A", ids("k1"));
+    c.set("b", null, ids(null));
+    now = 99;
+    expect(c.get("a")).toEqual({ value: "A" });
+    expect(c.get("b")).toEqual({ value: null });
+    now = 100;
+    expect(c.get("b")).toBeUndefined();
+    now = 1000;
+    expect(c.get("a")).toBeUndefined();
+  });
+
+  it("evicts the least recently used entry beyond its bound", () => {
+    now = 0;
+    const c = cache();
+    c.set("a", "A", ids("k1"));
+    c.set("b", "B", ids("k2"));
+    c.set("c", "C", ids("k3"));
+    c.get("a");
+    c.set("d", "D", ids("k4"));
+    expect(c.get("b")).toBeUndefined();
+    expect(c.get("a")).toEqual({ value: "A" });
+    expect(c.size).toBe(3);
+  });
+
+  it("drops what a change touches: one key, every key of a credential, a negative entry", () => {
+    now = 0;
+    const c = cache();
+    c.set("a", "A", ids("k1", "cred1"));
+    c.set("b", "B", ids("k2", "cred1"));
+    c.set("n", null, ids(null));
+    c.apply({ kind: "key", keyId: "k1" });
+    expect(c.get("a")).toBeUndefined();
+    expect(c.get("b")).toEqual({ value: "B" });
+    c.apply({ kind: "credential", credentialId: "cred1" });
+    expect(c.get("b")).toBeUndefined();
+    c.apply({ kind: "key_created", keyHash: "n" });
+    expect(c.get("n")).toBeUndefined();
+  });
+});
+
+describe.each(BACKENDS)("the verification cache on %s", (kind) => {
+  let h: Harness;
+  let co: Company;
+  beforeAll(async () => {
+    h = await createHarness(kind);
+    co = await h.createCompany();
+  });
+  afterAll(() => h.close());
+
+  const verify = async (key: string) =>
+    (await h.call("POST", "/v1/verify", { key: co.key, json: { key } })).json().data.code as string;
+
+  it("answers from memory: a change made behind Latchkey's back shows only after the TTL", async () => {
+    const k = await h.createKey(co, { permissions: ["payin:read"] });
+    expect(await verify(k.key)).toBe("VALID");
+    await sql`UPDATE api_keys SET status = 'revoked' WHERE id = ${k.id}`.execute(h.store.db);
+    expect(await verify(k.key)).toBe("VALID");
+    h.clock.advance(11);
+    expect(await verify(k.key)).toBe("REVOKED");
+  });
+
+  it("drops a key's entry the moment it is revoked, rotated-out or its IPs change through the API", async () => {
+    const k = await h.createKey(co, { permissions: ["payin:read"] });
+    expect(await verify(k.key)).toBe("VALID");
+    await h.call("PATCH", `/v1/keys/${k.id}`, { key: co.key, json: { allowed_ips: ["10.0.0.0/8"] } });
+    expect(await verify(k.key)).toBe("IP_NOT_ALLOWED");
+    await h.call("POST", `/v1/keys/${k.id}/rotate`, { key: co.key, json: { grace_seconds: 0 } });
+    expect(await verify(k.key)).toBe("EXPIRED");
+  });
+
+  it("drops every key of a credential when the credential changes", async () => {
+    const cred = await h.call("POST", "/v1/credentials", {
+      key: co.key,
+      json: { name: "svc", permissions: ["payin:read"] },
+    });
+    const credId = cred.json().data.id;
+    const k = await h.createKey(co, { credential_id: credId });
+    expect(await verify(k.key)).toBe("VALID");
+    await h.call("PATCH", `/v1/credentials/${credId}`, { key: co.key, json: { status: "inactive" } });
+    expect(await verify(k.key)).toBe("DISABLED");
+  });
+
+  it("forgets a cached 'not found' when that key is created", async () => {
+    const ghost = generateToken("lk", "live", "sk");
+    expect(await verify(ghost)).toBe("NOT_FOUND");
+    // Plant a key with exactly that hash the way creation would, then announce it as creation does.
+    await sql`INSERT INTO api_keys (id, company_id, credential_id, name, environment, permissions, key_hash, prefix, created_at, created_by)
+      VALUES ('key_0000000000000000000000', ${co.id}, ${co.credentialId}, 'planted', 'live', '["payin:read"]',
+              ${hashToken(SECRET, ghost)}, 'lk_live_sk_planted', now(), 'test')`.execute(h.store.db);
+    expect(await verify(ghost)).toBe("NOT_FOUND");
+    h.services.changes.emit({ kind: "key_created", keyHash: hashToken(SECRET, ghost) });
+    expect(await verify(ghost)).toBe("VALID");
+  });
+});

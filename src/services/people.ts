@@ -11,6 +11,7 @@ import { randomBase62 } from "../core/random.ts";
 import { mayAssignRole, type Role, rolePermissions } from "../core/roles.ts";
 import { SecretBox } from "../core/secret-box.ts";
 import { checkTotp, newTotpSecret, otpauthUrl } from "../core/totp.ts";
+import type { Db } from "../store/repositories.ts";
 import type { Database, SessionRow, UserRow } from "../store/schema.ts";
 import type { Actor, Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
@@ -209,7 +210,7 @@ export class PeopleService {
   }
 
   private async openSession(
-    db: Kysely<Database> | Parameters<AuditService["append"]>[0],
+    db: Db,
     user: UserRow,
     ip: string | null,
     userAgent: string | null,
@@ -238,7 +239,7 @@ export class PeopleService {
   }
 
   /** Ends every session of a person (disabled, role changed) or all but none. */
-  private async endSessions(db: Parameters<AuditService["append"]>[0], userId: string) {
+  private async endSessions(db: Db, userId: string) {
     await db
       .updateTable("sessions")
       .set({ ended_at: this.now() })

@@ -209,12 +209,7 @@ export class PeopleService {
     return { session, user: userView(user), company };
   }
 
-  private async openSession(
-    db: Db,
-    user: UserRow,
-    ip: string | null,
-    userAgent: string | null,
-  ) {
+  private async openSession(db: Db, user: UserRow, ip: string | null, userAgent: string | null) {
     const now = this.now();
     const token = randomBytes(32).toString("base64url");
     const csrf = randomBytes(24).toString("base64url");

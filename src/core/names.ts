@@ -26,3 +26,8 @@ export function credentialUsername(slug: string): string {
 }
 
 export const USERNAME_PATTERN = /^ws_\d{6}@Company\.[A-Za-z0-9]{1,48}$/;
+
+/** True for anything shaped like an API credential's username, which a person may never sign in as. */
+export function looksLikeCredentialUsername(value: string): boolean {
+  return /^ws_\d{6}@company\./i.test(value.trim());
+}

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
 import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -97,12 +98,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.decorateRequest("clientIp", "");
   app.decorateRequest("actor", null);
   app.decorateRequest("totpUsed", false);
+  app.decorateRequest("isHttps", false);
   app.addHook("onRequest", async (request) => {
-    request.clientIp = clientIp(
-      request.socket.remoteAddress ?? "",
-      request.headers["x-forwarded-for"],
-      trusted,
-    );
+    const peer = request.socket.remoteAddress ?? "";
+    request.clientIp = clientIp(peer, request.headers["x-forwarded-for"], trusted);
+    const proto = request.headers["x-forwarded-proto"];
+    request.isHttps =
+      (request.socket as TLSSocket).encrypted === true ||
+      (trusted(peer) && typeof proto === "string" && proto.split(",")[0]?.trim() === "https");
   });
   app.addHook("onSend", async (request, reply, payload) => {
     reply.header("x-request-id", request.id);

@@ -10,6 +10,8 @@ declare module "fastify" {
     /** The caller's address, after the trusted-proxy rule. */
     clientIp: string;
     actor: Actor | null;
+    /** Over TLS here, or from a trusted proxy that says it terminated TLS (X-Forwarded-Proto). */
+    isHttps: boolean;
     /** Set when this request carried a valid second factor (step-up). */
     totpUsed: boolean;
   }

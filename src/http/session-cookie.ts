@@ -1,4 +1,3 @@
-import type { TLSSocket } from "node:tls";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { SESSION_COOKIE } from "./auth.ts";
 
@@ -11,7 +10,7 @@ export function setSessionCookie(
   reply.setCookie(SESSION_COOKIE, session.token, {
     httpOnly: true,
     sameSite: "strict",
-    secure: (request.raw.socket as TLSSocket).encrypted === true || request.protocol === "https",
+    secure: request.isHttps,
     path: "/",
     expires: new Date(session.expires_at),
   });

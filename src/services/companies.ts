@@ -3,7 +3,7 @@ import type { Kysely } from "kysely";
 import { type Catalog, MANAGEMENT_GROUP_ID } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { newId } from "../core/ids.ts";
-import { companySlug } from "../core/names.ts";
+import { companySlug, looksLikeCredentialUsername } from "../core/names.ts";
 import { randomBase62 } from "../core/random.ts";
 import { companies, users } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
@@ -38,6 +38,15 @@ export class CompanyService {
   async create(input: { name: string; owner_email: string }, ctx: Ctx): Promise<CreatedCompany> {
     const now = this.deps.clock();
     const email = input.owner_email.trim().toLowerCase();
+    if (looksLikeCredentialUsername(email)) {
+      throw new LatchkeyError(
+        "VALIDATION_ERROR",
+        "That is an API credential's username, not a person's email.",
+        {
+          field: "owner_email",
+        },
+      );
+    }
     const temporaryPassword = randomBase62(20);
     const passwordHash = await hash(temporaryPassword, { algorithm: 2 });
     const everything = [...this.deps.catalog.permissions];

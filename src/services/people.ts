@@ -6,6 +6,7 @@ import type { Catalog } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { hashToken, safeEqual } from "../core/hashing.ts";
 import { newId } from "../core/ids.ts";
+import { looksLikeCredentialUsername } from "../core/names.ts";
 import { passwordProblem } from "../core/passwords.ts";
 import { randomBase62 } from "../core/random.ts";
 import { mayAssignRole, type Role, rolePermissions } from "../core/roles.ts";
@@ -498,6 +499,15 @@ export class PeopleService {
       throw new LatchkeyError("FORBIDDEN", "Only an owner can make someone an owner.", { field: "role" });
     }
     const email = input.email.trim().toLowerCase();
+    if (looksLikeCredentialUsername(email)) {
+      throw new LatchkeyError(
+        "VALIDATION_ERROR",
+        "That is an API credential's username, not a person's email.",
+        {
+          field: "email",
+        },
+      );
+    }
     const temporaryPassword = randomBase62(20);
     const passwordHash = await hash(temporaryPassword, { algorithm: 2 });
     const now = this.now();

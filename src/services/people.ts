@@ -163,11 +163,10 @@ export class PeopleService {
         retry_after: Math.ceil((locked.getTime() - now.getTime()) / 1000),
       });
     }
-    const user = await this.o.db
-      .selectFrom("users")
-      .selectAll()
-      .where("email", "=", email)
-      .executeTakeFirst();
+    // An API credential's username is never a sign-in, even if a person was once given one as an email.
+    const user = looksLikeCredentialUsername(email)
+      ? undefined
+      : await this.o.db.selectFrom("users").selectAll().where("email", "=", email).executeTakeFirst();
     const passwordOk = user
       ? await verify(user.password_hash, input.password)
       : (await verify(await DUMMY_HASH, input.password), false);

@@ -1,3 +1,5 @@
+import { MANAGEMENT_PERMISSIONS } from "./catalog.ts";
+
 /** A company's people and what each role may do (the WEpayments doc's Moderator, the Adyen doc's admin). */
 export const ROLES = ["owner", "moderator", "developer", "viewer"] as const;
 export type Role = (typeof ROLES)[number];
@@ -9,15 +11,17 @@ export const KEY_WRITER_ROLES: readonly Role[] = ["owner", "moderator", "develop
 export const EVERY_ROLE: readonly Role[] = ROLES;
 
 /**
- * The permissions a person holds, for the "nobody grants more than they hold" rule: managers and
- * developers may put any catalog permission on a key (a developer only on a test key); viewers none.
+ * The permissions a person holds, for the "nobody grants more than they hold" rule: managers any;
+ * developers the platform's catalog but none of Latchkey's management group (and only on test keys);
+ * viewers none.
  */
 export function rolePermissions(role: Role, all: ReadonlySet<string>): ReadonlySet<string> {
   if (role === "viewer") return new Set();
   if (role === "developer") {
-    return new Set(
-      [...all].filter((p) => !["credentials:manage", "audit:read", "webhooks:manage"].includes(p)),
-    );
+    // No management permission: a key a developer mints must not manage keys, or it would reach the live
+    // keys the developer may not touch.
+    const management = new Set<string>(MANAGEMENT_PERMISSIONS);
+    return new Set([...all].filter((p) => !management.has(p)));
   }
   return all;
 }

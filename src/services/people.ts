@@ -167,9 +167,8 @@ export class PeopleService {
     const user = looksLikeCredentialUsername(email)
       ? undefined
       : await this.o.db.selectFrom("users").selectAll().where("email", "=", email).executeTakeFirst();
-    const passwordOk = user
-      ? await verify(user.password_hash, input.password)
-      : (await verify(await DUMMY_HASH, input.password), false);
+    // An unknown email still pays for one argon2 verification, so timing does not tell it apart.
+    const passwordOk = await verify(user ? user.password_hash : await DUMMY_HASH, input.password);
     if (!user || !passwordOk || user.status !== "active") {
       await this.fail(email, anon, user?.company_id ?? null, user?.id ?? null, "password");
       throw new LatchkeyError("INVALID_LOGIN");

@@ -52,6 +52,7 @@ const MAX_LOCK_SECONDS = 3600;
 const IP_FAILURE_LIMIT = 20;
 const IP_WINDOW_MS = 15 * 60 * 1000;
 const RECOVERY_CODES = 10;
+const STEP_UP_FAILURE_LIMIT = 10;
 
 /** argon2id of a fixed string, so an unknown email costs as much time as a wrong password. */
 const DUMMY_HASH = hash("latchkey-dummy-password", { algorithm: 2 });
@@ -79,6 +80,8 @@ export class PeopleService {
   private readonly maxMs: number;
   /** Failed sign-ins per source address (in memory; shared through Redis in cluster mode later). */
   private readonly ipFailures = new Map<string, number[]>();
+  /** Wrong step-up codes per person (in memory, like the address throttle). */
+  private readonly stepUpFailures = new Map<string, number[]>();
 
   constructor(private readonly o: PeopleOptions) {
     this.box = new SecretBox(o.secret, "totp");
@@ -471,8 +474,18 @@ export class PeopleService {
   async stepUp(actor: Actor & { kind: "user" }, code: string | undefined, ctx: Ctx): Promise<void> {
     if (!actor.totpEnrolled) throw new LatchkeyError("TOTP_ENROLMENT_REQUIRED");
     if (!code) throw new LatchkeyError("TOTP_REQUIRED");
+    // A six-digit code falls to guessing unless wrong ones are limited: ten in a row per person per window.
+    const now = this.now().getTime();
+    const recent = (this.stepUpFailures.get(actor.userId) ?? []).filter((t) => t > now - IP_WINDOW_MS);
+    if (recent.length >= STEP_UP_FAILURE_LIMIT) {
+      throw new LatchkeyError("RATE_LIMITED", "Too many wrong two-factor codes. Try again later.");
+    }
     const user = await this.user(actor.userId);
-    if (!(await this.useSecondFactor(user, code, ctx))) throw new LatchkeyError("TOTP_INVALID");
+    if (!(await this.useSecondFactor(user, code, ctx))) {
+      this.stepUpFailures.set(actor.userId, [...recent, now]);
+      throw new LatchkeyError("TOTP_INVALID");
+    }
+    this.stepUpFailures.delete(actor.userId);
   }
 
   /** Constant-time check of a session's CSRF token. */

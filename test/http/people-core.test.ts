@@ -318,4 +318,34 @@ describe.each(BACKENDS)("people, 2FA and audit on %s", (kind) => {
     await sql`DELETE FROM audit_events WHERE id = ${newest.id}`.execute(h.store.db);
     expect((await verifyFresh()).valid).toBe(false);
   });
+
+  it("stops accepting step-up codes after ten wrong ones in a row, for a while", async () => {
+    const body = {
+      name: "guessing",
+      environment: "live",
+      credential_id: credentialId,
+      permissions: ["payin:read"],
+    };
+    for (let i = 0; i < 10; i++) {
+      const wrong = await h.call("POST", "/v1/keys", {
+        headers: as(owner, { "x-totp-code": "000000" }),
+        json: body,
+      });
+      expect(wrong.json().error.code).toBe("TOTP_INVALID");
+    }
+    const blocked = await h.call("POST", "/v1/keys", {
+      headers: as(owner, { "x-totp-code": code(owner) }),
+      json: body,
+    });
+    expect(blocked.statusCode).toBe(429);
+    h.clock.advance(16 * 60);
+    const again = await login(ownerEmail, NEW_PASSWORD, code(owner));
+    owner = { ...owner, cookie: cookieOf(again), csrf: again.json().data.csrf_token };
+    nextStep();
+    const ok = await h.call("POST", "/v1/keys", {
+      headers: as(owner, { "x-totp-code": code(owner) }),
+      json: body,
+    });
+    expect(ok.statusCode).toBe(201);
+  });
 });

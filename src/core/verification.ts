@@ -9,6 +9,8 @@ export interface VerifiableKey {
   credentialId: string | null;
   environment: Environment | null;
   permissions: readonly string[];
+  /** The same permissions as a set, when the caller keeps one (a cached key builds it once at load). */
+  permissionSet?: ReadonlySet<string>;
   revoked: boolean;
   expiresAt: Date | null;
   /** False when the API credential or its company is inactive. */
@@ -40,7 +42,7 @@ export function decide(key: VerifiableKey, req: VerifyRequirements, now: Date): 
     if (allow !== null && (req.ip === undefined || !allow(req.ip))) return "IP_NOT_ALLOWED";
   }
   if (req.permissions && req.permissions.length > 0) {
-    const held = new Set(key.permissions);
+    const held = key.permissionSet ?? new Set(key.permissions);
     if (!req.permissions.every((p) => held.has(p))) return "INSUFFICIENT_PERMISSIONS";
   }
   return "VALID";

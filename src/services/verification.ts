@@ -97,12 +97,16 @@ export class VerificationService {
     if (row) {
       // A key never does more than its API user may do now, even if the user's permissions shrank later.
       const credentialHeld = row.credential_permissions ? new Set(row.credential_permissions) : null;
+      const permissions = credentialHeld
+        ? row.permissions.filter((p) => credentialHeld.has(p))
+        : row.permissions;
       loaded = {
         keyId: row.id,
         companyId: row.company_id,
         credentialId: row.credential_id,
         environment: row.environment,
-        permissions: credentialHeld ? row.permissions.filter((p) => credentialHeld.has(p)) : row.permissions,
+        permissions,
+        permissionSet: new Set(permissions),
         revoked: row.status === "revoked",
         expiresAt: row.expires_at,
         enabled:

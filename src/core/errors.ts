@@ -8,6 +8,7 @@ export const ERRORS = {
   INVALID_JSON: { status: 400, message: "The request body is not valid JSON." },
   UNKNOWN_PERMISSION: { status: 400, message: "A permission is not in the catalog." },
   INVALID_IP_RULE: { status: 400, message: "An allowed IP entry is not a valid address or CIDR range." },
+  INVALID_RATE_LIMIT: { status: 400, message: "A rate limit is not valid." },
   UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials." },
   INVALID_LOGIN: { status: 401, message: "The email or password is wrong." },
   SESSION_EXPIRED: { status: 401, message: "The session has ended. Sign in again." },
@@ -59,6 +60,7 @@ export const VERIFY_CODES = [
   "IP_NOT_ALLOWED",
   "ENVIRONMENT_MISMATCH",
   "INSUFFICIENT_PERMISSIONS",
+  "RATE_LIMITED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 

@@ -8,6 +8,7 @@ import { LatchkeyError } from "../core/errors.ts";
 import { clientIp, compileTrustedProxies } from "../core/ip.ts";
 import { randomBase62 } from "../core/random.ts";
 import type { Services } from "../services/services.ts";
+import { registerConsole } from "./console.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { registerRoutes } from "./routes/index.ts";
 
@@ -144,5 +145,6 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     ...(opts.controlToken ? { controlToken: opts.controlToken } : {}),
     health: opts.health ?? (() => ({})),
   });
+  await registerConsole(app);
   return app;
 }

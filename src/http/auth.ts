@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { LatchkeyError } from "../core/errors.ts";
 import { safeEqual } from "../core/hashing.ts";
+import { type LimitDecision, windowMs } from "../core/rate-limit.ts";
 import type { Role } from "../core/roles.ts";
 import type { Actor, Ctx } from "../services/actor.ts";
 import type { Services } from "../services/services.ts";
@@ -17,16 +18,17 @@ declare module "fastify" {
   }
 }
 
+function firstHeader(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
 /** The key, key + secret pair or Basic auth pair a request carries, or null when it carries none. */
 export function presentedCredentials(request: FastifyRequest) {
-  const header = (name: string) => {
-    const v = request.headers[name];
-    return Array.isArray(v) ? v[0] : v;
-  };
-  const apiKey = header("x-api-key");
-  const secret = header("x-api-secret");
+  const apiKey = firstHeader(request, "x-api-key");
+  const secret = firstHeader(request, "x-api-secret");
   if (apiKey !== undefined) return { key: apiKey, secret };
-  const auth = header("authorization");
+  const auth = firstHeader(request, "authorization");
   if (!auth) return null;
   const [scheme, value = ""] = auth.split(" ", 2);
   if (scheme?.toLowerCase() === "bearer") return { key: value, secret };
@@ -37,6 +39,15 @@ export function presentedCredentials(request: FastifyRequest) {
     return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
   }
   return { key: "" };
+}
+
+/** The RateLimit-* headers (IETF draft names) for where a caller stands, and Retry-After when refused. */
+export function setRateLimitHeaders(reply: FastifyReply, decision: LimitDecision): void {
+  reply.header("ratelimit-limit", decision.limit);
+  reply.header("ratelimit-remaining", decision.remaining);
+  reply.header("ratelimit-reset", decision.resetSeconds);
+  reply.header("ratelimit-policy", `${decision.limit};w=${(windowMs(decision.window) ?? 0) / 1000}`);
+  if (!decision.allowed) reply.header("retry-after", decision.retryAfterSeconds);
 }
 
 /** A requirement on a key caller: all of `all`, or any one of `any`. */
@@ -100,7 +111,7 @@ export async function sessionActor(services: Services, request: FastifyRequest, 
  * and role refusals are 403.
  */
 export function requireCaller(services: Services, access: Access) {
-  return async (request: FastifyRequest, _reply: FastifyReply) => {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
     const presented = presentedCredentials(request);
     if (!presented && request.cookies?.[SESSION_COOKIE]) {
       const { actor } = await sessionActor(services, request);
@@ -125,7 +136,19 @@ export function requireCaller(services: Services, access: Access) {
       return;
     }
     if (!presented) throw new LatchkeyError("UNAUTHORIZED");
-    const { code, actor } = await services.verification.authenticate({ ...presented, ip: request.clientIp });
+    const { code, actor, limit } = await services.verification.authenticate({
+      key: presented.key,
+      secret: presented.secret,
+      username: presented.username,
+      password: presented.password,
+      ip: request.clientIp,
+    });
+    if (limit !== null) setRateLimitHeaders(reply, limit);
+    if (code === "RATE_LIMITED") {
+      throw new LatchkeyError("RATE_LIMITED", `Rate limit of ${limit?.limit} per ${limit?.window} reached.`, {
+        retry_after: limit?.retryAfterSeconds,
+      });
+    }
     if (code === "IP_NOT_ALLOWED") {
       throw new LatchkeyError(
         "IP_NOT_ALLOWED",
@@ -140,7 +163,7 @@ export function requireCaller(services: Services, access: Access) {
       throw new LatchkeyError("FORBIDDEN", "A platform verify key cannot manage a company's objects.");
     }
     const requirement = access.perms;
-    const held = new Set(actor.permissions);
+    const held = actor.permissionSet ?? new Set(actor.permissions);
     const ok =
       "all" in requirement
         ? requirement.all.every((p) => held.has(p))

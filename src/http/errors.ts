@@ -43,6 +43,9 @@ function validationField(err: FastifyError): string | undefined {
 export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err instanceof LatchkeyError) {
     const { field, ...details } = err.details ?? {};
+    // Throttled callers are told when to come back, in the header clients and proxies understand.
+    if (typeof details.retry_after === "number" && ERRORS[err.code].status === 429)
+      reply.header("retry-after", details.retry_after);
     return sendError(reply, request, err.code, err.message, {
       field: typeof field === "string" ? field : undefined,
       details,

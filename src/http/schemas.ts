@@ -1,10 +1,13 @@
 import { type TSchema, Type } from "typebox";
+import { MAX_LIMIT, MAX_LIMITS, WINDOW_PATTERN } from "../core/rate-limit.ts";
 
 /**
  * Free text: no control characters (they break logs and terminals, and NUL breaks PostgreSQL) and no
  * unpaired surrogates (not Unicode; jsonb refuses them).
  */
 const TEXT = "^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$";
+
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
 export const Name = Type.String({ minLength: 1, maxLength: 200, pattern: TEXT });
 export const Description = Type.String({ maxLength: 1000, pattern: TEXT });
@@ -15,6 +18,22 @@ export const Permission = Type.String({
 });
 export const Permissions = Type.Array(Permission, { maxItems: 500 });
 export const AllowedIps = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 100 });
+/** `{limit, window}`: at most `limit` requests in any sliding `window` ("1s" to "1d"). */
+export const RateLimit = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: MAX_LIMIT }),
+    window: Type.String({ pattern: WINDOW_PATTERN, description: 'e.g. "1s", "1m", "1h", "1d" (at most 1d)' }),
+  },
+  { additionalProperties: false },
+);
+export const RateLimits = Type.Array(RateLimit, { maxItems: MAX_LIMITS });
+export const RateLimitState = Type.Object({
+  limit: Type.Integer(),
+  window: Type.String(),
+  remaining: Type.Integer(),
+  reset: Type.Integer({ description: "seconds until the limit's current window ends" }),
+  retry_after: Nullable(Type.Integer({ description: "seconds to wait, when refused" })),
+});
 export const Environment = Type.Union([Type.Literal("live"), Type.Literal("test")]);
 export const PresetName = Type.Union([
   Type.Literal("read_only"),
@@ -28,7 +47,6 @@ export const Preset = Type.Union([
 /** A TOTP code or a recovery code, for step-up; the X-TOTP-Code header works as well. */
 export const TotpCode = Type.String({ minLength: 6, maxLength: 16, pattern: "^[0-9A-Za-z-]+$" });
 export const DateTime = Type.String({ format: "date-time", maxLength: 40 });
-export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
 export const KeyIdParams = Type.Object({ id: Type.String({ pattern: "^key_[0-9A-Za-z]{22}$" }) });
 export const CredentialIdParams = Type.Object({ id: Type.String({ pattern: "^cred_[0-9A-Za-z]{22}$" }) });
@@ -53,6 +71,7 @@ export const KeyView = Type.Object({
   permissions: Type.Array(Type.String()),
   permission_summary: Type.Record(Type.String(), Type.String()),
   allowed_ips: Type.Array(Type.String()),
+  rate_limits: RateLimits,
   status: Type.Union([Type.Literal("active"), Type.Literal("revoked"), Type.Literal("expired")]),
   has_secret: Type.Boolean(),
   credential_id: Nullable(Type.String()),
@@ -84,6 +103,7 @@ export const CredentialView = Type.Object({
   permissions: Type.Array(Type.String()),
   permission_summary: Type.Record(Type.String(), Type.String()),
   allowed_ips: Type.Array(Type.String()),
+  rate_limits: RateLimits,
   has_password: Type.Boolean(),
   password_created_at: Nullable(Type.String()),
   created_at: Type.String(),

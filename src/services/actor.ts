@@ -13,8 +13,16 @@ export type Actor =
       companyId: string | null;
       credentialId: string | null;
       permissions: readonly string[];
+      /** The same permissions as a set, built once when the key is loaded. */
+      permissionSet?: ReadonlySet<string>;
     }
-  | { kind: "credential"; credentialId: string; companyId: string; permissions: readonly string[] }
+  | {
+      kind: "credential";
+      credentialId: string;
+      companyId: string;
+      permissions: readonly string[];
+      permissionSet?: ReadonlySet<string>;
+    }
   | {
       kind: "user";
       userId: string;

@@ -5,12 +5,13 @@ import { hashToken } from "../core/hashing.ts";
 import { newId } from "../core/ids.ts";
 import { credentialUsername } from "../core/names.ts";
 import { randomBase62 } from "../core/random.ts";
+import type { RateLimit } from "../core/rate-limit.ts";
 import { companies, credentials, type Db } from "../store/repositories.ts";
 import type { CredentialRow, Database } from "../store/schema.ts";
 import { type Actor, actorRef, type Ctx, grantable } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { Changes } from "./changes.ts";
-import { checkAllowlist, checkGrant } from "./grants.ts";
+import { checkAllowlist, checkGrant, checkRateLimits } from "./grants.ts";
 import { type CredentialView, credentialView } from "./views.ts";
 
 export interface CreateCredentialInput {
@@ -18,6 +19,7 @@ export interface CreateCredentialInput {
   description?: string | undefined;
   permissions: string[];
   allowed_ips?: string[] | undefined;
+  rate_limits?: RateLimit[] | undefined;
 }
 
 export interface UpdateCredentialInput {
@@ -25,6 +27,7 @@ export interface UpdateCredentialInput {
   description?: string | undefined;
   permissions?: string[] | undefined;
   allowed_ips?: string[] | undefined;
+  rate_limits?: RateLimit[] | undefined;
   status?: "active" | "inactive" | undefined;
 }
 
@@ -69,6 +72,7 @@ export class CredentialService {
       is_default: input.is_default ?? false,
       permissions: input.permissions,
       allowed_ips: input.allowed_ips ?? [],
+      rate_limits: input.rate_limits ?? [],
       password_hash: null,
       password_created_at: null,
       created_at: now,
@@ -79,6 +83,7 @@ export class CredentialService {
       ...row,
       permissions: JSON.stringify(row.permissions),
       allowed_ips: JSON.stringify(row.allowed_ips),
+      rate_limits: JSON.stringify(row.rate_limits),
     });
     await this.deps.audit.append(db, ctx, {
       action: "credential.created",
@@ -101,6 +106,7 @@ export class CredentialService {
   async create(companyId: string, input: CreateCredentialInput, ctx: Ctx): Promise<CredentialView> {
     const permissions = this.checkPermissions(input.permissions, ctx.actor);
     const allowedIps = checkAllowlist(input.allowed_ips);
+    const rateLimits = checkRateLimits(input.rate_limits);
     return this.deps.db.transaction().execute(async (tx) => {
       const company = await companies.get(tx, companyId);
       if (!company) throw new LatchkeyError("NOT_FOUND");
@@ -108,7 +114,7 @@ export class CredentialService {
         tx,
         companyId,
         company.slug,
-        { ...input, permissions, allowed_ips: allowedIps },
+        { ...input, permissions, allowed_ips: allowedIps, rate_limits: rateLimits },
         ctx,
       );
       return this.view(row);
@@ -146,6 +152,7 @@ export class CredentialService {
     const permissions =
       input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, ctx.actor);
     const allowedIps = input.allowed_ips === undefined ? undefined : checkAllowlist(input.allowed_ips);
+    const rateLimits = input.rate_limits === undefined ? undefined : checkRateLimits(input.rate_limits);
     const updated = await this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
@@ -156,6 +163,7 @@ export class CredentialService {
         status: input.status ?? row.status,
         permissions: permissions ?? row.permissions,
         allowed_ips: allowedIps ?? row.allowed_ips,
+        rate_limits: rateLimits ?? row.rate_limits,
         updated_at: this.deps.clock(),
       };
       // One audit event per kind of change, so the trail can be filtered by what happened.
@@ -167,6 +175,7 @@ export class CredentialService {
         status: next.status,
         permissions: JSON.stringify(next.permissions),
         allowed_ips: JSON.stringify(next.allowed_ips),
+        rate_limits: JSON.stringify(next.rate_limits),
         updated_at: next.updated_at,
       });
       for (const [action, changes] of events) {
@@ -224,6 +233,7 @@ function auditFields(row: CredentialRow) {
     status: row.status,
     permissions: row.permissions,
     allowed_ips: row.allowed_ips,
+    rate_limits: row.rate_limits,
   };
 }
 
@@ -246,6 +256,7 @@ function changeEvents(before: CredentialRow, after: CredentialRow): [string, Fie
   }
   group("allowed_ips.changed", ["allowed_ips"]);
   group("credential.permissions_changed", ["permissions"]);
+  group("rate_limits.changed", ["rate_limits"]);
   group("credential.updated", ["name", "description"]);
   return events;
 }

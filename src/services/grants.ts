@@ -1,6 +1,7 @@
 import { type Catalog, unknownPermissions } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { normalizeAllowlist } from "../core/ip.ts";
+import { compileLimits, type RateLimit } from "../core/rate-limit.ts";
 
 /**
  * Checks a permission list someone wants to grant: every entry must be in the catalog and held by
@@ -45,4 +46,15 @@ export function checkAllowlist(entries: readonly string[] | undefined, field = "
     });
   }
   return result.entries;
+}
+
+/** Validates rate limits at write time; stored as given (`{limit, window}`), compiled when read. */
+export function checkRateLimits(
+  limits: readonly RateLimit[] | undefined,
+  field = "rate_limits",
+): RateLimit[] {
+  if (limits === undefined) return [];
+  const result = compileLimits(limits);
+  if (!result.ok) throw new LatchkeyError("INVALID_RATE_LIMIT", `Rate limits: ${result.reason}.`, { field });
+  return result.limits.map(({ limit, window }) => ({ limit, window }));
 }

@@ -1,66 +1,136 @@
 import type { Change } from "./changes.ts";
 
-/** What the cache keeps per key hash: the loaded subject, or null for "no such key" (negative entry). */
 interface Entry<T> {
-  value: T | null;
+  value: T;
   expiresAt: number;
-  keyId: string | null;
+  keyId: string;
   credentialId: string | null;
+  /** Set on every hit; eviction gives a used entry a second chance instead of reordering on each hit. */
+  used: boolean;
+}
+
+export interface KeyCacheOptions {
+  /** Found keys kept at most. */
+  max: number;
+  /** "No such key" answers kept at most, apart from found keys so a flood of made-up keys cannot push them out. */
+  maxNegative: number;
+  /** Read on every insert, so cluster mode can shorten it while the invalidation bus is down. */
+  ttlMs: () => number;
+  negativeTtlMs: () => number;
+  now: () => number;
 }
 
 /**
- * A bounded LRU of verification lookups by key hash, with positive and negative entries and a short TTL.
- * Local changes drop their entries at once (see Changes); the TTL bounds staleness from anywhere else.
+ * Verification lookups by key fingerprint: found keys in a bounded cache with second-chance (CLOCK)
+ * eviction, and negative answers in a smaller one of their own, both with a short TTL. Changes drop
+ * entries by key id or credential id through indexes, so an invalidation costs the same whatever the
+ * cache holds. A hit is one map read and a flag write.
  */
 export class KeyCache<T> {
-  private readonly entries = new Map<string, Entry<T>>();
+  private readonly found = new Map<string, Entry<T>>();
+  private readonly missing = new Map<string, number>();
+  private readonly byKey = new Map<string, string>();
+  private readonly byCredential = new Map<string, Set<string>>();
 
-  constructor(
-    private readonly opts: { max: number; ttlMs: number; negativeTtlMs: number; now: () => number },
-  ) {}
+  constructor(private readonly opts: KeyCacheOptions) {}
 
-  get(hash: string): { value: T | null } | undefined {
-    const entry = this.entries.get(hash);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= this.opts.now()) {
-      this.entries.delete(hash);
+  /** The cached answer: the value, null for a cached "no such key", undefined when not cached. */
+  get(fingerprint: string): T | null | undefined {
+    const entry = this.found.get(fingerprint);
+    if (entry !== undefined) {
+      if (entry.expiresAt > this.opts.now()) {
+        entry.used = true;
+        return entry.value;
+      }
+      this.drop(fingerprint);
       return undefined;
     }
-    // Re-insert to mark it most recently used (a Map iterates in insertion order).
-    this.entries.delete(hash);
-    this.entries.set(hash, entry);
-    return { value: entry.value };
+    const missingUntil = this.missing.get(fingerprint);
+    if (missingUntil === undefined) return undefined;
+    if (missingUntil > this.opts.now()) return null;
+    this.missing.delete(fingerprint);
+    return undefined;
   }
 
-  set(hash: string, value: T | null, ids: { keyId: string | null; credentialId: string | null }): void {
+  set(fingerprint: string, value: T, ids: { keyId: string; credentialId: string | null }): void {
     if (this.opts.max <= 0) return;
-    const ttl = value === null ? this.opts.negativeTtlMs : this.opts.ttlMs;
-    this.entries.delete(hash);
-    this.entries.set(hash, { value, expiresAt: this.opts.now() + ttl, ...ids });
-    while (this.entries.size > this.opts.max) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
+    this.drop(fingerprint);
+    this.found.set(fingerprint, {
+      value,
+      expiresAt: this.opts.now() + this.opts.ttlMs(),
+      keyId: ids.keyId,
+      credentialId: ids.credentialId,
+      used: false,
+    });
+    this.byKey.set(ids.keyId, fingerprint);
+    if (ids.credentialId !== null) {
+      let set = this.byCredential.get(ids.credentialId);
+      if (!set) {
+        set = new Set();
+        this.byCredential.set(ids.credentialId, set);
+      }
+      set.add(fingerprint);
+    }
+    if (this.found.size > this.opts.max) this.evict();
+  }
+
+  setMissing(fingerprint: string): void {
+    if (this.opts.maxNegative <= 0) return;
+    this.missing.delete(fingerprint);
+    this.missing.set(fingerprint, this.opts.now() + this.opts.negativeTtlMs());
+    // Negative answers are cheap to recompute: the oldest simply goes.
+    if (this.missing.size > this.opts.maxNegative) {
+      this.missing.delete(this.missing.keys().next().value as string);
     }
   }
 
-  /** Drops every entry a change touches. Writes are rare next to verifications, so a scan is fine. */
+  /** Drops every entry a change touches. */
   apply(change: Change): void {
     if (change.kind === "key_created") {
-      this.entries.delete(change.keyHash);
-      return;
-    }
-    for (const [hash, entry] of this.entries) {
-      if (change.kind === "key" ? entry.keyId === change.keyId : entry.credentialId === change.credentialId) {
-        this.entries.delete(hash);
-      }
+      this.missing.delete(change.fingerprint);
+    } else if (change.kind === "key") {
+      const fingerprint = this.byKey.get(change.keyId);
+      if (fingerprint !== undefined) this.drop(fingerprint);
+    } else {
+      const set = this.byCredential.get(change.credentialId);
+      if (set) for (const fingerprint of [...set]) this.drop(fingerprint);
     }
   }
 
   clear(): void {
-    this.entries.clear();
+    this.found.clear();
+    this.missing.clear();
+    this.byKey.clear();
+    this.byCredential.clear();
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.found.size + this.missing.size;
+  }
+
+  private drop(fingerprint: string): void {
+    const entry = this.found.get(fingerprint);
+    if (entry === undefined) return;
+    this.found.delete(fingerprint);
+    if (this.byKey.get(entry.keyId) === fingerprint) this.byKey.delete(entry.keyId);
+    if (entry.credentialId !== null) {
+      const set = this.byCredential.get(entry.credentialId);
+      set?.delete(fingerprint);
+      if (set?.size === 0) this.byCredential.delete(entry.credentialId);
+    }
+  }
+
+  /** Walks from the oldest entry: a used one is moved to the back with its flag cleared, an unused one goes. */
+  private evict(): void {
+    for (const [fingerprint, entry] of this.found) {
+      if (this.found.size <= this.opts.max) return;
+      if (entry.used) {
+        entry.used = false;
+        this.found.delete(fingerprint);
+        this.found.set(fingerprint, entry);
+      } else {
+        this.drop(fingerprint);
+      }
+    }
   }
 }

@@ -1,15 +1,16 @@
 import type { Kysely } from "kysely";
 import { type Catalog, expandPreset, type Preset } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
-import { hashToken } from "../core/hashing.ts";
+import { fingerprint, hashToken } from "../core/hashing.ts";
 import { newId } from "../core/ids.ts";
 import { type Environment, generateToken, parseToken } from "../core/key-format.ts";
-import { apiKeys, credentials, type Db, type KeyFilters } from "../store/repositories.ts";
+import type { RateLimit } from "../core/rate-limit.ts";
+import { apiKeys, credentials, type Db, type KeyFilters, keyUsage } from "../store/repositories.ts";
 import type { ApiKeyRow, Database } from "../store/schema.ts";
 import { actorRef, type Ctx, grantable, restrictedToTest } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { Changes } from "./changes.ts";
-import { checkAllowlist, checkGrant } from "./grants.ts";
+import { checkAllowlist, checkGrant, checkRateLimits } from "./grants.ts";
 import { type KeyView, keyStatus, keyView } from "./views.ts";
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
@@ -26,6 +27,7 @@ export interface CreateKeyInput {
   allowed_ips?: string[] | undefined;
   expires_at?: string | undefined;
   with_secret?: boolean | undefined;
+  rate_limits?: RateLimit[] | undefined;
 }
 
 /** A key as returned once, at creation or rotation: the only time `key` and `secret` are ever seen. */
@@ -77,7 +79,7 @@ export class KeyService {
     const created = await this.deps.db
       .transaction()
       .execute((tx) => this.createIn(tx, companyId, input, ctx));
-    this.deps.changes.emit({ kind: "key_created", keyHash: hashToken(this.deps.secret, created.key) });
+    this.deps.changes.emit({ kind: "key_created", fingerprint: fingerprint(created.key) });
     return created;
   }
 
@@ -103,6 +105,7 @@ export class KeyService {
     const now = this.deps.clock();
     const expiresAt = this.futureDate(input.expires_at, "expires_at");
     const allowedIps = checkAllowlist(input.allowed_ips);
+    const rateLimits = checkRateLimits(input.rate_limits);
     {
       const credential = await credentials.get(tx, companyId, credentialId, { lock: true });
       if (!credential)
@@ -147,6 +150,7 @@ export class KeyService {
         environment: input.environment,
         permissions,
         allowed_ips: allowedIps,
+        rate_limits: rateLimits,
         key_hash: minted.key_hash,
         secret_hash: minted.secret_hash,
         prefix: minted.prefix,
@@ -185,6 +189,7 @@ export class KeyService {
       environment: "live",
       permissions: ["keys:verify"],
       allowed_ips: [],
+      rate_limits: [],
       key_hash: minted.key_hash,
       secret_hash: null,
       prefix: minted.prefix,
@@ -232,13 +237,43 @@ export class KeyService {
     return this.view(row);
   }
 
+  /** Requests per UTC day over the last `days` days (today included), zeros where nothing was counted. */
+  async usage(companyId: string, id: string, days: number) {
+    const row = await apiKeys.get(this.deps.db, companyId, id);
+    if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+    const today = Date.UTC(...utcDate(this.deps.clock()));
+    const dayOf = (i: number) => new Date(today - (days - 1 - i) * 86_400_000).toISOString().slice(0, 10);
+    const counted = new Map(
+      (await keyUsage.list(this.deps.db, id, dayOf(0))).map((r) => [r.day, r] as const),
+    );
+    const series = Array.from({ length: days }, (_, i) => {
+      const day = dayOf(i);
+      const c = counted.get(day);
+      return { day, requests: c?.requests ?? 0, denied: c?.denied ?? 0 };
+    });
+    return {
+      key_id: id,
+      days: series,
+      total_requests: series.reduce((sum, d) => sum + d.requests, 0),
+      last_used_at: row.last_used_at?.toISOString() ?? null,
+      last_used_ip: row.last_used_ip,
+    };
+  }
+
   async update(
     companyId: string,
     id: string,
-    patch: { name?: string; description?: string; allowed_ips?: string[]; permissions?: string[] },
+    patch: {
+      name?: string;
+      description?: string;
+      allowed_ips?: string[];
+      permissions?: string[];
+      rate_limits?: RateLimit[];
+    },
     ctx: Ctx,
   ): Promise<KeyView> {
     const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
+    const rateLimits = patch.rate_limits === undefined ? undefined : checkRateLimits(patch.rate_limits);
     return this.changingKey(id, async (tx) => {
       const row = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
@@ -254,15 +289,18 @@ export class KeyService {
         name: patch.name ?? row.name,
         description: patch.description ?? row.description,
         allowed_ips: allowedIps ?? row.allowed_ips,
+        rate_limits: rateLimits ?? row.rate_limits,
       };
       const details = { name: updated.name, description: updated.description };
       const before = { name: row.name, description: row.description };
       const ipsChanged = JSON.stringify(updated.allowed_ips) !== JSON.stringify(row.allowed_ips);
       const detailsChanged = JSON.stringify(details) !== JSON.stringify(before);
-      if (!ipsChanged && !detailsChanged) return this.view(row);
+      const limitsChanged = JSON.stringify(updated.rate_limits) !== JSON.stringify(row.rate_limits);
+      if (!ipsChanged && !detailsChanged && !limitsChanged) return this.view(row);
       await apiKeys.update(tx, companyId, id, {
         ...details,
         allowed_ips: JSON.stringify(updated.allowed_ips),
+        rate_limits: JSON.stringify(updated.rate_limits),
       });
       const target = { type: "key", id };
       if (detailsChanged) {
@@ -279,6 +317,14 @@ export class KeyService {
           companyId,
           target,
           changes: { before: { allowed_ips: row.allowed_ips }, after: { allowed_ips: updated.allowed_ips } },
+        });
+      }
+      if (limitsChanged) {
+        await this.deps.audit.append(tx, ctx, {
+          action: "rate_limits.changed",
+          companyId,
+          target,
+          changes: { before: { rate_limits: row.rate_limits }, after: { rate_limits: updated.rate_limits } },
         });
       }
       return this.view(updated);
@@ -326,7 +372,7 @@ export class KeyService {
       });
     }
     const expiresAt = this.futureDate(input.expires_at, "expires_at");
-    return this.changingKey(id, async (tx) => {
+    const rotated = await this.changingKey(id, async (tx) => {
       const old = await apiKeys.get(tx, companyId, id, { lock: true });
       if (!old) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       assertEnvironmentAllowed(ctx, old.environment);
@@ -379,6 +425,8 @@ export class KeyService {
         previous_key: { id: old.id, expires_at: oldExpiry.toISOString() },
       };
     });
+    this.deps.changes.emit({ kind: "key_created", fingerprint: fingerprint(rotated.key) });
+    return rotated;
   }
 
   /** For a rotated key still in its overlap: reset its expiry to 24 h from now, or end it now. */
@@ -422,6 +470,7 @@ function auditFields(view: KeyView) {
     credential_id: view.credential_id,
     permissions: view.permissions,
     allowed_ips: view.allowed_ips,
+    rate_limits: view.rate_limits,
     expires_at: view.expires_at,
     has_secret: view.has_secret,
   };
@@ -432,6 +481,7 @@ function insertKey(db: Db, row: ApiKeyRow) {
     ...row,
     permissions: JSON.stringify(row.permissions),
     allowed_ips: JSON.stringify(row.allowed_ips),
+    rate_limits: JSON.stringify(row.rate_limits),
   });
 }
 
@@ -439,4 +489,8 @@ function withToken(view: KeyView, key: string, secret: string | undefined): Crea
   // id first, then the key, as the Web3pay doc shows it.
   const { id, ...rest } = view;
   return secret === undefined ? { id, key, ...rest } : { id, key, secret, ...rest };
+}
+
+function utcDate(d: Date): [number, number, number] {
+  return [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()];
 }

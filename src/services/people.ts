@@ -9,6 +9,7 @@ import { newId } from "../core/ids.ts";
 import { looksLikeCredentialUsername } from "../core/names.ts";
 import { passwordProblem } from "../core/passwords.ts";
 import { randomBase62 } from "../core/random.ts";
+import type { CompiledLimit } from "../core/rate-limit.ts";
 import { mayAssignRole, type Role, rolePermissions } from "../core/roles.ts";
 import { SecretBox } from "../core/secret-box.ts";
 import { checkTotp, newTotpSecret, otpauthUrl } from "../core/totp.ts";
@@ -16,6 +17,7 @@ import type { Db } from "../store/repositories.ts";
 import type { Database, SessionRow, UserRow } from "../store/schema.ts";
 import type { Actor, Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
+import type { RateLimiter } from "./rate-limiter.ts";
 
 export interface PeopleOptions {
   db: Kysely<Database>;
@@ -28,6 +30,9 @@ export interface PeopleOptions {
   /** Hours after sign-in at which a session ends whatever happens. */
   sessionMaxHours?: number;
   issuer?: string;
+  /** Sign-in attempt limits, counted per email and per address. */
+  loginLimits?: readonly CompiledLimit[];
+  limiter?: RateLimiter;
 }
 
 export interface UserView {
@@ -160,6 +165,18 @@ export class PeopleService {
     const now = this.now();
     const anon: Ctx = { actor: { kind: "platform" }, ip, userAgent, totpUsed: false };
     if (this.ipBlocked(ip, now.getTime())) throw new LatchkeyError("LOGIN_LOCKED");
+    // Every attempt counts against the sign-in limits (shared by all nodes in cluster mode), so
+    // passwords cannot be sprayed across accounts from one address or at one account from many.
+    if (this.o.loginLimits && this.o.loginLimits.length > 0 && this.o.limiter) {
+      const subjects = [{ id: `login-email:${email}`, limits: this.o.loginLimits }];
+      if (ip) subjects.push({ id: `login-ip:${ip}`, limits: this.o.loginLimits });
+      const decision = await this.o.limiter.consume(subjects, now.getTime());
+      if (!decision.allowed) {
+        throw new LatchkeyError("RATE_LIMITED", "Too many sign-in attempts. Try again later.", {
+          retry_after: decision.retryAfterSeconds,
+        });
+      }
+    }
     const locked = await this.lockedUntil(email);
     if (locked) {
       throw new LatchkeyError("LOGIN_LOCKED", undefined, {
@@ -279,7 +296,7 @@ export class PeopleService {
       .selectAll()
       .where("id", "=", session.user_id)
       .executeTakeFirst();
-    if (!user || user.status !== "active") return null;
+    if (user?.status !== "active") return null;
     if (now.getTime() - session.last_seen_at.getTime() > 60_000) {
       await this.o.db
         .updateTable("sessions")

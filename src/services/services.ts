@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import type { Catalog } from "../core/catalog.ts";
+import { compileStored, type RateLimit } from "../core/rate-limit.ts";
 import type { Database } from "../store/schema.ts";
 import { AuditService } from "./audit.ts";
 import { Changes } from "./changes.ts";
@@ -7,6 +8,7 @@ import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { KeyService } from "./keys.ts";
 import { PeopleService } from "./people.ts";
+import { LocalRateLimiter, type RateLimiter } from "./rate-limiter.ts";
 import { UsageRecorder } from "./usage.ts";
 import { VerificationService } from "./verification.ts";
 
@@ -22,6 +24,11 @@ export interface ServiceOptions {
   onBackgroundError?: (err: unknown) => void;
   sessionIdleMinutes?: number;
   sessionMaxHours?: number;
+  /** Counts rate limits: this node's own counters unless cluster mode gives a shared one. */
+  limiter?: RateLimiter;
+  /** Limits on sign-in attempts per address and per email, e.g. 10 per minute. */
+  loginLimits?: readonly RateLimit[];
+  cache?: { max?: number; ttlMs?: number; negativeTtlMs?: number };
 }
 
 export interface Services {
@@ -35,6 +42,7 @@ export interface Services {
   usage: UsageRecorder;
   /** Announced after every committed change; caches listen (and, in cluster mode, a bus). */
   changes: Changes;
+  limiter: RateLimiter;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -47,6 +55,7 @@ export function createServices(opts: ServiceOptions): Services {
   if (opts.usageFlushMs !== undefined) usage.start(opts.usageFlushMs);
   const audit = new AuditService({ db: opts.db, clock });
   const changes = new Changes();
+  const limiter = opts.limiter ?? new LocalRateLimiter();
   const credentials = new CredentialService({ ...base, secret: opts.secret, audit, changes });
   const keys = new KeyService({ ...base, secret: opts.secret, keyPrefix: opts.keyPrefix, audit, changes });
   return {
@@ -59,12 +68,23 @@ export function createServices(opts: ServiceOptions): Services {
       audit,
       ...(opts.sessionIdleMinutes ? { sessionIdleMinutes: opts.sessionIdleMinutes } : {}),
       ...(opts.sessionMaxHours ? { sessionMaxHours: opts.sessionMaxHours } : {}),
+      loginLimits: compileStored(opts.loginLimits),
+      limiter,
     }),
     credentials,
     keys,
-    verification: new VerificationService({ db: opts.db, secret: opts.secret, usage, clock, changes }),
+    verification: new VerificationService({
+      db: opts.db,
+      secret: opts.secret,
+      usage,
+      clock,
+      changes,
+      limiter,
+      ...(opts.cache ? { cache: opts.cache } : {}),
+    }),
     usage,
     changes,
+    limiter,
     close: () => usage.stop(),
   };
 }

@@ -1,14 +1,16 @@
 import type { Kysely } from "kysely";
 import type { VerifyCode } from "../core/errors.ts";
-import { hashToken, safeEqual } from "../core/hashing.ts";
+import { fingerprint, hashToken, safeEqual } from "../core/hashing.ts";
 import { compileAllowlist } from "../core/ip.ts";
 import { type Environment, parseToken } from "../core/key-format.ts";
+import { compileStored, type LimitDecision, type RateLimit } from "../core/rate-limit.ts";
 import { decide, type VerifiableKey } from "../core/verification.ts";
 import { apiKeys, credentials } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
 import type { Actor } from "./actor.ts";
 import type { Changes } from "./changes.ts";
 import { KeyCache } from "./key-cache.ts";
+import type { LimitSubject, RateLimiter } from "./rate-limiter.ts";
 import type { UsageRecorder } from "./usage.ts";
 
 export interface VerifyInput {
@@ -21,6 +23,15 @@ export interface VerifyInput {
   environment?: Environment | undefined;
 }
 
+/** What a gateway passes on to its caller as RateLimit-* headers. */
+export interface RateLimitView {
+  limit: number;
+  window: string;
+  remaining: number;
+  reset: number;
+  retry_after: number | null;
+}
+
 export interface VerifyResult {
   valid: boolean;
   code: VerifyCode;
@@ -28,14 +39,11 @@ export interface VerifyResult {
   credential_id: string | null;
   company_id: string | null;
   environment: Environment | null;
+  /** Frozen: shared with the cache. */
   permissions: string[];
   expires_at: string | null;
-}
-
-/** Internal result: the public answer plus the found subject, so callers can act as it. */
-interface Outcome {
-  result: VerifyResult;
-  subject: (VerifiableKey & { prefix: string | null }) | null;
+  /** The tightest rate limit of the key and its API user, when they carry any. */
+  rate_limit: RateLimitView | null;
 }
 
 export interface VerificationDeps {
@@ -44,79 +52,162 @@ export interface VerificationDeps {
   usage: UsageRecorder;
   clock: () => Date;
   changes: Changes;
-  cache?: { max?: number; ttlMs?: number; negativeTtlMs?: number };
+  limiter: RateLimiter;
+  cache?: { max?: number; maxNegative?: number; ttlMs?: number; negativeTtlMs?: number };
 }
 
-type LoadedKey = VerifiableKey & { secretHash: string | null };
+/** A key as the cache keeps it: everything a verification needs, built once per load. */
+interface LoadedKey extends VerifiableKey {
+  keyId: string;
+  secretHash: string | null;
+  /** The key's and its API user's limits (only those that have any). */
+  limits: LimitSubject[];
+  /** The actor a management call with this key acts as; built once, shared by every request. */
+  actor: Actor & { kind: "key" };
+}
 
-const matcher = (entries: string[]) => (entries.length === 0 ? null : compileAllowlist(entries));
+/** A found subject: a key, or an API user signing in with Basic auth. */
+interface Subject extends VerifiableKey {
+  limits: LimitSubject[];
+  actor: Actor & { kind: "key" | "credential" };
+  secretHash?: string | null;
+}
 
+interface Outcome {
+  result: VerifyResult;
+  subject: Subject | null;
+  limit: LimitDecision | null;
+}
+
+const matcher = (entries: readonly string[]) => (entries.length === 0 ? null : compileAllowlist(entries));
+
+const FAILURES = new Map<VerifyCode, Outcome>();
+/** Answers for keys that were not found or not well formed: the same frozen object every time. */
 function failure(code: VerifyCode): Outcome {
+  let outcome = FAILURES.get(code);
+  if (outcome === undefined) {
+    outcome = {
+      result: Object.freeze({
+        valid: false,
+        code,
+        key_id: null,
+        credential_id: null,
+        company_id: null,
+        environment: null,
+        permissions: Object.freeze([]) as unknown as string[],
+        expires_at: null,
+        rate_limit: null,
+      }),
+      subject: null,
+      limit: null,
+    };
+    FAILURES.set(code, outcome);
+  }
+  return outcome;
+}
+
+function limitSubjects(
+  keyId: string | null,
+  keyLimits: readonly RateLimit[] | null | undefined,
+  credentialId: string | null,
+  credentialLimits: readonly RateLimit[] | null | undefined,
+): LimitSubject[] {
+  const subjects: LimitSubject[] = [];
+  const forKey = compileStored(keyLimits);
+  if (keyId !== null && forKey.length > 0) subjects.push({ id: keyId, limits: forKey });
+  const forCredential = compileStored(credentialLimits);
+  if (credentialId !== null && forCredential.length > 0)
+    subjects.push({ id: credentialId, limits: forCredential });
+  return subjects;
+}
+
+export function rateLimitView(decision: LimitDecision): RateLimitView {
   return {
-    result: {
-      valid: false,
-      code,
-      key_id: null,
-      credential_id: null,
-      company_id: null,
-      environment: null,
-      permissions: [],
-      expires_at: null,
-    },
-    subject: null,
+    limit: decision.limit,
+    window: decision.window,
+    remaining: decision.remaining,
+    reset: decision.resetSeconds,
+    retry_after: decision.allowed ? null : decision.retryAfterSeconds,
   };
 }
 
 /**
  * Answers "is this key (or key + secret, or username + password) good for this request?".
- * Format and checksum are checked before any lookup; the lookup is one indexed query; the only
- * side effect is an in-memory last-used record, flushed later in batches.
+ * Format and checksum are checked before any lookup. A cached key costs one SHA-256 and a map read;
+ * a miss costs the HMAC and one indexed query. The only side effects are in memory: usage counts,
+ * flushed later in batches, and rate-limit counters (in Redis in cluster mode).
  */
 export class VerificationService {
   private readonly cache: KeyCache<LoadedKey>;
+  private ttlMs: number;
+  private readonly normalTtlMs: number;
 
   constructor(private readonly deps: VerificationDeps) {
+    this.normalTtlMs = this.ttlMs = deps.cache?.ttlMs ?? 10_000;
+    const negativeTtlMs = deps.cache?.negativeTtlMs ?? 2_000;
+    const max = deps.cache?.max ?? 100_000;
     this.cache = new KeyCache<LoadedKey>({
-      max: deps.cache?.max ?? 100_000,
-      ttlMs: deps.cache?.ttlMs ?? 10_000,
-      negativeTtlMs: deps.cache?.negativeTtlMs ?? 2_000,
+      max,
+      maxNegative: deps.cache?.maxNegative ?? Math.max(1, Math.floor(max / 10)),
+      ttlMs: () => this.ttlMs,
+      negativeTtlMs: () => Math.min(negativeTtlMs, this.ttlMs),
       now: () => deps.clock().getTime(),
     });
     deps.changes.on((change) => this.cache.apply(change));
   }
 
   /**
-   * A key by hash: from the cache, or from one indexed query whose answer (found or not) is cached,
-   * with its allowlists compiled once here rather than on every request.
+   * While changes from other nodes may be missed (the cluster bus is down), cached answers live at
+   * most `ttlMs`; null restores the normal TTL. Either way the cache starts afresh, since what it holds
+   * may predate changes it never heard of.
    */
-  private async lookup(keyHash: string): Promise<LoadedKey | null> {
-    const cached = this.cache.get(keyHash);
-    if (cached) return cached.value;
-    const row = await apiKeys.findByHash(this.deps.db, keyHash);
-    let loaded: LoadedKey | null = null;
-    if (row) {
-      // A key never does more than its API user may do now, even if the user's permissions shrank later.
-      const credentialHeld = row.credential_permissions ? new Set(row.credential_permissions) : null;
-      const permissions = credentialHeld
-        ? row.permissions.filter((p) => credentialHeld.has(p))
-        : row.permissions;
-      loaded = {
+  limitCacheTtl(ttlMs: number | null): void {
+    this.ttlMs = ttlMs === null ? this.normalTtlMs : Math.min(ttlMs, this.normalTtlMs);
+    this.cache.clear();
+  }
+
+  get cacheTtlMs(): number {
+    return this.ttlMs;
+  }
+
+  /** A key by its fingerprint, from one indexed query; the answer (found or not) is cached. */
+  private async load(key: string, fp: string, prefix: string): Promise<LoadedKey | null> {
+    const row = await apiKeys.findByHash(this.deps.db, hashToken(this.deps.secret, key));
+    if (!row) {
+      this.cache.setMissing(fp);
+      return null;
+    }
+    // A key never does more than its API user may do now, even if the user's permissions shrank later.
+    const credentialHeld = row.credential_permissions ? new Set(row.credential_permissions) : null;
+    const permissions = Object.freeze(
+      credentialHeld ? row.permissions.filter((p) => credentialHeld.has(p)) : row.permissions,
+    );
+    const loaded: LoadedKey = {
+      keyId: row.id,
+      companyId: row.company_id,
+      credentialId: row.credential_id,
+      environment: row.environment,
+      permissions,
+      permissionSet: new Set(permissions),
+      revoked: row.status === "revoked",
+      expiresAt: row.expires_at,
+      enabled:
+        row.company_id === null || (row.credential_status === "active" && row.company_status === "active"),
+      keyIps: matcher(row.allowed_ips),
+      credentialIps: matcher(row.credential_allowed_ips ?? []),
+      secretHash: row.secret_hash,
+      limits: limitSubjects(row.id, row.rate_limits, row.credential_id, row.credential_rate_limits),
+      actor: {
+        kind: "key",
         keyId: row.id,
+        prefix,
         companyId: row.company_id,
         credentialId: row.credential_id,
-        environment: row.environment,
         permissions,
         permissionSet: new Set(permissions),
-        revoked: row.status === "revoked",
-        expiresAt: row.expires_at,
-        enabled:
-          row.company_id === null || (row.credential_status === "active" && row.company_status === "active"),
-        keyIps: matcher(row.allowed_ips),
-        credentialIps: matcher(row.credential_allowed_ips ?? []),
-        secretHash: row.secret_hash,
-      };
-    }
-    this.cache.set(keyHash, loaded, { keyId: row?.id ?? null, credentialId: row?.credential_id ?? null });
+      },
+    };
+    this.cache.set(fp, loaded, { keyId: row.id, credentialId: row.credential_id });
     return loaded;
   }
 
@@ -125,43 +216,27 @@ export class VerificationService {
     return (await this.check(input, scope)).result;
   }
 
-  /** Authenticates a management caller: on VALID, the actor it acts as. */
+  /**
+   * Authenticates a management caller: on VALID, the actor it acts as. A call counts against the
+   * caller's rate limits; `limit` says where it stands (RATE_LIMITED when over).
+   */
   async authenticate(
     input: Pick<VerifyInput, "key" | "secret" | "username" | "password" | "ip">,
-  ): Promise<{ code: VerifyCode; actor: Actor | null }> {
-    const { result, subject } = await this.check(input, null);
-    if (!result.valid || subject === null) return { code: result.code, actor: null };
-    if (subject.keyId !== null) {
-      return {
-        code: result.code,
-        actor: {
-          kind: "key",
-          keyId: subject.keyId,
-          prefix: subject.prefix ?? "",
-          companyId: subject.companyId,
-          credentialId: subject.credentialId,
-          permissions: subject.permissions,
-        },
-      };
-    }
-    return {
-      code: result.code,
-      actor: {
-        kind: "credential",
-        credentialId: subject.credentialId as string,
-        companyId: subject.companyId as string,
-        permissions: subject.permissions,
-      },
-    };
+  ): Promise<{ code: VerifyCode; actor: Actor | null; limit: LimitDecision | null }> {
+    const { result, subject, limit } = await this.check(input, null);
+    if (!result.valid || subject === null) return { code: result.code, actor: null, limit };
+    return { code: result.code, actor: subject.actor, limit };
   }
 
   private async check(input: VerifyInput, scope: string | null): Promise<Outcome> {
-    let subject: Outcome["subject"];
+    let subject: Subject;
     if (input.key !== undefined) {
       const parsed = parseToken(input.key);
-      if (parsed?.kind !== "sk") return failure("MALFORMED");
-      const found = await this.lookup(hashToken(this.deps.secret, input.key));
-      if (!found || (scope !== null && found.companyId !== scope)) return failure("NOT_FOUND");
+      if (parsed === null || parsed.kind !== "sk") return failure("MALFORMED");
+      const fp = fingerprint(input.key);
+      const cached = this.cache.get(fp);
+      const found = cached !== undefined ? cached : await this.load(input.key, fp, parsed.prefix);
+      if (found === null || (scope !== null && found.companyId !== scope)) return failure("NOT_FOUND");
       if (found.secretHash !== null) {
         if (input.secret === undefined) return failure("MALFORMED");
         const secret = parseToken(input.secret);
@@ -169,7 +244,7 @@ export class VerificationService {
         if (!safeEqual(hashToken(this.deps.secret, input.secret), found.secretHash))
           return failure("NOT_FOUND");
       }
-      subject = { ...found, prefix: parsed.prefix };
+      subject = found;
     } else if (input.username !== undefined && input.password !== undefined) {
       const row = await credentials.findByUsername(this.deps.db, input.username);
       if (!row || (scope !== null && row.company_id !== scope)) return failure("NOT_FOUND");
@@ -177,7 +252,6 @@ export class VerificationService {
       if (row.password_hash === null || !safeEqual(given, row.password_hash)) return failure("NOT_FOUND");
       subject = {
         keyId: null,
-        prefix: null,
         companyId: row.company_id,
         credentialId: row.id,
         environment: null,
@@ -187,14 +261,28 @@ export class VerificationService {
         enabled: row.status === "active" && row.company_status === "active",
         keyIps: null,
         credentialIps: matcher(row.allowed_ips),
+        limits: limitSubjects(null, null, row.id, row.rate_limits),
+        actor: {
+          kind: "credential",
+          credentialId: row.id,
+          companyId: row.company_id,
+          permissions: row.permissions,
+          permissionSet: new Set(row.permissions),
+        },
       };
     } else {
       return failure("MALFORMED");
     }
     const now = this.deps.clock();
-    const code = decide(subject, input, now);
-    if (code === "VALID" && subject.keyId !== null)
-      this.deps.usage.record(subject.keyId, now, input.ip ?? null);
+    let code = decide(subject, input, now);
+    let limit: LimitDecision | null = null;
+    // Only a request that would be allowed counts against the limits.
+    if (code === "VALID" && subject.limits.length > 0) {
+      limit = await this.deps.limiter.consume(subject.limits, now.getTime());
+      if (!limit.allowed) code = "RATE_LIMITED";
+    }
+    if (subject.keyId !== null)
+      this.deps.usage.record(subject.keyId, now, input.ip ?? null, code === "VALID");
     return {
       result: {
         valid: code === "VALID",
@@ -203,10 +291,12 @@ export class VerificationService {
         credential_id: subject.credentialId,
         company_id: subject.companyId,
         environment: subject.environment,
-        permissions: [...subject.permissions],
+        permissions: subject.permissions as string[],
         expires_at: subject.expiresAt ? subject.expiresAt.toISOString() : null,
+        rate_limit: limit ? rateLimitView(limit) : null,
       },
       subject,
+      limit,
     };
   }
 }

@@ -1,4 +1,5 @@
 import { type Catalog, describeSelection } from "../core/catalog.ts";
+import type { RateLimit } from "../core/rate-limit.ts";
 import type { ApiKeyRow, CredentialRow } from "../store/schema.ts";
 
 /** The public shape of a key: never its hash, never its secret. */
@@ -11,6 +12,7 @@ export interface KeyView {
   permissions: string[];
   permission_summary: Record<string, string>;
   allowed_ips: string[];
+  rate_limits: RateLimit[];
   status: "active" | "revoked" | "expired";
   has_secret: boolean;
   credential_id: string | null;
@@ -33,6 +35,7 @@ export interface CredentialView {
   permissions: string[];
   permission_summary: Record<string, string>;
   allowed_ips: string[];
+  rate_limits: RateLimit[];
   has_password: boolean;
   password_created_at: string | null;
   created_at: string;
@@ -58,6 +61,7 @@ export function keyView(row: ApiKeyRow, catalog: Catalog, now: Date): KeyView {
     permissions: row.permissions,
     permission_summary: describeSelection(catalog, row.permissions),
     allowed_ips: row.allowed_ips,
+    rate_limits: row.rate_limits,
     status: keyStatus(row, now),
     has_secret: row.secret_hash !== null,
     credential_id: row.credential_id,
@@ -82,6 +86,7 @@ export function credentialView(row: CredentialRow, catalog: Catalog): Credential
     permissions: row.permissions,
     permission_summary: describeSelection(catalog, row.permissions),
     allowed_ips: row.allowed_ips,
+    rate_limits: row.rate_limits,
     has_password: row.password_hash !== null,
     password_created_at: iso(row.password_created_at),
     created_at: row.created_at.toISOString(),

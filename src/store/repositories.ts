@@ -99,6 +99,7 @@ export const credentials = {
         "c.permissions",
         "c.allowed_ips",
         "c.password_hash",
+        "c.rate_limits",
         "co.status as company_status",
       ])
       .where("c.username", "=", username)
@@ -168,7 +169,9 @@ export const apiKeys = {
         "k.secret_hash",
         "k.status",
         "k.expires_at",
+        "k.rate_limits",
         "c.status as credential_status",
+        "c.rate_limits as credential_rate_limits",
         "c.permissions as credential_permissions",
         "c.allowed_ips as credential_allowed_ips",
         "co.status as company_status",
@@ -184,5 +187,34 @@ export const apiKeys = {
       UPDATE api_keys AS k SET last_used_at = u.at, last_used_ip = u.ip
       FROM (VALUES ${rows}) AS u(id, at, ip)
       WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`.execute(db);
+  },
+};
+
+export const keyUsage = {
+  /** Adds per-day counts to what is stored, so counts from every node add up. */
+  async add(
+    db: Db,
+    counts: { keyId: string; day: string; requests: number; denied: number }[],
+  ): Promise<void> {
+    if (counts.length === 0) return;
+    const rows = sql.join(
+      counts.map((c) => sql`(${c.keyId}, ${c.day}::date, ${c.requests}::bigint, ${c.denied}::bigint)`),
+    );
+    await sql`
+      INSERT INTO key_usage_daily AS u (key_id, day, requests, denied)
+      VALUES ${rows}
+      ON CONFLICT (key_id, day) DO UPDATE
+        SET requests = u.requests + excluded.requests, denied = u.denied + excluded.denied`.execute(db);
+  },
+  /** One key's counts from `since` (a YYYY-MM-DD day) on, oldest first. */
+  async list(db: Db, keyId: string, since: string) {
+    const rows = await db
+      .selectFrom("key_usage_daily")
+      .select([sql<string>`to_char(day, 'YYYY-MM-DD')`.as("day"), "requests", "denied"])
+      .where("key_id", "=", keyId)
+      .where("day", ">=", sql<string>`${since}::date`)
+      .orderBy("day")
+      .execute();
+    return rows.map((r) => ({ day: r.day, requests: Number(r.requests), denied: Number(r.denied) }));
   },
 };

@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
+import type { RateLimit } from "../core/rate-limit.ts";
 
 /** jsonb columns: read as parsed values, written as JSON text so both drivers send the same thing. */
 type Json<T> = ColumnType<T, string, string>;
@@ -96,6 +97,7 @@ export interface CredentialsTable {
   allowed_ips: Json<string[]>;
   password_hash: ColumnType<string | null, string | null | undefined, string | null>;
   password_created_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  rate_limits: ColumnType<RateLimit[], string | undefined, string>;
   created_at: Timestamp;
   created_by: string;
   updated_at: Timestamp;
@@ -122,6 +124,15 @@ export interface ApiKeysTable {
   created_by: string;
   last_used_at: Date | null;
   last_used_ip: string | null;
+  rate_limits: ColumnType<RateLimit[], string | undefined, string>;
+}
+
+export interface KeyUsageDailyTable {
+  key_id: string;
+  /** Read back as YYYY-MM-DD text (see the query), written as the same. */
+  day: string;
+  requests: ColumnType<string, number, number>;
+  denied: ColumnType<string, number, number>;
 }
 
 export interface Database {
@@ -134,6 +145,7 @@ export interface Database {
   login_attempts: LoginAttemptsTable;
   audit_events: AuditEventsTable;
   audit_heads: AuditHeadsTable;
+  key_usage_daily: KeyUsageDailyTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;

@@ -51,6 +51,7 @@ describe.each(BACKENDS)("verification on %s", (kind) => {
       environment: "live",
       permissions: ["payin:create", "payin:read"],
       expires_at: expiresAt,
+      rate_limit: null,
     });
   });
 

@@ -1,6 +1,6 @@
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashToken } from "../../src/core/hashing.ts";
+import { fingerprint, hashToken } from "../../src/core/hashing.ts";
 import { generateToken } from "../../src/core/key-format.ts";
 import { KeyCache } from "../../src/services/key-cache.ts";
 import { BACKENDS } from "../helpers/backends.ts";
@@ -8,24 +8,25 @@ import { type Company, createHarness, type Harness, SECRET } from "../helpers/ha
 
 describe("KeyCache", () => {
   let now = 0;
-  const cache = () => new KeyCache<string>({ max: 3, ttlMs: 1000, negativeTtlMs: 100, now: () => now });
-  const ids = (keyId: string | null, credentialId: string | null = null) => ({ keyId, credentialId });
+  const cache = (max = 3, maxNegative = 2) =>
+    new KeyCache<string>({ max, maxNegative, ttlMs: () => 1000, negativeTtlMs: () => 100, now: () => now });
+  const ids = (keyId: string, credentialId: string | null = null) => ({ keyId, credentialId });
 
-  it("keeps positive entries for the TTL and negative ones for their shorter TTL", () => {
+  it("keeps found keys for the TTL and 'no such key' answers for their shorter TTL", () => {
     now = 0;
     const c = cache();
     c.set("a", "A", ids("k1"));
-    c.set("b", null, ids(null));
+    c.setMissing("b");
     now = 99;
-    expect(c.get("a")).toEqual({ value: "A" });
-    expect(c.get("b")).toEqual({ value: null });
+    expect(c.get("a")).toBe("A");
+    expect(c.get("b")).toBeNull();
     now = 100;
     expect(c.get("b")).toBeUndefined();
     now = 1000;
     expect(c.get("a")).toBeUndefined();
   });
 
-  it("evicts the least recently used entry beyond its bound", () => {
+  it("evicts an entry not used since it was cached before one that was used", () => {
     now = 0;
     const c = cache();
     c.set("a", "A", ids("k1"));
@@ -34,8 +35,21 @@ describe("KeyCache", () => {
     c.get("a");
     c.set("d", "D", ids("k4"));
     expect(c.get("b")).toBeUndefined();
-    expect(c.get("a")).toEqual({ value: "A" });
+    expect(c.get("a")).toBe("A");
+    expect(c.get("d")).toBe("D");
     expect(c.size).toBe(3);
+  });
+
+  it("never lets a flood of unknown keys push out found ones", () => {
+    now = 0;
+    const c = cache(2, 2);
+    c.set("a", "A", ids("k1"));
+    c.set("b", "B", ids("k2"));
+    for (let i = 0; i < 100; i++) c.setMissing(`ghost${i}`);
+    expect(c.get("a")).toBe("A");
+    expect(c.get("b")).toBe("B");
+    expect(c.get("ghost0")).toBeUndefined();
+    expect(c.get("ghost99")).toBeNull();
   });
 
   it("drops what a change touches: one key, every key of a credential, a negative entry", () => {
@@ -43,14 +57,27 @@ describe("KeyCache", () => {
     const c = cache();
     c.set("a", "A", ids("k1", "cred1"));
     c.set("b", "B", ids("k2", "cred1"));
-    c.set("n", null, ids(null));
+    c.set("x", "X", ids("k3", "cred2"));
+    c.setMissing("n");
     c.apply({ kind: "key", keyId: "k1" });
     expect(c.get("a")).toBeUndefined();
-    expect(c.get("b")).toEqual({ value: "B" });
+    expect(c.get("b")).toBe("B");
     c.apply({ kind: "credential", credentialId: "cred1" });
     expect(c.get("b")).toBeUndefined();
-    c.apply({ kind: "key_created", keyHash: "n" });
+    expect(c.get("x")).toBe("X");
+    c.apply({ kind: "key_created", fingerprint: "n" });
     expect(c.get("n")).toBeUndefined();
+  });
+
+  it("keeps its indexes right when an entry is replaced or evicted", () => {
+    now = 0;
+    const c = cache(1);
+    c.set("a", "A", ids("k1", "cred1"));
+    c.set("b", "B", ids("k2", "cred1"));
+    expect(c.get("a")).toBeUndefined();
+    c.apply({ kind: "credential", credentialId: "cred1" });
+    expect(c.get("b")).toBeUndefined();
+    expect(c.size).toBe(0);
   });
 });
 
@@ -104,7 +131,7 @@ describe.each(BACKENDS)("the verification cache on %s", (kind) => {
       VALUES ('key_0000000000000000000000', ${co.id}, ${co.credentialId}, 'planted', 'live', '["payin:read"]',
               ${hashToken(SECRET, ghost)}, 'lk_live_sk_planted', now(), 'test')`.execute(h.store.db);
     expect(await verify(ghost)).toBe("NOT_FOUND");
-    h.services.changes.emit({ kind: "key_created", keyHash: hashToken(SECRET, ghost) });
+    h.services.changes.emit({ kind: "key_created", fingerprint: fingerprint(ghost) });
     expect(await verify(ghost)).toBe("VALID");
   });
 });

@@ -10,6 +10,7 @@ import {
   Name,
   Ok,
   Permissions,
+  RateLimits,
   TotpCode,
 } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -27,6 +28,7 @@ export default function createCredential(app: App, { services }: RouteDeps) {
             description: Type.Optional(Description),
             permissions: Permissions,
             allowed_ips: Type.Optional(AllowedIps),
+            rate_limits: Type.Optional(RateLimits),
             totp_code: Type.Optional(TotpCode),
           },
           { additionalProperties: false },

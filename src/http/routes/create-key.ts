@@ -13,6 +13,7 @@ import {
   Ok,
   Permissions,
   Preset,
+  RateLimits,
   TotpCode,
 } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -26,6 +27,7 @@ export const CreateKeyBody = Type.Object(
     permissions: Type.Optional(Permissions),
     preset: Type.Optional(Preset),
     allowed_ips: Type.Optional(AllowedIps),
+    rate_limits: Type.Optional(RateLimits),
     expires_at: Type.Optional(DateTime),
     with_secret: Type.Optional(Type.Boolean()),
     totp_code: Type.Optional(TotpCode),

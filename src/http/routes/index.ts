@@ -11,6 +11,7 @@ import generateCredentialPassword from "./generate-credential-password.ts";
 import getCatalog from "./get-catalog.ts";
 import getCredential from "./get-credential.ts";
 import getKey from "./get-key.ts";
+import getKeyUsage from "./get-key-usage.ts";
 import getMe from "./get-me.ts";
 import health from "./health.ts";
 import inviteUser from "./invite-user.ts";
@@ -47,6 +48,7 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     createKey,
     listKeys,
     getKey,
+    getKeyUsage,
     updateKey,
     revokeKey,
     rotateKey,

@@ -11,6 +11,7 @@ import {
   Name,
   Ok,
   Permissions,
+  RateLimits,
   TotpCode,
 } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -29,6 +30,7 @@ export default function updateCredential(app: App, { services }: RouteDeps) {
             description: Type.Optional(Description),
             permissions: Type.Optional(Permissions),
             allowed_ips: Type.Optional(AllowedIps),
+            rate_limits: Type.Optional(RateLimits),
             status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("inactive")])),
             totp_code: Type.Optional(TotpCode),
           },

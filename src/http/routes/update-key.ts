@@ -11,6 +11,7 @@ import {
   Name,
   Ok,
   Permissions,
+  RateLimits,
   TotpCode,
 } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -28,6 +29,7 @@ export default function updateKey(app: App, { services }: RouteDeps) {
             name: Type.Optional(Name),
             description: Type.Optional(Description),
             allowed_ips: Type.Optional(AllowedIps),
+            rate_limits: Type.Optional(RateLimits),
             permissions: Type.Optional(Permissions),
             totp_code: Type.Optional(TotpCode),
           },

@@ -2,7 +2,7 @@ import { Type } from "typebox";
 import { VERIFY_CODES, type VerifyCode } from "../../core/errors.ts";
 import type { App } from "../app.ts";
 import { actorOf, requireCaller } from "../auth.ts";
-import { Environment, ErrorEnvelope, Nullable, Ok, Permissions } from "../schemas.ts";
+import { Environment, ErrorEnvelope, Nullable, Ok, Permissions, RateLimitState } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
 const Token = Type.String({ minLength: 1, maxLength: 256 });
@@ -16,7 +16,9 @@ export default function verifyKey(app: App, { services }: RouteDeps) {
         summary: "Is this key (or key + secret, or username + password) good for this request?",
         description:
           "Always 200 for a well-formed question; the answer is in `valid` and `code`. A company's key " +
-          "verifies only its own company's keys; a platform verify key verifies any.",
+          "verifies only its own company's keys; a platform verify key verifies any. A valid request counts " +
+          "against the key's and its API user's rate limits; over a limit the answer is `RATE_LIMITED`, and " +
+          "`rate_limit` gives what to pass on as RateLimit-* and Retry-After headers.",
         body: Type.Object(
           {
             key: Type.Optional(Token),
@@ -40,6 +42,7 @@ export default function verifyKey(app: App, { services }: RouteDeps) {
               environment: Nullable(Environment),
               permissions: Type.Array(Type.String()),
               expires_at: Nullable(Type.String()),
+              rate_limit: Nullable(RateLimitState),
             }),
           ),
           "4xx": ErrorEnvelope,

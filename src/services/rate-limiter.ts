@@ -1,0 +1,162 @@
+import type { Redis } from "ioredis";
+import {
+  type CompiledLimit,
+  decideLimits,
+  fits,
+  type LimitDecision,
+  type WindowCounts,
+} from "../core/rate-limit.ts";
+
+/** Something limited (a key, an API user, a sign-in address) and the limits it carries. */
+export interface LimitSubject {
+  id: string;
+  limits: readonly CompiledLimit[];
+}
+
+/**
+ * Counts one request against every limit of every subject, all or nothing: the request is allowed only
+ * if each limit has room, and only an allowed request is counted (a refused caller does not dig itself
+ * deeper). The answer describes the tightest limit, for the RateLimit-* headers.
+ */
+export interface RateLimiter {
+  consume(subjects: readonly LimitSubject[], nowMs: number): LimitDecision | Promise<LimitDecision>;
+}
+
+interface Counter {
+  index: number;
+  curr: number;
+  prev: number;
+}
+
+/** One node's counters, in memory. */
+export class LocalRateLimiter implements RateLimiter {
+  private readonly counters = new Map<string, Counter>();
+  private sweepAt = 10_000;
+
+  consume(subjects: readonly LimitSubject[], nowMs: number): LimitDecision {
+    const limits: CompiledLimit[] = [];
+    const counters: Counter[] = [];
+    const counts: WindowCounts[] = [];
+    let allowed = true;
+    for (const subject of subjects) {
+      for (const l of subject.limits) {
+        const counter = this.counter(`${subject.id}|${l.windowMs}`, Math.floor(nowMs / l.windowMs), nowMs);
+        const c = { prev: counter.prev, curr: counter.curr };
+        if (!fits(c, nowMs, l)) allowed = false;
+        limits.push(l);
+        counters.push(counter);
+        counts.push(c);
+      }
+    }
+    if (allowed) for (const counter of counters) counter.curr++;
+    return decideLimits(limits, counts, nowMs, allowed);
+  }
+
+  private counter(id: string, index: number, nowMs: number): Counter {
+    let counter = this.counters.get(id);
+    if (!counter) {
+      counter = { index, curr: 0, prev: 0 };
+      this.counters.set(id, counter);
+      if (this.counters.size >= this.sweepAt) this.sweep(nowMs);
+    } else if (counter.index !== index) {
+      counter.prev = counter.index === index - 1 ? counter.curr : 0;
+      counter.curr = 0;
+      counter.index = index;
+    }
+    return counter;
+  }
+
+  /** Counters idle for two windows hold nothing; drop them so memory follows the active callers. */
+  private sweep(nowMs: number): void {
+    for (const [id, counter] of this.counters) {
+      const windowMs = Number(id.slice(id.lastIndexOf("|") + 1));
+      if (Math.floor(nowMs / windowMs) > counter.index + 1) this.counters.delete(id);
+    }
+    this.sweepAt = Math.max(10_000, this.counters.size * 2);
+  }
+}
+
+/**
+ * The same counting in Redis, in one Lua call, so every node shares one count and two nodes together
+ * allow no more than the limit. Counters are plain integers per fixed window that expire after two
+ * windows. The script returns the counts it saw so the caller builds the headers with the same formula.
+ */
+const SCRIPT = `
+local now = tonumber(ARGV[1])
+local ok = 1
+local out = {}
+for i = 1, #KEYS do
+  local w = tonumber(ARGV[2 * i])
+  local limit = tonumber(ARGV[2 * i + 1])
+  local index = math.floor(now / w)
+  local curr = tonumber(redis.call('GET', KEYS[i] .. ':' .. index) or '0')
+  local prev = tonumber(redis.call('GET', KEYS[i] .. ':' .. (index - 1)) or '0')
+  local elapsed = math.fmod(now, w) / w
+  if prev * (1 - elapsed) + curr + 1 > limit then ok = 0 end
+  out[2 * i - 1] = prev
+  out[2 * i] = curr
+end
+if ok == 1 then
+  for i = 1, #KEYS do
+    local w = tonumber(ARGV[2 * i])
+    local key = KEYS[i] .. ':' .. math.floor(now / w)
+    redis.call('INCR', key)
+    redis.call('PEXPIRE', key, 2 * w + 1000)
+  end
+end
+table.insert(out, 1, ok)
+return out
+`;
+
+export type RedisDownPolicy = "open" | "closed";
+
+/**
+ * Shared limits through Redis. When Redis cannot answer, `open` falls back to this node's own counters
+ * (each node then enforces the limit on its own share of traffic) and `closed` refuses the request.
+ */
+export class RedisRateLimiter implements RateLimiter {
+  private readonly local = new LocalRateLimiter();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly opts: { prefix: string; whenDown: RedisDownPolicy; onError: (err: unknown) => void },
+  ) {
+    redis.defineCommand("latchkeyLimit", { lua: SCRIPT });
+  }
+
+  async consume(subjects: readonly LimitSubject[], nowMs: number): Promise<LimitDecision> {
+    const keys: string[] = [];
+    const args: number[] = [nowMs];
+    const limits: CompiledLimit[] = [];
+    for (const subject of subjects) {
+      for (const l of subject.limits) {
+        keys.push(`${this.opts.prefix}rl:${subject.id}:${l.windowMs}`);
+        args.push(l.windowMs, l.limit);
+        limits.push(l);
+      }
+    }
+    let reply: number[];
+    try {
+      reply = await (
+        this.redis as unknown as { latchkeyLimit(n: number, ...a: (string | number)[]): Promise<number[]> }
+      ).latchkeyLimit(keys.length, ...keys, ...args);
+    } catch (err) {
+      this.opts.onError(err);
+      if (this.opts.whenDown === "open") return this.local.consume(subjects, nowMs);
+      return {
+        ...decideLimits(
+          limits,
+          limits.map(() => ({ prev: 0, curr: 0 })),
+          nowMs,
+          false,
+        ),
+        retryAfterSeconds: 1,
+      };
+    }
+    const counts: WindowCounts[] = limits.map((_, i) => ({
+      prev: Number(reply[1 + 2 * i]),
+      curr: Number(reply[2 + 2 * i]),
+    }));
+    return decideLimits(limits, counts, nowMs, reply[0] === 1);
+  }
+}

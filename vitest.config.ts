@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: "forks",
     globalSetup: ["test/helpers/global-setup.ts"],
+    // Browser tests wait on a real UI: give polled assertions time to see it settle.
+    expect: { poll: { timeout: 8_000 } },
   },
 });

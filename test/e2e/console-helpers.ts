@@ -1,0 +1,242 @@
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Secret, TOTP } from "otpauth";
+import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import { expect } from "vitest";
+import { loadConfig } from "../../src/config.ts";
+import { buildApp } from "../../src/http/app.ts";
+import { createServices } from "../../src/services/services.ts";
+import { openTestStore } from "../helpers/backends.ts";
+
+export const ADMIN = "e2e-admin-token-0123456789abcdef";
+export const PASSWORD = "Violet-Harbour-Lantern-47";
+export const SCREENSHOTS = resolve(import.meta.dirname, "../../test-results/screenshots");
+export const DESKTOP = { width: 1280, height: 900 };
+export const MOBILE = { width: 390, height: 844 };
+
+/** Debian's Chromium, never a downloaded browser. */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+export interface Env {
+  url: string;
+  browser: Browser;
+  close(): Promise<void>;
+}
+
+/**
+ * A real server listening on a free port, built the way `latchkey serve` builds it (console included),
+ * on a fresh embedded store started from the run's migrated template; and a headless Chromium.
+ */
+export async function startConsole(): Promise<Env> {
+  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LATCHKEY_ADMIN_TOKEN: ADMIN });
+  const store = await openTestStore("pglite");
+  const services = createServices({
+    db: store.db,
+    catalog: config.catalog,
+    secret: "e2e-secret-0123456789abcdef0123456789abcdef",
+    keyPrefix: config.keyPrefix,
+    usageFlushMs: 100,
+  });
+  const app = await buildApp({ services, platformTokens: [ADMIN], logger: false });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  const address = app.server.address();
+  if (typeof address !== "object" || !address) throw new Error("the server has no address");
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    browser,
+    async close() {
+      await browser.close().catch(() => {});
+      await app.close();
+      await services.close();
+      await store.close();
+    },
+  };
+}
+
+/** A browser context that fails the test on any page error or console error. */
+export async function newPage(env: Env): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await env.browser.newContext({ viewport: DESKTOP, baseURL: env.url });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: env.url }).catch(() => {});
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    // A 4xx answer the console handles is logged by Chromium as a failed resource; that is expected.
+    if (m.type() === "error" && !m.text().includes("Failed to load resource"))
+      errors.push(`console: ${m.text()}`);
+  });
+  page.setDefaultTimeout(10_000);
+  return { context, page, errors };
+}
+
+/** Saves the current screen at desktop and phone width (a dialog: only what the window shows). */
+export async function shoot(page: Page, name: string, opts: { fullPage?: boolean } = {}) {
+  const fullPage = opts.fullPage ?? true;
+  await page.waitForTimeout(150);
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}-1280.png`), fullPage });
+  await page.setViewportSize(MOBILE);
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}-390.png`), fullPage });
+  await page.setViewportSize(DESKTOP);
+  await page.waitForTimeout(200);
+}
+
+/** What the page showed when a test failed, to see why. */
+export async function failureShot(page: Page | undefined, name: string) {
+  await page
+    ?.screenshot({ path: join(SCREENSHOTS, `failed-${name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)}.png`) })
+    .catch(() => {});
+}
+
+/** An answer's envelope; tests read its fields directly. */
+// biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field with expect
+type Envelope = { success: boolean; data?: any; error?: any };
+
+/** JSON over HTTP to the running server. */
+export async function http(
+  env: Env,
+  method: string,
+  path: string,
+  opts: { json?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: Envelope }> {
+  const headers: Record<string, string> = { accept: "application/json", ...(opts.headers ?? {}) };
+  if (opts.json !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`${env.url}${path}`, {
+    method,
+    headers,
+    ...(opts.json !== undefined ? { body: JSON.stringify(opts.json) } : {}),
+  });
+  return { status: res.status, body: (await res.json()) as Envelope };
+}
+
+export interface Company {
+  id: string;
+  ownerEmail: string;
+  temporaryPassword: string;
+  managementKey: string;
+  defaultCredentialId: string;
+}
+
+let counter = 0;
+export async function createCompany(env: Env, name = "Acme Payments"): Promise<Company> {
+  counter += 1;
+  const email = `owner${counter}-${Date.now()}@acme.example`;
+  const res = await http(env, "POST", "/v1/admin/companies", {
+    headers: { authorization: `Bearer ${ADMIN}` },
+    json: { name, owner_email: email },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  const d = res.body.data;
+  return {
+    id: d.company.id,
+    ownerEmail: email,
+    temporaryPassword: d.owner.temporary_password,
+    managementKey: d.management_key.key,
+    defaultCredentialId: d.default_credential.id,
+  };
+}
+
+export async function verifyKey(env: Env): Promise<string> {
+  const res = await http(env, "POST", "/v1/admin/verify-keys", {
+    headers: { authorization: `Bearer ${ADMIN}` },
+    json: { name: "gateway" },
+  });
+  expect(res.status).toBe(201);
+  return res.body.data.key;
+}
+
+/**
+ * Second factors for one person. Each TOTP code works once and only for a later 30-second step than the
+ * last one used, with one step of drift accepted: this hands out the current and next step's codes and
+ * falls back to a recovery code rather than sleeping until the next step.
+ */
+export class SecondFactor {
+  private last = -1;
+  recovery: string[] = [];
+  constructor(readonly secret: string) {}
+  private totp() {
+    return new TOTP({ algorithm: "SHA1", digits: 6, period: 30, secret: Secret.fromBase32(this.secret) });
+  }
+  next(): string {
+    const current = Math.floor(Date.now() / 30_000);
+    const step = Math.max(this.last + 1, current);
+    if (step <= current + 1) {
+      this.last = step;
+      return this.totp().generate({ timestamp: step * 30_000 + 1000 });
+    }
+    const code = this.recovery.shift();
+    if (!code) throw new Error("out of second factors");
+    return code;
+  }
+  /** The step used by a code the server accepted elsewhere (enrolment confirms one). */
+  used(step = Math.floor(Date.now() / 30_000)) {
+    this.last = Math.max(this.last, step);
+  }
+}
+
+/** An input by its label, whether or not the label carries the "required" asterisk. */
+export const byLabel = (page: Page | Locator, label: string) =>
+  page.getByLabel(new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}( \\*)?$`));
+
+/** Signs in through the console: email, password, then the 2FA step when asked. */
+export async function signIn(page: Page, email: string, password: string, factor?: SecondFactor) {
+  await page.goto("/");
+  await byLabel(page, "Email").fill(email);
+  await byLabel(page, "Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  if (factor) {
+    await byLabel(page, "Authentication code").fill(factor.next());
+    await page.getByRole("button", { name: "Verify" }).click();
+  }
+}
+
+/** First sign-in of a person: temporary password, a new one, and (unless skipped) 2FA enrolment. */
+export async function firstSignIn(
+  page: Page,
+  email: string,
+  temporary: string,
+  opts: { enrol: boolean; shots?: boolean } = { enrol: true },
+): Promise<SecondFactor | null> {
+  await signIn(page, email, temporary);
+  await page.getByRole("heading", { name: "Choose your password" }).waitFor();
+  if (opts.shots) await shoot(page, "01-first-password");
+  await byLabel(page, "Temporary password").fill(temporary);
+  await byLabel(page, "New password").fill(PASSWORD);
+  await byLabel(page, "New password again").fill(PASSWORD);
+  await page.getByRole("button", { name: "Save password" }).click();
+  await page.getByRole("heading", { name: "Set up two-factor authentication" }).waitFor();
+  if (!opts.enrol) {
+    await page.getByRole("button", { name: /Skip for now/ }).click();
+    return null;
+  }
+  const secretInput = byLabel(page, "Secret");
+  await expect.poll(() => secretInput.inputValue()).not.toBe("");
+  await expect(
+    page.getByRole("img", { name: "QR code for your authenticator app" }).isVisible(),
+  ).resolves.toBe(true);
+  if (opts.shots) await shoot(page, "02-enrol-2fa");
+  const factor = new SecondFactor(await secretInput.inputValue());
+  await byLabel(page, "Code from the app").fill(factor.next());
+  await page.getByRole("button", { name: "Turn on 2FA" }).click();
+  const codes = page.getByTestId("recovery-codes").locator("code");
+  await codes.first().waitFor();
+  factor.recovery = await codes.allInnerTexts();
+  expect(factor.recovery).toHaveLength(10);
+  if (opts.shots) await shoot(page, "03-recovery-codes");
+  await page.getByRole("button", { name: /I have saved them/ }).click();
+  return factor;
+}

@@ -1,0 +1,229 @@
+import {
+  AppShell,
+  Badge,
+  Burger,
+  Button,
+  Center,
+  Group,
+  Loader,
+  Menu,
+  NavLink,
+  SegmentedControl,
+  Text,
+  UnstyledButton,
+} from "@mantine/core";
+import { useDisclosure } from "@mantine/hooks";
+import { useCallback, useEffect, useState } from "react";
+import { api } from "./api/client.ts";
+import type { CatalogDoc, Environment, Me } from "./api/types.ts";
+import { can, ROLE_LABELS } from "./lib/roles.ts";
+import { match, RouterProvider, useRouter } from "./lib/router.tsx";
+import { SessionContext, useSession } from "./lib/session.tsx";
+import { AccessControl } from "./screens/AccessControl.tsx";
+import { ApiUserDetail } from "./screens/ApiUserDetail.tsx";
+import { AuditLog } from "./screens/AuditLog.tsx";
+import { KeysPage } from "./screens/KeysPage.tsx";
+import { ChangePassword, EnrolTotp, SignIn } from "./screens/SignIn.tsx";
+import { UsagePage } from "./screens/UsagePage.tsx";
+
+type State =
+  | { kind: "loading" }
+  | { kind: "signed-out" }
+  | { kind: "password"; me: Me }
+  | { kind: "enrol"; me: Me }
+  | { kind: "ready"; me: Me; catalog: CatalogDoc };
+
+const ENV_KEY = "latchkey.env";
+
+export function App() {
+  return (
+    <RouterProvider>
+      <Console />
+    </RouterProvider>
+  );
+}
+
+function Console() {
+  const [state, setState] = useState<State>({ kind: "loading" });
+  const [env, setEnvState] = useState<Environment>(() =>
+    window.localStorage.getItem(ENV_KEY) === "test" ? "test" : "live",
+  );
+  const setEnv = useCallback((e: Environment) => {
+    window.localStorage.setItem(ENV_KEY, e);
+    setEnvState(e);
+  }, []);
+
+  /** Where the signed-in person stands: password to change, 2FA to enrol, or the console. */
+  const refresh = useCallback(async (allowSkip = false) => {
+    try {
+      const me = await api.me();
+      api.csrf = me.csrf_token;
+      if (me.password_change_required) return setState({ kind: "password", me });
+      if (!me.totp_enrolled && (can.mustEnrol(me.role) || !allowSkip) && !skipped.has(me.user.id))
+        return setState({ kind: "enrol", me });
+      const catalog = await api.catalog();
+      setState({ kind: "ready", me, catalog });
+    } catch {
+      api.csrf = null;
+      setState({ kind: "signed-out" });
+    }
+  }, []);
+
+  useEffect(() => {
+    api.onSessionEnded = () => {
+      api.csrf = null;
+      setState({ kind: "signed-out" });
+    };
+    void refresh();
+  }, [refresh]);
+
+  const signOut = useCallback(() => {
+    void api
+      .logout()
+      .catch(() => {})
+      .finally(() => {
+        api.csrf = null;
+        setState({ kind: "signed-out" });
+      });
+  }, []);
+
+  switch (state.kind) {
+    case "loading":
+      return (
+        <Center mih="100vh">
+          <Loader aria-label="Loading" />
+        </Center>
+      );
+    case "signed-out":
+      return <SignIn onSignedIn={() => void refresh()} />;
+    case "password":
+      return <ChangePassword onDone={() => void refresh()} />;
+    case "enrol":
+      return (
+        <EnrolTotp
+          me={state.me}
+          onDone={() => {
+            skipped.add(state.me.user.id);
+            void refresh(true);
+          }}
+        />
+      );
+    case "ready":
+      return (
+        <SessionContext.Provider value={{ me: state.me, catalog: state.catalog, env, setEnv, signOut }}>
+          <Shell />
+        </SessionContext.Provider>
+      );
+  }
+}
+
+/** Viewers who chose to skip enrolment are not asked again during this page's life. */
+const skipped = new Set<string>();
+
+function Shell() {
+  const { me, env, setEnv, signOut } = useSession();
+  const { path, navigate } = useRouter();
+  const [opened, { toggle, close }] = useDisclosure(false);
+
+  const nav = [
+    { to: "/keys", label: "API keys", show: true },
+    { to: "/usage", label: "Usage", show: true },
+    { to: "/audit", label: "Audit log", show: can.readAudit(me.role) },
+    { to: "/settings/access", label: "Settings › Access control", show: true },
+  ].filter((n) => n.show);
+
+  const go = (to: string) => {
+    navigate(to);
+    close();
+  };
+
+  return (
+    <AppShell
+      header={{ height: 60 }}
+      navbar={{ width: 240, breakpoint: "sm", collapsed: { mobile: !opened } }}
+      padding="md"
+    >
+      <AppShell.Header>
+        <Group h="100%" px="md" justify="space-between" wrap="nowrap">
+          <Group gap="sm" wrap="nowrap">
+            <Burger
+              opened={opened}
+              onClick={toggle}
+              hiddenFrom="sm"
+              size="sm"
+              aria-label="Toggle navigation"
+            />
+            <UnstyledButton onClick={() => go("/keys")} aria-label="Latchkey home">
+              <Text fw={800} c="indigo.9" size="lg">
+                Latchkey
+              </Text>
+            </UnstyledButton>
+          </Group>
+          <Group gap="sm" wrap="nowrap">
+            <SegmentedControl
+              aria-label="Environment"
+              size="xs"
+              value={env}
+              onChange={(v) => setEnv(v as Environment)}
+              data={[
+                { value: "live", label: "Live" },
+                { value: "test", label: "Test" },
+              ]}
+              color={env === "live" ? "green.9" : "orange.9"}
+              data-testid="env-switch"
+            />
+            <Menu position="bottom-end">
+              <Menu.Target>
+                <Button variant="subtle" size="compact-sm" aria-label={`Account: ${me.user.email}`}>
+                  <Text size="sm" visibleFrom="sm" mr={6}>
+                    {me.user.email}
+                  </Text>
+                  <Badge size="sm" variant="light">
+                    {ROLE_LABELS[me.role]}
+                  </Badge>
+                </Button>
+              </Menu.Target>
+              <Menu.Dropdown>
+                <Menu.Label>{me.user.email}</Menu.Label>
+                <Menu.Item onClick={signOut}>Sign out</Menu.Item>
+              </Menu.Dropdown>
+            </Menu>
+          </Group>
+        </Group>
+      </AppShell.Header>
+      <AppShell.Navbar p="sm" aria-label="Main">
+        {nav.map((n) => (
+          <NavLink
+            key={n.to}
+            href={n.to}
+            label={n.label}
+            active={path === n.to || path.startsWith(`${n.to}/`)}
+            onClick={(e) => {
+              e.preventDefault();
+              go(n.to);
+            }}
+          />
+        ))}
+      </AppShell.Navbar>
+      <AppShell.Main>
+        <Routes />
+      </AppShell.Main>
+    </AppShell>
+  );
+}
+
+function Routes() {
+  const { path, navigate } = useRouter();
+  const { me } = useSession();
+  const apiUser = match("/api-users/:id", path);
+  if (apiUser) return <ApiUserDetail id={apiUser.id ?? ""} />;
+  const usage = match("/usage/:id", path);
+  if (usage) return <UsagePage keyId={usage.id ?? null} />;
+  if (match("/usage", path)) return <UsagePage keyId={null} />;
+  if (match("/audit", path) && can.readAudit(me.role)) return <AuditLog />;
+  if (match("/settings/access/people", path)) return <AccessControl tab="people" />;
+  if (match("/settings/access", path) || match("/settings/access/api-users", path))
+    return <AccessControl tab="api-users" />;
+  if (path !== "/keys") queueMicrotask(() => navigate("/keys"));
+  return <KeysPage />;
+}

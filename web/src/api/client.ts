@@ -1,0 +1,265 @@
+import type {
+  AuditEvent,
+  CatalogDoc,
+  CreatedKey,
+  CredentialView,
+  Environment,
+  KeyUsage,
+  KeyView,
+  LoginResult,
+  Me,
+  Role,
+  RotatedKey,
+  UserView,
+} from "./types.ts";
+
+/**
+ * Every route the console calls, as method and OpenAPI path. A test checks each one against the
+ * server's /openapi.json, so a renamed or removed route fails CI rather than a screen.
+ */
+export const ENDPOINTS = {
+  login: ["POST", "/v1/auth/login"],
+  logout: ["POST", "/v1/auth/logout"],
+  changePassword: ["POST", "/v1/auth/password"],
+  totpSetup: ["POST", "/v1/auth/totp/setup"],
+  totpConfirm: ["POST", "/v1/auth/totp/confirm"],
+  me: ["GET", "/v1/me"],
+  catalog: ["GET", "/v1/catalog"],
+  listUsers: ["GET", "/v1/users"],
+  inviteUser: ["POST", "/v1/users"],
+  updateUser: ["PATCH", "/v1/users/{id}"],
+  listCredentials: ["GET", "/v1/credentials"],
+  getCredential: ["GET", "/v1/credentials/{id}"],
+  createCredential: ["POST", "/v1/credentials"],
+  updateCredential: ["PATCH", "/v1/credentials/{id}"],
+  generatePassword: ["POST", "/v1/credentials/{id}/password"],
+  listKeys: ["GET", "/v1/keys"],
+  getKey: ["GET", "/v1/keys/{id}"],
+  createKey: ["POST", "/v1/keys"],
+  revokeKey: ["DELETE", "/v1/keys/{id}"],
+  rotateKey: ["POST", "/v1/keys/{id}/rotate"],
+  changeExpiry: ["POST", "/v1/keys/{id}/expiry"],
+  keyUsage: ["GET", "/v1/keys/{id}/usage"],
+  listAudit: ["GET", "/v1/audit"],
+} as const satisfies Record<string, readonly [string, string]>;
+
+export type Endpoint = keyof typeof ENDPOINTS;
+
+/** An answer of `{success:false}`: the closed error code, with the field or details it names. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+    readonly details: Record<string, unknown> = {},
+    readonly requestId?: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+type Query = Record<string, string | number | undefined>;
+
+interface CallOptions {
+  params?: Record<string, string>;
+  query?: Query;
+  body?: unknown;
+  /** A second factor for a step-up action, sent as X-TOTP-Code. */
+  totp?: string;
+}
+
+/** Runs requests with the session cookie (sent by the browser) and the session's CSRF token. */
+export class Client {
+  /** The CSRF token of the current session; each sign-in step that replaces the session replaces it. */
+  csrf: string | null = null;
+  /** Called when a request finds the session gone, so the console can go back to sign-in. */
+  onSessionEnded: (() => void) | null = null;
+
+  constructor(
+    private readonly base = "",
+    private readonly fetchImpl: typeof fetch = (...args) => fetch(...args),
+  ) {}
+
+  async call<T>(name: Endpoint, opts: CallOptions = {}): Promise<T> {
+    const [method, template] = ENDPOINTS[name];
+    let path: string = template;
+    for (const [k, v] of Object.entries(opts.params ?? {}))
+      path = path.replace(`{${k}}`, encodeURIComponent(v));
+    const search = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined && v !== "") search.set(k, String(v));
+    const url = `${this.base}${path}${search.size > 0 ? `?${search}` : ""}`;
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (method !== "GET" && this.csrf) headers["x-csrf-token"] = this.csrf;
+    if (opts.totp) headers["x-totp-code"] = opts.totp.trim();
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(opts.body);
+    }
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, { method, headers, body, credentials: "same-origin" });
+    } catch {
+      throw new ApiError(
+        0,
+        "NETWORK",
+        "The server could not be reached. Check your connection and try again.",
+      );
+    }
+    const text = await res.text();
+    let parsed: { success?: boolean; data?: T; error?: Record<string, unknown> } = {};
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      throw new ApiError(res.status, "INTERNAL_ERROR", "The server sent an answer the console cannot read.");
+    }
+    if (res.ok && parsed.success) return parsed.data as T;
+    const e = parsed.error ?? {};
+    const err = new ApiError(
+      res.status,
+      typeof e.code === "string" ? e.code : "INTERNAL_ERROR",
+      typeof e.message === "string" ? e.message : `HTTP ${res.status}`,
+      typeof e.field === "string" ? e.field : undefined,
+      (e.details as Record<string, unknown> | undefined) ?? {},
+      typeof e.request_id === "string" ? e.request_id : undefined,
+    );
+    if (err.code === "SESSION_EXPIRED" || (err.code === "UNAUTHORIZED" && name !== "login"))
+      this.onSessionEnded?.();
+    throw err;
+  }
+
+  // Sign-in and the signed-in person.
+  login(body: { email: string; password: string; totp_code?: string }) {
+    return this.call<LoginResult>("login", { body });
+  }
+  logout() {
+    return this.call<unknown>("logout", { body: {} });
+  }
+  me() {
+    return this.call<Me>("me");
+  }
+  changePassword(current_password: string, new_password: string) {
+    return this.call<{ csrf_token: string }>("changePassword", { body: { current_password, new_password } });
+  }
+  totpSetup() {
+    return this.call<{ secret: string; otpauth_url: string; qr_svg: string }>("totpSetup", { body: {} });
+  }
+  totpConfirm(code: string) {
+    return this.call<{ recovery_codes: string[]; csrf_token: string }>("totpConfirm", { body: { code } });
+  }
+  catalog() {
+    return this.call<CatalogDoc>("catalog");
+  }
+
+  // People.
+  listUsers() {
+    return this.call<{ users: UserView[] }>("listUsers");
+  }
+  inviteUser(email: string, role: Role) {
+    return this.call<{ id: string; email: string; role: string; temporary_password: string }>("inviteUser", {
+      body: { email, role },
+    });
+  }
+  updateUser(id: string, body: { role?: Role; status?: "active" | "disabled" }) {
+    return this.call<UserView>("updateUser", { params: { id }, body });
+  }
+
+  // API users (credentials).
+  async listCredentials(): Promise<CredentialView[]> {
+    return this.all<CredentialView, "credentials">("listCredentials", "credentials", {});
+  }
+  getCredential(id: string) {
+    return this.call<CredentialView>("getCredential", { params: { id } });
+  }
+  createCredential(
+    body: { name: string; description?: string; permissions: string[]; allowed_ips?: string[] },
+    totp?: string,
+  ) {
+    return this.call<CredentialView>("createCredential", { body, ...(totp ? { totp } : {}) });
+  }
+  updateCredential(
+    id: string,
+    body: {
+      name?: string;
+      description?: string;
+      permissions?: string[];
+      allowed_ips?: string[];
+      status?: "active" | "inactive";
+    },
+    totp?: string,
+  ) {
+    return this.call<CredentialView>("updateCredential", { params: { id }, body, ...(totp ? { totp } : {}) });
+  }
+  generatePassword(id: string, totp: string) {
+    return this.call<{ username: string; password: string; created_at: string }>("generatePassword", {
+      params: { id },
+      body: {},
+      totp,
+    });
+  }
+
+  // Keys.
+  listKeys(filters: { credential_id?: string; environment?: Environment; status?: string } = {}) {
+    return this.all<KeyView, "keys">("listKeys", "keys", filters);
+  }
+  getKey(id: string) {
+    return this.call<KeyView>("getKey", { params: { id } });
+  }
+  createKey(
+    body: {
+      name: string;
+      environment: Environment;
+      credential_id: string;
+      description?: string;
+      permissions?: string[];
+      allowed_ips?: string[];
+      expires_at?: string;
+      with_secret?: boolean;
+    },
+    totp: string,
+  ) {
+    return this.call<CreatedKey>("createKey", { body, totp });
+  }
+  revokeKey(id: string, totp: string) {
+    return this.call<{ message: string; id: string; revoked_at: string }>("revokeKey", {
+      params: { id },
+      totp,
+    });
+  }
+  rotateKey(id: string, grace_seconds: number, totp: string) {
+    return this.call<RotatedKey>("rotateKey", { params: { id }, body: { grace_seconds }, totp });
+  }
+  changeExpiry(id: string, action: "reset" | "now", totp: string) {
+    return this.call<KeyView>("changeExpiry", { params: { id }, body: { action }, totp });
+  }
+  keyUsage(id: string, days = 30) {
+    return this.call<KeyUsage>("keyUsage", { params: { id }, query: { days } });
+  }
+
+  // Audit.
+  listAudit(filters: { actor?: string; action?: string; since?: string; until?: string; cursor?: string }) {
+    return this.call<{ events: AuditEvent[]; next_cursor: string | null }>("listAudit", {
+      query: { ...filters, limit: 100 },
+    });
+  }
+
+  /** Follows next_cursor to the end: companies have tens or hundreds of keys, not millions. */
+  private async all<T, K extends string>(name: Endpoint, field: K, query: Query): Promise<T[]> {
+    const out: T[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 50; page++) {
+      const data = await this.call<Record<K, T[]> & { next_cursor: string | null }>(name, {
+        query: { ...query, limit: 100, ...(cursor ? { cursor } : {}) },
+      });
+      out.push(...data[field]);
+      if (!data.next_cursor) break;
+      cursor = data.next_cursor;
+    }
+    return out;
+  }
+}
+
+export const api = new Client();

@@ -1,0 +1,90 @@
+import type { ApiError } from "./client.ts";
+
+/** The form field an error belongs to, so the console can show it under the input that caused it. */
+export function fieldOf(err: ApiError): string | undefined {
+  switch (err.code) {
+    case "TOTP_REQUIRED":
+    case "TOTP_INVALID":
+      return err.field === "code" ? "code" : "totp_code";
+    case "INVALID_IP_RULE":
+      return err.field ?? "allowed_ips";
+    case "UNKNOWN_PERMISSION":
+    case "PERMISSION_NOT_HELD":
+      return "permissions";
+    case "WEAK_PASSWORD":
+      return "new_password";
+    case "EMAIL_TAKEN":
+      return err.field ?? "email";
+    default:
+      return err.field;
+  }
+}
+
+const list = (value: unknown): string =>
+  Array.isArray(value) && value.length > 0 ? value.map(String).join(", ") : "";
+
+/**
+ * An error in words a person understands, naming what was refused where the answer says so. The
+ * server's own message is kept for codes whose message already reads well.
+ */
+export function explain(err: ApiError): string {
+  const d = err.details;
+  switch (err.code) {
+    case "IP_NOT_ALLOWED":
+      return typeof d.ip === "string"
+        ? `Requests from ${d.ip} are not allowed: that address is outside the allowed IP list.`
+        : "Your address is outside the allowed IP list.";
+    case "INVALID_IP_RULE":
+      return typeof d.entry === "string"
+        ? `"${d.entry}" is not a valid IP address or CIDR range.`
+        : "An allowed IP entry is not a valid IP address or CIDR range.";
+    case "TOTP_REQUIRED":
+      return "Enter the 6-digit code from your authenticator app.";
+    case "TOTP_INVALID":
+      return "That code is wrong, expired or already used. Wait for the next code in your app and try again.";
+    case "TOTP_ENROLMENT_REQUIRED":
+      return "Set up two-factor authentication before changing keys or API users.";
+    case "RATE_LIMITED":
+      return "Too many attempts. Wait a few minutes and try again.";
+    case "PERMISSION_NOT_HELD":
+      return list(d.permissions)
+        ? `You cannot grant ${list(d.permissions)}: the API user (or you) does not hold it.`
+        : "You cannot grant a permission that is not held.";
+    case "UNKNOWN_PERMISSION":
+      return `Not in the permission catalog: ${list(d.permissions) || "unknown permission"}.`;
+    case "INVALID_LOGIN":
+      return err.field === "current_password"
+        ? "The current password is wrong."
+        : "The email or password is wrong.";
+    case "LOGIN_LOCKED":
+      return "Too many failed sign-ins. Wait a while before trying again.";
+    case "SESSION_EXPIRED":
+    case "UNAUTHORIZED":
+      return "Your session has ended. Sign in again.";
+    case "CSRF_INVALID":
+      return "This page is out of date with your session. Reload and try again.";
+    case "FORBIDDEN":
+    case "INSUFFICIENT_PERMISSIONS":
+      return `Your role does not allow this. ${err.message}`.trim();
+    case "KEY_NOT_ACTIVE":
+      return "This key is already revoked or expired, so it cannot be changed.";
+    case "KEY_ALREADY_ROTATED":
+      return "This key has already been rotated. Use its replacement instead.";
+    case "KEY_NOT_ROTATED":
+      return "Only a rotated key still in its grace period has an expiry to change.";
+    case "CREDENTIAL_INACTIVE":
+      return "This API user is deactivated. Reactivate it before issuing or rotating keys.";
+    case "LAST_OWNER":
+      return "The company must keep at least one active owner.";
+    case "EMAIL_TAKEN":
+      return "Someone already uses that email.";
+    case "NOT_FOUND":
+      return "It no longer exists, or belongs to another company.";
+    case "NETWORK":
+      return err.message;
+    case "INTERNAL_ERROR":
+      return `Something went wrong on the server${err.requestId ? ` (request ${err.requestId})` : ""}. Try again.`;
+    default:
+      return err.message;
+  }
+}

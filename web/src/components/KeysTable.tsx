@@ -1,0 +1,252 @@
+import { Badge, Button, Card, Group, Menu, Stack, Table, Text } from "@mantine/core";
+import { useMediaQuery } from "@mantine/hooks";
+import { type ReactNode, useState } from "react";
+import type { CredentialView, KeyView } from "../api/types.ts";
+import { countdown, formatDate, PRESET_LABELS, relativeTime } from "../lib/format.ts";
+import { useNow } from "../lib/hooks.ts";
+import { can } from "../lib/roles.ts";
+import { useRouter } from "../lib/router.tsx";
+import { useSession } from "../lib/session.tsx";
+import { ExpiryDialog, RevokeDialog, RotateDialog } from "./KeyDialogs.tsx";
+
+export function EnvBadge({ env }: { env: KeyView["environment"] }) {
+  return (
+    <Badge color={env === "live" ? "green.9" : "orange.9"} variant="filled" style={{ flexShrink: 0 }}>
+      {env === "live" ? "Live" : "Test"}
+    </Badge>
+  );
+}
+
+export function StatusBadge({ status }: { status: string }) {
+  const color = status === "active" ? "teal.9" : status === "revoked" ? "red.9" : "gray.8";
+  return (
+    <Badge color={color} variant="outline" style={{ flexShrink: 0, overflow: "visible" }}>
+      {status}
+    </Badge>
+  );
+}
+
+/** "Payments: Read-only, Payouts: Custom" from the server's per-group summary. */
+export function permissionSummary(summary: Record<string, string>, groupNames: Map<string, string>): string {
+  const parts = Object.entries(summary).map(
+    ([g, s]) => `${groupNames.get(g) ?? g}: ${PRESET_LABELS[s] ?? s}`,
+  );
+  return parts.length === 0 ? "none" : parts.join(", ");
+}
+
+const inGrace = (k: KeyView) => k.status === "active" && k.replaced_by !== null && k.expires_at !== null;
+
+function Expiry({
+  k,
+  now,
+  onReset,
+  onExpire,
+}: {
+  k: KeyView;
+  now: number;
+  onReset?: () => void;
+  onExpire?: () => void;
+}) {
+  if (!k.expires_at) return <Text size="sm">never</Text>;
+  if (!inGrace(k)) return <Text size="sm">{formatDate(k.expires_at)}</Text>;
+  return (
+    <Stack gap={4}>
+      <Text size="sm" fw={600} c="orange.9" data-testid="grace-countdown" title={formatDate(k.expires_at)}>
+        Replaced · ends in {countdown(new Date(k.expires_at).getTime() - now)}
+      </Text>
+      {onReset && onExpire ? (
+        <Group gap={4}>
+          <Button size="compact-xs" variant="default" onClick={onReset}>
+            Reset to 24 h
+          </Button>
+          <Button size="compact-xs" variant="light" color="red" onClick={onExpire}>
+            Expire now
+          </Button>
+        </Group>
+      ) : null}
+    </Stack>
+  );
+}
+
+/** The keys list with its actions: rotate, revoke, and the grace-period controls of a replaced key. */
+export function KeysTable({
+  keys,
+  credentials,
+  onChanged,
+  emptyText = "No keys yet.",
+}: {
+  keys: KeyView[];
+  credentials?: CredentialView[];
+  onChanged: () => void;
+  emptyText?: string;
+}) {
+  const { me, catalog } = useSession();
+  const { navigate } = useRouter();
+  const now = useNow(1000);
+  const narrow = useMediaQuery("(max-width: 48em)");
+  const [revoking, setRevoking] = useState<KeyView | null>(null);
+  const [rotating, setRotating] = useState<KeyView | null>(null);
+  const [expiry, setExpiry] = useState<{ key: KeyView; action: "reset" | "now" } | null>(null);
+  const groupNames = new Map(catalog.groups.map((g) => [g.id, g.name]));
+  const credName = new Map((credentials ?? []).map((c) => [c.id, c.name]));
+
+  const actions = (k: KeyView) => {
+    const writable = can.writeKey(me.role, k.environment) && k.status === "active";
+    return (
+      <Menu position="bottom-end" withinPortal>
+        <Menu.Target>
+          <Button size="compact-sm" variant="default" aria-label={`Actions for ${k.name}`}>
+            Actions
+          </Button>
+        </Menu.Target>
+        <Menu.Dropdown>
+          <Menu.Item onClick={() => navigate(`/usage/${k.id}`)}>View usage</Menu.Item>
+          {writable && k.replaced_by === null ? (
+            <Menu.Item onClick={() => setRotating(k)}>Rotate…</Menu.Item>
+          ) : null}
+          {writable ? (
+            <Menu.Item color="red" onClick={() => setRevoking(k)}>
+              Revoke…
+            </Menu.Item>
+          ) : null}
+        </Menu.Dropdown>
+      </Menu>
+    );
+  };
+  const expiryControls = (k: KeyView) =>
+    can.writeKey(me.role, k.environment)
+      ? {
+          onReset: () => setExpiry({ key: k, action: "reset" }),
+          onExpire: () => setExpiry({ key: k, action: "now" }),
+        }
+      : {};
+
+  const dialogs = (
+    <>
+      <RevokeDialog keyView={revoking} onClose={() => setRevoking(null)} onDone={onChanged} />
+      <RotateDialog keyView={rotating} onClose={() => setRotating(null)} onDone={onChanged} />
+      <ExpiryDialog target={expiry} onClose={() => setExpiry(null)} onDone={onChanged} />
+    </>
+  );
+
+  // The dialogs stay at one place in the tree whatever the layout, so resizing the window (or a phone
+  // turning) never drops a half-filled dialog.
+  let list: ReactNode;
+  if (keys.length === 0) {
+    list = (
+      <Text c="dimmed" py="md">
+        {emptyText}
+      </Text>
+    );
+  } else if (narrow) {
+    list = (
+      <Stack gap="sm" data-testid="keys-list">
+        {keys.map((k) => (
+          <Card key={k.id} withBorder padding="sm" data-testid="key-row" data-key-id={k.id}>
+            <Group justify="space-between" wrap="nowrap" align="start">
+              <div style={{ minWidth: 0 }}>
+                <Text fw={600}>{k.name}</Text>
+                <Text size="sm" className="mono">
+                  {k.prefix}…
+                </Text>
+              </div>
+              {actions(k)}
+            </Group>
+            <Group gap={6} my={6}>
+              <EnvBadge env={k.environment} />
+              <StatusBadge status={k.status} />
+            </Group>
+            <Text size="sm">{permissionSummary(k.permission_summary, groupNames)}</Text>
+            <Text size="sm" c="dimmed">
+              Created {formatDate(k.created_at)} · last used {relativeTime(k.last_used_at, now)}
+            </Text>
+            <Expiry k={k} now={now} {...expiryControls(k)} />
+          </Card>
+        ))}
+      </Stack>
+    );
+  } else {
+    list = (
+      <Table.ScrollContainer minWidth={1000}>
+        <Table striped highlightOnHover data-testid="keys-list" verticalSpacing="xs">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Name</Table.Th>
+              <Table.Th>Env</Table.Th>
+              <Table.Th>Prefix</Table.Th>
+              <Table.Th>Permissions</Table.Th>
+              {credentials ? <Table.Th>API user</Table.Th> : null}
+              <Table.Th>Created</Table.Th>
+              <Table.Th>Last used</Table.Th>
+              <Table.Th>Expires</Table.Th>
+              <Table.Th>Status</Table.Th>
+              <Table.Th>
+                <span className="visually-hidden">Actions</span>
+              </Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {keys.map((k) => (
+              <Table.Tr key={k.id} data-testid="key-row" data-key-id={k.id}>
+                <Table.Td>
+                  <Text fw={600} size="sm">
+                    {k.name}
+                  </Text>
+                  {k.description ? (
+                    <Text size="xs" c="dimmed" lineClamp={1}>
+                      {k.description}
+                    </Text>
+                  ) : null}
+                </Table.Td>
+                <Table.Td>
+                  <EnvBadge env={k.environment} />
+                </Table.Td>
+                <Table.Td>
+                  <Text size="sm" className="mono">
+                    {k.prefix}…
+                  </Text>
+                </Table.Td>
+                <Table.Td>
+                  <Text size="sm">{permissionSummary(k.permission_summary, groupNames)}</Text>
+                </Table.Td>
+                {credentials ? (
+                  <Table.Td>
+                    <Text size="sm">{k.credential_id ? (credName.get(k.credential_id) ?? "—") : "—"}</Text>
+                  </Table.Td>
+                ) : null}
+                <Table.Td>
+                  <Text size="sm">{formatDate(k.created_at)}</Text>
+                </Table.Td>
+                <Table.Td>
+                  <Text
+                    size="sm"
+                    title={
+                      k.last_used_at
+                        ? `${formatDate(k.last_used_at)} from ${k.last_used_ip ?? "?"}`
+                        : undefined
+                    }
+                  >
+                    {relativeTime(k.last_used_at, now)}
+                  </Text>
+                </Table.Td>
+                <Table.Td>
+                  <Expiry k={k} now={now} {...expiryControls(k)} />
+                </Table.Td>
+                <Table.Td style={{ whiteSpace: "nowrap" }}>
+                  <StatusBadge status={k.status} />
+                </Table.Td>
+                <Table.Td>{actions(k)}</Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      </Table.ScrollContainer>
+    );
+  }
+  return (
+    <>
+      {list}
+      {dialogs}
+    </>
+  );
+}

@@ -1,0 +1,27 @@
+import type { Environment, Role } from "../api/types.ts";
+
+/**
+ * What a role may do, mirroring the server's route guards, so the console only offers what will be
+ * accepted. The server refuses the rest anyway.
+ */
+export const can = {
+  managePeople: (role: Role) => role === "owner" || role === "moderator",
+  manageApiUsers: (role: Role) => role === "owner" || role === "moderator",
+  readAudit: (role: Role) => role === "owner" || role === "moderator",
+  /** Developers write test keys only. */
+  writeKey: (role: Role, env: Environment) =>
+    role === "owner" || role === "moderator" || (role === "developer" && env === "test"),
+  writeAnyKey: (role: Role) => role !== "viewer",
+  /** Only an owner makes owners. */
+  assignRole: (actor: Role, target: Role) =>
+    actor === "owner" || (actor === "moderator" && target !== "owner"),
+  /** Viewers may skip 2FA enrolment: they cannot change anything. */
+  mustEnrol: (role: Role) => role !== "viewer",
+};
+
+export const ROLE_LABELS: Record<Role, string> = {
+  owner: "Owner",
+  moderator: "Moderator",
+  developer: "Developer",
+  viewer: "Viewer",
+};

@@ -1,0 +1,19 @@
+import { createContext, useContext } from "react";
+import type { CatalogDoc, Environment, Me } from "../api/types.ts";
+
+export interface SessionValue {
+  me: Me;
+  catalog: CatalogDoc;
+  /** The Live / Test switch: every key list and form follows it. */
+  env: Environment;
+  setEnv: (env: Environment) => void;
+  signOut: () => void;
+}
+
+export const SessionContext = createContext<SessionValue | null>(null);
+
+export function useSession(): SessionValue {
+  const value = useContext(SessionContext);
+  if (!value) throw new Error("useSession outside a signed-in console");
+  return value;
+}

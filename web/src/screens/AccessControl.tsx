@@ -1,0 +1,482 @@
+import {
+  Badge,
+  Button,
+  Card,
+  Group,
+  Loader,
+  Modal,
+  Select,
+  Stack,
+  Table,
+  Tabs,
+  Text,
+  Textarea,
+  TextInput,
+  Title,
+} from "@mantine/core";
+import { useMediaQuery } from "@mantine/hooks";
+import { useState } from "react";
+import { api } from "../api/client.ts";
+import type { CredentialView, Role, UserView } from "../api/types.ts";
+import { errorFor, FormError } from "../components/errors.tsx";
+import { IpEditor } from "../components/IpEditor.tsx";
+import { permissionSummary } from "../components/KeysTable.tsx";
+import { PermissionMatrix } from "../components/PermissionMatrix.tsx";
+import { ShowOnceModal } from "../components/ShowOnce.tsx";
+import { TotpInput } from "../components/TotpInput.tsx";
+import { formatDate } from "../lib/format.ts";
+import { useLoad } from "../lib/hooks.ts";
+import { can, ROLE_LABELS } from "../lib/roles.ts";
+import { useRouter } from "../lib/router.tsx";
+import { useSession } from "../lib/session.tsx";
+
+/** Settings > Access control: the company's people and its API users, in separate lists. */
+export function AccessControl({ tab }: { tab: "people" | "api-users" }) {
+  const { me } = useSession();
+  const { navigate } = useRouter();
+  const showPeople = can.managePeople(me.role);
+  const current = showPeople ? tab : "api-users";
+  return (
+    <Stack>
+      <Title order={1} size="h2">
+        Access control
+      </Title>
+      <Tabs
+        value={current}
+        onChange={(v) => navigate(`/settings/access/${v ?? "api-users"}`)}
+        keepMounted={false}
+      >
+        <Tabs.List>
+          <Tabs.Tab value="api-users">API users</Tabs.Tab>
+          {showPeople ? <Tabs.Tab value="people">People</Tabs.Tab> : null}
+        </Tabs.List>
+        <Tabs.Panel value="api-users" pt="md">
+          <ApiUsers />
+        </Tabs.Panel>
+        {showPeople ? (
+          <Tabs.Panel value="people" pt="md">
+            <People />
+          </Tabs.Panel>
+        ) : null}
+      </Tabs>
+    </Stack>
+  );
+}
+
+function UserStatus({ status }: { status: string }) {
+  return (
+    <Badge color={status === "active" ? "teal.9" : "gray.8"} variant="outline">
+      {status}
+    </Badge>
+  );
+}
+
+function People() {
+  const { me } = useSession();
+  const users = useLoad(() => api.listUsers().then((r) => r.users), []);
+  const [inviting, setInviting] = useState(false);
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState<Role>("developer");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [invited, setInvited] = useState<{ email: string; temporary_password: string } | null>(null);
+  const [rowError, setRowError] = useState<{ id: string; error: unknown } | null>(null);
+  const [disabling, setDisabling] = useState<UserView | null>(null);
+  const roles = (["owner", "moderator", "developer", "viewer"] as Role[]).filter((r) =>
+    can.assignRole(me.role, r),
+  );
+
+  const change = async (u: UserView, body: { role?: Role; status?: "active" | "disabled" }) => {
+    setRowError(null);
+    try {
+      await api.updateUser(u.id, body);
+      await users.reload();
+    } catch (err) {
+      setRowError({ id: u.id, error: err });
+    }
+  };
+
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Text c="dimmed" size="sm">
+          People sign in to this console. Owners and moderators manage API users and keys; developers manage
+          test keys; viewers only read.
+        </Text>
+        <Button onClick={() => setInviting(true)}>Invite person</Button>
+      </Group>
+      <FormError error={users.error} />
+      {users.loading && !users.data ? <Loader aria-label="Loading people" /> : null}
+      <Table.ScrollContainer minWidth={640}>
+        <Table data-testid="people-list" verticalSpacing="xs">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Email</Table.Th>
+              <Table.Th>Role</Table.Th>
+              <Table.Th>2FA</Table.Th>
+              <Table.Th>Status</Table.Th>
+              <Table.Th>Added</Table.Th>
+              <Table.Th>
+                <span className="visually-hidden">Actions</span>
+              </Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {(users.data ?? []).map((u) => {
+              const self = u.id === me.user.id;
+              const editable = !self && can.assignRole(me.role, u.role);
+              return (
+                <Table.Tr key={u.id}>
+                  <Table.Td>
+                    <Text size="sm">{u.email}</Text>
+                    {rowError?.id === u.id ? <FormError error={rowError.error} /> : null}
+                  </Table.Td>
+                  <Table.Td>
+                    {editable ? (
+                      <Select
+                        aria-label={`Role of ${u.email}`}
+                        size="xs"
+                        w={140}
+                        value={u.role}
+                        allowDeselect={false}
+                        data={roles.map((r) => ({ value: r, label: ROLE_LABELS[r] }))}
+                        onChange={(v) => v && v !== u.role && void change(u, { role: v as Role })}
+                      />
+                    ) : (
+                      <Text size="sm">{ROLE_LABELS[u.role]}</Text>
+                    )}
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm">{u.totp_enrolled ? "On" : "Not set up"}</Text>
+                  </Table.Td>
+                  <Table.Td>
+                    <UserStatus status={u.status} />
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm">{formatDate(u.created_at)}</Text>
+                  </Table.Td>
+                  <Table.Td>
+                    {editable ? (
+                      u.status === "active" ? (
+                        <Button size="compact-sm" variant="light" color="red" onClick={() => setDisabling(u)}>
+                          Disable
+                        </Button>
+                      ) : (
+                        <Button
+                          size="compact-sm"
+                          variant="light"
+                          onClick={() => void change(u, { status: "active" })}
+                        >
+                          Enable
+                        </Button>
+                      )
+                    ) : null}
+                  </Table.Td>
+                </Table.Tr>
+              );
+            })}
+          </Table.Tbody>
+        </Table>
+      </Table.ScrollContainer>
+
+      <Modal
+        opened={disabling !== null}
+        onClose={() => setDisabling(null)}
+        title={`Disable ${disabling?.email ?? ""}?`}
+      >
+        <Stack>
+          <Text>
+            They are signed out everywhere and cannot sign in until enabled again. Their keys are not
+            affected.
+          </Text>
+          <Group justify="end">
+            <Button variant="default" onClick={() => setDisabling(null)}>
+              Cancel
+            </Button>
+            <Button
+              color="red"
+              data-autofocus
+              onClick={() => {
+                if (disabling) void change(disabling, { status: "disabled" });
+                setDisabling(null);
+              }}
+            >
+              Disable
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
+
+      <Modal opened={inviting} onClose={() => setInviting(false)} title="Invite a person">
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setBusy(true);
+            setError(null);
+            api
+              .inviteUser(email.trim(), role)
+              .then((r) => {
+                setInviting(false);
+                setEmail("");
+                setInvited(r);
+                void users.reload();
+              })
+              .catch(setError)
+              .finally(() => setBusy(false));
+          }}
+        >
+          <Stack>
+            <TextInput
+              label="Email"
+              type="email"
+              required
+              value={email}
+              onChange={(e) => setEmail(e.currentTarget.value)}
+              error={errorFor(error, "email")}
+              data-autofocus
+            />
+            <Select
+              label="Role"
+              value={role}
+              allowDeselect={false}
+              onChange={(v) => setRole((v as Role) ?? "developer")}
+              data={roles.map((r) => ({ value: r, label: ROLE_LABELS[r] }))}
+              error={errorFor(error, "role")}
+              comboboxProps={{ withinPortal: true }}
+            />
+            <FormError error={error} fields={["email", "role"]} />
+            <Group justify="end">
+              <Button variant="default" onClick={() => setInviting(false)}>
+                Cancel
+              </Button>
+              <Button type="submit" loading={busy}>
+                Invite
+              </Button>
+            </Group>
+          </Stack>
+        </form>
+      </Modal>
+      <ShowOnceModal
+        opened={invited !== null}
+        title={`Invitation for ${invited?.email ?? ""}`}
+        fields={invited ? [{ label: "Temporary password", value: invited.temporary_password }] : []}
+        note="Give it to them privately; they choose their own password at first sign-in."
+        onClose={() => setInvited(null)}
+      />
+    </Stack>
+  );
+}
+
+function ApiUsers() {
+  const { me } = useSession();
+  const { navigate } = useRouter();
+  const { catalog } = useSession();
+  const narrow = useMediaQuery("(max-width: 48em)");
+  const creds = useLoad(() => api.listCredentials(), []);
+  const [creating, setCreating] = useState(false);
+  const groupNames = new Map(catalog.groups.map((g) => [g.id, g.name]));
+  const open = (c: CredentialView) => navigate(`/api-users/${c.id}`);
+
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Text c="dimmed" size="sm">
+          API users are dedicated credentials for integrations. They never sign in; their keys do the work.
+        </Text>
+        {can.manageApiUsers(me.role) ? (
+          <Button onClick={() => setCreating(true)}>Create API user</Button>
+        ) : null}
+      </Group>
+      <FormError error={creds.error} />
+      {creds.loading && !creds.data ? <Loader aria-label="Loading API users" /> : null}
+      {narrow ? (
+        <Stack gap="sm" data-testid="api-users-list">
+          {(creds.data ?? []).map((c) => (
+            <Card key={c.id} withBorder padding="sm">
+              <Group justify="space-between" wrap="nowrap">
+                <Button variant="subtle" px={0} onClick={() => open(c)}>
+                  {c.name}
+                </Button>
+                <UserStatus status={c.status} />
+              </Group>
+              <Text size="xs" className="mono">
+                {c.username}
+              </Text>
+              <Text size="sm">{permissionSummary(c.permission_summary, groupNames)}</Text>
+            </Card>
+          ))}
+        </Stack>
+      ) : (
+        <Table.ScrollContainer minWidth={760}>
+          <Table data-testid="api-users-list" highlightOnHover verticalSpacing="xs">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Name</Table.Th>
+                <Table.Th>Username</Table.Th>
+                <Table.Th>Permissions</Table.Th>
+                <Table.Th>Allowed IPs</Table.Th>
+                <Table.Th>Status</Table.Th>
+                <Table.Th>Created</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {(creds.data ?? []).map((c) => (
+                <Table.Tr key={c.id} className="clickable-row" onClick={() => open(c)}>
+                  <Table.Td>
+                    <a
+                      href={`/api-users/${c.id}`}
+                      onClick={(e) => {
+                        e.preventDefault();
+                        open(c);
+                      }}
+                    >
+                      {c.name}
+                    </a>
+                    {c.is_default ? (
+                      <Badge size="xs" ml={6} variant="light">
+                        default
+                      </Badge>
+                    ) : null}
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="xs" className="mono">
+                      {c.username}
+                    </Text>
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm">{permissionSummary(c.permission_summary, groupNames)}</Text>
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm">{c.allowed_ips.length === 0 ? "any" : c.allowed_ips.join(", ")}</Text>
+                  </Table.Td>
+                  <Table.Td>
+                    <UserStatus status={c.status} />
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm">{formatDate(c.created_at)}</Text>
+                  </Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      )}
+      <CreateApiUserModal
+        opened={creating}
+        onClose={() => setCreating(false)}
+        onCreated={(c) => {
+          setCreating(false);
+          navigate(`/api-users/${c.id}`);
+        }}
+      />
+    </Stack>
+  );
+}
+
+function CreateApiUserModal({
+  opened,
+  onClose,
+  onCreated,
+}: {
+  opened: boolean;
+  onClose: () => void;
+  onCreated: (c: CredentialView) => void;
+}) {
+  const { catalog } = useSession();
+  const narrow = useMediaQuery("(max-width: 48em)");
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  const [permissions, setPermissions] = useState<string[]>([]);
+  const [ips, setIps] = useState<string[]>([]);
+  const [code, setCode] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  return (
+    <Modal
+      opened={opened}
+      onClose={onClose}
+      title="Create API user"
+      size="xl"
+      fullScreen={narrow}
+      closeOnClickOutside={false}
+    >
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(null);
+          api
+            .createCredential(
+              {
+                name: name.trim(),
+                ...(description.trim() ? { description: description.trim() } : {}),
+                permissions,
+                ...(ips.length > 0 ? { allowed_ips: ips } : {}),
+              },
+              ips.length > 0 ? code : undefined,
+            )
+            .then((c) => {
+              setName("");
+              setDescription("");
+              setPermissions([]);
+              setIps([]);
+              onCreated(c);
+            })
+            .catch(setError)
+            .finally(() => {
+              setCode("");
+              setBusy(false);
+            });
+        }}
+      >
+        <Stack>
+          <TextInput
+            label="Name"
+            required
+            maxLength={200}
+            value={name}
+            onChange={(e) => setName(e.currentTarget.value)}
+            error={errorFor(error, "name")}
+            data-autofocus
+          />
+          <Textarea
+            label="Description"
+            maxLength={1000}
+            autosize
+            minRows={1}
+            value={description}
+            onChange={(e) => setDescription(e.currentTarget.value)}
+            error={errorFor(error, "description")}
+          />
+          <div>
+            <Text size="sm" fw={500} mb="xs">
+              Permissions
+            </Text>
+            <PermissionMatrix
+              groups={catalog.groups}
+              value={permissions}
+              onChange={setPermissions}
+              error={errorFor(error, "permissions")}
+            />
+          </div>
+          <IpEditor value={ips} onChange={setIps} error={errorFor(error, "allowed_ips")} />
+          {ips.length > 0 ? (
+            <TotpInput value={code} onChange={setCode} error={errorFor(error, "totp_code")} />
+          ) : null}
+          <FormError
+            error={error}
+            fields={["name", "description", "permissions", "allowed_ips", "totp_code"]}
+          />
+          <Group justify="end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit" loading={busy} disabled={permissions.length === 0 || name.trim() === ""}>
+              Create API user
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}

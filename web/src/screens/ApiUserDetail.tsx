@@ -1,0 +1,410 @@
+import { Alert, Anchor, Badge, Button, Card, Group, Loader, Modal, Stack, Text, Title } from "@mantine/core";
+import { useEffect, useState } from "react";
+import { api } from "../api/client.ts";
+import type { CredentialView } from "../api/types.ts";
+import { CreateKeyModal } from "../components/CreateKeyModal.tsx";
+import { errorFor, FormError } from "../components/errors.tsx";
+import { IpEditor } from "../components/IpEditor.tsx";
+import { EnvBadge, KeysTable } from "../components/KeysTable.tsx";
+import { PermissionMatrix } from "../components/PermissionMatrix.tsx";
+import { SecretLine, ShowOnceModal } from "../components/ShowOnce.tsx";
+import { TotpInput } from "../components/TotpInput.tsx";
+import { formatDate } from "../lib/format.ts";
+import { useLoad } from "../lib/hooks.ts";
+import { can } from "../lib/roles.ts";
+import { useRouter } from "../lib/router.tsx";
+import { useSession } from "../lib/session.tsx";
+
+const sameSet = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((x) => b.includes(x));
+
+/** One API user: username, status, permissions, allowed IPs, Basic auth password and keys. */
+export function ApiUserDetail({ id }: { id: string }) {
+  const { me, env } = useSession();
+  const { navigate } = useRouter();
+  const cred = useLoad(() => api.getCredential(id), [id]);
+  const keys = useLoad(() => api.listKeys({ credential_id: id, environment: env }), [id, env]);
+  const manager = can.manageApiUsers(me.role);
+  const [creatingKey, setCreatingKey] = useState(false);
+  const [statusOpen, setStatusOpen] = useState(false);
+  const [statusError, setStatusError] = useState<unknown>(null);
+
+  const c = cred.data;
+  if (!c) {
+    return cred.error ? (
+      <Stack>
+        <FormError error={cred.error} />
+        <Anchor onClick={() => navigate("/settings/access")}>Back to API users</Anchor>
+      </Stack>
+    ) : (
+      <Loader aria-label="Loading API user" />
+    );
+  }
+  const activeKeys = (keys.data ?? []).filter((k) => k.status === "active").length;
+  const deactivating = c.status === "active";
+
+  return (
+    <Stack>
+      <Anchor
+        href="/settings/access"
+        size="sm"
+        onClick={(e) => {
+          e.preventDefault();
+          navigate("/settings/access");
+        }}
+      >
+        ‹ Access control
+      </Anchor>
+      <Group justify="space-between" align="start">
+        <div>
+          <Group gap="xs">
+            <Title order={1} size="h2">
+              {c.name}
+            </Title>
+            <Badge
+              color={c.status === "active" ? "teal.9" : "gray.8"}
+              variant="outline"
+              data-testid="credential-status"
+            >
+              {c.status}
+            </Badge>
+          </Group>
+          {c.description ? <Text c="dimmed">{c.description}</Text> : null}
+        </div>
+        {manager ? (
+          <Button
+            variant="light"
+            color={deactivating ? "red" : "teal"}
+            onClick={() => {
+              setStatusError(null);
+              setStatusOpen(true);
+            }}
+          >
+            {deactivating ? "Deactivate" : "Reactivate"}
+          </Button>
+        ) : null}
+      </Group>
+      <Card withBorder>
+        <SecretLine label="Username" value={c.username} />
+        <Text size="xs" c="dimmed" mt={4}>
+          Created {formatDate(c.created_at)} · last changed {formatDate(c.updated_at)}
+        </Text>
+      </Card>
+
+      <Modal
+        opened={statusOpen}
+        onClose={() => setStatusOpen(false)}
+        title={deactivating ? `Deactivate ${c.name}?` : `Reactivate ${c.name}?`}
+      >
+        <Stack>
+          {deactivating ? (
+            <Alert color="red" variant="light">
+              Every key of this API user
+              {activeKeys > 0
+                ? ` (${activeKeys} active ${env} key${activeKeys === 1 ? "" : "s"} and any in the other environment)`
+                : ""}
+              {c.has_password ? " and its Basic auth password" : ""} stop working at once: requests fail with
+              DISABLED until you reactivate it. Nothing is deleted.
+            </Alert>
+          ) : (
+            <Text>
+              Its keys that are not revoked or expired{c.has_password ? ", and its Basic auth password," : ""}{" "}
+              work again at once.
+            </Text>
+          )}
+          <FormError error={statusError} />
+          <Group justify="end">
+            <Button variant="default" onClick={() => setStatusOpen(false)}>
+              Cancel
+            </Button>
+            <Button
+              color={deactivating ? "red" : "teal"}
+              data-autofocus
+              onClick={() => {
+                api
+                  .updateCredential(c.id, { status: deactivating ? "inactive" : "active" })
+                  .then(() => {
+                    setStatusOpen(false);
+                    void cred.reload();
+                  })
+                  .catch(setStatusError);
+              }}
+            >
+              {deactivating ? "Deactivate" : "Reactivate"}
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
+
+      <PermissionsCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
+      <IpCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
+      <PasswordCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
+
+      <Card withBorder>
+        <Group justify="space-between" mb="sm">
+          <Group gap="xs">
+            <Title order={2} size="h4">
+              Keys
+            </Title>
+            <EnvBadge env={env} />
+          </Group>
+          {can.writeAnyKey(me.role) && c.status === "active" ? (
+            <Button onClick={() => setCreatingKey(true)}>Create API key</Button>
+          ) : null}
+        </Group>
+        <FormError error={keys.error} />
+        <KeysTable
+          keys={keys.data ?? []}
+          onChanged={() => void keys.reload()}
+          emptyText={`This API user has no ${env} keys.`}
+        />
+      </Card>
+      <CreateKeyModal
+        opened={creatingKey}
+        onClose={() => setCreatingKey(false)}
+        onCreated={() => void keys.reload()}
+        credentials={[c]}
+        fixedCredential={c}
+      />
+    </Stack>
+  );
+}
+
+function PermissionsCard({
+  credential,
+  editable,
+  onSaved,
+}: {
+  credential: CredentialView;
+  editable: boolean;
+  onSaved: () => void;
+}) {
+  const { catalog } = useSession();
+  const [value, setValue] = useState(credential.permissions);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => setValue(credential.permissions), [credential.permissions]);
+  const dirty = !sameSet(value, credential.permissions);
+  return (
+    <Card withBorder>
+      <Group justify="space-between" mb="sm">
+        <Title order={2} size="h4">
+          Permissions
+        </Title>
+        {editable ? (
+          <Group gap="xs">
+            {saved && !dirty ? (
+              <Text size="sm" c="teal.9" role="status">
+                Saved
+              </Text>
+            ) : null}
+            <Button variant="default" disabled={!dirty} onClick={() => setValue(credential.permissions)}>
+              Undo
+            </Button>
+            <Button
+              disabled={!dirty || value.length === 0}
+              loading={busy}
+              onClick={() => {
+                setBusy(true);
+                setError(null);
+                api
+                  .updateCredential(credential.id, { permissions: value })
+                  .then(() => {
+                    setSaved(true);
+                    onSaved();
+                  })
+                  .catch(setError)
+                  .finally(() => setBusy(false));
+              }}
+            >
+              Save permissions
+            </Button>
+          </Group>
+        ) : null}
+      </Group>
+      <Text size="xs" c="dimmed" mb="xs">
+        Keys keep the permissions they were created with; these bound what new keys may hold.
+      </Text>
+      <PermissionMatrix
+        groups={catalog.groups}
+        value={value}
+        onChange={(v) => {
+          setSaved(false);
+          setValue(v);
+        }}
+        readOnly={!editable}
+        error={errorFor(error, "permissions")}
+      />
+      <FormError error={error} fields={["permissions"]} />
+    </Card>
+  );
+}
+
+function IpCard({
+  credential,
+  editable,
+  onSaved,
+}: {
+  credential: CredentialView;
+  editable: boolean;
+  onSaved: () => void;
+}) {
+  const [value, setValue] = useState(credential.allowed_ips);
+  const [code, setCode] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => setValue(credential.allowed_ips), [credential.allowed_ips]);
+  const dirty = !sameSet(value, credential.allowed_ips);
+  return (
+    <Card withBorder data-testid="ip-card">
+      <Title order={2} size="h4" mb="sm">
+        Allowed IPs
+      </Title>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(null);
+          api
+            .updateCredential(credential.id, { allowed_ips: value }, code)
+            .then(() => {
+              setSaved(true);
+              onSaved();
+            })
+            .catch(setError)
+            .finally(() => {
+              setCode("");
+              setBusy(false);
+            });
+        }}
+      >
+        <Stack>
+          <IpEditor
+            value={value}
+            onChange={(v) => {
+              setSaved(false);
+              setValue(v);
+            }}
+            label="Add an address or range"
+            error={errorFor(error, "allowed_ips")}
+            disabled={!editable}
+          />
+          {editable && dirty ? (
+            <>
+              <TotpInput value={code} onChange={setCode} error={errorFor(error, "totp_code")} />
+              <FormError error={error} fields={["allowed_ips", "totp_code"]} />
+              <Group justify="end">
+                <Button variant="default" onClick={() => setValue(credential.allowed_ips)}>
+                  Undo
+                </Button>
+                <Button type="submit" loading={busy}>
+                  Save allowed IPs
+                </Button>
+              </Group>
+            </>
+          ) : null}
+          {saved && !dirty ? (
+            <Text size="sm" c="teal.9" role="status">
+              Allowed IPs saved.
+            </Text>
+          ) : null}
+        </Stack>
+      </form>
+    </Card>
+  );
+}
+
+function PasswordCard({
+  credential,
+  editable,
+  onSaved,
+}: {
+  credential: CredentialView;
+  editable: boolean;
+  onSaved: () => void;
+}) {
+  const [open, setOpen] = useState(false);
+  const [code, setCode] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [generated, setGenerated] = useState<{ username: string; password: string } | null>(null);
+  return (
+    <Card withBorder>
+      <Group justify="space-between">
+        <div>
+          <Title order={2} size="h4">
+            Basic auth password
+          </Title>
+          <Text size="sm" c="dimmed">
+            {credential.has_password
+              ? `Set ${formatDate(credential.password_created_at)}. Generating a new one stops the old one at once.`
+              : "None yet. Integrations that cannot send a key can use the username and a password."}
+          </Text>
+        </div>
+        {editable && credential.status === "active" ? (
+          <Button variant="light" onClick={() => setOpen(true)}>
+            {credential.has_password ? "Generate new password" : "Generate password"}
+          </Button>
+        ) : null}
+      </Group>
+      <Modal
+        opened={open && generated === null}
+        onClose={() => setOpen(false)}
+        title="Generate a Basic auth password"
+      >
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setBusy(true);
+            setError(null);
+            api
+              .generatePassword(credential.id, code)
+              .then(setGenerated)
+              .catch(setError)
+              .finally(() => {
+                setCode("");
+                setBusy(false);
+              });
+          }}
+        >
+          <Stack>
+            {credential.has_password ? (
+              <Alert color="red" variant="light">
+                The current password stops working as soon as the new one is generated.
+              </Alert>
+            ) : null}
+            <TotpInput value={code} onChange={setCode} error={errorFor(error, "totp_code")} autoFocus />
+            <FormError error={error} fields={["totp_code"]} />
+            <Group justify="end">
+              <Button variant="default" onClick={() => setOpen(false)}>
+                Cancel
+              </Button>
+              <Button type="submit" loading={busy}>
+                Generate
+              </Button>
+            </Group>
+          </Stack>
+        </form>
+      </Modal>
+      <ShowOnceModal
+        opened={generated !== null}
+        title="Basic auth password"
+        fields={
+          generated
+            ? [
+                { label: "Username", value: generated.username },
+                { label: "Password", value: generated.password },
+              ]
+            : []
+        }
+        onClose={() => {
+          setGenerated(null);
+          setOpen(false);
+          onSaved();
+        }}
+      />
+    </Card>
+  );
+}

@@ -1,0 +1,278 @@
+import {
+  Autocomplete,
+  Badge,
+  Button,
+  Code,
+  Drawer,
+  Group,
+  Loader,
+  SimpleGrid,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+} from "@mantine/core";
+import { useMediaQuery } from "@mantine/hooks";
+import { useState } from "react";
+import { api } from "../api/client.ts";
+import type { AuditEvent } from "../api/types.ts";
+import { FormError } from "../components/errors.tsx";
+import { formatDate } from "../lib/format.ts";
+import { useLoad } from "../lib/hooks.ts";
+
+const ACTIONS = [
+  "key.*",
+  "key.created",
+  "key.rotated",
+  "key.expired_now",
+  "key.expiry_reset",
+  "key.revoked",
+  "key.updated",
+  "allowed_ips.changed",
+  "credential.*",
+  "credential.created",
+  "credential.password_generated",
+  "user.*",
+  "user.login",
+  "user.login_failed",
+  "user.created",
+  "user.role_changed",
+  "user.disabled",
+  "user.totp_enrolled",
+];
+
+interface Filters {
+  actor: string;
+  action: string;
+  since: string;
+  until: string;
+}
+
+const EMPTY: Filters = { actor: "", action: "", since: "", until: "" };
+const toIso = (local: string) => (local ? new Date(local).toISOString() : undefined);
+
+function Changes({ changes }: { changes: unknown }) {
+  const c = (changes ?? {}) as { before?: unknown; after?: unknown };
+  const show = (v: unknown) => (v === undefined ? "—" : JSON.stringify(v, null, 2));
+  if (c.before === undefined && c.after === undefined) {
+    return <Code block>{JSON.stringify(changes, null, 2) ?? "—"}</Code>;
+  }
+  return (
+    <SimpleGrid cols={{ base: 1, sm: 2 }}>
+      <div>
+        <Text fw={600} size="sm" mb={4}>
+          Before
+        </Text>
+        <Code block data-testid="audit-before">
+          {show(c.before)}
+        </Code>
+      </div>
+      <div>
+        <Text fw={600} size="sm" mb={4}>
+          After
+        </Text>
+        <Code block data-testid="audit-after">
+          {show(c.after)}
+        </Code>
+      </div>
+    </SimpleGrid>
+  );
+}
+
+/** The audit trail with filters, newest first; an event opens in a drawer with its before/after. */
+export function AuditLog() {
+  const narrow = useMediaQuery("(max-width: 48em)");
+  const [draft, setDraft] = useState<Filters>(EMPTY);
+  const [filters, setFilters] = useState<Filters>(EMPTY);
+  const [more, setMore] = useState<AuditEvent[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [selected, setSelected] = useState<AuditEvent | null>(null);
+  const query = {
+    ...(filters.actor.trim() ? { actor: filters.actor.trim() } : {}),
+    ...(filters.action.trim() ? { action: filters.action.trim() } : {}),
+    ...(filters.since ? { since: toIso(filters.since) } : {}),
+    ...(filters.until ? { until: toIso(filters.until) } : {}),
+  };
+  const page = useLoad(async () => {
+    const r = await api.listAudit(query);
+    setMore([]);
+    setCursor(r.next_cursor);
+    return r.events;
+  }, [filters]);
+  const events = [...(page.data ?? []), ...more];
+
+  return (
+    <Stack>
+      <Title order={1} size="h2">
+        Audit log
+      </Title>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          setFilters(draft);
+        }}
+      >
+        <Group align="end" gap="sm">
+          <TextInput
+            label="Actor"
+            placeholder="Email, key prefix or id"
+            value={draft.actor}
+            onChange={(e) => setDraft({ ...draft, actor: e.currentTarget.value })}
+            w={{ base: "100%", sm: 220 }}
+          />
+          <Autocomplete
+            label="Action"
+            placeholder="e.g. key.*"
+            data={ACTIONS}
+            value={draft.action}
+            onChange={(v) => setDraft({ ...draft, action: v })}
+            w={{ base: "100%", sm: 200 }}
+          />
+          <TextInput
+            type="datetime-local"
+            label="From"
+            value={draft.since}
+            onChange={(e) => setDraft({ ...draft, since: e.currentTarget.value })}
+            w={{ base: "100%", sm: 210 }}
+          />
+          <TextInput
+            type="datetime-local"
+            label="To"
+            value={draft.until}
+            onChange={(e) => setDraft({ ...draft, until: e.currentTarget.value })}
+            w={{ base: "100%", sm: 210 }}
+          />
+          <Button type="submit">Apply filters</Button>
+          <Button
+            variant="default"
+            onClick={() => {
+              setDraft(EMPTY);
+              setFilters(EMPTY);
+            }}
+          >
+            Clear
+          </Button>
+        </Group>
+      </form>
+      <FormError error={page.error} />
+      {page.loading && !page.data ? <Loader aria-label="Loading audit events" /> : null}
+      {page.data && events.length === 0 ? <Text c="dimmed">No events match.</Text> : null}
+      {events.length > 0 ? (
+        <Table.ScrollContainer minWidth={760}>
+          <Table highlightOnHover data-testid="audit-list" verticalSpacing="xs">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>When</Table.Th>
+                <Table.Th>Actor</Table.Th>
+                <Table.Th>Action</Table.Th>
+                <Table.Th>Target</Table.Th>
+                <Table.Th>2FA</Table.Th>
+                <Table.Th>
+                  <span className="visually-hidden">Details</span>
+                </Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {events.map((ev) => (
+                <Table.Tr key={ev.id} data-testid="audit-row" data-action={ev.action}>
+                  <Table.Td>
+                    <Text size="sm">{formatDate(ev.at)}</Text>
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm">{ev.actor.label ?? ev.actor.id ?? ev.actor.type}</Text>
+                    <Text size="xs" c="dimmed">
+                      {ev.actor.type}
+                    </Text>
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm" className="mono">
+                      {ev.action}
+                    </Text>
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="xs" className="mono">
+                      {ev.target ? ev.target.id : "—"}
+                    </Text>
+                  </Table.Td>
+                  <Table.Td>{ev.totp_used ? <Badge variant="light">2FA</Badge> : null}</Table.Td>
+                  <Table.Td>
+                    <Button size="compact-sm" variant="default" onClick={() => setSelected(ev)}>
+                      Details
+                    </Button>
+                  </Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      ) : null}
+      {cursor ? (
+        <Button
+          variant="default"
+          onClick={() => {
+            void api.listAudit({ ...query, cursor }).then((r) => {
+              setMore((m) => [...m, ...r.events]);
+              setCursor(r.next_cursor);
+            });
+          }}
+        >
+          Load older events
+        </Button>
+      ) : null}
+      <Drawer
+        opened={selected !== null}
+        onClose={() => setSelected(null)}
+        position={narrow ? "bottom" : "right"}
+        size={narrow ? "90%" : "lg"}
+        title={selected ? selected.action : ""}
+      >
+        {selected ? (
+          <Stack data-testid="audit-drawer">
+            <Table variant="vertical" withTableBorder>
+              <Table.Tbody>
+                <Table.Tr>
+                  <Table.Th w={120}>When</Table.Th>
+                  <Table.Td>{new Date(selected.at).toLocaleString("en-GB")}</Table.Td>
+                </Table.Tr>
+                <Table.Tr>
+                  <Table.Th>Actor</Table.Th>
+                  <Table.Td>
+                    {selected.actor.label ?? "—"} ({selected.actor.type}
+                    {selected.actor.id ? `, ${selected.actor.id}` : ""})
+                  </Table.Td>
+                </Table.Tr>
+                <Table.Tr>
+                  <Table.Th>Target</Table.Th>
+                  <Table.Td className="mono">
+                    {selected.target ? `${selected.target.type} ${selected.target.id}` : "—"}
+                  </Table.Td>
+                </Table.Tr>
+                <Table.Tr>
+                  <Table.Th>From</Table.Th>
+                  <Table.Td>
+                    {selected.ip ?? "—"}
+                    <Text size="xs" c="dimmed">
+                      {selected.user_agent ?? ""}
+                    </Text>
+                  </Table.Td>
+                </Table.Tr>
+                <Table.Tr>
+                  <Table.Th>2FA used</Table.Th>
+                  <Table.Td>{selected.totp_used ? "yes" : "no"}</Table.Td>
+                </Table.Tr>
+                <Table.Tr>
+                  <Table.Th>Event</Table.Th>
+                  <Table.Td className="mono">
+                    #{selected.seq} {selected.id}
+                  </Table.Td>
+                </Table.Tr>
+              </Table.Tbody>
+            </Table>
+            <Changes changes={selected.changes} />
+          </Stack>
+        ) : null}
+      </Drawer>
+    </Stack>
+  );
+}

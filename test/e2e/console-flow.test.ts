@@ -283,7 +283,9 @@ describe("console: the key life cycle in a browser", () => {
     await page.goto(`/usage/${liveKeyId}`);
     await page.getByRole("heading", { name: "Usage", exact: true }).waitFor();
     await expect.poll(() => page.getByTestId("usage-last-ip").textContent()).toBe("203.0.113.7");
-    await expect.poll(async () => Number(await page.getByTestId("usage-total").textContent())).toBeGreaterThan(0);
+    await expect
+      .poll(async () => Number(await page.getByTestId("usage-total").textContent()))
+      .toBeGreaterThan(0);
     await page.locator(".recharts-bar-rectangle path").first().waitFor({ state: "attached" });
     await shoot(page, "14-usage");
   });

@@ -6,6 +6,7 @@ import { expect } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { buildApp } from "../../src/http/app.ts";
 import { createServices } from "../../src/services/services.ts";
+import type { Store } from "../../src/store/store.ts";
 import { openTestStore } from "../helpers/backends.ts";
 
 export const ADMIN = "e2e-admin-token-0123456789abcdef";
@@ -19,6 +20,8 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 export interface Env {
   url: string;
+  /** The server's store, for the few facts a browser cannot make (a key created months ago). */
+  store: Store;
   browser: Browser;
   close(): Promise<void>;
 }
@@ -57,6 +60,7 @@ export async function startConsole(): Promise<Env> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   return {
     url: `http://127.0.0.1:${address.port}`,
+    store,
     browser,
     async close() {
       await browser.close().catch(() => {});
@@ -239,4 +243,72 @@ export async function firstSignIn(
   if (opts.shots) await shoot(page, "03-recovery-codes");
   await page.getByRole("button", { name: /I have saved them/ }).click();
   return factor;
+}
+
+/** A person's session over HTTP, for setting up what a browser test does not exercise itself. */
+export class HttpSession {
+  constructor(
+    private readonly env: Env,
+    public cookie: string,
+    public csrf: string,
+  ) {}
+
+  static async signIn(env: Env, email: string, password: string, totp?: string): Promise<HttpSession> {
+    const res = await fetch(`${env.url}/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email, password, ...(totp ? { totp_code: totp } : {}) }),
+    });
+    const body = (await res.json()) as Envelope;
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    return new HttpSession(env, sessionCookie(res), body.data.csrf_token);
+  }
+
+  async call(method: string, path: string, json?: unknown, totp?: string) {
+    const headers: Record<string, string> = {
+      cookie: this.cookie,
+      "x-csrf-token": this.csrf,
+      accept: "application/json",
+    };
+    if (json !== undefined) headers["content-type"] = "application/json";
+    if (totp) headers["x-totp-code"] = totp;
+    const res = await fetch(`${this.env.url}${path}`, {
+      method,
+      headers,
+      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+    });
+    const body = (await res.json()) as Envelope;
+    const renewed = res.headers.getSetCookie().find((c) => c.startsWith("lk_session="));
+    if (renewed) this.cookie = renewed.split(";")[0] ?? this.cookie;
+    if (typeof body.data?.csrf_token === "string") this.csrf = body.data.csrf_token;
+    return { status: res.status, body };
+  }
+}
+
+function sessionCookie(res: Response): string {
+  const set = res.headers.getSetCookie().find((c) => c.startsWith("lk_session="));
+  if (!set) throw new Error("no session cookie");
+  return set.split(";")[0] as string;
+}
+
+/** An owner who has changed the temporary password and enrolled 2FA, over HTTP. */
+export async function readyOwner(
+  env: Env,
+  company: Company,
+): Promise<{ session: HttpSession; factor: SecondFactor }> {
+  const session = await HttpSession.signIn(env, company.ownerEmail, company.temporaryPassword);
+  expect(
+    (
+      await session.call("POST", "/v1/auth/password", {
+        current_password: company.temporaryPassword,
+        new_password: PASSWORD,
+      })
+    ).status,
+  ).toBe(200);
+  const setup = await session.call("POST", "/v1/auth/totp/setup", {});
+  const factor = new SecondFactor(setup.body.data.secret);
+  const confirmed = await session.call("POST", "/v1/auth/totp/confirm", { code: factor.next() });
+  expect(confirmed.status).toBe(200);
+  factor.recovery = confirmed.body.data.recovery_codes;
+  return { session, factor };
 }

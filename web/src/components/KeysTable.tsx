@@ -2,7 +2,7 @@ import { Badge, Button, Card, Group, Menu, Stack, Table, Text } from "@mantine/c
 import { useMediaQuery } from "@mantine/hooks";
 import { type ReactNode, useState } from "react";
 import type { CredentialView, KeyView } from "../api/types.ts";
-import { countdown, formatDate, PRESET_LABELS, relativeTime } from "../lib/format.ts";
+import { countdown, formatDate, formatDay, PRESET_LABELS, relativeTime } from "../lib/format.ts";
 import { useNow } from "../lib/hooks.ts";
 import { can } from "../lib/roles.ts";
 import { useRouter } from "../lib/router.tsx";
@@ -11,7 +11,7 @@ import { ExpiryDialog, RevokeDialog, RotateDialog } from "./KeyDialogs.tsx";
 
 export function EnvBadge({ env }: { env: KeyView["environment"] }) {
   return (
-    <Badge color={env === "live" ? "green.9" : "orange.9"} variant="filled" style={{ flexShrink: 0 }}>
+    <Badge color={env === "live" ? "green.9" : "orange.9"} variant="filled">
       {env === "live" ? "Live" : "Test"}
     </Badge>
   );
@@ -20,7 +20,7 @@ export function EnvBadge({ env }: { env: KeyView["environment"] }) {
 export function StatusBadge({ status }: { status: string }) {
   const color = status === "active" ? "teal.9" : status === "revoked" ? "red.9" : "gray.8";
   return (
-    <Badge color={color} variant="outline" style={{ flexShrink: 0, overflow: "visible" }}>
+    <Badge color={color} variant="outline">
       {status}
     </Badge>
   );
@@ -160,14 +160,14 @@ export function KeysTable({
             <Text size="sm" c="dimmed">
               Created {formatDate(k.created_at)} · last used {relativeTime(k.last_used_at, now)}
             </Text>
-            <Expiry k={k} now={now} {...expiryControls(k)} />
+            <Expiry k={k} now={now} labelled {...expiryControls(k)} />
           </Card>
         ))}
       </Stack>
     );
   } else {
     list = (
-      <Table.ScrollContainer minWidth={1000}>
+      <Table.ScrollContainer minWidth={900}>
         <Table striped highlightOnHover data-testid="keys-list" verticalSpacing="xs">
           <Table.Thead>
             <Table.Tr>
@@ -175,7 +175,6 @@ export function KeysTable({
               <Table.Th>Env</Table.Th>
               <Table.Th>Prefix</Table.Th>
               <Table.Th>Permissions</Table.Th>
-              {credentials ? <Table.Th>API user</Table.Th> : null}
               <Table.Th>Created</Table.Th>
               <Table.Th>Last used</Table.Th>
               <Table.Th>Expires</Table.Th>
@@ -192,6 +191,11 @@ export function KeysTable({
                   <Text fw={600} size="sm">
                     {k.name}
                   </Text>
+                  {credentials && k.credential_id ? (
+                    <Text size="xs" c="dimmed" lineClamp={1}>
+                      {credName.get(k.credential_id) ?? ""}
+                    </Text>
+                  ) : null}
                   {k.description ? (
                     <Text size="xs" c="dimmed" lineClamp={1}>
                       {k.description}
@@ -201,21 +205,18 @@ export function KeysTable({
                 <Table.Td>
                   <EnvBadge env={k.environment} />
                 </Table.Td>
-                <Table.Td>
-                  <Text size="sm" className="mono">
+                <Table.Td style={{ whiteSpace: "nowrap" }}>
+                  <Text size="xs" className="mono nowrap">
                     {k.prefix}…
                   </Text>
                 </Table.Td>
                 <Table.Td>
                   <Text size="sm">{permissionSummary(k.permission_summary, groupNames)}</Text>
                 </Table.Td>
-                {credentials ? (
-                  <Table.Td>
-                    <Text size="sm">{k.credential_id ? (credName.get(k.credential_id) ?? "—") : "—"}</Text>
-                  </Table.Td>
-                ) : null}
-                <Table.Td>
-                  <Text size="sm">{formatDate(k.created_at)}</Text>
+                <Table.Td style={{ whiteSpace: "nowrap" }}>
+                  <Text size="sm" title={formatDate(k.created_at)}>
+                    {formatDay(k.created_at)}
+                  </Text>
                 </Table.Td>
                 <Table.Td>
                   <Text

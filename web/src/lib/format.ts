@@ -26,6 +26,11 @@ export function formatDate(iso: string | null | undefined): string {
   });
 }
 
+export function formatDay(iso: string | null | undefined): string {
+  if (!iso) return "—";
+  return new Date(iso).toLocaleDateString("en-GB", { year: "numeric", month: "short", day: "numeric" });
+}
+
 /** A countdown such as "23 h 59 min" or "4 min 10 s". */
 export function countdown(msLeft: number): string {
   if (msLeft <= 0) return "expired";

@@ -174,6 +174,7 @@ export function UsagePage({ keyId }: { keyId: string | null }) {
           </Title>
           <SegmentedControl
             aria-label="Unused for"
+            data-testid="unused-period"
             size="xs"
             value={period}
             onChange={setPeriod}

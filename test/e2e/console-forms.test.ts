@@ -1,0 +1,166 @@
+import type { Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  byLabel,
+  type Company,
+  createCompany,
+  type Env,
+  failureShot,
+  http,
+  newPage,
+  PASSWORD,
+  readyOwner,
+  type SecondFactor,
+  shoot,
+  signIn,
+  startConsole,
+} from "./console-helpers.ts";
+
+/** The allowed-IP editor, errors shown where they arise and in plain words, and the unused-keys list. */
+describe("console: forms and errors", () => {
+  let env: Env;
+  let company: Company;
+  let factor: SecondFactor;
+  let page: Page;
+  let errors: string[];
+  const mk = () => ({ "x-api-key": company.managementKey });
+
+  beforeAll(async () => {
+    env = await startConsole();
+    company = await createCompany(env, "Forms Co");
+    ({ factor } = await readyOwner(env, company));
+    ({ page, errors } = await newPage(env));
+    await signIn(page, company.ownerEmail, PASSWORD, factor);
+    await page.getByRole("heading", { name: "API keys" }).waitFor();
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === "fail") await failureShot(page, ctx.task.name);
+  });
+
+  it("validates allowed IPs as they are typed and saves them with a 2FA code", async () => {
+    // Not the default API user: the management key these tests use belongs to it, from 127.0.0.1.
+    const made = await http(env, "POST", "/v1/credentials", {
+      headers: mk(),
+      json: { name: "Office integration", permissions: ["payment_transaction:read"] },
+    });
+    const credId = made.body.data.id as string;
+    await page.goto(`/api-users/${credId}`);
+    const card = page.getByTestId("ip-card");
+    const input = byLabel(card, "Add an address or range");
+    const add = card.getByRole("button", { name: "Add", exact: true });
+
+    await input.fill("10.0.0.300");
+    await card.getByText('"10.0.0.300" is not a valid IPv4 or IPv6 address.').waitFor();
+    await expect(add.isDisabled()).resolves.toBe(true);
+    await expect(input.getAttribute("aria-invalid")).resolves.toBe("true");
+    await input.fill("10.0.0.0/33");
+    await card.getByText('"10.0.0.0/33" is not a valid CIDR range').waitFor();
+    await input.fill("203.0.113.9/24");
+    await expect(add.isEnabled()).resolves.toBe(true);
+    await input.press("Enter");
+    // Kept in the server's canonical form: the network address of the range.
+    await card.getByTestId("ip-list").getByText("203.0.113.0/24").waitFor();
+    await input.fill("2001:DB8::/32");
+    await add.click();
+    await card.getByTestId("ip-list").getByText("2001:db8::/32").waitFor();
+    await input.fill("2001:db8:0::/32");
+    await card.getByText("2001:db8::/32 is already in the list.").waitFor();
+    await input.fill("");
+    await shoot(page, "19-ip-editor");
+
+    // A wrong code is refused, and said so under the code field.
+    await card.getByTestId("totp-code").fill("000000");
+    await card.getByRole("button", { name: "Save allowed IPs" }).click();
+    const codeField = card.getByTestId("totp-code");
+    await expect
+      .poll(async () =>
+        codeField.evaluate(
+          (el) =>
+            document.getElementById(
+              el
+                .getAttribute("aria-describedby")
+                ?.split(" ")
+                .find((id) => id.endsWith("-error")) ?? "",
+            )?.textContent ?? "",
+        ),
+      )
+      .toContain("That code is wrong, expired or already used");
+    let cred = await http(env, "GET", `/v1/credentials/${credId}`, { headers: mk() });
+    expect(cred.body.data.allowed_ips).toEqual([]);
+
+    await codeField.fill(factor.next());
+    await card.getByRole("button", { name: "Save allowed IPs" }).click();
+    await card.getByText("Allowed IPs saved.").waitFor();
+    cred = await http(env, "GET", `/v1/credentials/${credId}`, { headers: mk() });
+    expect(cred.body.data.allowed_ips).toEqual(["203.0.113.0/24", "2001:db8::/32"]);
+    // Removing an entry asks for a code again.
+    await card.getByRole("button", { name: "Remove 2001:db8::/32" }).click();
+    await card.getByTestId("totp-code").waitFor();
+  });
+
+  it("names the state conflict when a key was revoked elsewhere while its dialog was open", async () => {
+    const created = await http(env, "POST", "/v1/keys", {
+      headers: mk(),
+      json: {
+        name: "Doomed",
+        environment: "live",
+        credential_id: company.defaultCredentialId,
+        preset: "read_only",
+      },
+    });
+    await page.goto("/keys");
+    await page.getByRole("button", { name: "Actions for Doomed" }).click();
+    await page.getByRole("menuitem", { name: "Rotate…" }).click();
+    const dialog = page.getByRole("dialog", { name: /Rotate “Doomed”/ });
+    await dialog.getByTestId("totp-code").fill(factor.next());
+    expect((await http(env, "DELETE", `/v1/keys/${created.body.data.id}`, { headers: mk() })).status).toBe(
+      200,
+    );
+    await dialog.getByRole("button", { name: "Rotate key" }).click();
+    await dialog
+      .getByRole("alert")
+      .getByText("This key is already revoked or expired, so it cannot be changed.")
+      .waitFor();
+    await shoot(page, "20-error-in-dialog", { fullPage: false });
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+  });
+
+  it("lists keys unused for 30/60/90 days and revokes one from there", async () => {
+    const created = await http(env, "POST", "/v1/keys", {
+      headers: mk(),
+      json: {
+        name: "Forgotten",
+        environment: "live",
+        credential_id: company.defaultCredentialId,
+        preset: "read_only",
+      },
+    });
+    const id = created.body.data.id as string;
+    // Only the store can make a key that was created 45 days ago and never used.
+    await env.store.db
+      .updateTable("api_keys")
+      .set({ created_at: new Date(Date.now() - 45 * 86_400_000) })
+      .where("id", "=", id)
+      .execute();
+    await page.getByRole("link", { name: "Usage" }).click();
+    const unused = page.getByTestId("unused-list");
+    await unused.getByText("Forgotten").waitFor();
+    await expect(unused.textContent()).resolves.not.toContain("Management key");
+    await page.getByTestId("unused-period").getByText("60 days").click();
+    await page.getByTestId("unused-empty").waitFor();
+    await page.getByTestId("unused-period").getByText("30 days").click();
+    await unused.getByText("Forgotten").waitFor();
+    await shoot(page, "21-unused-keys");
+    await unused.getByRole("button", { name: "Revoke" }).click();
+    const dialog = page.getByRole("dialog", { name: /Revoke “Forgotten”/ });
+    await dialog.getByTestId("totp-code").fill(factor.next());
+    await dialog.getByRole("button", { name: "Revoke Forgotten" }).click();
+    await page.getByTestId("unused-empty").waitFor();
+    const key = await http(env, "GET", `/v1/keys/${id}`, { headers: mk() });
+    expect(key.body.data.status).toBe("revoked");
+    expect(errors).toEqual([]);
+  });
+});

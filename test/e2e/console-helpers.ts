@@ -90,6 +90,8 @@ export async function newPage(env: Env): Promise<{ context: BrowserContext; page
 /** Saves the current screen at desktop and phone width (a dialog: only what the window shows). */
 export async function shoot(page: Page, name: string, opts: { fullPage?: boolean } = {}) {
   const fullPage = opts.fullPage ?? true;
+  // A full-page capture of a scrolled page draws the fixed header where the window was: start at the top.
+  if (fullPage) await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(150);
   await page.screenshot({ path: join(SCREENSHOTS, `${name}-1280.png`), fullPage });
   await page.setViewportSize(MOBILE);

@@ -169,7 +169,7 @@ function Shell() {
                 { value: "live", label: "Live" },
                 { value: "test", label: "Test" },
               ]}
-              color={env === "live" ? "green.9" : "orange.9"}
+              color={env === "live" ? "#1f6b30" : "#a63c0a"}
               data-testid="env-switch"
             />
             <Menu position="bottom-end">

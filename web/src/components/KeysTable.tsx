@@ -11,7 +11,8 @@ import { ExpiryDialog, RevokeDialog, RotateDialog } from "./KeyDialogs.tsx";
 
 export function EnvBadge({ env }: { env: KeyView["environment"] }) {
   return (
-    <Badge color={env === "live" ? "green.9" : "orange.9"} variant="filled">
+    // Darker than the palette's greens and oranges so the white label keeps a 4.5:1 contrast.
+    <Badge color={env === "live" ? "#1f6b30" : "#a63c0a"} variant="filled">
       {env === "live" ? "Live" : "Test"}
     </Badge>
   );
@@ -39,16 +40,25 @@ const inGrace = (k: KeyView) => k.status === "active" && k.replaced_by !== null 
 function Expiry({
   k,
   now,
+  labelled,
   onReset,
   onExpire,
 }: {
   k: KeyView;
   now: number;
+  /** Cards have no column header: say what the date is. */
+  labelled?: boolean;
   onReset?: () => void;
   onExpire?: () => void;
 }) {
-  if (!k.expires_at) return <Text size="sm">never</Text>;
-  if (!inGrace(k)) return <Text size="sm">{formatDate(k.expires_at)}</Text>;
+  if (!k.expires_at) return <Text size="sm">{labelled ? "Does not expire" : "never"}</Text>;
+  if (!inGrace(k))
+    return (
+      <Text size="sm">
+        {labelled ? (k.status === "active" ? "Expires " : "Ended ") : ""}
+        {formatDate(k.expires_at)}
+      </Text>
+    );
   return (
     <Stack gap={4}>
       <Text size="sm" fw={600} c="orange.9" data-testid="grace-countdown" title={formatDate(k.expires_at)}>

@@ -73,6 +73,7 @@ function UserStatus({ status }: { status: string }) {
 
 function People() {
   const { me } = useSession();
+  const narrow = useMediaQuery("(max-width: 48em)");
   const users = useLoad(() => api.listUsers().then((r) => r.users), []);
   const [inviting, setInviting] = useState(false);
   const [email, setEmail] = useState("");
@@ -107,8 +108,12 @@ function People() {
       </Group>
       <FormError error={users.error} />
       {users.loading && !users.data ? <Loader aria-label="Loading people" /> : null}
-      <Table.ScrollContainer minWidth={640}>
-        <Table data-testid="people-list" verticalSpacing="xs">
+      <Table.ScrollContainer minWidth={narrow ? 0 : 640}>
+        <Table
+          data-testid="people-list"
+          verticalSpacing="xs"
+          className={narrow ? "stacked-table" : undefined}
+        >
           <Table.Thead>
             <Table.Tr>
               <Table.Th>Email</Table.Th>
@@ -127,11 +132,11 @@ function People() {
               const editable = !self && can.assignRole(me.role, u.role);
               return (
                 <Table.Tr key={u.id}>
-                  <Table.Td>
+                  <Table.Td data-label="Email">
                     <Text size="sm">{u.email}</Text>
                     {rowError?.id === u.id ? <FormError error={rowError.error} /> : null}
                   </Table.Td>
-                  <Table.Td>
+                  <Table.Td data-label="Role">
                     {editable ? (
                       <Select
                         aria-label={`Role of ${u.email}`}
@@ -146,13 +151,13 @@ function People() {
                       <Text size="sm">{ROLE_LABELS[u.role]}</Text>
                     )}
                   </Table.Td>
-                  <Table.Td>
+                  <Table.Td data-label="2FA">
                     <Text size="sm">{u.totp_enrolled ? "On" : "Not set up"}</Text>
                   </Table.Td>
-                  <Table.Td>
+                  <Table.Td data-label="Status">
                     <UserStatus status={u.status} />
                   </Table.Td>
-                  <Table.Td>
+                  <Table.Td data-label="Added">
                     <Text size="sm">{formatDate(u.created_at)}</Text>
                   </Table.Td>
                   <Table.Td>

@@ -14,6 +14,7 @@ import {
   shoot,
   signIn,
   startConsole,
+  verifyKey,
 } from "./console-helpers.ts";
 
 /** The allowed-IP editor, errors shown where they arise and in plain words, and the unused-keys list. */
@@ -99,6 +100,88 @@ describe("console: forms and errors", () => {
     // Removing an entry asks for a code again.
     await card.getByRole("button", { name: "Remove 2001:db8::/32" }).click();
     await card.getByTestId("totp-code").waitFor();
+  });
+
+  it("generates a Basic auth password shown once, and deactivating the API user stops it", async () => {
+    const gateway = await verifyKey(env);
+    const check = async (username: string, password: string) =>
+      (
+        await http(env, "POST", "/v1/verify", {
+          headers: { "x-api-key": gateway },
+          json: { username, password, ip: "203.0.113.5" },
+        })
+      ).body.data;
+    await page.getByRole("button", { name: "Generate password" }).click();
+    const dialog = page.getByRole("dialog", { name: "Generate a Basic auth password" });
+    await dialog.getByTestId("totp-code").fill(factor.next());
+    await dialog.getByRole("button", { name: "Generate" }).click();
+    const modal = page.getByRole("dialog", { name: "Basic auth password" });
+    const username = await modal.getByTestId("secret-username").inputValue();
+    const password = await modal.getByTestId("secret-password").inputValue();
+    expect(username).toMatch(/^ws_/);
+    await modal.getByRole("checkbox", { name: /I have copied it/ }).check();
+    await modal.getByRole("button", { name: "Done" }).click();
+    await modal.waitFor({ state: "hidden" });
+    expect(await page.content()).not.toContain(password);
+    expect(await check(username, password)).toMatchObject({ valid: true });
+
+    await page.getByRole("button", { name: "Deactivate" }).click();
+    const confirm = page.getByRole("dialog", { name: "Deactivate Office integration?" });
+    await confirm.getByText("its Basic auth password stop working at once").waitFor();
+    await shoot(page, "22-deactivate", { fullPage: false });
+    await confirm.getByRole("button", { name: "Deactivate" }).click();
+    await confirm.waitFor({ state: "hidden" });
+    await expect.poll(() => page.getByTestId("credential-status").textContent()).toBe("inactive");
+    expect(await check(username, password)).toMatchObject({ valid: false, code: "DISABLED" });
+    await page.getByRole("button", { name: "Reactivate" }).click();
+    await page
+      .getByRole("dialog", { name: "Reactivate Office integration?" })
+      .getByRole("button", { name: "Reactivate" })
+      .click();
+    await expect.poll(() => page.getByTestId("credential-status").textContent()).toBe("active");
+    expect(await check(username, password)).toMatchObject({ valid: true });
+  });
+
+  it("revokes a key with the keyboard alone: the dialog takes focus and Escape closes it", async () => {
+    const created = await http(env, "POST", "/v1/keys", {
+      headers: mk(),
+      json: {
+        name: "Keyboard",
+        environment: "live",
+        credential_id: company.defaultCredentialId,
+        preset: "read_only",
+      },
+    });
+    await page.goto("/keys");
+    const actions = page.getByRole("button", { name: "Actions for Keyboard" });
+    /** Opens the row's menu from the keyboard and arrows down to "Revoke…". */
+    const openRevoke = async () => {
+      await actions.focus();
+      await page.keyboard.press("Enter");
+      await page.getByRole("menuitem", { name: "Revoke…" }).waitFor();
+      for (let i = 0; i < 5; i++) {
+        if ((await page.evaluate(() => document.activeElement?.textContent)) === "Revoke…") break;
+        await page.keyboard.press("ArrowDown");
+      }
+      await page.keyboard.press("Enter");
+    };
+    await openRevoke();
+    const dialog = page.getByRole("dialog", { name: /Revoke “Keyboard”/ });
+    // The code field has the focus: type straight into it.
+    await expect
+      .poll(() => page.evaluate(() => document.activeElement?.getAttribute("name")))
+      .toBe("totp_code");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+    await openRevoke();
+    await expect
+      .poll(() => page.evaluate(() => document.activeElement?.getAttribute("name")))
+      .toBe("totp_code");
+    await page.keyboard.type(factor.next());
+    await page.keyboard.press("Enter");
+    await dialog.waitFor({ state: "hidden" });
+    const key = await http(env, "GET", `/v1/keys/${created.body.data.id}`, { headers: mk() });
+    expect(key.body.data.status).toBe("revoked");
   });
 
   it("names the state conflict when a key was revoked elsewhere while its dialog was open", async () => {

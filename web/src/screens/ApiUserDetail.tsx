@@ -26,6 +26,8 @@ export function ApiUserDetail({ id }: { id: string }) {
   const keys = useLoad(() => api.listKeys({ credential_id: id, environment: env }), [id, env]);
   const manager = can.manageApiUsers(me.role);
   const [creatingKey, setCreatingKey] = useState(false);
+  // The status the confirmation would set, fixed when it opens so its text does not flip while it closes.
+  const [statusTarget, setStatusTarget] = useState<"active" | "inactive">("inactive");
   const [statusOpen, setStatusOpen] = useState(false);
   const [statusError, setStatusError] = useState<unknown>(null);
 
@@ -41,7 +43,8 @@ export function ApiUserDetail({ id }: { id: string }) {
     );
   }
   const activeKeys = (keys.data ?? []).filter((k) => k.status === "active").length;
-  const deactivating = c.status === "active";
+  const isActive = c.status === "active";
+  const deactivating = statusTarget === "inactive";
 
   return (
     <Stack>
@@ -74,13 +77,14 @@ export function ApiUserDetail({ id }: { id: string }) {
         {manager ? (
           <Button
             variant="light"
-            color={deactivating ? "red" : "teal"}
+            color={isActive ? "red" : "teal"}
             onClick={() => {
               setStatusError(null);
+              setStatusTarget(isActive ? "inactive" : "active");
               setStatusOpen(true);
             }}
           >
-            {deactivating ? "Deactivate" : "Reactivate"}
+            {isActive ? "Deactivate" : "Reactivate"}
           </Button>
         ) : null}
       </Group>
@@ -122,7 +126,7 @@ export function ApiUserDetail({ id }: { id: string }) {
               data-autofocus
               onClick={() => {
                 api
-                  .updateCredential(c.id, { status: deactivating ? "inactive" : "active" })
+                  .updateCredential(c.id, { status: statusTarget })
                   .then(() => {
                     setStatusOpen(false);
                     void cred.reload();

@@ -266,6 +266,12 @@ function IpCard({
       <Title order={2} size="h4" mb="sm">
         Allowed IPs
       </Title>
+      {credential.is_default ? (
+        <Alert variant="light" color="yellow" mb="sm">
+          This is the default API user: the company's management key belongs to it, so its requests must come
+          from these addresses too.
+        </Alert>
+      ) : null}
       <form
         onSubmit={(e) => {
           e.preventDefault();

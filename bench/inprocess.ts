@@ -1,8 +1,6 @@
 // One store's in-process figures, in a fresh process: key creation, verification, heap per cached key.
 // argv: <store kind>. Sends one {type:"result"} message and exits.
-import { Changes } from "../src/services/changes.ts";
-import { UsageRecorder } from "../src/services/usage.ts";
-import { VerificationService, type VerifyInput } from "../src/services/verification.ts";
+import type { VerifyInput } from "../src/services/verification.ts";
 import {
   type BenchStore,
   type BenchStoreKind,
@@ -12,8 +10,8 @@ import {
   makeServices,
   malformedKey,
   openBenchStore,
-  SECRET,
   seed,
+  uncachedServices,
   unknownKey,
 } from "./fixture.ts";
 import { CREATE_MS, GATEWAY_IP, gc, IN_PROCESS_MS, MEMORY_KEYS, median, medianOps, RUNS } from "./stats.ts";
@@ -31,30 +29,12 @@ export interface InProcessResult {
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-/** A service like services.verification, on the same store and secret, whose cache keeps nothing. */
-function uncachedVerification(bench: BenchStore): VerificationService {
-  return new VerificationService({
-    db: bench.store.db,
-    secret: SECRET,
-    usage: new UsageRecorder(bench.store.db),
-    clock: () => new Date(),
-    changes: new Changes(),
-    cache: { max: 0 },
-  });
-}
-
 /** Heap growth from verifying MEMORY_KEYS distinct keys into an empty cache, per key. */
 async function bytesPerCachedKey(bench: BenchStore, fx: Fixture): Promise<number> {
   const keys = await bulkKeys(bench, fx, MEMORY_KEYS);
-  const usage = new UsageRecorder(bench.store.db);
-  const service = new VerificationService({
-    db: bench.store.db,
-    secret: SECRET,
-    usage,
-    clock: () => new Date(),
-    changes: new Changes(),
-    cache: { max: MEMORY_KEYS, ttlMs: 3_600_000 },
-  });
+  const weighed = makeServices(bench, { max: MEMORY_KEYS, ttlMs: 3_600_000 });
+  const service = weighed.verification;
+  const usage = weighed.usage;
   const cache = (service as unknown as { cache: { clear(): void; size: number } }).cache;
   const inputs = keys.map((key) => ({ key }));
   const samples: number[] = [];
@@ -71,6 +51,7 @@ async function bytesPerCachedKey(bench: BenchStore, fx: Fixture): Promise<number
     gc();
     samples.push((process.memoryUsage().heapUsed - before) / MEMORY_KEYS);
   }
+  await weighed.close();
   if (cache.size !== MEMORY_KEYS) throw new Error(`cache holds ${cache.size} keys, not ${MEMORY_KEYS}`);
   return median(samples);
 }
@@ -92,7 +73,8 @@ async function run(kind: BenchStoreKind): Promise<InProcessResult> {
     const cachedInputs = created.slice(0, CACHED_KEYS).map(input);
     const n = cachedInputs.length;
     const verification = services.verification;
-    const uncached = uncachedVerification(bench);
+    const uncachedAll = uncachedServices(bench);
+    const uncached = uncachedAll.verification;
     for (const i of cachedInputs) {
       const result = await verification.verify(i, null);
       if (!result.valid) throw new Error(`bench key did not verify: ${result.code}`);
@@ -123,6 +105,8 @@ async function run(kind: BenchStoreKind): Promise<InProcessResult> {
       log(`  ${kind}: verify, ${name}`);
       verify.push({ case: name, ops: await medianOps(fn, IN_PROCESS_MS) });
     }
+
+    await uncachedAll.close();
 
     log(`  ${kind}: heap per cached key (${MEMORY_KEYS} keys)`);
     return {

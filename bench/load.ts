@@ -5,6 +5,12 @@ export interface LoadRequest {
   url: string;
   headers: Record<string, string>;
   body: string;
+  /**
+   * When given, each request takes the next of these bodies instead of `body` (round robin over all
+   * connections), so a peer that writes to the key's row on every verify is not measured queueing on one
+   * row lock. autocannon then rebuilds every request, which costs it CPU: only for slow servers.
+   */
+  bodies?: string[];
   seconds: number;
   connections: number;
 }
@@ -23,6 +29,8 @@ process.on("message", async (message: Message) => {
     process.disconnect();
     return;
   }
+  const bodies = message.bodies;
+  let next = 0;
   const result = await autocannon({
     url: message.url,
     connections: message.connections,
@@ -31,6 +39,9 @@ process.on("message", async (message: Message) => {
     method: "POST",
     headers: message.headers,
     body: message.body,
+    ...(bodies && bodies.length > 0
+      ? { requests: [{ setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }] }
+      : {}),
   });
   const loaded: LoadResult = {
     rps: result.requests.total / result.duration,

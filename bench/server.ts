@@ -1,9 +1,10 @@
 // A server in its own process, so the load generator (in the parent) never shares its event loop.
-// argv: "bare" <response body>  |  "latchkey" <store kind>
+// argv: "bare" <response body>  |  "latchkey" <store kind>  |  "better-auth" <"pglite" | "postgres">
 // Tells the parent {type:"ready", port, rss, ...} once listening; answers "rss" and "stop" messages.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BenchStoreKind } from "./fixture.ts";
+import type { PeerStoreKind } from "./peer.ts";
 import { gc, settle } from "./stats.ts";
 
 type Message = { type: "rss" } | { type: "stop" };
@@ -66,8 +67,69 @@ async function latchkey(kind: BenchStoreKind) {
   };
 }
 
+/** Keys the better-auth server holds; the load spreads over all of them. */
+const PEER_KEYS = 1000;
+
+/**
+ * better-auth's verification over HTTP. Its verifyApiKey endpoint is server-only (auth.handler does not
+ * route it), so this is the small server a platform would write: node:http, the JSON body parsed, the
+ * verdict as JSON, 200 when valid and 401 otherwise, so autocannon counts any wrong answer as failed.
+ * No framework sits in front of it: that is in better-auth's favour, since Latchkey's figure carries Fastify.
+ */
+async function betterAuthServer(kind: PeerStoreKind) {
+  const { askedPermission, openPeer, peerVerify } = await import("./peer.ts");
+  const peer = await openPeer(kind);
+  const keys: string[] = [];
+  while (keys.length < PEER_KEYS) keys.push(await peer.createKey());
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", async () => {
+      let status = 400;
+      let answer: unknown = { valid: false };
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        const result = await peer.auth.api.verifyApiKey({
+          body: { key: body.key, permissions: body.permissions },
+        });
+        status = result.valid ? 200 : 401;
+        answer = result;
+      } catch (err) {
+        status = 500;
+        answer = { error: String(err) };
+      }
+      const payload = Buffer.from(JSON.stringify(answer));
+      res.writeHead(status, {
+        "content-type": "application/json; charset=utf-8",
+        "content-length": payload.length,
+      });
+      res.end(payload);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // Checked before any load: a bench key verifies.
+  if (!(await peerVerify(peer.auth, keys[0] as string, askedPermission(peer.permissions)))) {
+    throw new Error("a better-auth bench key did not verify");
+  }
+  return {
+    port: (server.address() as AddressInfo).port,
+    startupRss: undefined as number | undefined,
+    keys,
+    permissions: askedPermission(peer.permissions),
+    async stop() {
+      await new Promise<void>((done) => server.close(() => done()));
+      await peer.close();
+    },
+  };
+}
+
 const [mode, arg] = process.argv.slice(2);
-const running = mode === "bare" ? await bare(arg ?? "{}") : await latchkey(arg as BenchStoreKind);
+const running =
+  mode === "bare"
+    ? await bare(arg ?? "{}")
+    : mode === "better-auth"
+      ? await betterAuthServer(arg as PeerStoreKind)
+      : await latchkey(arg as BenchStoreKind);
 const { stop, ...info } = running;
 const rss = await idleRss();
 send({ type: "ready", ...info, startupRss: info.startupRss ?? rss, rss });

@@ -214,6 +214,21 @@ describe("console: the key life cycle in a browser", () => {
     await page.getByRole("heading", { name: "API keys" }).waitFor();
     await page.getByTestId("grace-countdown").waitFor();
     await shoot(page, "10-keys-in-grace");
+    // Filters: by status, and by name or prefix.
+    await page
+      .locator("input")
+      .and(page.getByLabel("Status", { exact: true }))
+      .click();
+    await page.getByRole("option", { name: "Revoked" }).click();
+    await page.getByText("No live keys match.").waitFor();
+    await page
+      .locator("input")
+      .and(page.getByLabel("Status", { exact: true }))
+      .click();
+    await page.getByRole("option", { name: "All" }).click();
+    await byLabel(page, "Search").fill("Management");
+    await expect.poll(() => page.getByTestId("key-row").count()).toBe(1);
+    await byLabel(page, "Search").fill("");
     await page.goBack();
     await page.getByRole("heading", { name: "Payout service" }).waitFor();
   });
@@ -277,6 +292,19 @@ describe("console: the key life cycle in a browser", () => {
     await expect(drawer.getByTestId("audit-after").textContent()).resolves.toContain('"status": "revoked"');
     await shoot(page, "13-audit-drawer", { fullPage: false });
     await page.keyboard.press("Escape");
+    await drawer.waitFor({ state: "hidden" });
+    // Actor and time filters.
+    await page.getByRole("button", { name: "Clear" }).click();
+    await byLabel(page, "Actor").fill(company.ownerEmail);
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await expect
+      .poll(
+        async () => new Set(await rows.evaluateAll((els) => els.map((e) => e.children[1]?.textContent))).size,
+      )
+      .toBe(1);
+    await byLabel(page, "From").fill("2099-01-01T00:00");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await page.getByText("No events match.").waitFor();
   });
 
   it("shows a key's requests per day and where it was last used, deep-linked", async () => {
@@ -303,6 +331,20 @@ describe("console: the key life cycle in a browser", () => {
     await modal.getByRole("checkbox", { name: /I have copied it/ }).check();
     await modal.getByRole("button", { name: "Done" }).click();
     await page.getByTestId("people-list").getByText("dev@acme.example").waitFor();
+    // The role is changed in place.
+    await page
+      .locator("input")
+      .and(page.getByLabel("Role of dev@acme.example", { exact: true }))
+      .click();
+    await page.getByRole("option", { name: "Viewer" }).click();
+    await expect
+      .poll(async () => {
+        const users = await http(env, "GET", "/v1/audit?action=user.role_changed", {
+          headers: { "x-api-key": company.managementKey },
+        });
+        return users.body.data?.events?.length ?? 0;
+      })
+      .toBe(1);
     await shoot(page, "15-people");
     expect(errors).toEqual([]);
   });

@@ -78,20 +78,35 @@ export function fits(counts: WindowCounts, nowMs: number, l: CompiledLimit): boo
   return estimate(counts, nowMs, l.windowMs) + 1 <= l.limit;
 }
 
+/** The counts at `laterMs` when nothing more is counted after `nowMs` (the counters roll over). */
+function rolled(counts: WindowCounts, nowMs: number, laterMs: number, windowMs: number): WindowCounts {
+  const shift = Math.floor(laterMs / windowMs) - Math.floor(nowMs / windowMs);
+  if (shift === 0) return counts;
+  return shift === 1 ? { prev: counts.curr, curr: 0 } : { prev: 0, curr: 0 };
+}
+
 /** Milliseconds until one more request would fit, given the counts at `nowMs` (0 if it fits now). */
 export function waitMs(counts: WindowCounts, nowMs: number, l: CompiledLimit): number {
   if (fits(counts, nowMs, l)) return 0;
   const w = l.windowMs;
   const intoWindow = nowMs % w;
   const room = l.limit - 1;
-  // Still in this window: only the previous window's share can shrink, and only if this one has room.
+  let wait: number;
   if (counts.curr <= room && counts.prev > 0) {
+    // Still in this window: only the previous window's share can shrink, and only if this one has room.
     const need = 1 - (room - counts.curr) / counts.prev; // fraction of the window that must have passed
-    return Math.max(1, Math.ceil(need * w - intoWindow));
+    wait = Math.max(1, Math.ceil(need * w - intoWindow));
+  } else {
+    // Next window: this window's count becomes the previous one and must shrink below the limit.
+    const need = counts.curr > 0 ? Math.max(0, 1 - room / counts.curr) : 0;
+    wait = Math.max(1, Math.ceil(w - intoWindow + need * w));
   }
-  // Next window: this window's count becomes the previous one and must shrink below the limit.
-  const need = counts.curr > 0 ? Math.max(0, 1 - room / counts.curr) : 0;
-  return Math.max(1, Math.ceil(w - intoWindow + need * w));
+  // The closed form can be a millisecond off in floating point: settle on the first moment at which
+  // `fits` (what the counters actually use) lets one through.
+  const fitsAfter = (ms: number) => fits(rolled(counts, nowMs, nowMs + ms, w), nowMs + ms, l);
+  for (let i = 0; i < 3 && wait > 1 && fitsAfter(wait - 1); i++) wait--;
+  for (let i = 0; i < 3 && !fitsAfter(wait); i++) wait++;
+  return wait;
 }
 
 /** The answer for a request: allowed or not, and what the RateLimit-* headers say. */

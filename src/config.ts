@@ -4,6 +4,7 @@ import { type Catalog, loadCatalog } from "./core/catalog.ts";
 import defaultCatalog from "./core/default-catalog.json" with { type: "json" };
 import { normalizeAllowlist } from "./core/ip.ts";
 import { BRAND_PATTERN } from "./core/key-format.ts";
+import { parseLimitList, type RateLimit } from "./core/rate-limit.ts";
 
 /** Everything Latchkey reads from its environment, checked once at start-up. */
 export interface Config {
@@ -23,6 +24,17 @@ export interface Config {
   sessionIdleMinutes: number;
   sessionMaxHours: number;
   logLevel: string;
+  /** Set: cluster mode (the change bus and shared rate limits go through this Redis). */
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  /** In cluster mode while Redis is away: count limits on this node ("open") or refuse ("closed"). */
+  rateLimitWhenRedisDown: "open" | "closed";
+  loginLimits: RateLimit[];
+  loginIpLimits: RateLimit[];
+  cacheTtlMs: number;
+  /** The cache TTL while this node cannot hear the other nodes' changes. */
+  degradedCacheTtlMs: number;
+  cacheMaxKeys: number;
 }
 
 export class ConfigError extends Error {
@@ -37,6 +49,19 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
     throw new ConfigError(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
   }
   return value;
+}
+
+/** A list such as "10/1m,100/1h"; "off" means none. */
+function limitList(env: NodeJS.ProcessEnv, name: string, fallback: string): RateLimit[] {
+  const raw = env[name] || fallback;
+  if (raw.trim() === "off") return [];
+  const limits = parseLimitList(raw);
+  if (limits === null || limits.length === 0) {
+    throw new ConfigError(
+      `${name} must be comma-separated limit/window pairs such as "10/1m,100/1h", or "off" (got "${raw}")`,
+    );
+  }
+  return limits;
 }
 
 export function readCatalog(path: string | undefined): Catalog {
@@ -77,6 +102,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!trusted.ok) {
     throw new ConfigError(`LATCHKEY_TRUSTED_PROXIES: "${trusted.invalid}" ${trusted.reason}`);
   }
+  const whenDown = env.LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN || "open";
+  if (whenDown !== "open" && whenDown !== "closed") {
+    throw new ConfigError(
+      `LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN must be "open" or "closed" (got "${whenDown}")`,
+    );
+  }
+  const loginLimits = limitList(env, "LATCHKEY_LOGIN_RATE_LIMIT", "10/1m,100/1h");
+  const loginIpLimits = limitList(env, "LATCHKEY_LOGIN_IP_RATE_LIMIT", "60/1m,600/1h");
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError(`REDIS_URL must start with redis:// or rediss:// (got "${redisUrl}")`);
+  }
+  const cacheTtlMs = integer(env, "LATCHKEY_CACHE_TTL_MS", 10_000, 0, 3_600_000);
   return {
     port: integer(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -92,5 +130,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionIdleMinutes: integer(env, "LATCHKEY_SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
     sessionMaxHours: integer(env, "LATCHKEY_SESSION_MAX_HOURS", 12, 1, 24 * 30),
     logLevel: env.LOG_LEVEL || "info",
+    redisUrl,
+    redisPrefix: env.LATCHKEY_REDIS_PREFIX || "latchkey:",
+    rateLimitWhenRedisDown: whenDown,
+    loginLimits,
+    loginIpLimits,
+    cacheTtlMs,
+    degradedCacheTtlMs: Math.min(cacheTtlMs, integer(env, "LATCHKEY_DEGRADED_CACHE_TTL_MS", 1000, 0, 60_000)),
+    cacheMaxKeys: integer(env, "LATCHKEY_CACHE_MAX_KEYS", 100_000, 0, 10_000_000),
   };
 }

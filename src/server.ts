@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { ConfigError } from "./config.ts";
 import { type App, buildApp } from "./http/app.ts";
+import { Cluster } from "./services/cluster.ts";
 import { createServices, type Services } from "./services/services.ts";
 import { migrateToLatest, openStore, type Store } from "./store/store.ts";
 
@@ -37,6 +38,8 @@ export interface Running {
   app: App;
   services: Services;
   store: Store;
+  /** Present in cluster mode (REDIS_URL). */
+  cluster: Cluster | null;
   url: string;
   stop(): Promise<void>;
 }
@@ -48,9 +51,26 @@ export async function startServer(
 ): Promise<Running> {
   if (config.databaseUrl && !config.secret) resolveSecret(config); // fail before touching the database
   const store = await openConfiguredStore(config, "serve");
+  let cluster: Cluster | null = null;
   try {
     const secret = resolveSecret(config);
     await migrateToLatest(store.db);
+    // The cluster and background work log through the app's logger (redaction included) once it exists.
+    let app: App | null = null;
+    const log = {
+      info: (msg: string) => app?.log.info(msg),
+      warn: (msg: string) => app?.log.warn(msg),
+      error: (obj: unknown, msg: string) => app?.log.error(obj, msg),
+    };
+    cluster = config.redisUrl
+      ? new Cluster({
+          url: config.redisUrl,
+          prefix: config.redisPrefix,
+          degradedTtlMs: config.degradedCacheTtlMs,
+          rateLimitWhenDown: config.rateLimitWhenRedisDown,
+          log,
+        })
+      : null;
     const services = createServices({
       db: store.db,
       catalog: config.catalog,
@@ -59,17 +79,31 @@ export async function startServer(
       usageFlushMs: config.usageFlushMs,
       sessionIdleMinutes: config.sessionIdleMinutes,
       sessionMaxHours: config.sessionMaxHours,
+      loginLimits: config.loginLimits,
+      loginIpLimits: config.loginIpLimits,
+      cache: { ttlMs: config.cacheTtlMs, max: config.cacheMaxKeys },
+      ...(cluster ? { limiter: cluster.limiter } : {}),
+      onBackgroundError: (err) => log.error({ err }, "background work failed"),
     });
+    await cluster?.start(services.changes, services.verification);
     // A local CLI reaches the running embedded server's admin routes with this token from the lock file.
     const controlToken = store.lock ? randomBytes(32).toString("base64url") : undefined;
-    const app = await buildApp({
+    app = await buildApp({
       services,
       trustedProxies: config.trustedProxies,
       platformTokens: config.adminToken ? [config.adminToken] : [],
       ...(controlToken ? { controlToken } : {}),
       bodyLimit: config.bodyLimit,
       logger: opts.logger ?? { level: config.logLevel },
-      health: () => ({ store: store.kind }),
+      health: () => {
+        const node = cluster?.health();
+        // A node that cannot hear the others still answers correctly (on a short cache TTL): degraded.
+        return {
+          status: node && node.redis !== "connected" ? "degraded" : "ok",
+          store: store.kind,
+          cluster: node ?? null,
+        };
+      },
     });
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
@@ -82,17 +116,22 @@ export async function startServer(
       app,
       services,
       store,
+      cluster,
       url,
       stop() {
         stopped ??= (async () => {
           await app.close();
+          // Usage counts are flushed before the store closes; the bus goes last so this node's final
+          // changes are still announced.
           await services.close();
+          await cluster?.close();
           await store.close();
         })();
         return stopped;
       },
     };
   } catch (err) {
+    await cluster?.close();
     await store.close();
     throw err;
   }

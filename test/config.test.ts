@@ -158,3 +158,45 @@ describe("loadConfig rejects", () => {
     });
   });
 });
+
+describe("cluster, cache and rate-limit settings", () => {
+  it("defaults to a single node, a 10 s cache, sign-in limits and failing open", () => {
+    const config = loadConfig({});
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.redisPrefix).toBe("latchkey:");
+    expect(config.rateLimitWhenRedisDown).toBe("open");
+    expect(config.loginLimits).toEqual([
+      { limit: 10, window: "1m" },
+      { limit: 100, window: "1h" },
+    ]);
+    expect(config.loginIpLimits).toEqual([
+      { limit: 60, window: "1m" },
+      { limit: 600, window: "1h" },
+    ]);
+    expect(config.cacheTtlMs).toBe(10_000);
+    expect(config.degradedCacheTtlMs).toBe(1000);
+  });
+
+  it("reads them, and never lets the degraded TTL exceed the normal one", () => {
+    const config = loadConfig({
+      REDIS_URL: "redis://cache.internal:6379/2",
+      LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN: "closed",
+      LATCHKEY_LOGIN_RATE_LIMIT: "5/30s",
+      LATCHKEY_CACHE_TTL_MS: "500",
+      LATCHKEY_DEGRADED_CACHE_TTL_MS: "2000",
+    });
+    expect(config.redisUrl).toBe("redis://cache.internal:6379/2");
+    expect(config.rateLimitWhenRedisDown).toBe("closed");
+    expect(config.loginLimits).toEqual([{ limit: 5, window: "30s" }]);
+    expect(config.degradedCacheTtlMs).toBe(500);
+    expect(loadConfig({ LATCHKEY_LOGIN_RATE_LIMIT: "off" }).loginLimits).toEqual([]);
+  });
+
+  it("refuses what it cannot use, naming the variable", () => {
+    expect(rejects({ REDIS_URL: "cache.internal:6379" }).message).toMatch(/REDIS_URL/);
+    expect(rejects({ LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN: "maybe" }).message).toMatch(/WHEN_REDIS_DOWN/);
+    expect(rejects({ LATCHKEY_LOGIN_RATE_LIMIT: "10 per minute" }).message).toMatch(/LOGIN_RATE_LIMIT/);
+    expect(rejects({ LATCHKEY_LOGIN_RATE_LIMIT: "10/2d" }).message).toMatch(/LOGIN_RATE_LIMIT/);
+    expect(rejects({ LATCHKEY_CACHE_TTL_MS: "-1" }).message).toMatch(/CACHE_TTL/);
+  });
+});

@@ -30,8 +30,10 @@ export interface PeopleOptions {
   /** Hours after sign-in at which a session ends whatever happens. */
   sessionMaxHours?: number;
   issuer?: string;
-  /** Sign-in attempt limits, counted per email and per address. */
+  /** Sign-in attempt limits, counted per email (and per address unless `loginIpLimits` is given). */
   loginLimits?: readonly CompiledLimit[];
+  /** Per-address limits; an office behind one NAT needs more room than one account does. */
+  loginIpLimits?: readonly CompiledLimit[];
   limiter?: RateLimiter;
 }
 
@@ -167,9 +169,12 @@ export class PeopleService {
     if (this.ipBlocked(ip, now.getTime())) throw new LatchkeyError("LOGIN_LOCKED");
     // Every attempt counts against the sign-in limits (shared by all nodes in cluster mode), so
     // passwords cannot be sprayed across accounts from one address or at one account from many.
-    if (this.o.loginLimits && this.o.loginLimits.length > 0 && this.o.limiter) {
-      const subjects = [{ id: `login-email:${email}`, limits: this.o.loginLimits }];
-      if (ip) subjects.push({ id: `login-ip:${ip}`, limits: this.o.loginLimits });
+    const emailLimits = this.o.loginLimits ?? [];
+    const ipLimits = this.o.loginIpLimits ?? emailLimits;
+    if (this.o.limiter && (emailLimits.length > 0 || (ip && ipLimits.length > 0))) {
+      const subjects = [];
+      if (emailLimits.length > 0) subjects.push({ id: `login-email:${email}`, limits: emailLimits });
+      if (ip && ipLimits.length > 0) subjects.push({ id: `login-ip:${ip}`, limits: ipLimits });
       const decision = await this.o.limiter.consume(subjects, now.getTime());
       if (!decision.allowed) {
         throw new LatchkeyError("RATE_LIMITED", "Too many sign-in attempts. Try again later.", {

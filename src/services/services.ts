@@ -28,6 +28,8 @@ export interface ServiceOptions {
   limiter?: RateLimiter;
   /** Limits on sign-in attempts per address and per email, e.g. 10 per minute. */
   loginLimits?: readonly RateLimit[];
+  /** Limits on sign-in attempts per address; defaults to `loginLimits`. */
+  loginIpLimits?: readonly RateLimit[];
   cache?: { max?: number; ttlMs?: number; negativeTtlMs?: number };
 }
 
@@ -69,6 +71,7 @@ export function createServices(opts: ServiceOptions): Services {
       ...(opts.sessionIdleMinutes ? { sessionIdleMinutes: opts.sessionIdleMinutes } : {}),
       ...(opts.sessionMaxHours ? { sessionMaxHours: opts.sessionMaxHours } : {}),
       loginLimits: compileStored(opts.loginLimits),
+      ...(opts.loginIpLimits ? { loginIpLimits: compileStored(opts.loginIpLimits) } : {}),
       limiter,
     }),
     credentials,

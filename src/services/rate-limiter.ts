@@ -143,6 +143,7 @@ export class RedisRateLimiter implements RateLimiter {
     } catch (err) {
       this.opts.onError(err);
       if (this.opts.whenDown === "open") return this.local.consume(subjects, nowMs);
+      // Refused without knowing the counts: nothing is left to use until Redis answers again.
       return {
         ...decideLimits(
           limits,
@@ -150,6 +151,7 @@ export class RedisRateLimiter implements RateLimiter {
           nowMs,
           false,
         ),
+        remaining: 0,
         retryAfterSeconds: 1,
       };
     }

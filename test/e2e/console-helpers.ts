@@ -87,18 +87,160 @@ export async function newPage(env: Env): Promise<{ context: BrowserContext; page
   return { context, page, errors };
 }
 
-/** Saves the current screen at desktop and phone width (a dialog: only what the window shows). */
+/**
+ * Saves the current screen at desktop and phone width (a dialog: only what the window shows), and checks
+ * what a person relies on at each: every control has a name, text has enough contrast, and at phone
+ * width nothing pushes the page sideways.
+ */
 export async function shoot(page: Page, name: string, opts: { fullPage?: boolean } = {}) {
   const fullPage = opts.fullPage ?? true;
   // A full-page capture of a scrolled page draws the fixed header where the window was: start at the top.
   if (fullPage) await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(150);
+  expect(await unlabelledControls(page), `${name}: controls without a label`).toEqual([]);
+  expect(await lowContrastText(page), `${name}: text below WCAG AA contrast`).toEqual([]);
   await page.screenshot({ path: join(SCREENSHOTS, `${name}-1280.png`), fullPage });
   await page.setViewportSize(MOBILE);
   await page.waitForTimeout(300);
+  expect(await horizontalOverflow(page), `${name}: wider than a 390 px phone`).toEqual([]);
+  expect(await lowContrastText(page), `${name}: text below WCAG AA contrast at 390 px`).toEqual([]);
   await page.screenshot({ path: join(SCREENSHOTS, `${name}-390.png`), fullPage });
   await page.setViewportSize(DESKTOP);
   await page.waitForTimeout(200);
+}
+
+/** Visible inputs, buttons and other controls that have no accessible name (a placeholder is not one). */
+export function unlabelledControls(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const out: string[] = [];
+    const selector =
+      "input, select, textarea, button, a[href], [role=button], [role=checkbox], [role=radio], [role=combobox], [role=switch], [role=tab], [role=menuitem]";
+    for (const el of Array.from(document.querySelectorAll<HTMLElement>(selector))) {
+      if (el instanceof HTMLInputElement && el.type === "hidden") continue;
+      if (el.closest("[aria-hidden=true], [inert]")) continue;
+      const style = getComputedStyle(el);
+      const box = el.getBoundingClientRect();
+      // Mantine's radios and checkboxes draw their own box over a transparent input: still a control.
+      if (style.display === "none" || style.visibility === "hidden" || (box.width === 0 && box.height === 0))
+        continue;
+      const byIds = (el.getAttribute("aria-labelledby") ?? "")
+        .split(/\s+/)
+        .map((id) => (id ? (document.getElementById(id)?.textContent ?? "") : ""))
+        .join(" ");
+      const labels = "labels" in el && el.labels ? Array.from(el.labels as NodeListOf<HTMLLabelElement>) : [];
+      const name = [
+        el.getAttribute("aria-label") ?? "",
+        byIds,
+        ...labels.map((l) => l.textContent ?? ""),
+        el.getAttribute("title") ?? "",
+        el.matches("button, a, [role=button], [role=tab], [role=menuitem]") ? (el.textContent ?? "") : "",
+      ]
+        .join(" ")
+        .trim();
+      if (!name) out.push(el.outerHTML.slice(0, 160));
+    }
+    return out;
+  });
+}
+
+/**
+ * Text whose colour against what is behind it falls under WCAG AA: 4.5:1, or 3:1 for large text.
+ * Disabled controls are exempt, as WCAG allows; text over an image is not checked.
+ */
+export function lowContrastText(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    type RGBA = [number, number, number, number];
+    const parse = (c: string): RGBA => {
+      const m = c.match(/rgba?\(([^)]+)\)/);
+      if (!m?.[1]) return [0, 0, 0, 0];
+      const p = m[1]
+        .split(/[ ,/]+/)
+        .filter(Boolean)
+        .map(Number);
+      return [p[0] ?? 0, p[1] ?? 0, p[2] ?? 0, p[3] ?? 1];
+    };
+    const over = (top: RGBA, bottom: RGBA): RGBA => {
+      const a = top[3] + bottom[3] * (1 - top[3]);
+      if (a === 0) return [0, 0, 0, 0];
+      const ch = (i: 0 | 1 | 2) => (top[i] * top[3] + bottom[i] * bottom[3] * (1 - top[3])) / a;
+      return [ch(0), ch(1), ch(2), a];
+    };
+    const lum = ([r, g, b]: RGBA) => {
+      const f = (v: number) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const cache = new Map<Element, RGBA>();
+    const background = (el: Element): RGBA => {
+      const known = cache.get(el);
+      if (known) return known;
+      const layers: RGBA[] = [];
+      // The chosen option of a segmented control sits on a sibling "indicator", not on an ancestor.
+      const indicator = el
+        .closest(".mantine-SegmentedControl-label[data-active]")
+        ?.closest(".mantine-SegmentedControl-root")
+        ?.querySelector(".mantine-SegmentedControl-indicator");
+      if (indicator) layers.push(parse(getComputedStyle(indicator).backgroundColor));
+      for (let e: Element | null = el; e; e = e.parentElement) {
+        const s = getComputedStyle(e);
+        const bg = parse(s.backgroundColor);
+        const alpha = Number(s.opacity);
+        if (bg[3] > 0) layers.push([bg[0], bg[1], bg[2], bg[3] * alpha]);
+        if (bg[3] * alpha >= 1) break;
+      }
+      let out: RGBA = [255, 255, 255, 1];
+      for (const layer of layers.reverse()) out = over(layer, out);
+      cache.set(el, out);
+      return out;
+    };
+    const out: string[] = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const seen = new Set<Element>();
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const el = n.parentElement;
+      if (!el || seen.has(el) || !(n.textContent ?? "").trim()) continue;
+      seen.add(el);
+      if (el.closest("[aria-hidden=true], [inert], [disabled], [data-disabled], .visually-hidden, svg"))
+        continue;
+      const style = getComputedStyle(el);
+      const box = el.getBoundingClientRect();
+      if (style.visibility === "hidden" || box.width === 0 || box.height === 0) continue;
+      if (Number(style.opacity) === 0) continue;
+      const bg = background(el);
+      const fg = over(parse(style.color), bg);
+      const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a) as [number, number];
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = Number.parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5))
+        out.push(
+          `${ratio.toFixed(2)}:1 "${(n.textContent ?? "").trim().slice(0, 40)}" (${style.color} on rgb(${bg.slice(0, 3).map(Math.round).join(",")}))`,
+        );
+    }
+    return out;
+  });
+}
+
+/** Elements that stick out past the right edge of the window (a table inside its own scroller is fine). */
+export function horizontalOverflow(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    if (document.documentElement.scrollWidth <= width) return [];
+    const out: string[] = [];
+    for (const el of Array.from(document.querySelectorAll<HTMLElement>("body *"))) {
+      const r = el.getBoundingClientRect();
+      if (
+        r.right > width + 1 &&
+        r.width > 0 &&
+        !el.closest(".mantine-ScrollArea-root, [class*=ScrollContainer]")
+      )
+        out.push(`${el.tagName.toLowerCase()}.${el.className} ends at ${Math.round(r.right)} px`);
+      if (out.length >= 5) break;
+    }
+    return out.length > 0 ? out : [`the page is ${document.documentElement.scrollWidth} px wide`];
+  });
 }
 
 /** What the page showed when a test failed, to see why. */

@@ -1,7 +1,7 @@
 import "@mantine/core/styles.css";
 import "@mantine/charts/styles.css";
 import "./console.css";
-import { createTheme, MantineProvider } from "@mantine/core";
+import { createTheme, Drawer, MantineProvider, Modal } from "@mantine/core";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App.tsx";
@@ -14,6 +14,11 @@ const theme = createTheme({
   fontFamily: "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
   // Keyboard focus gets the ring (and console.css makes it stronger); a mouse click does not.
   focusRing: "auto",
+  // The close button of every dialog and drawer says what it does to a screen reader.
+  components: {
+    Modal: Modal.extend({ defaultProps: { closeButtonProps: { "aria-label": "Close" } } }),
+    Drawer: Drawer.extend({ defaultProps: { closeButtonProps: { "aria-label": "Close" } } }),
+  },
 });
 
 const root = document.getElementById("root");

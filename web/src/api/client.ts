@@ -8,6 +8,7 @@ import type {
   KeyView,
   LoginResult,
   Me,
+  RateLimit,
   Role,
   RotatedKey,
   UserView,
@@ -36,6 +37,7 @@ export const ENDPOINTS = {
   listKeys: ["GET", "/v1/keys"],
   getKey: ["GET", "/v1/keys/{id}"],
   createKey: ["POST", "/v1/keys"],
+  updateKey: ["PATCH", "/v1/keys/{id}"],
   revokeKey: ["DELETE", "/v1/keys/{id}"],
   rotateKey: ["POST", "/v1/keys/{id}/rotate"],
   changeExpiry: ["POST", "/v1/keys/{id}/expiry"],
@@ -175,7 +177,13 @@ export class Client {
     return this.call<CredentialView>("getCredential", { params: { id } });
   }
   createCredential(
-    body: { name: string; description?: string; permissions: string[]; allowed_ips?: string[] },
+    body: {
+      name: string;
+      description?: string;
+      permissions: string[];
+      allowed_ips?: string[];
+      rate_limits?: RateLimit[];
+    },
     totp?: string,
   ) {
     return this.call<CredentialView>("createCredential", { body, ...(totp ? { totp } : {}) });
@@ -187,6 +195,7 @@ export class Client {
       description?: string;
       permissions?: string[];
       allowed_ips?: string[];
+      rate_limits?: RateLimit[];
       status?: "active" | "inactive";
     },
     totp?: string,
@@ -218,10 +227,15 @@ export class Client {
       allowed_ips?: string[];
       expires_at?: string;
       with_secret?: boolean;
+      rate_limits?: RateLimit[];
     },
     totp: string,
   ) {
     return this.call<CreatedKey>("createKey", { body, totp });
+  }
+  /** Name, description or rate limits; a change of allowed IPs would need a 2FA code. */
+  updateKey(id: string, body: { name?: string; description?: string; rate_limits?: RateLimit[] }) {
+    return this.call<KeyView>("updateKey", { params: { id }, body });
   }
   revokeKey(id: string, totp: string) {
     return this.call<{ message: string; id: string; revoked_at: string }>("revokeKey", {

@@ -13,6 +13,7 @@ export type CredentialView = Static<typeof CredentialSchema>;
 export type UserView = Static<typeof UserSchema>;
 export type Role = UserView["role"];
 export type Environment = KeyView["environment"];
+export type RateLimit = KeyView["rate_limits"][number];
 
 export interface Me {
   user: { id: string; email: string };

@@ -14,12 +14,13 @@ import { useMediaQuery } from "@mantine/hooks";
 import { useEffect, useMemo, useState } from "react";
 import { MANAGEMENT_PERMISSIONS } from "../../../src/core/catalog.ts";
 import { api } from "../api/client.ts";
-import type { CreatedKey, CredentialView, Environment } from "../api/types.ts";
+import type { CreatedKey, CredentialView, Environment, RateLimit } from "../api/types.ts";
 import { can } from "../lib/roles.ts";
 import { useSession } from "../lib/session.tsx";
 import { errorFor, FormError } from "./errors.tsx";
 import { IpEditor } from "./IpEditor.tsx";
 import { PermissionMatrix } from "./PermissionMatrix.tsx";
+import { limitsProblem, RateLimitEditor } from "./RateLimitEditor.tsx";
 import { ShowOnceModal } from "./ShowOnce.tsx";
 import { TotpInput } from "./TotpInput.tsx";
 
@@ -30,6 +31,7 @@ const FIELDS = [
   "permissions",
   "allowed_ips",
   "expires_at",
+  "rate_limits",
   "totp_code",
 ];
 
@@ -61,6 +63,7 @@ export function CreateKeyModal({
   const [ips, setIps] = useState<string[]>([]);
   const [expires, setExpires] = useState("");
   const [withSecret, setWithSecret] = useState(false);
+  const [limits, setLimits] = useState<RateLimit[]>([]);
   const [code, setCode] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -84,6 +87,7 @@ export function CreateKeyModal({
     setIps([]);
     setExpires("");
     setWithSecret(false);
+    setLimits([]);
     setCode("");
     setError(null);
   }, [opened]);
@@ -106,6 +110,7 @@ export function CreateKeyModal({
           ...(ips.length > 0 ? { allowed_ips: ips } : {}),
           ...(expires ? { expires_at: new Date(expires).toISOString() } : {}),
           ...(withSecret ? { with_secret: true } : {}),
+          ...(limits.length > 0 ? { rate_limits: limits } : {}),
         },
         code,
       );
@@ -217,6 +222,17 @@ export function CreateKeyModal({
               onChange={(e) => setExpires(e.currentTarget.value)}
               error={errorFor(error, "expires_at")}
             />
+            <RateLimitEditor
+              value={limits}
+              onChange={setLimits}
+              label="Rate limits for this key (optional)"
+              description={
+                credential && credential.rate_limits.length > 0
+                  ? "Counted for this key alone. The API user's own limits apply as well."
+                  : "Counted for this key alone, in sliding windows."
+              }
+              error={errorFor(error, "rate_limits")}
+            />
             <Switch
               label="Key + secret pair (x-api-key and x-api-secret)"
               checked={withSecret}
@@ -228,7 +244,11 @@ export function CreateKeyModal({
               <Button variant="default" onClick={onClose}>
                 Cancel
               </Button>
-              <Button type="submit" loading={busy} disabled={!credential || permissions.length === 0}>
+              <Button
+                type="submit"
+                loading={busy}
+                disabled={!credential || permissions.length === 0 || limitsProblem(limits) !== null}
+              >
                 Create key
               </Button>
             </Group>

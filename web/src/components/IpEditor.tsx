@@ -47,34 +47,36 @@ export function IpEditor({
   };
   return (
     <Stack gap="xs">
-      <Group align="start" gap="xs" wrap="nowrap">
-        <TextInput
-          label={label}
-          description="An address (203.0.113.7, 2001:db8::1) or a range (203.0.113.0/24). Empty list: any address."
-          placeholder="203.0.113.0/24"
-          value={draft}
-          onChange={(e) => setDraft(e.currentTarget.value)}
-          onKeyDown={(e) => {
-            if (e.key === "Enter") {
-              e.preventDefault();
-              add();
-            }
-          }}
-          error={problem ?? error}
-          disabled={disabled}
-          style={{ flex: 1 }}
-          data-testid="ip-input"
-          autoComplete="off"
-        />
-        <Button
-          mt={46}
-          variant="light"
-          onClick={add}
-          disabled={disabled || draft.trim() === "" || problem !== null}
-        >
-          Add
-        </Button>
-      </Group>
+      {/* The Add button sits inside the input, so it stays level with it however the description wraps. */}
+      <TextInput
+        label={label}
+        description="An address (203.0.113.7, 2001:db8::1) or a range (203.0.113.0/24). Empty list: any address."
+        placeholder="203.0.113.0/24"
+        value={draft}
+        onChange={(e) => setDraft(e.currentTarget.value)}
+        onKeyDown={(e) => {
+          if (e.key === "Enter") {
+            e.preventDefault();
+            add();
+          }
+        }}
+        error={problem ?? error}
+        disabled={disabled}
+        data-testid="ip-input"
+        autoComplete="off"
+        rightSectionWidth={72}
+        rightSectionPointerEvents="all"
+        rightSection={
+          <Button
+            size="compact-sm"
+            variant="light"
+            onClick={add}
+            disabled={disabled || draft.trim() === "" || problem !== null}
+          >
+            Add
+          </Button>
+        }
+      />
       {value.length === 0 ? (
         <Text size="sm" c="dimmed">
           No restriction: requests from any address are accepted.

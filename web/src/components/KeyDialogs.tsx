@@ -1,8 +1,9 @@
 import { Alert, Button, Group, Modal, Select, Stack, Text } from "@mantine/core";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { api } from "../api/client.ts";
-import type { KeyView, RotatedKey } from "../api/types.ts";
+import type { KeyView, RateLimit, RotatedKey } from "../api/types.ts";
 import { errorFor, FormError } from "./errors.tsx";
+import { limitsProblem, RateLimitEditor } from "./RateLimitEditor.tsx";
 import { ShowOnceModal } from "./ShowOnce.tsx";
 import { TotpInput } from "./TotpInput.tsx";
 
@@ -229,6 +230,65 @@ export function ExpiryDialog({
               </Button>
               <Button type="submit" color={now ? "red" : undefined} loading={s.busy}>
                 {now ? "Expire now" : "Reset to 24 h"}
+              </Button>
+            </Group>
+          </Stack>
+        </form>
+      ) : null}
+    </Modal>
+  );
+}
+
+/** A key's own rate limits, changed in place (no 2FA: they only ever narrow what the key may do). */
+export function RateLimitsDialog({
+  keyView,
+  onClose,
+  onDone,
+}: {
+  keyView: KeyView | null;
+  onClose: () => void;
+  onDone: () => void;
+}) {
+  const [value, setValue] = useState<RateLimit[]>([]);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    setValue(keyView?.rate_limits ?? []);
+    setError(null);
+  }, [keyView]);
+  return (
+    <Modal opened={keyView !== null} onClose={onClose} title={`Rate limits of “${keyView?.name ?? ""}”`}>
+      {keyView ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setBusy(true);
+            setError(null);
+            api
+              .updateKey(keyView.id, { rate_limits: value })
+              .then(() => {
+                onDone();
+                onClose();
+              })
+              .catch(setError)
+              .finally(() => setBusy(false));
+          }}
+        >
+          <Stack>
+            <RateLimitEditor
+              value={value}
+              onChange={setValue}
+              label="Limits for this key"
+              description="Counted for this key alone, in sliding windows; its API user's limits apply as well."
+              error={errorFor(error, "rate_limits")}
+            />
+            <FormError error={error} fields={["rate_limits"]} />
+            <Group justify="end">
+              <Button variant="default" onClick={onClose}>
+                Cancel
+              </Button>
+              <Button type="submit" loading={busy} disabled={limitsProblem(value) !== null}>
+                Save rate limits
               </Button>
             </Group>
           </Stack>

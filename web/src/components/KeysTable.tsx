@@ -2,12 +2,29 @@ import { Badge, Button, Card, Group, Menu, Stack, Table, Text } from "@mantine/c
 import { useMediaQuery } from "@mantine/hooks";
 import { type ReactNode, useState } from "react";
 import type { CredentialView, KeyView } from "../api/types.ts";
-import { countdown, formatDate, formatDay, PRESET_LABELS, relativeTime } from "../lib/format.ts";
+import {
+  ACTIVE_COLOR,
+  countdown,
+  formatDate,
+  formatDay,
+  PRESET_LABELS,
+  relativeTime,
+} from "../lib/format.ts";
 import { useNow } from "../lib/hooks.ts";
 import { can } from "../lib/roles.ts";
 import { useRouter } from "../lib/router.tsx";
 import { useSession } from "../lib/session.tsx";
-import { ExpiryDialog, RevokeDialog, RotateDialog } from "./KeyDialogs.tsx";
+import { ExpiryDialog, RateLimitsDialog, RevokeDialog, RotateDialog } from "./KeyDialogs.tsx";
+import { formatLimits } from "./RateLimitEditor.tsx";
+
+function Limits({ k }: { k: KeyView }) {
+  if (k.rate_limits.length === 0) return null;
+  return (
+    <Text size="xs" c="dimmed" data-testid="key-rate-limits">
+      Limit: {formatLimits(k.rate_limits)}
+    </Text>
+  );
+}
 
 export function EnvBadge({ env }: { env: KeyView["environment"] }) {
   return (
@@ -19,7 +36,7 @@ export function EnvBadge({ env }: { env: KeyView["environment"] }) {
 }
 
 export function StatusBadge({ status }: { status: string }) {
-  const color = status === "active" ? "teal.9" : status === "revoked" ? "red.9" : "gray.8";
+  const color = status === "active" ? ACTIVE_COLOR : status === "revoked" ? "red.9" : "gray.8";
   return (
     <Badge color={color} variant="outline">
       {status}
@@ -61,7 +78,7 @@ function Expiry({
     );
   return (
     <Stack gap={4}>
-      <Text size="sm" fw={600} c="orange.9" data-testid="grace-countdown" title={formatDate(k.expires_at)}>
+      <Text size="sm" fw={600} c="#a63c0a" data-testid="grace-countdown" title={formatDate(k.expires_at)}>
         Replaced · ends in {countdown(new Date(k.expires_at).getTime() - now)}
       </Text>
       {onReset && onExpire ? (
@@ -96,6 +113,7 @@ export function KeysTable({
   const narrow = useMediaQuery("(max-width: 48em)");
   const [revoking, setRevoking] = useState<KeyView | null>(null);
   const [rotating, setRotating] = useState<KeyView | null>(null);
+  const [limiting, setLimiting] = useState<KeyView | null>(null);
   const [expiry, setExpiry] = useState<{ key: KeyView; action: "reset" | "now" } | null>(null);
   const groupNames = new Map(catalog.groups.map((g) => [g.id, g.name]));
   const credName = new Map((credentials ?? []).map((c) => [c.id, c.name]));
@@ -114,6 +132,7 @@ export function KeysTable({
           {writable && k.replaced_by === null ? (
             <Menu.Item onClick={() => setRotating(k)}>Rotate…</Menu.Item>
           ) : null}
+          {writable ? <Menu.Item onClick={() => setLimiting(k)}>Rate limits…</Menu.Item> : null}
           {writable ? (
             <Menu.Item color="red" onClick={() => setRevoking(k)}>
               Revoke…
@@ -136,6 +155,7 @@ export function KeysTable({
       <RevokeDialog keyView={revoking} onClose={() => setRevoking(null)} onDone={onChanged} />
       <RotateDialog keyView={rotating} onClose={() => setRotating(null)} onDone={onChanged} />
       <ExpiryDialog target={expiry} onClose={() => setExpiry(null)} onDone={onChanged} />
+      <RateLimitsDialog keyView={limiting} onClose={() => setLimiting(null)} onDone={onChanged} />
     </>
   );
 
@@ -167,6 +187,7 @@ export function KeysTable({
               <StatusBadge status={k.status} />
             </Group>
             <Text size="sm">{permissionSummary(k.permission_summary, groupNames)}</Text>
+            <Limits k={k} />
             <Text size="sm" c="dimmed">
               Created {formatDate(k.created_at)} · last used {relativeTime(k.last_used_at, now)}
             </Text>
@@ -222,6 +243,7 @@ export function KeysTable({
                 </Table.Td>
                 <Table.Td>
                   <Text size="sm">{permissionSummary(k.permission_summary, groupNames)}</Text>
+                  <Limits k={k} />
                 </Table.Td>
                 <Table.Td style={{ whiteSpace: "nowrap" }}>
                   <Text size="sm" title={formatDate(k.created_at)}>

@@ -47,3 +47,6 @@ export const PRESET_LABELS: Record<string, string> = {
   full_access: "Full access",
   custom: "Custom",
 };
+
+/** The "active" status colour: darker than the palette's teal so it keeps 4.5:1 on a striped or hovered row. */
+export const ACTIVE_COLOR = "#0b6b4f";

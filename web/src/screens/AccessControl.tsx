@@ -17,14 +17,15 @@ import {
 import { useMediaQuery } from "@mantine/hooks";
 import { useState } from "react";
 import { api } from "../api/client.ts";
-import type { CredentialView, Role, UserView } from "../api/types.ts";
+import type { CredentialView, RateLimit, Role, UserView } from "../api/types.ts";
 import { errorFor, FormError } from "../components/errors.tsx";
 import { IpEditor } from "../components/IpEditor.tsx";
 import { permissionSummary } from "../components/KeysTable.tsx";
 import { PermissionMatrix } from "../components/PermissionMatrix.tsx";
+import { limitsProblem, RateLimitEditor } from "../components/RateLimitEditor.tsx";
 import { ShowOnceModal } from "../components/ShowOnce.tsx";
 import { TotpInput } from "../components/TotpInput.tsx";
-import { formatDate } from "../lib/format.ts";
+import { ACTIVE_COLOR, formatDate } from "../lib/format.ts";
 import { useLoad } from "../lib/hooks.ts";
 import { can, ROLE_LABELS } from "../lib/roles.ts";
 import { useRouter } from "../lib/router.tsx";
@@ -65,7 +66,7 @@ export function AccessControl({ tab }: { tab: "people" | "api-users" }) {
 
 function UserStatus({ status }: { status: string }) {
   return (
-    <Badge color={status === "active" ? "teal.9" : "gray.8"} variant="outline">
+    <Badge color={status === "active" ? ACTIVE_COLOR : "gray.8"} variant="outline">
       {status}
     </Badge>
   );
@@ -393,6 +394,7 @@ function CreateApiUserModal({
   const [description, setDescription] = useState("");
   const [permissions, setPermissions] = useState<string[]>([]);
   const [ips, setIps] = useState<string[]>([]);
+  const [limits, setLimits] = useState<RateLimit[]>([]);
   const [code, setCode] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -417,6 +419,7 @@ function CreateApiUserModal({
                 ...(description.trim() ? { description: description.trim() } : {}),
                 permissions,
                 ...(ips.length > 0 ? { allowed_ips: ips } : {}),
+                ...(limits.length > 0 ? { rate_limits: limits } : {}),
               },
               ips.length > 0 ? code : undefined,
             )
@@ -425,6 +428,7 @@ function CreateApiUserModal({
               setDescription("");
               setPermissions([]);
               setIps([]);
+              setLimits([]);
               onCreated(c);
             })
             .catch(setError)
@@ -465,18 +469,29 @@ function CreateApiUserModal({
             />
           </div>
           <IpEditor value={ips} onChange={setIps} error={errorFor(error, "allowed_ips")} />
+          <RateLimitEditor
+            value={limits}
+            onChange={setLimits}
+            label="Rate limits (optional)"
+            description="Shared by all keys of this API user, in sliding windows."
+            error={errorFor(error, "rate_limits")}
+          />
           {ips.length > 0 ? (
             <TotpInput value={code} onChange={setCode} error={errorFor(error, "totp_code")} />
           ) : null}
           <FormError
             error={error}
-            fields={["name", "description", "permissions", "allowed_ips", "totp_code"]}
+            fields={["name", "description", "permissions", "allowed_ips", "rate_limits", "totp_code"]}
           />
           <Group justify="end">
             <Button variant="default" onClick={onClose}>
               Cancel
             </Button>
-            <Button type="submit" loading={busy} disabled={permissions.length === 0 || name.trim() === ""}>
+            <Button
+              type="submit"
+              loading={busy}
+              disabled={permissions.length === 0 || name.trim() === "" || limitsProblem(limits) !== null}
+            >
               Create API user
             </Button>
           </Group>

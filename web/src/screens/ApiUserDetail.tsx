@@ -7,9 +7,10 @@ import { errorFor, FormError } from "../components/errors.tsx";
 import { IpEditor } from "../components/IpEditor.tsx";
 import { EnvBadge, KeysTable } from "../components/KeysTable.tsx";
 import { PermissionMatrix } from "../components/PermissionMatrix.tsx";
+import { limitsProblem, RateLimitEditor } from "../components/RateLimitEditor.tsx";
 import { SecretLine, ShowOnceModal } from "../components/ShowOnce.tsx";
 import { TotpInput } from "../components/TotpInput.tsx";
-import { formatDate } from "../lib/format.ts";
+import { ACTIVE_COLOR, formatDate } from "../lib/format.ts";
 import { useLoad } from "../lib/hooks.ts";
 import { can } from "../lib/roles.ts";
 import { useRouter } from "../lib/router.tsx";
@@ -65,7 +66,7 @@ export function ApiUserDetail({ id }: { id: string }) {
               {c.name}
             </Title>
             <Badge
-              color={c.status === "active" ? "teal.9" : "gray.8"}
+              color={c.status === "active" ? ACTIVE_COLOR : "gray.8"}
               variant="outline"
               data-testid="credential-status"
             >
@@ -142,6 +143,7 @@ export function ApiUserDetail({ id }: { id: string }) {
 
       <PermissionsCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
       <IpCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
+      <RateLimitsCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
       <PasswordCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
 
       <Card withBorder>
@@ -318,6 +320,77 @@ function IpCard({
           {saved && !dirty ? (
             <Text size="sm" c="teal.9" role="status">
               Allowed IPs saved.
+            </Text>
+          ) : null}
+        </Stack>
+      </form>
+    </Card>
+  );
+}
+
+function RateLimitsCard({
+  credential,
+  editable,
+  onSaved,
+}: {
+  credential: CredentialView;
+  editable: boolean;
+  onSaved: () => void;
+}) {
+  const [value, setValue] = useState(credential.rate_limits);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => setValue(credential.rate_limits), [credential.rate_limits]);
+  const dirty = JSON.stringify(value) !== JSON.stringify(credential.rate_limits);
+  return (
+    <Card withBorder data-testid="rate-limits-card">
+      <Title order={2} size="h4" mb="sm">
+        Rate limits
+      </Title>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(null);
+          api
+            .updateCredential(credential.id, { rate_limits: value })
+            .then(() => {
+              setSaved(true);
+              onSaved();
+            })
+            .catch(setError)
+            .finally(() => setBusy(false));
+        }}
+      >
+        <Stack>
+          <RateLimitEditor
+            value={value}
+            onChange={(v) => {
+              setSaved(false);
+              setValue(v);
+            }}
+            disabled={!editable}
+            label="Limits shared by all keys of this API user"
+            description="Counted over every key of this API user together, in sliding windows; each key may also have limits of its own."
+            error={errorFor(error, "rate_limits")}
+          />
+          {editable && dirty ? (
+            <>
+              <FormError error={error} fields={["rate_limits"]} />
+              <Group justify="end">
+                <Button variant="default" onClick={() => setValue(credential.rate_limits)}>
+                  Undo
+                </Button>
+                <Button type="submit" loading={busy} disabled={limitsProblem(value) !== null}>
+                  Save rate limits
+                </Button>
+              </Group>
+            </>
+          ) : null}
+          {saved && !dirty ? (
+            <Text size="sm" c="teal.9" role="status">
+              Rate limits saved.
             </Text>
           ) : null}
         </Stack>

@@ -2,6 +2,7 @@ import {
   Autocomplete,
   Badge,
   Button,
+  Card,
   Code,
   Drawer,
   Group,
@@ -158,7 +159,36 @@ export function AuditLog() {
       <FormError error={page.error} />
       {page.loading && !page.data ? <Loader aria-label="Loading audit events" /> : null}
       {page.data && events.length === 0 ? <Text c="dimmed">No events match.</Text> : null}
-      {events.length > 0 ? (
+      {events.length > 0 && narrow ? (
+        // On a phone each event is a block led by its action, so nothing important scrolls out of view.
+        <Stack gap="xs" data-testid="audit-list">
+          {events.map((ev) => (
+            <Card key={ev.id} withBorder padding="sm" data-testid="audit-row" data-action={ev.action}>
+              <Group justify="space-between" wrap="nowrap" align="start">
+                <div style={{ minWidth: 0 }}>
+                  <Text size="sm" fw={600} className="mono">
+                    {ev.action}
+                  </Text>
+                  <Text size="sm">{ev.actor.label ?? ev.actor.id ?? ev.actor.type}</Text>
+                  <Text size="xs" c="dimmed">
+                    {formatDate(ev.at)}
+                    {ev.totp_used ? " · with 2FA" : ""}
+                  </Text>
+                </div>
+                <Button
+                  size="compact-sm"
+                  variant="default"
+                  onClick={() => setSelected(ev)}
+                  aria-label={`Details of ${ev.action} at ${formatDate(ev.at)}`}
+                >
+                  Details
+                </Button>
+              </Group>
+            </Card>
+          ))}
+        </Stack>
+      ) : null}
+      {events.length > 0 && !narrow ? (
         <Table.ScrollContainer minWidth={760}>
           <Table highlightOnHover data-testid="audit-list" verticalSpacing="xs">
             <Table.Thead>

@@ -13,6 +13,7 @@ import {
   Text,
   Title,
 } from "@mantine/core";
+import { useMediaQuery } from "@mantine/hooks";
 import { useState } from "react";
 import { ApiError, api } from "../api/client.ts";
 import type { KeyView } from "../api/types.ts";
@@ -39,7 +40,8 @@ function KeyUsage({ keyView }: { keyView: KeyView }) {
   const [days, setDays] = useState("30");
   const usage = useLoad(() => api.keyUsage(keyView.id, Number(days)), [keyView.id, days]);
   const missing = usage.error instanceof ApiError && usage.error.code === "ROUTE_NOT_FOUND";
-  const total = (usage.data?.days ?? []).reduce((n, d) => n + d.requests, 0);
+  const total = usage.data?.total_requests ?? (usage.data?.days ?? []).reduce((n, d) => n + d.requests, 0);
+  const denied = (usage.data?.days ?? []).reduce((n, d) => n + (d.denied ?? 0), 0);
   const lastAt = usage.data?.last_used_at ?? keyView.last_used_at;
   const lastIp = usage.data?.last_used_ip ?? keyView.last_used_ip;
   return (
@@ -85,8 +87,15 @@ function KeyUsage({ keyView }: { keyView: KeyView }) {
           <Text size="xs" c="dimmed">
             Requests in {days} days
           </Text>
-          <Text fw={600} data-testid="usage-total">
-            {usage.data ? total.toLocaleString("en") : "—"}
+          <Text fw={600}>
+            {usage.data ? (
+              <>
+                <span data-testid="usage-total">{total.toLocaleString("en")}</span> allowed ·{" "}
+                <span data-testid="usage-denied">{denied.toLocaleString("en")}</span> denied
+              </>
+            ) : (
+              "—"
+            )}
           </Text>
         </div>
       </SimpleGrid>
@@ -131,6 +140,7 @@ function KeyUsage({ keyView }: { keyView: KeyView }) {
 /** Per-key requests per day, and keys nobody has used for a month or more, ready to revoke. */
 export function UsagePage({ keyId }: { keyId: string | null }) {
   const { me, env } = useSession();
+  const narrow = useMediaQuery("(max-width: 48em)");
   const { navigate } = useRouter();
   const keys = useLoad(() => api.listKeys({ environment: env }), [env]);
   const [period, setPeriod] = useState("30");
@@ -194,8 +204,12 @@ export function UsagePage({ keyId }: { keyId: string | null }) {
             Every active {env} key was used in the last {period} days.
           </Text>
         ) : (
-          <Table.ScrollContainer minWidth={560}>
-            <Table data-testid="unused-list" verticalSpacing="xs">
+          <Table.ScrollContainer minWidth={narrow ? 0 : 560}>
+            <Table
+              data-testid="unused-list"
+              verticalSpacing="xs"
+              className={narrow ? "stacked-table" : undefined}
+            >
               <Table.Thead>
                 <Table.Tr>
                   <Table.Th>Name</Table.Th>
@@ -209,14 +223,24 @@ export function UsagePage({ keyId }: { keyId: string | null }) {
               </Table.Thead>
               <Table.Tbody>
                 {stale.map((k) => (
-                  <Table.Tr key={k.id}>
-                    <Table.Td>{k.name}</Table.Td>
-                    <Table.Td className="mono">{k.prefix}…</Table.Td>
-                    <Table.Td>{relativeTime(k.last_used_at)}</Table.Td>
-                    <Table.Td>{formatDate(k.created_at)}</Table.Td>
+                  <Table.Tr key={k.id} data-testid="unused-row" data-key-id={k.id}>
+                    <Table.Td data-label="Name" fw={600}>
+                      {k.name}
+                    </Table.Td>
+                    <Table.Td data-label="Prefix" className="mono">
+                      {k.prefix}…
+                    </Table.Td>
+                    <Table.Td data-label="Last used">{relativeTime(k.last_used_at)}</Table.Td>
+                    <Table.Td data-label="Created">{formatDate(k.created_at)}</Table.Td>
                     <Table.Td>
                       {can.writeKey(me.role, k.environment) ? (
-                        <Button size="compact-sm" color="red" variant="light" onClick={() => setRevoking(k)}>
+                        <Button
+                          size="compact-sm"
+                          color="red"
+                          variant="light"
+                          onClick={() => setRevoking(k)}
+                          aria-label={`Revoke ${k.name}`}
+                        >
                           Revoke
                         </Button>
                       ) : null}

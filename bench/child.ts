@@ -12,10 +12,18 @@ export interface Child<T = Record<string, unknown>> {
 
 const running = new Set<ChildProcess>();
 
-/** Forks bench/<script> with this process's Node flags (tsx, --expose-gc) and waits for its first message. */
-export function spawn<T>(script: string, args: string[] = []): Promise<Child<T>> {
+/**
+ * Forks bench/<script> with this process's Node flags (tsx, --expose-gc) and waits for its first message.
+ * `quietStdout`: the child's stdout goes to this process's stderr (a server's log must not mix with the
+ * tables on stdout).
+ */
+export function spawn<T>(
+  script: string,
+  args: string[] = [],
+  opts: { quietStdout?: boolean } = {},
+): Promise<Child<T>> {
   const proc = fork(fileURLToPath(new URL(script, import.meta.url)), args, {
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    stdio: ["ignore", opts.quietStdout ? 2 : "inherit", "inherit", "ipc"],
   });
   running.add(proc);
   proc.once("exit", () => running.delete(proc));

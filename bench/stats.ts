@@ -8,6 +8,8 @@ export const CONNECTIONS = 50;
 /** Keys verified into an empty cache to weigh it. */
 export const MEMORY_KEYS = QUICK ? 2000 : 20_000;
 export const GATEWAY_IP = "203.0.113.7";
+/** Revocations timed between two nodes (issue 4 asks for 1,000). */
+export const REVOCATIONS = QUICK ? 100 : 1000;
 
 export function median(values: readonly number[]): number {
   if (values.length === 0) return Number.NaN;
@@ -71,4 +73,12 @@ export function table(headers: string[], rows: string[][], rightAligned: number[
   const line = (cells: string[]) => `| ${cells.map(cell).join(" | ")} |`;
   const rule = `| ${widths.map((w, i) => (rightAligned.includes(i) ? `${"-".repeat(w - 1)}:` : "-".repeat(w))).join(" | ")} |`;
   return [line(headers), rule, ...rows.map(line)].join("\n");
+}
+
+/** The nearest-rank percentile (p from 0 to 100) of the values. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number;
 }

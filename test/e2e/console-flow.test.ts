@@ -346,6 +346,18 @@ describe("console: the key life cycle in a browser", () => {
       })
       .toBe(1);
     await shoot(page, "15-people");
+    // Disabling asks first, says what it does, and the person can no longer sign in.
+    const devRow = page.getByTestId("people-list").getByRole("row").filter({ hasText: "dev@acme.example" });
+    await devRow.getByRole("button", { name: "Disable" }).click();
+    const confirm = page.getByRole("dialog", { name: "Disable dev@acme.example?" });
+    await confirm.getByText("signed out everywhere").waitFor();
+    await confirm.getByRole("button", { name: "Disable" }).click();
+    await expect.poll(() => devRow.textContent()).toContain("disabled");
+    await devRow.getByRole("button", { name: "Enable" }).waitFor();
+    const users = await http(env, "GET", "/v1/audit?action=user.disabled", {
+      headers: { "x-api-key": company.managementKey },
+    });
+    expect(users.body.data.events).toHaveLength(1);
     expect(errors).toEqual([]);
   });
 });

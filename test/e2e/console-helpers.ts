@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Secret, TOTP } from "otpauth";
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
@@ -384,8 +384,26 @@ export async function firstSignIn(
   await codes.first().waitFor();
   factor.recovery = await codes.allInnerTexts();
   expect(factor.recovery).toHaveLength(10);
-  if (opts.shots) await shoot(page, "03-recovery-codes");
+  if (opts.shots) {
+    await shoot(page, "03-recovery-codes");
+    // Copy puts every code on the clipboard; the download is a text file holding every code.
+    await page.getByRole("button", { name: "Copy codes" }).click();
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    for (const code of factor.recovery) expect(copied).toContain(code);
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("button", { name: "Download .txt" }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe("latchkey-recovery-codes.txt");
+    const path = await download.path();
+    const text = readFileSync(path, "utf8");
+    for (const code of factor.recovery) expect(text).toContain(code);
+  }
   await page.getByRole("button", { name: /I have saved them/ }).click();
+  // Shown once: gone from the page as soon as the person moves on.
+  await page.getByRole("heading", { name: "API keys" }).waitFor();
+  const html = await page.content();
+  for (const code of factor.recovery) expect(html).not.toContain(code);
   return factor;
 }
 

@@ -78,6 +78,11 @@ export class UsageRecorder {
         if (p.at !== null) uses.push({ id, at: p.at, ip: p.ip });
         for (const [day, c] of p.days) counts.push({ keyId: id, day, ...c });
       }
+      // Every node writes its rows in the same order, so two flushes at once never deadlock.
+      uses.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+      counts.sort((x, y) =>
+        x.keyId < y.keyId ? -1 : x.keyId > y.keyId ? 1 : x.day < y.day ? -1 : x.day > y.day ? 1 : 0,
+      );
       try {
         await this.db.transaction().execute(async (tx) => {
           await apiKeys.recordUse(tx, uses);

@@ -85,7 +85,13 @@ describe("console: role-aware screens", () => {
     await expect(page.getByRole("button", { name: "Create API user" }).count()).resolves.toBe(0);
     await page.getByRole("link", { name: "Default API credential" }).click();
     await page.getByRole("heading", { name: "Permissions" }).waitFor();
-    for (const name of ["Deactivate", "Save permissions", "Generate password", "Generate new password"]) {
+    for (const name of [
+      "Deactivate",
+      "Save permissions",
+      "Generate password",
+      "Generate new password",
+      "Add a limit",
+    ]) {
       await expect(page.getByRole("button", { name }).count(), name).resolves.toBe(0);
     }
     await expect(

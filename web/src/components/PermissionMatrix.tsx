@@ -134,7 +134,7 @@ export function PermissionMatrix({
                 ))}
               </Group>
             )}
-            <Table.ScrollContainer minWidth={120 + cols.length * 70}>
+            <Table.ScrollContainer minWidth={100 + cols.length * 56}>
               <Table className="matrix-table" aria-labelledby={`group-title-${group.id}`} verticalSpacing={4}>
                 <Table.Thead>
                   <Table.Tr>

@@ -85,6 +85,7 @@ export function RateLimitEditor({
               allowDecimal={false}
               allowNegative={false}
               thousandSeparator=","
+              hideControls
               onChange={(v) => set(i, { limit: typeof v === "number" ? v : Number(v) || 0 })}
               disabled={disabled}
               style={{ flex: 1, minWidth: 0 }}
@@ -97,12 +98,13 @@ export function RateLimitEditor({
               allowDeselect={false}
               onChange={(v) => v && set(i, { window: v })}
               disabled={disabled}
-              w={130}
+              w={{ base: 108, sm: 140 }}
               comboboxProps={{ withinPortal: true }}
             />
             {disabled ? null : (
               <Button
                 variant="default"
+                px="sm"
                 onClick={() => onChange(value.filter((_, j) => j !== i))}
                 aria-label={`Remove limit ${i + 1}`}
               >

@@ -117,9 +117,19 @@ export class UsageRecorder {
     }
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the timer and writes what is pending. There is no later flush to retry a failed one, so a
+   * store that fails for a moment (a failover, a dropped connection) is given a few more tries.
+   */
+  async stop(opts: { retries?: number; retryDelayMs?: number } = {}): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    const retries = opts.retries ?? 3;
+    const delay = opts.retryDelayMs ?? 250;
     await this.flush();
+    for (let attempt = 0; attempt < retries && this.pending.size > 0; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, delay * 2 ** attempt));
+      await this.flush();
+    }
   }
 }

@@ -267,3 +267,47 @@ describe.each(BACKENDS)("per-day usage counts on %s", (kind) => {
     expect((await storedCounts(h, ids))[`${a} 2026-07-01`]).toEqual({ requests: 2, denied: 1 });
   });
 });
+
+describe.each(BACKENDS)("stopping while the store fails for a moment on %s", (kind) => {
+  let h: Harness;
+  let co: Company;
+  beforeAll(async () => {
+    h = await createHarness(kind);
+    co = await h.createCompany("Shutdown Company");
+  });
+  afterAll(() => h.close());
+
+  /** The store, except that its next `failures` transactions fail before doing anything. */
+  function failing(failures: number) {
+    return new Proxy(h.store.db, {
+      get(target, prop, receiver) {
+        if (prop !== "transaction") return Reflect.get(target, prop, receiver);
+        return () => {
+          if (failures-- > 0) return { execute: async () => Promise.reject(new Error("connection refused")) };
+          return target.transaction();
+        };
+      },
+    });
+  }
+
+  it("stop() tries again rather than drop what is pending", async () => {
+    const [id] = (await plantKeys(h, co, 1)) as [string];
+    const errors: unknown[] = [];
+    const recorder = new UsageRecorder(failing(2), (err) => errors.push(err));
+    recorder.record(id, at("2026-08-01T10:00:00Z"), "192.0.2.1");
+    recorder.record(id, at("2026-08-01T10:00:01Z"), "192.0.2.1", false);
+    await recorder.stop({ retryDelayMs: 10 });
+    expect(errors).toHaveLength(2);
+    expect(await storedCounts(h, [id])).toEqual({ [`${id} 2026-08-01`]: { requests: 1, denied: 1 } });
+  });
+
+  it("gives up after its retries, reporting every failure, without hanging", async () => {
+    const [id] = (await plantKeys(h, co, 1)) as [string];
+    const errors: unknown[] = [];
+    const recorder = new UsageRecorder(failing(100), (err) => errors.push(err));
+    recorder.record(id, at("2026-08-02T10:00:00Z"), null);
+    await recorder.stop({ retries: 2, retryDelayMs: 10 });
+    expect(errors).toHaveLength(3);
+    expect(await storedCounts(h, [id])).toEqual({});
+  });
+});

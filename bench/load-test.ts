@@ -59,6 +59,8 @@ interface Key {
   limited: boolean;
   /** Made by a rotation (POST /v1/keys/:id/rotate), not by POST /v1/keys. */
   fromRotation?: boolean;
+  /** Made and revoked by a revocation race (raceOne). */
+  raced?: boolean;
   /** The revocation or rotation (grace 0) that ends it, once sent. */
   end?: { kind: "revoke" | "rotate"; sentAt: number; ackAt?: number };
 }
@@ -206,6 +208,7 @@ async function raceOne(): Promise<void> {
   const [here, there] = Math.random() < 0.5 ? [nodes[0], nodes[1]] : [nodes[1], nodes[0]];
   const key = await createOne(Math.floor(Math.random() * tenants.length), here, false);
   if (!key) return;
+  key.raced = true;
   const cold = [0, 0.5, 1, 1.5, 2].map((ms) => sleep(ms).then(() => verifyOne(key, there)));
   await revoke(key, here as ClusterNode);
   await Promise.all(cold);
@@ -480,7 +483,8 @@ try {
         );
         lateAnswers.push(
           `${s.key.id} answered ${s.code} on ${s.node}, sent ${fmt.one(s.sentAt - (end?.ackAt ?? 0))} ms after ` +
-            `the ${end?.kind} was acknowledged${inSweep ? " (in the final sweep)" : ""}; ` +
+            `the ${end?.kind} was acknowledged${inSweep ? " (in the final sweep)" : ""}` +
+            `${s.key.raced ? " (a revocation race)" : ""}; ` +
             `${stillAllowed ? "still allowed in the final sweep: a stale cache entry" : "refused in the final sweep"}`,
         );
       }

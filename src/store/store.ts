@@ -1,4 +1,10 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
 import pg from "pg";
@@ -24,6 +30,47 @@ export type StoreOptions =
   /** `dataDir` undefined: in memory (tests). `loadDataDir`: start from a dump (a migrated template). */
   | { kind: "pglite"; dataDir?: string; loadDataDir?: Blob; command?: string };
 
+/**
+ * PGlite's own parameters plus smaller buffers: its default 128 MB of shared buffers is most of an
+ * embedded server's memory, and a credential store's working set (keys by hash) is small; the data
+ * dir's files stay in the OS page cache besides.
+ */
+const PGLITE_START_PARAMS = [
+  ...PGlite.defaultStartParams,
+  "-c",
+  "shared_buffers=32MB",
+  "-c",
+  "work_mem=4MB",
+  "-c",
+  "temp_buffers=4MB",
+];
+
+/**
+ * Creates a data dir in a child process. initdb leaves its WebAssembly instance a few hundred MB
+ * larger than a reopened one, and that memory is only given back when its process ends; the server
+ * then opens the new data dir afresh (about 0.3 s).
+ */
+async function initDataDir(dataDir: string): Promise<void> {
+  const moduleUrl = pathToFileURL(createRequire(import.meta.url).resolve("@electric-sql/pglite")).href;
+  const script = `const { PGlite } = await import(${JSON.stringify(moduleUrl)});
+    const db = new PGlite({ dataDir: ${JSON.stringify(dataDir)}, startParams: ${JSON.stringify(PGLITE_START_PARAMS)} });
+    await db.waitReady;
+    await db.close();`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) {
+    throw new Error(
+      `initialising the embedded store in ${dataDir} failed: ${stderr.trim() || `exit ${code}`}`,
+    );
+  }
+}
+
 /** Opens the store. The embedded one takes its data dir's lock first: a second opener fails, naming the first. */
 export async function openStore(options: StoreOptions): Promise<Store> {
   if (options.kind === "postgres") {
@@ -37,9 +84,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   }
   const lock = options.dataDir ? acquireDataDirLock(options.dataDir, options.command ?? "serve") : null;
   try {
+    const dataDir = options.dataDir ? join(options.dataDir, "pgdata") : undefined;
+    if (dataDir && !existsSync(join(dataDir, "PG_VERSION"))) await initDataDir(dataDir);
     const pglite = new PGlite({
-      ...(options.dataDir ? { dataDir: join(options.dataDir, "pgdata") } : {}),
+      ...(dataDir ? { dataDir } : {}),
       ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+      startParams: PGLITE_START_PARAMS,
     });
     await pglite.waitReady;
     const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });

@@ -443,7 +443,7 @@ try {
   await Promise.all(Array.from({ length: WORKERS }, () => worker(until)));
   clearInterval(ticker);
   const elapsed = (performance.now() - startedAt) / 1000;
-  throughput = `${fmt.int(sent.length - seeded)} requests in ${fmt.one(elapsed)} s (${fmt.int((sent.length - seeded) / elapsed)}/s) from ${WORKERS} workers over both nodes`;
+  throughput = `${fmt.int(sent.length - seeded)} requests in ${fmt.one(elapsed)} s (${fmt.int((sent.length - seeded) / elapsed)}/s) from ${WORKERS} workers over both nodes (${fmt.int(keys.filter((k) => k.raced).length)} revocation races among them)`;
   log(`# ${throughput}`);
   // A last look at every revoked or rotated key on both nodes, once the bound has passed: an answer
   // that is still wrong here is cached, not late.

@@ -223,6 +223,27 @@ describe.each(BACKENDS)("rate limits over HTTP on %s", (kind) => {
     expect((await verify(k.key)).json().data.rate_limit).toMatchObject({ limit: 100, remaining: 96 });
   });
 
+  it("a rotated key's replacement carries its limits, and throttled calls show as denied in its usage", async () => {
+    const k = await h.createKey(co, {
+      permissions: ["payin:read"],
+      rate_limits: [{ limit: 2, window: "1h" }],
+    });
+    const rotated = await h.call("POST", `/v1/keys/${k.id}/rotate`, {
+      key: co.key,
+      json: { grace_seconds: 60 },
+    });
+    expect(rotated.statusCode, rotated.body).toBe(200);
+    const fresh = rotated.json().data;
+    expect(fresh.rate_limits).toEqual([{ limit: 2, window: "1h" }]);
+    toWindowStart(3600);
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push((await verify(fresh.key)).json().data.code);
+    expect(codes).toEqual(["VALID", "VALID", "RATE_LIMITED", "RATE_LIMITED"]);
+    await h.services.usage.flush();
+    const usage = await h.call("GET", `/v1/keys/${fresh.id}/usage?days=1`, { key: co.key });
+    expect(usage.json().data).toMatchObject({ total_requests: 2, days: [{ requests: 2, denied: 2 }] });
+  });
+
   it("refuses bad rate_limits with 400, never 500, and leaves the limits as they were", async () => {
     const cred = await credential({ rate_limits: [{ limit: 7, window: "1h" }] });
     const k = await h.createKey(co, {

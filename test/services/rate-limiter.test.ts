@@ -163,6 +163,22 @@ describe("local and Redis counters", () => {
   );
 });
 
+describe("local counters under a flood of callers", () => {
+  it("dropping idle callers' counters never frees a caller still over its limit", async () => {
+    const limiter = new LocalRateLimiter();
+    const busy: LimitSubject = { id: "key_busy", limits: limits({ limit: 2, window: "1m" }) };
+    const oneShot = limits({ limit: 5, window: "1s" });
+    expect(limiter.consume([busy], DAY0).allowed).toBe(true);
+    expect(limiter.consume([busy], DAY0).allowed).toBe(true);
+    // Enough one-off callers to make the limiter sweep its counters several times over.
+    for (let i = 0; i < 25_000; i++)
+      limiter.consume([{ id: `key_flood_${i}`, limits: oneShot }], DAY0 + 5000 + i);
+    expect(limiter.consume([busy], DAY0 + 40_000).allowed).toBe(false);
+    // And a swept caller starts afresh only once its window has really passed.
+    expect(limiter.consume([{ id: "key_flood_0", limits: oneShot }], DAY0 + 40_000).allowed).toBe(true);
+  });
+});
+
 describe("two nodes sharing Redis", () => {
   it("together allow no more than the limit, however their requests interleave", async () => {
     const prefix = freshPrefix();

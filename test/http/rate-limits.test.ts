@@ -96,6 +96,19 @@ describe.each(BACKENDS)("rate limits over HTTP on %s", (kind) => {
     expect(limitHeaders(free).limit).toBeUndefined();
   });
 
+  it("verifications of a key and the management calls it makes draw on one budget", async () => {
+    const mk = await h.createKey(co, {
+      permissions: ["keys:manage"],
+      rate_limits: [{ limit: 3, window: "1m" }],
+    });
+    toWindowStart(60);
+    expect((await verify(mk.key)).json().data.rate_limit).toMatchObject({ remaining: 2 });
+    expect(limitHeaders(await getKey(mk.id, mk.key))).toMatchObject({ remaining: 1 });
+    expect((await verify(mk.key)).json().data.rate_limit).toMatchObject({ remaining: 0 });
+    expect((await getKey(mk.id, mk.key)).statusCode).toBe(429);
+    expect((await verify(mk.key)).json().data.code).toBe("RATE_LIMITED");
+  });
+
   it("the tightest of several limits is the one the headers describe", async () => {
     const mk = await h.createKey(co, {
       permissions: ["keys:manage"],

@@ -55,12 +55,15 @@ export async function startServer(
   try {
     const secret = resolveSecret(config);
     await migrateToLatest(store.db);
-    // The cluster and background work log through the app's logger (redaction included) once it exists.
+    // The cluster and background work log through the app's logger (redaction included); what they
+    // say before it exists (Redis unreachable at start-up) is kept and written once it does.
     let app: App | null = null;
+    const early: ((app: App) => void)[] = [];
+    const emit = (line: (app: App) => void) => (app ? line(app) : early.push(line));
     const log = {
-      info: (msg: string) => app?.log.info(msg),
-      warn: (msg: string) => app?.log.warn(msg),
-      error: (obj: unknown, msg: string) => app?.log.error(obj, msg),
+      info: (msg: string) => emit((a) => a.log.info(msg)),
+      warn: (msg: string) => emit((a) => a.log.warn(msg)),
+      error: (obj: unknown, msg: string) => emit((a) => a.log.error(obj, msg)),
     };
     cluster = config.redisUrl
       ? new Cluster({
@@ -105,6 +108,7 @@ export async function startServer(
         };
       },
     });
+    for (const line of early.splice(0)) line(app);
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : config.port;

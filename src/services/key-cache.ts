@@ -31,6 +31,7 @@ export class KeyCache<T> {
   private readonly missing = new Map<string, number>();
   private readonly byKey = new Map<string, string>();
   private readonly byCredential = new Map<string, Set<string>>();
+  private changes = 0;
 
   constructor(private readonly opts: KeyCacheOptions) {}
 
@@ -52,8 +53,21 @@ export class KeyCache<T> {
     return undefined;
   }
 
-  set(fingerprint: string, value: T, ids: { keyId: string; credentialId: string | null }): void {
-    if (this.opts.max <= 0) return;
+  /**
+   * A stamp to take before reading the store: a lookup that was in flight while a change arrived may
+   * have read the row as it was before, so `set` and `setMissing` with an older stamp keep nothing.
+   */
+  get stamp(): number {
+    return this.changes;
+  }
+
+  set(
+    fingerprint: string,
+    value: T,
+    ids: { keyId: string; credentialId: string | null },
+    stamp = this.changes,
+  ): void {
+    if (this.opts.max <= 0 || stamp !== this.changes) return;
     this.drop(fingerprint);
     this.found.set(fingerprint, {
       value,
@@ -74,8 +88,8 @@ export class KeyCache<T> {
     if (this.found.size > this.opts.max) this.evict();
   }
 
-  setMissing(fingerprint: string): void {
-    if (this.opts.maxNegative <= 0) return;
+  setMissing(fingerprint: string, stamp = this.changes): void {
+    if (this.opts.maxNegative <= 0 || stamp !== this.changes) return;
     this.missing.delete(fingerprint);
     this.missing.set(fingerprint, this.opts.now() + this.opts.negativeTtlMs());
     // Negative answers are cheap to recompute: the oldest simply goes.
@@ -86,6 +100,7 @@ export class KeyCache<T> {
 
   /** Drops every entry a change touches. */
   apply(change: Change): void {
+    this.changes++;
     if (change.kind === "key_created") {
       this.missing.delete(change.fingerprint);
     } else if (change.kind === "key") {
@@ -98,6 +113,7 @@ export class KeyCache<T> {
   }
 
   clear(): void {
+    this.changes++;
     this.found.clear();
     this.missing.clear();
     this.byKey.clear();

@@ -172,9 +172,12 @@ export class VerificationService {
 
   /** A key by its fingerprint, from one indexed query; the answer (found or not) is cached. */
   private async load(key: string, fp: string, prefix: string): Promise<LoadedKey | null> {
+    // A change that lands while the query is in flight makes its answer unfit to keep (it is still
+    // returned: it was true when read, as if the request had come a moment earlier).
+    const stamp = this.cache.stamp;
     const row = await apiKeys.findByHash(this.deps.db, hashToken(this.deps.secret, key));
     if (!row) {
-      this.cache.setMissing(fp);
+      this.cache.setMissing(fp, stamp);
       return null;
     }
     // A key never does more than its API user may do now, even if the user's permissions shrank later.
@@ -207,7 +210,7 @@ export class VerificationService {
         permissionSet: new Set(permissions),
       },
     };
-    this.cache.set(fp, loaded, { keyId: row.id, credentialId: row.credential_id });
+    this.cache.set(fp, loaded, { keyId: row.id, credentialId: row.credential_id }, stamp);
     return loaded;
   }
 

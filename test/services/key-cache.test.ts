@@ -26,6 +26,29 @@ describe("KeyCache", () => {
     expect(c.get("a")).toBeUndefined();
   });
 
+  it("keeps nothing from a lookup that was in flight while a change arrived", () => {
+    now = 0;
+    const c = cache();
+    // A lookup reads the key's row, then its revocation lands before the answer is cached.
+    const before = c.stamp;
+    c.apply({ kind: "key", keyId: "k1" });
+    c.set("a", "A (as it was before the revocation)", ids("k1"), before);
+    expect(c.get("a")).toBeUndefined();
+    // Likewise a "no such key" read just before the key was created.
+    const beforeCreate = c.stamp;
+    c.apply({ kind: "key_created", fingerprint: "b" });
+    c.setMissing("b", beforeCreate);
+    expect(c.get("b")).toBeUndefined();
+    // A lookup that started after the change is kept.
+    const after = c.stamp;
+    c.set("a", "A", ids("k1"), after);
+    expect(c.get("a")).toBe("A");
+    const beforeClear = c.stamp;
+    c.clear();
+    c.set("a", "A", ids("k1"), beforeClear);
+    expect(c.get("a")).toBeUndefined();
+  });
+
   it("evicts an entry not used since it was cached before one that was used", () => {
     now = 0;
     const c = cache();

@@ -176,7 +176,13 @@ export class KeyService {
   }
 
   /** A platform-wide key that may only verify keys, for the platform's gateway. */
-  async createVerifyKey(name: string, ctx: Ctx): Promise<{ id: string; key: string; prefix: string }> {
+  /** A platform-wide key that may only verify; `rateLimits` gives the gateway its own budget. */
+  async createVerifyKey(
+    name: string,
+    ctx: Ctx,
+    rateLimits?: readonly RateLimit[],
+  ): Promise<{ id: string; key: string; prefix: string }> {
+    const limits = checkRateLimits(rateLimits);
     const now = this.deps.clock();
     const minted = this.mint("live", false);
     const id = newId("key", now);
@@ -189,7 +195,7 @@ export class KeyService {
       environment: "live",
       permissions: ["keys:verify"],
       allowed_ips: [],
-      rate_limits: [],
+      rate_limits: limits,
       key_hash: minted.key_hash,
       secret_hash: null,
       prefix: minted.prefix,
@@ -208,7 +214,9 @@ export class KeyService {
         action: "verify_key.created",
         companyId: null,
         target: { type: "key", id },
-        changes: { after: { name, prefix: minted.prefix, permissions: row.permissions } },
+        changes: {
+          after: { name, prefix: minted.prefix, permissions: row.permissions, rate_limits: limits },
+        },
       });
     });
     return { id, key: minted.key, prefix: minted.prefix };

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateToken } from "../../src/core/key-format.ts";
 import { BACKENDS } from "../helpers/backends.ts";
-import { type Company, createHarness, type Harness } from "../helpers/harness.ts";
+import { ADMIN_TOKEN, type Company, createHarness, type Harness } from "../helpers/harness.ts";
 
 /** The same key with one letter of its random part in the other case. */
 function flipCase(key: string): string {
@@ -218,5 +218,33 @@ describe.each(BACKENDS)("verification on %s", (kind) => {
       code: "VALID",
       company_id: other.id,
     });
+  });
+
+  it("gives a gateway's platform verify key a budget of its own", async () => {
+    const created = await h.call("POST", "/v1/admin/verify-keys", {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      json: { name: "gateway with a budget", rate_limits: [{ limit: 2, window: "1m" }] },
+    });
+    expect(created.statusCode).toBe(201);
+    const gateway = created.json().data.key;
+    const key = await h.createKey(co, { permissions: ["payin:read"] });
+    for (let i = 0; i < 2; i++) {
+      const ok = await h.call("POST", "/v1/verify", { key: gateway, json: { key: key.key } });
+      expect(ok.statusCode).toBe(200);
+      expect(ok.headers["ratelimit-remaining"]).toBe(String(1 - i));
+    }
+    const over = await h.call("POST", "/v1/verify", { key: gateway, json: { key: key.key } });
+    expect(over.statusCode).toBe(429);
+    expect(over.json().error.code).toBe("RATE_LIMITED");
+    expect(Number(over.headers["retry-after"])).toBeGreaterThan(0);
+    // The verified key's own budget was not touched by the refused call.
+    expect(await code({ key: key.key })).toBe("VALID");
+
+    const bad = await h.call("POST", "/v1/admin/verify-keys", {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      json: { name: "bad", rate_limits: [{ limit: 2, window: "2d" }] },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.code).toBe("INVALID_RATE_LIMIT");
   });
 });

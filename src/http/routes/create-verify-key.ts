@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import type { App } from "../app.ts";
 import { ctxOf, requirePlatform } from "../auth.ts";
-import { ErrorEnvelope, Name, Ok } from "../schemas.ts";
+import { ErrorEnvelope, Name, Ok, RateLimits } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function createVerifyKey(app: App, { services, platformTokens, controlToken }: RouteDeps) {
@@ -12,7 +12,10 @@ export default function createVerifyKey(app: App, { services, platformTokens, co
         tags: ["platform"],
         summary: "Create a platform-wide key that may only verify keys (for the gateway)",
         security: [{ bearer: [] }],
-        body: Type.Object({ name: Name }, { additionalProperties: false }),
+        body: Type.Object(
+          { name: Name, rate_limits: Type.Optional(RateLimits) },
+          { additionalProperties: false },
+        ),
         response: {
           201: Ok(Type.Object({ id: Type.String(), key: Type.String(), prefix: Type.String() })),
           "4xx": ErrorEnvelope,
@@ -21,7 +24,11 @@ export default function createVerifyKey(app: App, { services, platformTokens, co
       onRequest: requirePlatform(platformTokens, controlToken),
     },
     async (request, reply) => {
-      const data = await services.keys.createVerifyKey(request.body.name, ctxOf(request));
+      const data = await services.keys.createVerifyKey(
+        request.body.name,
+        ctxOf(request),
+        request.body.rate_limits,
+      );
       return reply.status(201).send({ success: true, data });
     },
   );

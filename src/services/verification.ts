@@ -199,7 +199,12 @@ export class VerificationService {
       keyIps: matcher(row.allowed_ips),
       credentialIps: matcher(row.credential_allowed_ips ?? []),
       secretHash: row.secret_hash,
-      limits: limitSubjects(row.id, row.rate_limits, row.credential_id, row.credential_rate_limits),
+      limits: limitSubjects(
+        row.family_id ?? row.id,
+        row.rate_limits,
+        row.credential_id,
+        row.credential_rate_limits,
+      ),
       actor: {
         kind: "key",
         keyId: row.id,

@@ -170,6 +170,7 @@ export const apiKeys = {
         "k.status",
         "k.expires_at",
         "k.rate_limits",
+        "k.family_id",
         "c.status as credential_status",
         "c.rate_limits as credential_rate_limits",
         "c.permissions as credential_permissions",

@@ -125,6 +125,8 @@ export interface ApiKeysTable {
   last_used_at: Date | null;
   last_used_ip: string | null;
   rate_limits: ColumnType<RateLimit[], string | undefined, string>;
+  /** The first key of a rotation chain, whose rate-limit budget the chain shares; null: this key. */
+  family_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface KeyUsageDailyTable {

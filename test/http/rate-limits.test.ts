@@ -257,6 +257,30 @@ describe.each(BACKENDS)("rate limits over HTTP on %s", (kind) => {
     expect(usage.json().data).toMatchObject({ total_requests: 2, days: [{ requests: 2, denied: 2 }] });
   });
 
+  it("a rotated key and its replacement share one budget during the overlap", async () => {
+    const k = await h.createKey(co, {
+      permissions: ["payin:read"],
+      rate_limits: [{ limit: 3, window: "1h" }],
+    });
+    toWindowStart(3600);
+    expect((await verify(k.key)).json().data.code).toBe("VALID");
+    const first = await h.call("POST", `/v1/keys/${k.id}/rotate`, {
+      key: co.key,
+      json: { grace_seconds: 600 },
+    });
+    expect(first.statusCode, first.body).toBe(200);
+    const second = await h.call("POST", `/v1/keys/${first.json().data.id}/rotate`, {
+      key: co.key,
+      json: { grace_seconds: 600 },
+    });
+    expect(second.statusCode, second.body).toBe(200);
+    // Three generations, all still working: together they have what is left of the one budget.
+    const codes = [];
+    for (const key of [first.json().data.key, second.json().data.key, k.key, second.json().data.key])
+      codes.push((await verify(key)).json().data.code);
+    expect(codes).toEqual(["VALID", "VALID", "RATE_LIMITED", "RATE_LIMITED"]);
+  });
+
   it("refuses bad rate_limits with 400, never 500, and leaves the limits as they were", async () => {
     const cred = await credential({ rate_limits: [{ limit: 7, window: "1h" }] });
     const k = await h.createKey(co, {

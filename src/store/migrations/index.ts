@@ -2,10 +2,16 @@ import type { Migration, MigrationProvider } from "kysely";
 import * as m001 from "./001-initial.ts";
 import * as m002 from "./002-people-and-audit.ts";
 import * as m003 from "./003-limits-and-usage.ts";
+import * as m004 from "./004-key-families.ts";
 
 /** Migrations live in code (not a folder scan) so they work the same from tsx, a bundle or tests. */
 export const migrationProvider: MigrationProvider = {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { "001-initial": m001, "002-people-and-audit": m002, "003-limits-and-usage": m003 };
+    return {
+      "001-initial": m001,
+      "002-people-and-audit": m002,
+      "003-limits-and-usage": m003,
+      "004-key-families": m004,
+    };
   },
 };

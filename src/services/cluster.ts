@@ -80,15 +80,17 @@ export class Cluster {
     this.subscriber.connect().catch((err) => this.noteError(err));
     // Until the bus is heard, assume it is not.
     verification.limitCacheTtl(this.opts.degradedTtlMs);
+    // Wait up to 2 s for the subscription, so a healthy start does not begin degraded.
     await new Promise<void>((resolve) => {
-      const done = () => resolve();
-      this.subscriber.once("ready", done);
-      setTimeout(done, 2000).unref();
+      this.onConnected = resolve;
+      setTimeout(resolve, 2000).unref();
     });
+    this.onConnected = () => {};
     if (this.state !== "connected") this.onLost();
   }
 
   private receive: (change: Change) => void = () => {};
+  private onConnected: () => void = () => {};
 
   private publish(change: Change): void {
     const envelope: Envelope = { node: this.nodeId, change };
@@ -112,6 +114,7 @@ export class Cluster {
     // Changes published while this node was away were missed: start the cache afresh.
     this.verification?.limitCacheTtl(null);
     if (was === "unreachable") this.opts.log.info("cluster: Redis is back; cache TTL restored");
+    this.onConnected();
   }
 
   private onLost(): void {

@@ -5,6 +5,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { type Running, startServer } from "../../src/server.ts";
+import { Changes } from "../../src/services/changes.ts";
+import { Cluster } from "../../src/services/cluster.ts";
+import type { VerificationService } from "../../src/services/verification.ts";
 import { TEST_DATABASE_URL } from "../helpers/backends.ts";
 import { ADMIN_TOKEN } from "../helpers/harness.ts";
 
@@ -329,5 +332,53 @@ describe("Redis going away and coming back", () => {
     expect(await verifyCode(b, t, second.key)).toBe("VALID");
     expect((await call(a, "DELETE", `/v1/keys/${second.id}`, { key: t.managementKey })).status).toBe(200);
     await within(1000, async () => (await verifyCode(b, t, second.key)) === "REVOKED");
+  });
+});
+
+describe("a node joining the cluster", () => {
+  function node(url: string) {
+    const lines: string[] = [];
+    const ttls: (number | null)[] = [];
+    const cluster = new Cluster({
+      url,
+      prefix: `lk-join-${randomBytes(3).toString("hex")}:`,
+      degradedTtlMs: 250,
+      rateLimitWhenDown: "open",
+      log: {
+        info: (m) => lines.push(`info ${m}`),
+        warn: (m) => lines.push(`warn ${m}`),
+        error: (_o, m) => lines.push(`error ${m}`),
+      },
+    });
+    const verification = {
+      limitCacheTtl: (t: number | null) => ttls.push(t),
+    } as unknown as VerificationService;
+    return { cluster, lines, ttls, start: () => cluster.start(new Changes(), verification) };
+  }
+
+  it("starts connected and quiet when Redis answers", async () => {
+    const n = node("redis://127.0.0.1:6379");
+    await n.start();
+    try {
+      expect(n.cluster.busState).toBe("connected");
+      expect(n.lines).toEqual([]);
+      // Degraded until the subscription is heard, then the normal TTL.
+      expect(n.ttls).toEqual([250, null]);
+    } finally {
+      await n.cluster.close();
+    }
+  });
+
+  it("starts degraded, and says so, when Redis does not answer", async () => {
+    const n = node("redis://127.0.0.1:1");
+    await n.start();
+    try {
+      expect(n.cluster.busState).toBe("unreachable");
+      expect(n.lines.some((l) => l.startsWith("warn cluster: Redis is unreachable"))).toBe(true);
+      expect(n.lines.some((l) => l.startsWith("error cluster: Redis error"))).toBe(true);
+      expect(n.cluster.health()).toMatchObject({ redis: "unreachable" });
+    } finally {
+      await n.cluster.close();
+    }
   });
 });

@@ -134,7 +134,7 @@ export function KeysTable({
           ) : null}
           {writable ? <Menu.Item onClick={() => setLimiting(k)}>Rate limits…</Menu.Item> : null}
           {writable ? (
-            <Menu.Item color="red" onClick={() => setRevoking(k)}>
+            <Menu.Item color="red.9" onClick={() => setRevoking(k)}>
               Revoke…
             </Menu.Item>
           ) : null}

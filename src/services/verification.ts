@@ -81,6 +81,19 @@ interface Outcome {
 
 const matcher = (entries: readonly string[]) => (entries.length === 0 ? null : compileAllowlist(entries));
 
+/**
+ * One string per permission name, shared by every cached key: each row's JSON brings its own copies,
+ * and with tens of permissions per key they were most of a cache entry. Bounded by the catalog, since
+ * only catalog permissions are ever stored.
+ */
+const INTERNED = new Map<string, string>();
+function intern(name: string): string {
+  const known = INTERNED.get(name);
+  if (known !== undefined) return known;
+  INTERNED.set(name, name);
+  return name;
+}
+
 const FAILURES = new Map<VerifyCode, Outcome>();
 /** Answers for keys that were not found or not well formed: the same frozen object every time. */
 function failure(code: VerifyCode): Outcome {
@@ -118,8 +131,11 @@ function limitSubjects(
   const forCredential = compileStored(credentialLimits);
   if (credentialId !== null && forCredential.length > 0)
     subjects.push({ id: credentialId, limits: forCredential });
-  return subjects;
+  return subjects.length > 0 ? subjects : NO_LIMITS;
 }
+
+/** Most keys carry no limits: they all share this empty list. */
+const NO_LIMITS: LimitSubject[] = Object.freeze([]) as unknown as LimitSubject[];
 
 export function rateLimitView(decision: LimitDecision): RateLimitView {
   return {
@@ -183,15 +199,16 @@ export class VerificationService {
     // A key never does more than its API user may do now, even if the user's permissions shrank later.
     const credentialHeld = row.credential_permissions ? new Set(row.credential_permissions) : null;
     const permissions = Object.freeze(
-      credentialHeld ? row.permissions.filter((p) => credentialHeld.has(p)) : row.permissions,
+      (credentialHeld ? row.permissions.filter((p) => credentialHeld.has(p)) : row.permissions).map(intern),
     );
+    const permissionSet = new Set(permissions);
     const loaded: LoadedKey = {
       keyId: row.id,
       companyId: row.company_id,
       credentialId: row.credential_id,
       environment: row.environment,
       permissions,
-      permissionSet: new Set(permissions),
+      permissionSet,
       revoked: row.status === "revoked",
       expiresAt: row.expires_at,
       enabled:
@@ -212,7 +229,7 @@ export class VerificationService {
         companyId: row.company_id,
         credentialId: row.credential_id,
         permissions,
-        permissionSet: new Set(permissions),
+        permissionSet,
       },
     };
     this.cache.set(fp, loaded, { keyId: row.id, credentialId: row.credential_id }, stamp);

@@ -18,6 +18,7 @@ import { ADMIN_TOKEN } from "../helpers/harness.ts";
  */
 
 const SECRET = "cluster-test-secret-0123456789abcdef0123";
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 async function createSchema(): Promise<{ url: string; drop(): Promise<void> }> {
   const schema = `c_${randomBytes(6).toString("hex")}`;
@@ -147,8 +148,8 @@ describe("two nodes on PostgreSQL and Redis", () => {
 
   beforeAll(async () => {
     db = await createSchema();
-    a = await startNode(db.url, "redis://127.0.0.1:6379", prefix);
-    b = await startNode(db.url, "redis://127.0.0.1:6379", prefix);
+    a = await startNode(db.url, REDIS_URL, prefix);
+    b = await startNode(db.url, REDIS_URL, prefix);
     t = await createTenant(a);
   });
   afterAll(async () => {
@@ -232,7 +233,7 @@ describe("two nodes on PostgreSQL and Redis", () => {
     for (let i = 0; i < 5; i++) expect(await verifyCode(b, t, key.key)).toBe("VALID");
     await a.stop();
     await b.stop();
-    const c = await startNode(db.url, "redis://127.0.0.1:6379", prefix);
+    const c = await startNode(db.url, REDIS_URL, prefix);
     try {
       const usage = await call(c, "GET", `/v1/keys/${key.id}/usage?days=1`, { key: t.managementKey });
       expect(usage.status).toBe(200);
@@ -357,7 +358,7 @@ describe("a node joining the cluster", () => {
   }
 
   it("starts connected and quiet when Redis answers", async () => {
-    const n = node("redis://127.0.0.1:6379");
+    const n = node(REDIS_URL);
     await n.start();
     try {
       expect(n.cluster.busState).toBe("connected");

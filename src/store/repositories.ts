@@ -180,16 +180,27 @@ export const apiKeys = {
       .where("k.key_hash", "=", keyHash)
       .executeTakeFirst();
   },
-  /** Writes batched last-used times in one statement; never moves a time backwards. */
+  /** Writes batched last-used times, a statement per thousand keys; never moves a time backwards. */
   async recordUse(db: Db, uses: { id: string; at: Date; ip: string | null }[]): Promise<void> {
-    if (uses.length === 0) return;
-    const rows = sql.join(uses.map((u) => sql`(${u.id}, ${u.at.toISOString()}::timestamptz, ${u.ip})`));
-    await sql`
-      UPDATE api_keys AS k SET last_used_at = u.at, last_used_ip = u.ip
-      FROM (VALUES ${rows}) AS u(id, at, ip)
-      WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`.execute(db);
+    for (const part of chunks(uses)) {
+      const rows = sql.join(part.map((u) => sql`(${u.id}, ${u.at.toISOString()}::timestamptz, ${u.ip})`));
+      await sql`
+        UPDATE api_keys AS k SET last_used_at = u.at, last_used_ip = u.ip
+        FROM (VALUES ${rows}) AS u(id, at, ip)
+        WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`.execute(db);
+    }
   },
 };
+
+/**
+ * Batched writes in slices: a statement carries at most 65,535 parameters, and a busy node can have
+ * used more keys than that allows in one flush interval.
+ */
+function chunks<T>(rows: readonly T[], size = 1000): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += size) out.push(rows.slice(i, i + size));
+  return out;
+}
 
 export const keyUsage = {
   /** Adds per-day counts to what is stored, so counts from every node add up. */
@@ -197,15 +208,16 @@ export const keyUsage = {
     db: Db,
     counts: { keyId: string; day: string; requests: number; denied: number }[],
   ): Promise<void> {
-    if (counts.length === 0) return;
-    const rows = sql.join(
-      counts.map((c) => sql`(${c.keyId}, ${c.day}::date, ${c.requests}::bigint, ${c.denied}::bigint)`),
-    );
-    await sql`
-      INSERT INTO key_usage_daily AS u (key_id, day, requests, denied)
-      VALUES ${rows}
-      ON CONFLICT (key_id, day) DO UPDATE
-        SET requests = u.requests + excluded.requests, denied = u.denied + excluded.denied`.execute(db);
+    for (const part of chunks(counts)) {
+      const rows = sql.join(
+        part.map((c) => sql`(${c.keyId}, ${c.day}::date, ${c.requests}::bigint, ${c.denied}::bigint)`),
+      );
+      await sql`
+        INSERT INTO key_usage_daily AS u (key_id, day, requests, denied)
+        VALUES ${rows}
+        ON CONFLICT (key_id, day) DO UPDATE
+          SET requests = u.requests + excluded.requests, denied = u.denied + excluded.denied`.execute(db);
+    }
   },
   /** One key's counts from `since` (a YYYY-MM-DD day) on, oldest first. */
   async list(db: Db, keyId: string, since: string) {

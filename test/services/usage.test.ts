@@ -268,6 +268,39 @@ describe.each(BACKENDS)("per-day usage counts on %s", (kind) => {
   });
 });
 
+describe.each(BACKENDS)("a flush with more keys than one statement can carry on %s", (kind) => {
+  let h: Harness;
+  let co: Company;
+  beforeAll(async () => {
+    h = await createHarness(kind);
+    co = await h.createCompany("Busy Company");
+  });
+  afterAll(() => h.close());
+
+  it("writes every key's use and counts (PostgreSQL takes at most 65,535 parameters a statement)", async () => {
+    const template = await h.createKey(co, { permissions: ["payin:read"] });
+    const n = 17_000; // × 4 parameters a row would be 68,000 in one statement
+    await sql`
+      INSERT INTO api_keys (id, company_id, credential_id, name, description, environment, permissions,
+        allowed_ips, rate_limits, key_hash, prefix, status, created_at, created_by)
+      SELECT 'key_busy' || lpad(g::text, 18, '0'), company_id, credential_id, name, description, environment,
+        permissions, allowed_ips, rate_limits, 'busy-hash-' || g, 'busy' || g, status, created_at, created_by
+      FROM api_keys, generate_series(1, ${n}) AS g WHERE id = ${template.id}`.execute(h.store.db);
+    const recorder = new UsageRecorder(h.store.db, (err) => {
+      throw err;
+    });
+    const at = new Date("2026-01-15T12:00:00.000Z");
+    for (let g = 1; g <= n; g++) recorder.record(`key_busy${String(g).padStart(18, "0")}`, at, "192.0.2.1");
+    await recorder.flush();
+    const { rows } = await sql<{ keys: string | number; requests: string | number; used: string | number }>`
+      SELECT count(*) AS keys, sum(requests) AS requests,
+        (SELECT count(*) FROM api_keys WHERE id LIKE 'key_busy%' AND last_used_ip = '192.0.2.1') AS used
+      FROM key_usage_daily WHERE key_id LIKE 'key_busy%'`.execute(h.store.db);
+    const row = rows[0];
+    expect([row?.keys, row?.requests, row?.used].map(Number)).toEqual([n, n, n]);
+  });
+});
+
 describe.each(BACKENDS)("stopping while the store fails for a moment on %s", (kind) => {
   let h: Harness;
   let co: Company;

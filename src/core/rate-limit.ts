@@ -24,8 +24,10 @@ export const WINDOW_PATTERN = "^[1-9][0-9]{0,4}[smhd]$";
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const MAX_WINDOW_MS = 86_400_000;
 
+const WINDOW = new RegExp(WINDOW_PATTERN);
+
 export function windowMs(window: string): number | null {
-  if (!new RegExp(WINDOW_PATTERN).test(window)) return null;
+  if (!WINDOW.test(window)) return null;
   const ms = Number(window.slice(0, -1)) * UNIT_MS[window.slice(-1) as keyof typeof UNIT_MS];
   return ms <= MAX_WINDOW_MS ? ms : null;
 }

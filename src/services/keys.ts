@@ -176,8 +176,7 @@ export class KeyService {
     }
   }
 
-  /** A platform-wide key that may only verify keys, for the platform's gateway. */
-  /** A platform-wide key that may only verify; `rateLimits` gives the gateway its own budget. */
+  /** A platform-wide key that may only verify keys (the gateway's); `rateLimits` is its own budget. */
   async createVerifyKey(
     name: string,
     ctx: Ctx,

@@ -130,6 +130,16 @@ const ROUTES: Route[] = [
     },
   },
   {
+    method: "GET",
+    path: "/v1/keys/:id/usage",
+    needs: ["keys:manage"],
+    ok: 200,
+    async prepare(h, owner) {
+      const { id } = await freshKey(h, owner);
+      return { url: `/v1/keys/${id}/usage?days=7`, target: { kind: "key", id } };
+    },
+  },
+  {
     method: "PATCH",
     path: "/v1/keys/:id",
     needs: ["keys:manage"],

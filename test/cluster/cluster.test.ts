@@ -1,14 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { type Running, startServer } from "../../src/server.ts";
 import { Changes } from "../../src/services/changes.ts";
 import { Cluster } from "../../src/services/cluster.ts";
 import type { VerificationService } from "../../src/services/verification.ts";
-import { TEST_DATABASE_URL } from "../helpers/backends.ts";
+import { createTestSchema } from "../helpers/backends.ts";
 import { ADMIN_TOKEN } from "../helpers/harness.ts";
 
 /**
@@ -19,24 +18,6 @@ import { ADMIN_TOKEN } from "../helpers/harness.ts";
 
 const SECRET = "cluster-test-secret-0123456789abcdef0123";
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-
-async function createSchema(): Promise<{ url: string; drop(): Promise<void> }> {
-  const schema = `c_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
-  const sep = TEST_DATABASE_URL.includes("?") ? "&" : "?";
-  return {
-    url: `${TEST_DATABASE_URL}${sep}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
-    async drop() {
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA ${schema} CASCADE`);
-      await c.end();
-    },
-  };
-}
 
 function startNode(databaseUrl: string, redisUrl: string, prefix: string, env: Record<string, string> = {}) {
   return startServer(
@@ -140,14 +121,14 @@ async function health(node: Running) {
 }
 
 describe("two nodes on PostgreSQL and Redis", () => {
-  let db: Awaited<ReturnType<typeof createSchema>>;
+  let db: Awaited<ReturnType<typeof createTestSchema>>;
   let a: Running;
   let b: Running;
   let t: Tenant;
   const prefix = `lk-test-${randomBytes(4).toString("hex")}:`;
 
   beforeAll(async () => {
-    db = await createSchema();
+    db = await createTestSchema();
     a = await startNode(db.url, REDIS_URL, prefix);
     b = await startNode(db.url, REDIS_URL, prefix);
     t = await createTenant(a);
@@ -282,7 +263,7 @@ class DisposableRedis {
 
 describe("Redis going away and coming back", () => {
   const redis = new DisposableRedis(16_000 + Math.floor(Math.random() * 2000));
-  let db: Awaited<ReturnType<typeof createSchema>>;
+  let db: Awaited<ReturnType<typeof createTestSchema>>;
   let a: Running;
   let b: Running;
   let closed: Running;
@@ -290,7 +271,7 @@ describe("Redis going away and coming back", () => {
 
   beforeAll(async () => {
     await redis.start();
-    db = await createSchema();
+    db = await createTestSchema();
     a = await startNode(db.url, redis.url, "lk:");
     b = await startNode(db.url, redis.url, "lk:");
     closed = await startNode(db.url, redis.url, "lk:", { LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN: "closed" });

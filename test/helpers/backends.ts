@@ -18,6 +18,30 @@ export const BACKENDS: StoreKind[] = (process.env.LATCHKEY_TEST_BACKENDS ?? "pgl
   .filter((s): s is StoreKind => s === "pglite" || s === "postgres");
 
 /**
+ * An empty PostgreSQL schema of a test's own, and `url`, a connection string whose sessions use it
+ * (for servers started from configuration). `drop` removes it with everything in it.
+ */
+export async function createTestSchema(): Promise<{ schema: string; url: string; drop(): Promise<void> }> {
+  const schema = `t_${randomBytes(6).toString("hex")}`;
+  const run = async (statement: string) => {
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`CREATE SCHEMA ${schema}`);
+  const sep = TEST_DATABASE_URL.includes("?") ? "&" : "?";
+  return {
+    schema,
+    url: `${TEST_DATABASE_URL}${sep}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
+    drop: () => run(`DROP SCHEMA ${schema} CASCADE`),
+  };
+}
+
+/**
  * A fresh, migrated store of the given kind. PGlite starts in memory from the run's template;
  * PostgreSQL gets a schema of its own, dropped on close, so parallel test files never meet.
  */
@@ -26,18 +50,11 @@ export async function openTestStore(kind: StoreKind): Promise<Store> {
     const template = new Blob([readFileSync(inject("pgliteTemplate"))]);
     return openStore({ kind: "pglite", loadDataDir: template });
   }
-  const schema = `t_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
+  const { schema, drop: dropSchema } = await createTestSchema();
   const store = await openStore({ kind: "postgres", url: TEST_DATABASE_URL, schema, poolSize: 4 });
   const drop = async () => {
     await store.close();
-    const cleanup = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await cleanup.connect();
-    await cleanup.query(`DROP SCHEMA ${schema} CASCADE`);
-    await cleanup.end();
+    await dropSchema();
   };
   try {
     await migrateToLatest(store.db);

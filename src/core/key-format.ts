@@ -43,7 +43,7 @@ export function parseToken(token: string): ParsedToken | null {
   if (token.length > 64) return null;
   const m = TOKEN_PATTERN.exec(token);
   if (!m) return null;
-  const [, brand, environment, kind, random, sum] = m as unknown as [
+  const [, brand, environment, kind, , sum] = m as unknown as [
     string,
     string,
     Environment,
@@ -53,10 +53,7 @@ export function parseToken(token: string): ParsedToken | null {
   ];
   const body = token.slice(0, token.length - CHECKSUM_LENGTH);
   if (checksum(body) !== sum) return null;
-  return {
-    brand,
-    environment,
-    kind,
-    prefix: `${brand}_${environment}_${kind}_${random.slice(0, PREFIX_RANDOM_CHARS)}`,
-  };
+  // The prefix is the token's own beginning: a slice, not a new string (this runs on every verification).
+  const prefix = token.slice(0, token.length - CHECKSUM_LENGTH - RANDOM_LENGTH + PREFIX_RANDOM_CHARS);
+  return { brand, environment, kind, prefix };
 }

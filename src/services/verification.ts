@@ -32,6 +32,7 @@ export interface RateLimitView {
   retry_after: number | null;
 }
 
+/** An answer. Answers without a rate-limit state are shared between requests and frozen. */
 export interface VerifyResult {
   valid: boolean;
   code: VerifyCode;
@@ -64,6 +65,7 @@ interface LoadedKey extends VerifiableKey {
   limits: LimitSubject[];
   /** The actor a management call with this key acts as; built once, shared by every request. */
   actor: Actor & { kind: "key" };
+  answers: Map<VerifyCode, VerifyResult>;
 }
 
 /** A found subject: a key, or an API user signing in with Basic auth. */
@@ -71,6 +73,12 @@ interface Subject extends VerifiableKey {
   limits: LimitSubject[];
   actor: Actor & { kind: "key" | "credential" };
   secretHash?: string | null;
+  /**
+   * A cached key's answers by outcome. Without a rate-limit state an answer depends on nothing but the
+   * key and the outcome, so each is built once and every request shares it (nothing to allocate, and
+   * the HTTP layer can keep its serialised form).
+   */
+  answers?: Map<VerifyCode, VerifyResult>;
 }
 
 interface Outcome {
@@ -136,6 +144,25 @@ function limitSubjects(
 
 /** Most keys carry no limits: they all share this empty list. */
 const NO_LIMITS: LimitSubject[] = Object.freeze([]) as unknown as LimitSubject[];
+
+function answer(subject: Subject, code: VerifyCode, limit: LimitDecision | null): VerifyResult {
+  const shared = limit === null ? subject.answers : undefined;
+  const known = shared?.get(code);
+  if (known !== undefined) return known;
+  const result: VerifyResult = {
+    valid: code === "VALID",
+    code,
+    key_id: subject.keyId,
+    credential_id: subject.credentialId,
+    company_id: subject.companyId,
+    environment: subject.environment,
+    permissions: subject.permissions as string[],
+    expires_at: subject.expiresAt ? subject.expiresAt.toISOString() : null,
+    rate_limit: limit ? rateLimitView(limit) : null,
+  };
+  shared?.set(code, Object.freeze(result));
+  return result;
+}
 
 export function rateLimitView(decision: LimitDecision): RateLimitView {
   return {
@@ -231,6 +258,7 @@ export class VerificationService {
         permissions,
         permissionSet,
       },
+      answers: new Map(),
     };
     this.cache.set(fp, loaded, { keyId: row.id, credentialId: row.credential_id }, stamp);
     return loaded;
@@ -308,20 +336,6 @@ export class VerificationService {
     }
     if (subject.keyId !== null)
       this.deps.usage.record(subject.keyId, now, input.ip ?? null, code === "VALID");
-    return {
-      result: {
-        valid: code === "VALID",
-        code,
-        key_id: subject.keyId,
-        credential_id: subject.credentialId,
-        company_id: subject.companyId,
-        environment: subject.environment,
-        permissions: subject.permissions as string[],
-        expires_at: subject.expiresAt ? subject.expiresAt.toISOString() : null,
-        rate_limit: limit ? rateLimitView(limit) : null,
-      },
-      subject,
-      limit,
-    };
+    return { result: answer(subject, code, limit), subject, limit };
   }
 }

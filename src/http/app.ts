@@ -1,9 +1,14 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  type RawServerDefault,
+} from "fastify";
 import { LatchkeyError } from "../core/errors.ts";
 import { clientIp, compileTrustedProxies } from "../core/ip.ts";
 import { randomBase62 } from "../core/random.ts";
@@ -11,6 +16,7 @@ import type { Services } from "../services/services.ts";
 import { registerConsole } from "./console.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { registerRoutes } from "./routes/index.ts";
+import { verifyFastPath } from "./verify-fast-path.ts";
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -33,6 +39,8 @@ export interface AppOptions {
   version?: string;
   /** Extra facts for /healthz (the store kind). */
   health?: () => Record<string, unknown>;
+  /** False sends every /v1/verify through Fastify (the tests compare the two paths). */
+  verifyFastPath?: boolean;
 }
 
 /** Never logged, whatever a log line carries: keys, secrets, passwords and the headers that hold them. */
@@ -46,6 +54,8 @@ export const REDACT = [
   "*.password",
   "*.temporary_password",
 ];
+
+type ServerTimeouts = "keepAliveTimeout" | "requestTimeout" | "connectionTimeout";
 
 /** Request ids: `req_` + 10 random base62 characters for this process + a base-36 counter. */
 function requestIds(): () => string {
@@ -62,11 +72,37 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     opts.logger === undefined || opts.logger === false
       ? false
       : { ...(opts.logger === true ? {} : opts.logger), redact: REDACT };
+  const bodyLimit = opts.bodyLimit ?? 64 * 1024;
+  const trusted = compileTrustedProxies(opts.trustedProxies ?? []);
+  // Unique per node and cheap: a random node part and a counter (no entropy is needed per request).
+  const nextRequestId = requestIds();
+  const fast =
+    opts.verifyFastPath === false
+      ? null
+      : verifyFastPath({
+          services: opts.services,
+          trusted,
+          bodyLimit,
+          nextRequestId,
+          logError: (err) => app.log.error({ err }, "unhandled error"),
+        });
   const app = Fastify({
     logger,
-    bodyLimit: opts.bodyLimit ?? 64 * 1024,
-    // Unique per node and cheap: a random node part and a counter (no entropy is needed per request).
-    genReqId: requestIds(),
+    bodyLimit,
+    // The server Fastify would make, with /v1/verify's fast path in front of it.
+    serverFactory: (handler, fastifyOptions) => {
+      const options = fastifyOptions as unknown as Required<Pick<FastifyServerOptions, ServerTimeouts>> & {
+        http?: ServerOptions;
+      };
+      const server = createServer(options.http ?? {}, (req, res) => {
+        if (fast === null || !fast.handle(req, res, handler)) handler(req, res);
+      });
+      server.keepAliveTimeout = options.keepAliveTimeout;
+      server.requestTimeout = options.requestTimeout;
+      server.setTimeout(options.connectionTimeout);
+      return server;
+    },
+    genReqId: nextRequestId,
     // Client-supplied request ids are not trusted: ours are the ones logged and returned.
     requestIdHeader: false,
     onProtoPoisoning: "error",
@@ -108,7 +144,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     done();
   });
 
-  const trusted = compileTrustedProxies(opts.trustedProxies ?? []);
+  if (fast !== null)
+    app.addHook("preClose", (done) => {
+      fast.close();
+      done();
+    });
   app.decorateRequest("clientIp", "");
   app.decorateRequest("actor", null);
   app.decorateRequest("totpUsed", false);

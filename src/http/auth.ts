@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { LatchkeyError } from "../core/errors.ts";
 import { safeEqual } from "../core/hashing.ts";
@@ -18,17 +19,25 @@ declare module "fastify" {
   }
 }
 
-function firstHeader(request: FastifyRequest, name: string): string | undefined {
-  const v = request.headers[name];
+function firstHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** What a request presents: a key, a key + secret pair or a Basic auth pair. */
+export interface Presented {
+  key?: string | undefined;
+  secret?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+}
+
 /** The key, key + secret pair or Basic auth pair a request carries, or null when it carries none. */
-export function presentedCredentials(request: FastifyRequest) {
-  const apiKey = firstHeader(request, "x-api-key");
-  const secret = firstHeader(request, "x-api-secret");
+export function presentedCredentials(headers: IncomingHttpHeaders): Presented | null {
+  const apiKey = firstHeader(headers, "x-api-key");
+  const secret = firstHeader(headers, "x-api-secret");
   if (apiKey !== undefined) return { key: apiKey, secret };
-  const auth = firstHeader(request, "authorization");
+  const auth = firstHeader(headers, "authorization");
   if (!auth) return null;
   const [scheme, value = ""] = auth.split(" ", 2);
   if (scheme?.toLowerCase() === "bearer") return { key: value, secret };
@@ -42,12 +51,19 @@ export function presentedCredentials(request: FastifyRequest) {
 }
 
 /** The RateLimit-* headers (IETF draft names) for where a caller stands, and Retry-After when refused. */
+export function rateLimitHeaders(decision: LimitDecision): [string, string][] {
+  const headers: [string, string][] = [
+    ["ratelimit-limit", String(decision.limit)],
+    ["ratelimit-remaining", String(decision.remaining)],
+    ["ratelimit-reset", String(decision.resetSeconds)],
+    ["ratelimit-policy", `${decision.limit};w=${(windowMs(decision.window) ?? 0) / 1000}`],
+  ];
+  if (!decision.allowed) headers.push(["retry-after", String(decision.retryAfterSeconds)]);
+  return headers;
+}
+
 export function setRateLimitHeaders(reply: FastifyReply, decision: LimitDecision): void {
-  reply.header("ratelimit-limit", decision.limit);
-  reply.header("ratelimit-remaining", decision.remaining);
-  reply.header("ratelimit-reset", decision.resetSeconds);
-  reply.header("ratelimit-policy", `${decision.limit};w=${(windowMs(decision.window) ?? 0) / 1000}`);
-  if (!decision.allowed) reply.header("retry-after", decision.retryAfterSeconds);
+  for (const [name, value] of rateLimitHeaders(decision)) reply.header(name, value);
 }
 
 /** A requirement on a key caller: all of `all`, or any one of `any`. */
@@ -112,7 +128,7 @@ export async function sessionActor(services: Services, request: FastifyRequest, 
  */
 export function requireCaller(services: Services, access: Access) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const presented = presentedCredentials(request);
+    const presented = presentedCredentials(request.headers);
     if (!presented && request.cookies?.[SESSION_COOKIE]) {
       const { actor } = await sessionActor(services, request);
       if (!access.roles?.includes(actor.role)) {
@@ -136,48 +152,71 @@ export function requireCaller(services: Services, access: Access) {
       return;
     }
     if (!presented) throw new LatchkeyError("UNAUTHORIZED");
-    const { code, actor, limit } = await services.verification.authenticate({
-      key: presented.key,
-      secret: presented.secret,
-      username: presented.username,
-      password: presented.password,
-      ip: request.clientIp,
-    });
+    const { actor, limit, refusal } = await authorizeKeyCaller(services, access, presented, request.clientIp);
     if (limit !== null) setRateLimitHeaders(reply, limit);
-    if (code === "RATE_LIMITED") {
-      throw new LatchkeyError("RATE_LIMITED", `Rate limit of ${limit?.limit} per ${limit?.window} reached.`, {
+    if (refusal) throw refusal;
+    request.actor = actor;
+  };
+}
+
+/**
+ * Checks a key or Basic auth caller against a route's access rule. The call counts against the
+ * caller's rate limits; `limit` says where it stands (RateLimit-* headers), also when it is refused.
+ * Any dead or unknown key gets the same 401; IP, permission and rate-limit refusals say what is wrong.
+ */
+export async function authorizeKeyCaller(
+  services: Services,
+  access: Access,
+  presented: Presented,
+  clientIp: string,
+): Promise<
+  | { actor: Actor & { kind: "key" | "credential" }; limit: LimitDecision | null; refusal: null }
+  | { actor: null; limit: LimitDecision | null; refusal: LatchkeyError }
+> {
+  const { code, actor, limit } = await services.verification.authenticate({
+    key: presented.key,
+    secret: presented.secret,
+    username: presented.username,
+    password: presented.password,
+    ip: clientIp,
+  });
+  const refuse = (refusal: LatchkeyError) => ({ actor: null, limit, refusal });
+  if (code === "RATE_LIMITED") {
+    return refuse(
+      new LatchkeyError("RATE_LIMITED", `Rate limit of ${limit?.limit} per ${limit?.window} reached.`, {
         retry_after: limit?.retryAfterSeconds,
-      });
-    }
-    if (code === "IP_NOT_ALLOWED") {
-      throw new LatchkeyError(
-        "IP_NOT_ALLOWED",
-        `Requests from ${request.clientIp} are not allowed for this key.`,
-        {
-          ip: request.clientIp,
-        },
-      );
-    }
-    if (!actor || actor.kind === "platform" || actor.kind === "user") throw new LatchkeyError("UNAUTHORIZED");
-    if (access.companyScoped !== false && actor.companyId === null) {
-      throw new LatchkeyError("FORBIDDEN", "A platform verify key cannot manage a company's objects.");
-    }
-    const requirement = access.perms;
-    const held = actor.permissionSet ?? new Set(actor.permissions);
-    const ok =
-      "all" in requirement
-        ? requirement.all.every((p) => held.has(p))
-        : requirement.any.some((p) => held.has(p));
-    if (!ok) {
-      const needed = "all" in requirement ? requirement.all : requirement.any;
-      throw new LatchkeyError(
+      }),
+    );
+  }
+  if (code === "IP_NOT_ALLOWED") {
+    return refuse(
+      new LatchkeyError("IP_NOT_ALLOWED", `Requests from ${clientIp} are not allowed for this key.`, {
+        ip: clientIp,
+      }),
+    );
+  }
+  if (!actor || actor.kind === "platform" || actor.kind === "user")
+    return refuse(new LatchkeyError("UNAUTHORIZED"));
+  if (access.companyScoped !== false && actor.companyId === null) {
+    return refuse(new LatchkeyError("FORBIDDEN", "A platform verify key cannot manage a company's objects."));
+  }
+  const requirement = access.perms;
+  const held = actor.permissionSet ?? new Set(actor.permissions);
+  const ok =
+    "all" in requirement
+      ? requirement.all.every((p) => held.has(p))
+      : requirement.any.some((p) => held.has(p));
+  if (!ok) {
+    const needed = "all" in requirement ? requirement.all : requirement.any;
+    return refuse(
+      new LatchkeyError(
         "INSUFFICIENT_PERMISSIONS",
         `This needs ${"all" in requirement ? "" : "one of "}${needed.join(", ")}.`,
         { required: needed },
-      );
-    }
-    request.actor = actor;
-  };
+      ),
+    );
+  }
+  return { actor, limit, refusal: null };
 }
 
 /** Session-only routes (sign-in housekeeping, people, audit) with the roles that may use them. */

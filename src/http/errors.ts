@@ -14,20 +14,45 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_ASYNC_CONSTRAINT: "VALIDATION_ERROR",
 };
 
+interface ErrorExtra {
+  field?: string | undefined;
+  details?: Record<string, unknown> | undefined;
+}
+
+/** The envelope every failure answers with. */
+export function errorEnvelope(code: ErrorCode, message: string, requestId: string, extra: ErrorExtra = {}) {
+  const error: Record<string, unknown> = { code, message, request_id: requestId };
+  if (extra.field) error.field = extra.field;
+  if (extra.details && Object.keys(extra.details).length > 0) error.details = extra.details;
+  return { success: false as const, error };
+}
+
+/** What a LatchkeyError answers: its status, its envelope, and Retry-After for a throttled caller. */
+export function latchkeyErrorReply(err: LatchkeyError, requestId: string) {
+  const { field, ...details } = err.details ?? {};
+  return {
+    status: err.status,
+    body: errorEnvelope(err.code, err.message, requestId, {
+      field: typeof field === "string" ? field : undefined,
+      details,
+    }),
+    // Throttled callers are told when to come back, in the header clients and proxies understand.
+    retryAfter:
+      typeof details.retry_after === "number" && ERRORS[err.code].status === 429 ? details.retry_after : null,
+  };
+}
+
 export function sendError(
   reply: FastifyReply,
   request: FastifyRequest,
   code: ErrorCode,
   message: string = ERRORS[code].message,
-  extra: { field?: string | undefined; details?: Record<string, unknown> | undefined; status?: number } = {},
+  extra: ErrorExtra & { status?: number } = {},
 ) {
-  const error: Record<string, unknown> = { code, message, request_id: request.id };
-  if (extra.field) error.field = extra.field;
-  if (extra.details && Object.keys(extra.details).length > 0) error.details = extra.details;
   return reply
     .status(extra.status ?? ERRORS[code].status)
     .type("application/json")
-    .send({ success: false, error });
+    .send(errorEnvelope(code, message, request.id, extra));
 }
 
 function validationField(err: FastifyError): string | undefined {
@@ -42,15 +67,9 @@ function validationField(err: FastifyError): string | undefined {
 /** The one place a failure becomes a status and an envelope. Anything unexpected is a logged 500. */
 export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err instanceof LatchkeyError) {
-    const { field, ...details } = err.details ?? {};
-    // Throttled callers are told when to come back, in the header clients and proxies understand.
-    if (typeof details.retry_after === "number" && ERRORS[err.code].status === 429)
-      reply.header("retry-after", details.retry_after);
-    return sendError(reply, request, err.code, err.message, {
-      field: typeof field === "string" ? field : undefined,
-      details,
-      status: err.status,
-    });
+    const answer = latchkeyErrorReply(err, request.id);
+    if (answer.retryAfter !== null) reply.header("retry-after", answer.retryAfter);
+    return reply.status(answer.status).type("application/json").send(answer.body);
   }
   if (err.validation) {
     const field = validationField(err);

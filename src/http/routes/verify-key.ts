@@ -1,11 +1,28 @@
 import { Type } from "typebox";
 import { VERIFY_CODES, type VerifyCode } from "../../core/errors.ts";
 import type { App } from "../app.ts";
-import { actorOf, requireCaller } from "../auth.ts";
+import { type Access, actorOf, requireCaller } from "../auth.ts";
 import { Environment, ErrorEnvelope, Nullable, Ok, Permissions, RateLimitState } from "../schemas.ts";
+import { replayedBody } from "../verify-fast-path.ts";
 import type { RouteDeps } from "./deps.ts";
 
 const Token = Type.String({ minLength: 1, maxLength: 256 });
+
+export const VerifyBody = Type.Object(
+  {
+    key: Type.Optional(Token),
+    secret: Type.Optional(Token),
+    username: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    password: Type.Optional(Token),
+    permissions: Type.Optional(Permissions),
+    ip: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    environment: Type.Optional(Environment),
+  },
+  { additionalProperties: false },
+);
+
+/** Company keys verify their own company's keys; platform verify keys any company's. */
+export const VERIFY_ACCESS: Access = { perms: { all: ["keys:verify"] }, companyScoped: false };
 
 export default function verifyKey(app: App, { services }: RouteDeps) {
   app.post(
@@ -19,18 +36,7 @@ export default function verifyKey(app: App, { services }: RouteDeps) {
           "verifies only its own company's keys; a platform verify key verifies any. A valid request counts " +
           "against the key's and its API user's rate limits; over a limit the answer is `RATE_LIMITED`, and " +
           "`rate_limit` gives what to pass on as RateLimit-* and Retry-After headers.",
-        body: Type.Object(
-          {
-            key: Type.Optional(Token),
-            secret: Type.Optional(Token),
-            username: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-            password: Type.Optional(Token),
-            permissions: Type.Optional(Permissions),
-            ip: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-            environment: Type.Optional(Environment),
-          },
-          { additionalProperties: false },
-        ),
+        body: VerifyBody,
         response: {
           200: Ok(
             Type.Object({
@@ -48,7 +54,12 @@ export default function verifyKey(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireCaller(services, { perms: { all: ["keys:verify"] }, companyScoped: false }),
+      // A gateway verifies every request it serves: one log line each would drown everything else.
+      // Usage counts them; errors are still logged.
+      logLevel: "warn",
+      // A body the fast path (verify-fast-path.ts) read and handed over is read again from its copy.
+      preParsing: (request, _reply, payload, done) => done(null, replayedBody(request.raw) ?? payload),
+      preValidation: requireCaller(services, VERIFY_ACCESS),
     },
     async (request) => {
       const actor = actorOf(request);

@@ -1,0 +1,155 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { Compile } from "typebox/compile";
+import { ERRORS, LatchkeyError } from "../core/errors.ts";
+import { clientIp, type IpMatcher } from "../core/ip.ts";
+import type { LimitDecision } from "../core/rate-limit.ts";
+import type { Services } from "../services/services.ts";
+import type { VerifyResult } from "../services/verification.ts";
+import { authorizeKeyCaller, presentedCredentials, rateLimitHeaders } from "./auth.ts";
+import { errorEnvelope, latchkeyErrorReply } from "./errors.ts";
+import { VERIFY_ACCESS, VerifyBody } from "./routes/verify-key.ts";
+
+/** Bodies the fast path read but left to Fastify, which reads them again from here (see replayedBody). */
+const replays = new WeakMap<IncomingMessage, Buffer>();
+
+/** For the verify route's preParsing hook: the body the fast path already read, as a stream again. */
+export function replayedBody(raw: IncomingMessage): Readable | undefined {
+  const body = replays.get(raw);
+  return body === undefined ? undefined : Readable.from([body]);
+}
+
+/** Serialised answers: shared answers are frozen, so each is serialised once. */
+const serialised = new WeakMap<VerifyResult, Buffer>();
+function answerBytes(result: VerifyResult): Buffer {
+  const known = serialised.get(result);
+  if (known !== undefined) return known;
+  // The same bytes Fastify's serializer writes: the answer's fields are built in the schema's order.
+  const bytes = Buffer.from(JSON.stringify({ success: true, data: result }));
+  if (Object.isFrozen(result)) serialised.set(result, bytes);
+  return bytes;
+}
+
+function isJson(contentType: string | undefined): boolean {
+  return (
+    contentType === "application/json" ||
+    contentType === "application/json; charset=utf-8" ||
+    contentType === "application/json;charset=utf-8"
+  );
+}
+
+export interface FastPathOptions {
+  services: Services;
+  trusted: IpMatcher;
+  bodyLimit: number;
+  nextRequestId: () => string;
+  logError: (err: unknown) => void;
+}
+
+/**
+ * `POST /v1/verify` without Fastify's per-request machinery. A gateway asks this for every request it
+ * serves, and at tens of thousands a second Fastify's hooks, routing and reply object cost more than
+ * the verification itself.
+ *
+ * The fast path takes only the ordinary request: a JSON body of known length within the limit, and a
+ * key in X-API-Key or a Bearer header. Anything else goes to Fastify untouched. A body it read but
+ * cannot use (not JSON, or refused by the route's schema) goes to Fastify too, replayed, before
+ * anything has been counted, so every validation error still comes from the one error handler. From
+ * the caller check on, the answer is the fast path's: the same checks (authorizeKeyCaller), the same
+ * envelopes, the same headers and the same bytes as the route. A test holds the two to that.
+ *
+ * Returns false when the request is Fastify's.
+ */
+export function verifyFastPath(opts: FastPathOptions) {
+  const { services, trusted, bodyLimit, nextRequestId, logError } = opts;
+  // The route's own body schema. (Compiled here, not at import: the route module imports this one.)
+  const checkBody = Compile(VerifyBody);
+  let closing = false;
+
+  function send(
+    res: ServerResponse,
+    status: number,
+    body: Buffer,
+    requestId: string,
+    limit: LimitDecision | null,
+    retryAfter: number | null = null,
+  ) {
+    const headers: string[] = [
+      "content-type",
+      "application/json; charset=utf-8",
+      "x-request-id",
+      requestId,
+      "cache-control",
+      "no-store",
+      "content-length",
+      String(body.length),
+    ];
+    if (limit !== null) for (const [name, value] of rateLimitHeaders(limit)) headers.push(name, value);
+    if (retryAfter !== null && !headers.includes("retry-after"))
+      headers.push("retry-after", String(retryAfter));
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+
+  async function answer(req: IncomingMessage, res: ServerResponse, body: Buffer, handoff: () => void) {
+    let input: unknown;
+    try {
+      input = JSON.parse(body.toString("utf8"));
+    } catch {
+      return handoff();
+    }
+    if (!checkBody.Check(input)) return handoff();
+    const requestId = nextRequestId();
+    let limit: LimitDecision | null = null;
+    try {
+      const ip = clientIp(req.socket.remoteAddress ?? "", req.headers["x-forwarded-for"], trusted);
+      const presented = presentedCredentials(req.headers);
+      if (presented === null) throw new LatchkeyError("UNAUTHORIZED");
+      const caller = await authorizeKeyCaller(services, VERIFY_ACCESS, presented, ip);
+      limit = caller.limit;
+      if (caller.refusal !== null) throw caller.refusal;
+      const scope = caller.actor.companyId;
+      const result = await services.verification.verify(input, scope);
+      send(res, 200, answerBytes(result), requestId, limit);
+    } catch (err) {
+      if (err instanceof LatchkeyError) {
+        const reply = latchkeyErrorReply(err, requestId);
+        send(res, reply.status, Buffer.from(JSON.stringify(reply.body)), requestId, limit, reply.retryAfter);
+        return;
+      }
+      logError(err);
+      const body = errorEnvelope("INTERNAL_ERROR", ERRORS.INTERNAL_ERROR.message, requestId);
+      send(res, 500, Buffer.from(JSON.stringify(body)), requestId, null);
+    }
+  }
+
+  return {
+    /** Fastify is closing: new requests go to it, so they get its 503. */
+    close() {
+      closing = true;
+    },
+    handle(
+      req: IncomingMessage,
+      res: ServerResponse,
+      fastify: (req: IncomingMessage, res: ServerResponse) => void,
+    ) {
+      if (closing || req.method !== "POST" || req.url !== "/v1/verify") return false;
+      const headers = req.headers;
+      if (!isJson(headers["content-type"])) return false;
+      const length = Number(headers["content-length"]);
+      if (!(length > 0 && length <= bodyLimit) || headers["transfer-encoding"] !== undefined) return false;
+      const presented = presentedCredentials(headers);
+      if (presented === null || presented.key === undefined) return false;
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("end", () => {
+        const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+        void answer(req, res, body, () => {
+          replays.set(req, body);
+          fastify(req, res);
+        });
+      });
+      return true;
+    },
+  };
+}

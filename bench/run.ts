@@ -70,6 +70,8 @@ interface HttpRow {
   failed: number;
 }
 const memory: { what: string; store: string; bytes: number; unit: "MB" | "B" }[] = [];
+/** The load generator bench/load.ts found: wrk, or autocannon without it. */
+let loaderName = "autocannon";
 
 async function inProcess(): Promise<InProcessResult[]> {
   const results: InProcessResult[] = [];
@@ -142,7 +144,8 @@ async function http(): Promise<HttpRow[]> {
     child: await spawn<ServerInfo>("./server.ts", ["bare", answer]),
   };
   const all = [bare, ...targets, ...peers];
-  const loader = await spawn("./load.ts");
+  const loader = await spawn<{ loader: string }>("./load.ts");
+  loaderName = loader.first.loader;
   const load = (child: Child<ServerInfo>, seconds: number) =>
     ask<LoadResult>(
       loader,
@@ -339,7 +342,7 @@ const bareRow = web[0];
 const webRow = (name: string) => web.find((r) => r.server === name);
 out.push(
   "",
-  `### 2. HTTP POST /v1/verify (autocannon, ${CONNECTIONS} keep-alive connections, ${HTTP_SECONDS} s per run)`,
+  `### 2. HTTP POST /v1/verify (${loaderName}, ${CONNECTIONS} keep-alive connections, ${HTTP_SECONDS} s per run)`,
   "",
 );
 out.push(

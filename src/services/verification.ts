@@ -32,7 +32,7 @@ export interface RateLimitView {
   retry_after: number | null;
 }
 
-/** An answer. Answers without a rate-limit state are shared between requests and frozen. */
+/** An answer. A cached key's VALID answer without a rate-limit state is shared between requests, frozen. */
 export interface VerifyResult {
   valid: boolean;
   code: VerifyCode;
@@ -65,7 +65,7 @@ interface LoadedKey extends VerifiableKey {
   limits: LimitSubject[];
   /** The actor a management call with this key acts as; built once, shared by every request. */
   actor: Actor & { kind: "key" };
-  answers: Map<VerifyCode, VerifyResult>;
+  validAnswer: VerifyResult | null;
 }
 
 /** A found subject: a key, or an API user signing in with Basic auth. */
@@ -74,11 +74,11 @@ interface Subject extends VerifiableKey {
   actor: Actor & { kind: "key" | "credential" };
   secretHash?: string | null;
   /**
-   * A cached key's answers by outcome. Without a rate-limit state an answer depends on nothing but the
-   * key and the outcome, so each is built once and every request shares it (nothing to allocate, and
-   * the HTTP layer can keep its serialised form).
+   * A cached key's VALID answer without a rate-limit state: it depends on nothing but the key, so it is
+   * built once and every request shares it (nothing to allocate, and the HTTP layer keeps its bytes).
+   * Null until first needed; absent for subjects that are not cached.
    */
-  answers?: Map<VerifyCode, VerifyResult>;
+  validAnswer?: VerifyResult | null;
 }
 
 interface Outcome {
@@ -146,9 +146,8 @@ function limitSubjects(
 const NO_LIMITS: LimitSubject[] = Object.freeze([]) as unknown as LimitSubject[];
 
 function answer(subject: Subject, code: VerifyCode, limit: LimitDecision | null): VerifyResult {
-  const shared = limit === null ? subject.answers : undefined;
-  const known = shared?.get(code);
-  if (known !== undefined) return known;
+  const shared = code === "VALID" && limit === null && subject.validAnswer !== undefined;
+  if (shared && subject.validAnswer) return subject.validAnswer;
   const result: VerifyResult = {
     valid: code === "VALID",
     code,
@@ -160,7 +159,7 @@ function answer(subject: Subject, code: VerifyCode, limit: LimitDecision | null)
     expires_at: subject.expiresAt ? subject.expiresAt.toISOString() : null,
     rate_limit: limit ? rateLimitView(limit) : null,
   };
-  shared?.set(code, Object.freeze(result));
+  if (shared) subject.validAnswer = Object.freeze(result);
   return result;
 }
 
@@ -258,7 +257,7 @@ export class VerificationService {
         permissions,
         permissionSet,
       },
-      answers: new Map(),
+      validAnswer: null,
     };
     this.cache.set(fp, loaded, { keyId: row.id, credentialId: row.credential_id }, stamp);
     return loaded;

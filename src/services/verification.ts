@@ -181,6 +181,8 @@ export function rateLimitView(decision: LimitDecision): RateLimitView {
  */
 export class VerificationService {
   private readonly cache: KeyCache<LoadedKey>;
+  /** Store lookups in flight, by fingerprint, with the cache's change stamp when each was sent. */
+  private readonly loading = new Map<string, { stamp: number; answer: Promise<LoadedKey | null> }>();
   private ttlMs: number;
   private readonly normalTtlMs: number;
 
@@ -210,6 +212,22 @@ export class VerificationService {
 
   get cacheTtlMs(): number {
     return this.ttlMs;
+  }
+
+  /**
+   * One query for all the requests that miss on the same key at once: when a popular key's entry
+   * expires, a gateway's concurrent requests for it would otherwise each query the store. A request
+   * joins a query only if no change has landed since it was sent, so a request that arrives after a
+   * revocation never takes an answer read before it.
+   */
+  private loadOnce(key: string, fp: string, prefix: string): Promise<LoadedKey | null> {
+    const pending = this.loading.get(fp);
+    if (pending !== undefined && pending.stamp === this.cache.stamp) return pending.answer;
+    const answer = this.load(key, fp, prefix).finally(() => {
+      if (this.loading.get(fp)?.answer === answer) this.loading.delete(fp);
+    });
+    this.loading.set(fp, { stamp: this.cache.stamp, answer });
+    return answer;
   }
 
   /** A key by its fingerprint, from one indexed query; the answer (found or not) is cached. */
@@ -287,7 +305,7 @@ export class VerificationService {
       if (parsed === null || parsed.kind !== "sk") return failure("MALFORMED");
       const fp = fingerprint(input.key);
       const cached = this.cache.get(fp);
-      const found = cached !== undefined ? cached : await this.load(input.key, fp, parsed.prefix);
+      const found = cached !== undefined ? cached : await this.loadOnce(input.key, fp, parsed.prefix);
       if (found === null || (scope !== null && found.companyId !== scope)) return failure("NOT_FOUND");
       if (found.secretHash !== null) {
         if (input.secret === undefined) return failure("MALFORMED");

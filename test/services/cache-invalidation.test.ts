@@ -1,6 +1,7 @@
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type * as KeyFormat from "../../src/core/key-format.ts";
+import { apiKeys } from "../../src/store/repositories.ts";
 import { BACKENDS } from "../helpers/backends.ts";
 import { type Company, createHarness, type Harness } from "../helpers/harness.ts";
 
@@ -222,5 +223,55 @@ describe.each(BACKENDS)("cache invalidation on %s", (kind) => {
     const rotated = await ok(h.call("POST", `/v1/keys/${old.id}/rotate`, { key: co.key, json: {} }));
     expect(rotated.key).toBe(token);
     expect(await verify(token)).toMatchObject({ code: "VALID", key_id: rotated.id });
+  });
+
+  it("concurrent requests that miss on one key make one store query", async () => {
+    const k = await h.createKey(co, { permissions: ["payin:read"] });
+    const lookups = vi.spyOn(apiKeys, "findByHash");
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => h.services.verification.verify({ key: k.key }, co.id)),
+      );
+      expect(answers.map((a) => a.code)).toEqual(Array(20).fill("VALID"));
+      expect(lookups).toHaveBeenCalledTimes(1);
+    } finally {
+      lookups.mockRestore();
+    }
+  });
+
+  it("a request that arrives after a revocation never takes the answer of a query sent before it", async () => {
+    const k = await h.createKey(co, { permissions: ["payin:read"] });
+    const real = apiKeys.findByHash;
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let read = () => {};
+    const firstRead = new Promise<void>((resolve) => {
+      read = resolve;
+    });
+    // The first query reads the row while the key is active, then is held until after the revocation.
+    const lookups = vi.spyOn(apiKeys, "findByHash").mockImplementationOnce(async (...args) => {
+      const row = await real(...args);
+      read();
+      await gate;
+      return row;
+    });
+    try {
+      const early = h.services.verification.verify({ key: k.key }, co.id);
+      await firstRead;
+      await ok(h.call("DELETE", `/v1/keys/${k.id}`, { key: co.key }));
+      const late = await h.services.verification.verify({ key: k.key }, co.id);
+      expect(late.code).toBe("REVOKED");
+      release();
+      // The early request was sent before the revocation: its answer was true when read.
+      expect((await early).code).toBe("VALID");
+      expect(lookups).toHaveBeenCalledTimes(2);
+      // And what it read was not kept.
+      expect((await verify(k.key)).code).toBe("REVOKED");
+    } finally {
+      release();
+      lookups.mockRestore();
+    }
   });
 });

@@ -25,6 +25,10 @@ export const ERRORS = {
   INSUFFICIENT_PERMISSIONS: { status: 403, message: "The caller lacks a required permission." },
   PERMISSION_NOT_HELD: { status: 403, message: "Nobody can grant a permission they do not hold." },
   IP_NOT_ALLOWED: { status: 403, message: "The caller's IP address is not allowed." },
+  ENVIRONMENT_NOT_ALLOWED: {
+    status: 403,
+    message: "A caller acting in the test environment reads and changes test objects only.",
+  },
   NOT_FOUND: { status: 404, message: "Not found." },
   ROUTE_NOT_FOUND: { status: 404, message: "No such route." },
   METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed." },

@@ -1,14 +1,9 @@
-import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from "node:http";
+import { createServer, type ServerOptions } from "node:http";
 import type { TLSSocket } from "node:tls";
 import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyServerOptions,
-  type RawServerDefault,
-} from "fastify";
+import Fastify, { type FastifyServerOptions } from "fastify";
 import { LatchkeyError } from "../core/errors.ts";
 import { clientIp, compileTrustedProxies } from "../core/ip.ts";
 import { randomBase62 } from "../core/random.ts";
@@ -16,15 +11,8 @@ import type { Services } from "../services/services.ts";
 import { registerConsole } from "./console.ts";
 import { errorHandler, sendError } from "./errors.ts";
 import { registerRoutes } from "./routes/index.ts";
+import type { App } from "./types.ts";
 import { verifyFastPath } from "./verify-fast-path.ts";
-
-export type App = FastifyInstance<
-  RawServerDefault,
-  IncomingMessage,
-  ServerResponse,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
 
 export interface AppOptions {
   services: Services;

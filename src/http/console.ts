@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import fastifyStatic from "@fastify/static";
 import type { FastifyReply } from "fastify";
 import { LatchkeyError } from "../core/errors.ts";
-import type { App } from "./app.ts";
+import type { App } from "./types.ts";
 
 /** Where `npm run build` puts the console. */
 export const CONSOLE_DIR = resolve(import.meta.dirname, "../../web/dist");

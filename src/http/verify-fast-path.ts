@@ -8,7 +8,10 @@ import type { Services } from "../services/services.ts";
 import type { VerifyResult } from "../services/verification.ts";
 import { authorizeKeyCaller, type Presented, presentedCredentials, rateLimitHeaders } from "./auth.ts";
 import { errorEnvelope, latchkeyErrorReply } from "./errors.ts";
-import { VERIFY_ACCESS, VerifyBody } from "./routes/verify-key.ts";
+import { VERIFY_ACCESS, VerifyBody } from "./verify-request.ts";
+
+/** The route's own body schema. */
+const checkBody = Compile(VerifyBody);
 
 /** Bodies the fast path read but left to Fastify, which reads them again from here (see replayedBody). */
 const replays = new WeakMap<IncomingMessage, Buffer>();
@@ -60,8 +63,6 @@ export interface FastPathOptions {
  */
 export function verifyFastPath(opts: FastPathOptions) {
   const { services, trusted, bodyLimit, nextRequestId, logError } = opts;
-  // The route's own body schema. (Compiled here, not at import: the route module imports this one.)
-  const checkBody = Compile(VerifyBody);
   let closing = false;
 
   /**

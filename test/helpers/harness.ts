@@ -1,7 +1,8 @@
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { readCatalog } from "../../src/config.ts";
 import type { Catalog } from "../../src/core/catalog.ts";
-import { type App, buildApp } from "../../src/http/app.ts";
+import { buildApp } from "../../src/http/app.ts";
+import type { App } from "../../src/http/types.ts";
 import { createServices, type Services } from "../../src/services/services.ts";
 import type { Store, StoreKind } from "../../src/store/store.ts";
 import { openTestStore } from "./backends.ts";

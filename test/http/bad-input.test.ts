@@ -1,6 +1,7 @@
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type App, buildApp } from "../../src/http/app.ts";
+import { buildApp } from "../../src/http/app.ts";
+import type { App } from "../../src/http/types.ts";
 import { BACKENDS } from "../helpers/backends.ts";
 import { ADMIN_TOKEN, type Company, createHarness, type Harness } from "../helpers/harness.ts";
 

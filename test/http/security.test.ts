@@ -1,7 +1,8 @@
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateToken } from "../../src/core/key-format.ts";
-import { type App, buildApp } from "../../src/http/app.ts";
+import { buildApp } from "../../src/http/app.ts";
+import type { App } from "../../src/http/types.ts";
 import { BACKENDS } from "../helpers/backends.ts";
 import { ADMIN_TOKEN, type Company, createHarness, type Harness } from "../helpers/harness.ts";
 

@@ -1,8 +1,8 @@
 import { Type } from "typebox";
 import { KEY_WRITER_ROLES } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, KeyView, Ok, TotpCode } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function changeKeyExpiry(app: App, { services }: RouteDeps) {

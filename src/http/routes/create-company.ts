@@ -1,7 +1,7 @@
 import { Type } from "typebox";
-import type { App } from "../app.ts";
 import { ctxOf, requirePlatform } from "../auth.ts";
 import { CreatedKey, ErrorEnvelope, Name, Ok } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function createCompany(app: App, { services, platformTokens, controlToken }: RouteDeps) {

@@ -1,6 +1,5 @@
 import { Type } from "typebox";
 import { MANAGER_ROLES } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { bodyField, companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
@@ -13,6 +12,7 @@ import {
   RateLimits,
   TotpCode,
 } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function createCredential(app: App, { services }: RouteDeps) {

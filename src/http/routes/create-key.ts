@@ -1,6 +1,5 @@
 import { Type } from "typebox";
 import { KEY_WRITER_ROLES } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
@@ -16,6 +15,7 @@ import {
   RateLimits,
   TotpCode,
 } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export const CreateKeyBody = Type.Object(

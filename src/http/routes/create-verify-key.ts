@@ -1,7 +1,7 @@
 import { Type } from "typebox";
-import type { App } from "../app.ts";
 import { ctxOf, requirePlatform } from "../auth.ts";
 import { ErrorEnvelope, Name, Ok, RateLimits } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function createVerifyKey(app: App, { services, platformTokens, controlToken }: RouteDeps) {

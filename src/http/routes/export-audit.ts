@@ -2,8 +2,8 @@ import { Readable } from "node:stream";
 import { Type } from "typebox";
 import { MANAGER_ROLES } from "../../core/roles.ts";
 import { auditView } from "../../services/audit.ts";
-import type { App } from "../app.ts";
 import { companyOf, requireCaller } from "../auth.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 import { AuditQuery, auditFilters } from "./list-audit.ts";
 

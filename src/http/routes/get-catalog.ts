@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { PRESETS } from "../../core/catalog.ts";
-import type { App } from "../app.ts";
 import { Ok } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 /** The catalog is public: it names what the platform's API can do, never anyone's data. */

@@ -1,7 +1,7 @@
 import { EVERY_ROLE } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { companyOf, requireCaller } from "../auth.ts";
 import { CredentialIdParams, CredentialView, ErrorEnvelope, Ok } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function getCredential(app: App, { services }: RouteDeps) {

@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import type { App } from "../app.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function health(app: App, { health }: RouteDeps) {

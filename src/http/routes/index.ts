@@ -1,4 +1,4 @@
-import type { App } from "../app.ts";
+import type { App } from "../types.ts";
 import changeKeyExpiry from "./change-key-expiry.ts";
 import changePassword from "./change-password.ts";
 import createCompany from "./create-company.ts";

@@ -1,8 +1,8 @@
 import { Type } from "typebox";
 import { MANAGER_ROLES } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
 import { ErrorEnvelope, Ok, RoleName } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function inviteUser(app: App, { services }: RouteDeps) {

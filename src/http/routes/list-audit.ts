@@ -1,8 +1,8 @@
 import { Type } from "typebox";
 import { MANAGER_ROLES } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { companyOf, requireCaller } from "../auth.ts";
 import { DateTime, ErrorEnvelope, Ok } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export const AuditEvent = Type.Object({

@@ -1,8 +1,8 @@
 import { Type } from "typebox";
 import { EVERY_ROLE } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { companyOf, requireCaller } from "../auth.ts";
 import { CredentialView, ErrorEnvelope, Ok, Page, pageOf } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function listCredentials(app: App, { services }: RouteDeps) {

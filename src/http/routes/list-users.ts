@@ -1,8 +1,8 @@
 import { Type } from "typebox";
 import { MANAGER_ROLES } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { requireSession, userOf } from "../auth.ts";
 import { ErrorEnvelope, Ok, UserView } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function listUsers(app: App, { services }: RouteDeps) {

@@ -1,7 +1,7 @@
 import { Type } from "typebox";
-import type { App } from "../app.ts";
 import { ErrorEnvelope, Ok, TotpCode } from "../schemas.ts";
 import { setSessionCookie } from "../session-cookie.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function login(app: App, { services }: RouteDeps) {

@@ -1,4 +1,4 @@
-import type { App } from "../app.ts";
+import type { App } from "../types.ts";
 
 export default function openapi(app: App) {
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

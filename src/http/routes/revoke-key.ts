@@ -1,8 +1,8 @@
 import { Type } from "typebox";
 import { KEY_WRITER_ROLES } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, Ok } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function revokeKey(app: App, { services }: RouteDeps) {

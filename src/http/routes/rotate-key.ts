@@ -1,9 +1,9 @@
 import { Type } from "typebox";
 import { KEY_WRITER_ROLES } from "../../core/roles.ts";
 import { MAX_GRACE_SECONDS } from "../../services/keys.ts";
-import type { App } from "../app.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { CreatedKey, DateTime, ErrorEnvelope, KeyIdParams, Ok, TotpCode } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function rotateKey(app: App, { services }: RouteDeps) {

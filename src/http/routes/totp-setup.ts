@@ -1,8 +1,8 @@
 import { Type } from "typebox";
 import { EVERY_ROLE } from "../../core/roles.ts";
-import type { App } from "../app.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
 import { ErrorEnvelope, Ok } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export default function totpSetup(app: App, { services }: RouteDeps) {

@@ -1,7 +1,7 @@
 import { Type } from "typebox";
-import type { App } from "../app.ts";
 import { requirePlatform } from "../auth.ts";
 import { ErrorEnvelope, Ok } from "../schemas.ts";
+import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
 /** Every chain at once, for the operator (and `latchkey audit verify` against a running server). */

@@ -1,28 +1,11 @@
 import { Type } from "typebox";
 import { VERIFY_CODES, type VerifyCode } from "../../core/errors.ts";
-import type { App } from "../app.ts";
-import { type Access, actorOf, requireCaller } from "../auth.ts";
-import { Environment, ErrorEnvelope, Nullable, Ok, Permissions, RateLimitState } from "../schemas.ts";
+import { actorOf, requireCaller } from "../auth.ts";
+import { Environment, ErrorEnvelope, Nullable, Ok, RateLimitState } from "../schemas.ts";
+import type { App } from "../types.ts";
 import { replayedBody } from "../verify-fast-path.ts";
+import { VERIFY_ACCESS, VerifyBody } from "../verify-request.ts";
 import type { RouteDeps } from "./deps.ts";
-
-const Token = Type.String({ minLength: 1, maxLength: 256 });
-
-export const VerifyBody = Type.Object(
-  {
-    key: Type.Optional(Token),
-    secret: Type.Optional(Token),
-    username: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-    password: Type.Optional(Token),
-    permissions: Type.Optional(Permissions),
-    ip: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    environment: Type.Optional(Environment),
-  },
-  { additionalProperties: false },
-);
-
-/** Company keys verify their own company's keys; platform verify keys any company's. */
-export const VERIFY_ACCESS: Access = { perms: { all: ["keys:verify"] }, companyScoped: false };
 
 export default function verifyKey(app: App, { services }: RouteDeps) {
   app.post(

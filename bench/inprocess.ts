@@ -1,17 +1,17 @@
 // One store's in-process figures, in a fresh process: key creation, verification, heap per cached key.
 // argv: <store kind>. Sends one {type:"result"} message and exits.
-import type { VerifyInput } from "../src/services/verification.ts";
+import { PLATFORM_SCOPE, type VerifyInput } from "../src/services/verification.ts";
 import {
   type BenchStore,
   type BenchStoreKind,
+  benchRuntime,
   bulkKeys,
   createKey,
   type Fixture,
-  makeServices,
   malformedKey,
   openBenchStore,
   seed,
-  uncachedServices,
+  uncachedRuntime,
   unknownKey,
 } from "./fixture.ts";
 import { CREATE_MS, GATEWAY_IP, gc, IN_PROCESS_MS, MEMORY_KEYS, median, medianOps, RUNS } from "./stats.ts";
@@ -32,9 +32,9 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 /** Heap growth from verifying MEMORY_KEYS distinct keys into an empty cache, per key. */
 async function bytesPerCachedKey(bench: BenchStore, fx: Fixture): Promise<number> {
   const keys = await bulkKeys(bench, fx, MEMORY_KEYS);
-  const weighed = makeServices(bench, { max: MEMORY_KEYS, ttlMs: 3_600_000 });
-  const service = weighed.verification;
-  const usage = weighed.usage;
+  const weighed = await benchRuntime(bench, { max: MEMORY_KEYS, ttlMs: 3_600_000 });
+  const service = weighed.services.verification;
+  const usage = weighed.services.usage;
   const cache = (service as unknown as { cache: { clear(): void; size: number } }).cache;
   const inputs = keys.map((key) => ({ key }));
   const samples: number[] = [];
@@ -44,7 +44,7 @@ async function bytesPerCachedKey(bench: BenchStore, fx: Fixture): Promise<number
     gc();
     gc();
     const before = process.memoryUsage().heapUsed;
-    for (const i of inputs) await service.verify(i, null);
+    for (const i of inputs) await service.verify(i, PLATFORM_SCOPE);
     // Last-used records wait in memory per key until the flush; they are not the cache's cost.
     await usage.flush();
     gc();
@@ -58,7 +58,8 @@ async function bytesPerCachedKey(bench: BenchStore, fx: Fixture): Promise<number
 
 async function run(kind: BenchStoreKind): Promise<InProcessResult> {
   const bench = await openBenchStore(kind);
-  const services = makeServices(bench);
+  const runtime = await benchRuntime(bench);
+  const services = runtime.services;
   try {
     const fx = await seed(services);
 
@@ -73,10 +74,10 @@ async function run(kind: BenchStoreKind): Promise<InProcessResult> {
     const cachedInputs = created.slice(0, CACHED_KEYS).map(input);
     const n = cachedInputs.length;
     const verification = services.verification;
-    const uncachedAll = uncachedServices(bench);
-    const uncached = uncachedAll.verification;
+    const uncachedAll = await uncachedRuntime(bench);
+    const uncached = uncachedAll.services.verification;
     for (const i of cachedInputs) {
-      const result = await verification.verify(i, null);
+      const result = await verification.verify(i, PLATFORM_SCOPE);
       if (!result.valid) throw new Error(`bench key did not verify: ${result.code}`);
     }
     const unknownInputs = Array.from({ length: n }, () => input(unknownKey()));
@@ -86,19 +87,22 @@ async function run(kind: BenchStoreKind): Promise<InProcessResult> {
       [oneUnknown, "NOT_FOUND"],
       [malformed, "MALFORMED"],
     ] as const) {
-      const result = await verification.verify(i, null);
+      const result = await verification.verify(i, PLATFORM_SCOPE);
       if (result.code !== code) throw new Error(`expected ${code}, got ${result.code}`);
     }
 
     const cases: [string, (i: number) => Promise<unknown>][] = [
-      ["cached hit", (i) => verification.verify(cachedInputs[i % n] as VerifyInput, null)],
-      ["cache miss (one indexed query)", (i) => uncached.verify(cachedInputs[i % n] as VerifyInput, null)],
-      ["negative, cached (same unknown key)", () => verification.verify(oneUnknown, null)],
+      ["cached hit", (i) => verification.verify(cachedInputs[i % n] as VerifyInput, PLATFORM_SCOPE)],
+      [
+        "cache miss (one indexed query)",
+        (i) => uncached.verify(cachedInputs[i % n] as VerifyInput, PLATFORM_SCOPE),
+      ],
+      ["negative, cached (same unknown key)", () => verification.verify(oneUnknown, PLATFORM_SCOPE)],
       [
         "negative, uncached (distinct unknown keys)",
-        (i) => uncached.verify(unknownInputs[i % n] as VerifyInput, null),
+        (i) => uncached.verify(unknownInputs[i % n] as VerifyInput, PLATFORM_SCOPE),
       ],
-      ["malformed (bad checksum)", () => verification.verify(malformed, null)],
+      ["malformed (bad checksum)", () => verification.verify(malformed, PLATFORM_SCOPE)],
     ];
     const verify: InProcessResult["verify"] = [];
     for (const [name, fn] of cases) {
@@ -117,7 +121,7 @@ async function run(kind: BenchStoreKind): Promise<InProcessResult> {
       bytesPerCachedKey: await bytesPerCachedKey(bench, fx),
     };
   } finally {
-    await services.close();
+    await runtime.close();
     await bench.close();
   }
 }

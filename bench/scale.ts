@@ -4,16 +4,16 @@
 // listening; answers "inprocess" (→ "measured"), "grow" {to} (→ "grown"), and "stop".
 import type { AddressInfo } from "node:net";
 import { buildApp } from "../src/http/app.ts";
-import type { VerifyInput } from "../src/services/verification.ts";
+import { PLATFORM_SCOPE, type VerifyInput } from "../src/services/verification.ts";
 import {
   analyze,
   type BenchStoreKind,
+  benchRuntime,
   countKeys,
   insertKeys,
-  makeServices,
   openBenchStore,
   seed,
-  uncachedServices,
+  uncachedRuntime,
   unknownKey,
 } from "./fixture.ts";
 import { GATEWAY_IP, IN_PROCESS_MS, medianOps } from "./stats.ts";
@@ -40,8 +40,10 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 const kind = process.argv[2] as BenchStoreKind;
 
 const bench = await openBenchStore(kind);
-const services = makeServices(bench);
-const uncached = uncachedServices(bench);
+const runtime = await benchRuntime(bench);
+const services = runtime.services;
+const uncachedAll = await uncachedRuntime(bench);
+const uncached = uncachedAll.services;
 const app = await buildApp({ services, logger: false, health: () => ({ store: bench.store.kind }) });
 await app.listen({ port: 0, host: "127.0.0.1" });
 const fx = await seed(services);
@@ -57,19 +59,19 @@ async function measure(): Promise<ScaleMeasured> {
   const valid = sample.map(input);
   const unknown = Array.from({ length: SAMPLE }, () => input(unknownKey()));
   for (const i of valid) {
-    const result = await services.verification.verify(i, null);
+    const result = await services.verification.verify(i, PLATFORM_SCOPE);
     if (!result.valid) throw new Error(`a sample key did not verify at ${keys} keys: ${result.code}`);
   }
   const n = valid.length;
   const cases: [string, (i: number) => Promise<unknown>][] = [
-    ["cached hit", (i) => services.verification.verify(valid[i % n] as VerifyInput, null)],
+    ["cached hit", (i) => services.verification.verify(valid[i % n] as VerifyInput, PLATFORM_SCOPE)],
     [
       "cache miss (one indexed query)",
-      (i) => uncached.verification.verify(valid[i % n] as VerifyInput, null),
+      (i) => uncached.verification.verify(valid[i % n] as VerifyInput, PLATFORM_SCOPE),
     ],
     [
       "negative, uncached (distinct unknown keys)",
-      (i) => uncached.verification.verify(unknown[i % n] as VerifyInput, null),
+      (i) => uncached.verification.verify(unknown[i % n] as VerifyInput, PLATFORM_SCOPE),
     ],
   ];
   const verify: ScaleMeasured["verify"] = [];
@@ -113,8 +115,8 @@ process.on("message", async (message: Message) => {
   if (message.type === "grow") process.send?.(await grow(message.to));
   if (message.type === "stop") {
     await app.close();
-    await uncached.close();
-    await services.close();
+    await uncachedAll.close();
+    await runtime.close();
     await bench.close();
     process.disconnect();
   }

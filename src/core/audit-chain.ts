@@ -18,6 +18,8 @@ export interface ChainedEvent {
   user_agent: string | null;
   totp_used: boolean;
   prev_hash: string;
+  /** Absent on events written before live and test were split (their hashes never covered it). */
+  environment?: "live" | "test";
 }
 
 export const GENESIS_HASH = "0".repeat(64);

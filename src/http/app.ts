@@ -139,7 +139,6 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     });
   app.decorateRequest("clientIp", "");
   app.decorateRequest("actor", null);
-  app.decorateRequest("totpUsed", false);
   app.decorateRequest("isHttps", false);
   app.addHook("onRequest", (request, reply, done) => {
     const peer = request.socket.remoteAddress ?? "";

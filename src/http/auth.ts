@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Policy, Requirement } from "../core/access/policy.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { safeEqual } from "../core/hashing.ts";
 import { type LimitDecision, windowMs } from "../core/rate-limit.ts";
@@ -14,8 +15,6 @@ declare module "fastify" {
     actor: Actor | null;
     /** Over TLS here, or from a trusted proxy that says it terminated TLS (X-Forwarded-Proto). */
     isHttps: boolean;
-    /** Set when this request carried a valid second factor (step-up). */
-    totpUsed: boolean;
   }
 }
 
@@ -66,37 +65,35 @@ export function setRateLimitHeaders(reply: FastifyReply, decision: LimitDecision
   for (const [name, value] of rateLimitHeaders(decision)) reply.header(name, value);
 }
 
-/** A requirement on a key caller: all of `all`, or any one of `any`. */
-export type Requirement = { all: string[] } | { any: string[] };
-
 export const SESSION_COOKIE = "lk_session";
 
-/** Who may call a route: keys by permission, people by role; and what a person must show for it. */
-export interface Access {
-  perms: Requirement;
-  /** Roles whose sessions may call the route; none means keys only (a session is never an API credential). */
-  roles?: readonly Role[];
-  /** A key or credential write: people must have enrolled 2FA first. */
-  write?: boolean;
-  /** A sensitive action: people must send a fresh TOTP code with it (management keys are not asked). */
-  stepUp?: (request: FastifyRequest) => boolean;
-  /** False for routes a platform verify key may call. */
-  companyScoped?: boolean;
-}
+/** The header with which a person's console says it is switched to Test (or Live, the default). */
+export const ENVIRONMENT_HEADER = "latchkey-environment";
 
 /** A field of a body that has not been validated yet (auth runs before validation). */
-export function bodyField(request: FastifyRequest, name: string): unknown {
+function bodyField(request: FastifyRequest, name: string): unknown {
   const body = request.body;
   return body !== null && typeof body === "object" && !Array.isArray(body)
     ? (body as Record<string, unknown>)[name]
     : undefined;
 }
 
+/** The code sent for a step-up, if any; the service doing the change decides whether it needs one. */
 function totpCodeOf(request: FastifyRequest): string | undefined {
   const header = request.headers["x-totp-code"];
   if (typeof header === "string" && header !== "") return header;
   const code = bodyField(request, "totp_code");
   return typeof code === "string" ? code : undefined;
+}
+
+/** A session acts in live (seeing both worlds) unless its console is switched to Test. */
+function sessionEnvironment(request: FastifyRequest): "live" | "test" {
+  const given = request.headers[ENVIRONMENT_HEADER];
+  if (given === undefined || given === "live") return "live";
+  if (given === "test") return "test";
+  throw new LatchkeyError("VALIDATION_ERROR", `${ENVIRONMENT_HEADER} must be "live" or "test".`, {
+    field: ENVIRONMENT_HEADER,
+  });
 }
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -117,16 +114,18 @@ export async function sessionActor(services: Services, request: FastifyRequest, 
     }
   }
   if (!allowPending && found.user.must_change_password) throw new LatchkeyError("PASSWORD_CHANGE_REQUIRED");
-  request.actor = found.actor;
-  return found;
+  const actor = { ...found.actor, environment: sessionEnvironment(request) };
+  request.actor = actor;
+  return { ...found, actor };
 }
 
 /**
  * Authenticates a management or verification caller (a key, a Basic auth pair, or a person's session)
- * and checks it may do the route's work. Any dead or unknown key gets the same 401; IP, permission
- * and role refusals are 403.
+ * and checks it may do the route's work, as its POLICY entry says. Any dead or unknown key gets the same
+ * 401; IP, permission and role refusals are 403. What a person must show for a change (enrolled 2FA, a
+ * step-up code) is checked by the service that makes it.
  */
-export function requireCaller(services: Services, access: Access) {
+export function requireCaller(services: Services, access: Policy) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const presented = presentedCredentials(request.headers);
     if (!presented && request.cookies?.[SESSION_COOKIE]) {
@@ -138,16 +137,6 @@ export function requireCaller(services: Services, access: Access) {
             ? `This needs the role ${access.roles.join(" or ")}.`
             : "This route takes an API key.",
         );
-      }
-      if (access.write && !actor.totpEnrolled) throw new LatchkeyError("TOTP_ENROLMENT_REQUIRED");
-      if (access.stepUp?.(request)) {
-        await services.people.stepUp(actor, totpCodeOf(request), {
-          actor,
-          ip: request.clientIp,
-          userAgent: request.headers["user-agent"] ?? null,
-          totpUsed: false,
-        });
-        request.totpUsed = true;
       }
       return;
     }
@@ -166,7 +155,7 @@ export function requireCaller(services: Services, access: Access) {
  */
 export async function authorizeKeyCaller(
   services: Services,
-  access: Access,
+  access: Policy,
   presented: Presented,
   clientIp: string,
 ): Promise<
@@ -197,10 +186,10 @@ export async function authorizeKeyCaller(
   }
   if (!actor || actor.kind === "platform" || actor.kind === "user")
     return refuse(new LatchkeyError("UNAUTHORIZED"));
-  if (access.companyScoped !== false && actor.companyId === null) {
+  if (access.caller !== "verifier" && actor.companyId === null) {
     return refuse(new LatchkeyError("FORBIDDEN", "A platform verify key cannot manage a company's objects."));
   }
-  const requirement = access.perms;
+  const requirement: Requirement = access.perms ?? { all: [] };
   const held = actor.permissionSet ?? new Set(actor.permissions);
   const ok =
     "all" in requirement
@@ -219,14 +208,11 @@ export async function authorizeKeyCaller(
   return { actor, limit, refusal: null };
 }
 
-/** Session-only routes (sign-in housekeeping, people, audit) with the roles that may use them. */
-export function requireSession(
-  services: Services,
-  roles: readonly Role[],
-  opts: { allowPending?: boolean } = {},
-) {
+/** Session-only routes (sign-in housekeeping, people) with the roles their POLICY entry names. */
+export function requireSession(services: Services, access: Policy) {
+  const roles: readonly Role[] = access.roles ?? [];
   return async (request: FastifyRequest) => {
-    const { actor } = await sessionActor(services, request, opts.allowPending);
+    const { actor } = await sessionActor(services, request, access.allowPending);
     if (!roles.includes(actor.role))
       throw new LatchkeyError("FORBIDDEN", `This needs the role ${roles.join(" or ")}.`);
   };
@@ -256,7 +242,8 @@ export function ctxOf(request: FastifyRequest): Ctx {
     actor: actorOf(request),
     ip: request.clientIp || null,
     userAgent: agent ?? null,
-    totpUsed: request.totpUsed,
+    totpUsed: false,
+    secondFactor: totpCodeOf(request),
   };
 }
 

@@ -97,6 +97,7 @@ export const CredentialView = Type.Object({
   id: Type.String(),
   username: Type.String(),
   name: Type.String(),
+  environment: Environment,
   description: Type.String(),
   status: Type.Union([Type.Literal("active"), Type.Literal("inactive")]),
   is_default: Type.Boolean(),

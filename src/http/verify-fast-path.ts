@@ -5,7 +5,7 @@ import { ERRORS, LatchkeyError } from "../core/errors.ts";
 import { clientIp, type IpMatcher } from "../core/ip.ts";
 import type { LimitDecision } from "../core/rate-limit.ts";
 import type { Services } from "../services/services.ts";
-import type { VerifyResult } from "../services/verification.ts";
+import { type VerifyResult, verifierScope } from "../services/verification.ts";
 import { authorizeKeyCaller, type Presented, presentedCredentials, rateLimitHeaders } from "./auth.ts";
 import { errorEnvelope, latchkeyErrorReply } from "./errors.ts";
 import { VERIFY_ACCESS, VerifyBody } from "./verify-request.ts";
@@ -126,8 +126,7 @@ export function verifyFastPath(opts: FastPathOptions) {
       const caller = await authorizeKeyCaller(services, VERIFY_ACCESS, presented, ip);
       limit = caller.limit;
       if (caller.refusal !== null) throw caller.refusal;
-      const scope = caller.actor.companyId;
-      const result = await services.verification.verify(input, scope);
+      const result = await services.verification.verify(input, verifierScope(caller.actor));
       send(res, 200, answerBytes(result), requestId, limit);
     } catch (err) {
       if (err instanceof LatchkeyError) {

@@ -1,7 +1,7 @@
 // What `POST /v1/verify` accepts and who may ask it, in one place for the route and for the fast path
 // in front of it (verify-fast-path.ts), which must refuse and answer exactly as the route does.
 import { Type } from "typebox";
-import type { Access } from "./auth.ts";
+import { POLICY } from "../core/access/policy.ts";
 import { Environment, Permissions } from "./schemas.ts";
 
 const Token = Type.String({ minLength: 1, maxLength: 256 });
@@ -19,5 +19,5 @@ export const VerifyBody = Type.Object(
   { additionalProperties: false },
 );
 
-/** Company keys verify their own company's keys; platform verify keys any company's. */
-export const VERIFY_ACCESS: Access = { perms: { all: ["keys:verify"] }, companyScoped: false };
+/** Company keys verify their own company's keys; platform verify keys any company's (see POLICY). */
+export const VERIFY_ACCESS = POLICY["keys.verify"];

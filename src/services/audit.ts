@@ -1,4 +1,6 @@
 import { type Kysely, sql } from "kysely";
+import { actingEnvironment, assertActsInLive, sees } from "../core/access/environments.ts";
+import { actorLabel, actorRef } from "../core/actor.ts";
 import {
   type ChainCheck,
   type ChainedEvent,
@@ -7,9 +9,10 @@ import {
   GENESIS_HASH,
 } from "../core/audit-chain.ts";
 import { newId } from "../core/ids.ts";
+import type { Environment } from "../core/key-format.ts";
 import type { Db } from "../store/repositories.ts";
 import type { AuditEventRow, Database } from "../store/schema.ts";
-import { actorLabel, actorRef, type Ctx } from "./actor.ts";
+import type { Actor, Ctx } from "./actor.ts";
 
 /** Events with no company (platform verify keys, logins for unknown emails) form the platform's chain. */
 export const PLATFORM_CHAIN = "platform";
@@ -18,6 +21,11 @@ export interface AuditEntry {
   action: string;
   companyId: string | null;
   target?: { type: string; id: string } | undefined;
+  /**
+   * The environment of what the event is about (a key's, an API user's). Test callers read test events
+   * only; company-wide events (people, sign-ins) leave it out and are read by live callers.
+   */
+  environment?: Environment | undefined;
   /** Before/after of what changed. Never a secret: callers pass field values, not keys or passwords. */
   changes?: Record<string, unknown> | undefined;
 }
@@ -33,6 +41,7 @@ export interface AuditEventView {
   ip: string | null;
   user_agent: string | null;
   totp_used: boolean;
+  environment: Environment | null;
 }
 
 export interface AuditFilters {
@@ -62,6 +71,8 @@ function toChained(row: AuditEventRow): ChainedEvent & { hash: string } {
     totp_used: row.totp_used,
     prev_hash: row.prev_hash,
     hash: row.hash,
+    // Events from before environments existed have none, and hashed without the field.
+    ...(row.environment ? { environment: row.environment } : {}),
   };
 }
 
@@ -77,6 +88,7 @@ export function auditView(row: AuditEventRow): AuditEventView {
     ip: row.ip,
     user_agent: row.user_agent,
     totp_used: row.totp_used,
+    environment: row.environment,
   };
 }
 
@@ -117,6 +129,7 @@ export class AuditService {
       user_agent: ctx.userAgent ? ctx.userAgent.slice(0, 512) : null,
       totp_used: ctx.totpUsed,
       prev_hash: head.hash,
+      ...(entry.environment ? { environment: entry.environment } : {}),
     };
     const hash = eventHash(event);
     await tx
@@ -131,12 +144,15 @@ export class AuditService {
     return this.deps.db.transaction().execute((tx) => this.append(tx, ctx, entry));
   }
 
+  /** A test caller (`actor`) reads the events about test objects only. */
   async list(
     companyId: string,
     filters: AuditFilters,
     page: { cursor?: number | undefined; limit: number },
+    actor: Actor,
   ): Promise<{ events: AuditEventView[]; next_cursor: string | null }> {
     let q = this.deps.db.selectFrom("audit_events").selectAll().where("chain", "=", companyId);
+    if (actingEnvironment(actor) === "test") q = q.where("environment", "=", "test");
     if (filters.actor) {
       const actor = filters.actor;
       q = q.where((eb) => eb.or([eb("actor_id", "=", actor), eb("actor_label", "=", actor)]));
@@ -176,6 +192,17 @@ export class AuditService {
       if (rows.length < pageSize) return;
       after = Number(rows.at(-1)?.seq);
     }
+  }
+
+  /** A company's events for export, oldest first; a test caller's cut to test events. */
+  async *export(companyId: string, actor: Actor): AsyncGenerator<AuditEventRow> {
+    for await (const row of this.stream(companyId)) if (sees(actor, row.environment)) yield row;
+  }
+
+  /** A company's chain, checked; it spans both environments, so a test caller may not ask. */
+  verifyCompany(companyId: string, actor: Actor): Promise<ChainCheck> {
+    assertActsInLive(actor);
+    return this.verify(companyId);
   }
 
   async verify(chain: string): Promise<ChainCheck> {

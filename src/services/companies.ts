@@ -16,6 +16,8 @@ export interface CreatedCompany {
   company: { id: string; name: string; slug: string; created_at: string };
   owner: { id: string; email: string; temporary_password: string };
   default_credential: { id: string; username: string };
+  /** Test keys belong to test API users: the company starts with one, so it can issue them at once. */
+  default_test_credential: { id: string; username: string };
   management_key: CreatedKey;
 }
 
@@ -32,8 +34,8 @@ export class CompanyService {
   constructor(private readonly deps: CompanyServiceDeps) {}
 
   /**
-   * A tenant with what comes with the account: an owner with a temporary password, a default API
-   * credential holding the whole catalog, and a live management key for it. All or nothing.
+   * A tenant with what comes with the account: an owner with a temporary password, a default live and a
+   * default test API credential holding the whole catalog, and a live management key. All or nothing.
    */
   async create(input: { name: string; owner_email: string }, ctx: Ctx): Promise<CreatedCompany> {
     const now = this.deps.clock();
@@ -80,6 +82,18 @@ export class CompanyService {
         { name: "Default API credential", permissions: everything, is_default: true },
         ctx,
       );
+      const testCredential = await this.deps.credentials.insert(
+        tx,
+        company.id,
+        slug,
+        {
+          name: "Default test API credential",
+          environment: "test",
+          permissions: everything,
+          is_default: true,
+        },
+        ctx,
+      );
       const key = await this.deps.keys.createIn(
         tx,
         company.id,
@@ -91,7 +105,7 @@ export class CompanyService {
         },
         ctx,
       );
-      return { company, owner, credential, key };
+      return { company, owner, credential, testCredential, key };
     });
     return {
       company: {
@@ -102,6 +116,10 @@ export class CompanyService {
       },
       owner: { id: created.owner.id, email, temporary_password: temporaryPassword },
       default_credential: { id: created.credential.id, username: created.credential.username },
+      default_test_credential: {
+        id: created.testCredential.id,
+        username: created.testCredential.username,
+      },
       management_key: created.key,
     };
   }

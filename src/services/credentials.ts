@@ -1,21 +1,39 @@
 import type { Kysely } from "kysely";
+import type { Changes } from "../cluster/changes.ts";
+import {
+  actingEnvironment,
+  assertMayChange,
+  assertMayCreateIn,
+  assertSees,
+  listedEnvironment,
+} from "../core/access/environments.ts";
+import {
+  assertHoldsAll,
+  checkAllowlist,
+  checkGrant,
+  checkRateLimits,
+  grantable,
+} from "../core/access/grants.ts";
+import { type Actor, actorRef } from "../core/actor.ts";
 import type { Catalog } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { hashToken } from "../core/hashing.ts";
 import { newId } from "../core/ids.ts";
+import type { Environment } from "../core/key-format.ts";
 import { credentialUsername } from "../core/names.ts";
 import { randomBase62 } from "../core/random.ts";
 import type { RateLimit } from "../core/rate-limit.ts";
 import { companies, credentials, type Db } from "../store/repositories.ts";
 import type { CredentialRow, Database } from "../store/schema.ts";
-import { type Actor, actorRef, type Ctx, grantable } from "./actor.ts";
+import type { AccessGuard } from "./access.ts";
+import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
-import type { Changes } from "./changes.ts";
-import { checkAllowlist, checkGrant, checkRateLimits } from "./grants.ts";
 import { type CredentialView, credentialView } from "./views.ts";
 
 export interface CreateCredentialInput {
   name: string;
+  /** Fixed for the credential's life; its keys are of the same environment. */
+  environment?: Environment | undefined;
   description?: string | undefined;
   permissions: string[];
   allowed_ips?: string[] | undefined;
@@ -38,6 +56,7 @@ export interface CredentialServiceDeps {
   clock: () => Date;
   audit: AuditService;
   changes: Changes;
+  guard: AccessGuard;
 }
 
 /** Dedicated API users: never a human login, deactivated but never deleted. */
@@ -70,6 +89,7 @@ export class CredentialService {
       description: input.description ?? "",
       status: "active",
       is_default: input.is_default ?? false,
+      environment: input.environment ?? "live",
       permissions: input.permissions,
       allowed_ips: input.allowed_ips ?? [],
       rate_limits: input.rate_limits ?? [],
@@ -88,6 +108,7 @@ export class CredentialService {
     await this.deps.audit.append(db, ctx, {
       action: "credential.created",
       companyId,
+      environment: row.environment,
       target: { type: "credential", id: row.id },
       changes: { after: auditFields(row) },
     });
@@ -103,10 +124,14 @@ export class CredentialService {
     return checkGrant(this.deps.catalog, permissions, [grantable(actor)]);
   }
 
-  async create(companyId: string, input: CreateCredentialInput, ctx: Ctx): Promise<CredentialView> {
-    const permissions = this.checkPermissions(input.permissions, ctx.actor);
+  async create(companyId: string, input: CreateCredentialInput, given: Ctx): Promise<CredentialView> {
+    // Unless told, an API user is made in the world its creator acts in.
+    const environment = input.environment ?? actingEnvironment(given.actor);
+    assertMayCreateIn(given.actor, environment);
+    const permissions = this.checkPermissions(input.permissions, given.actor);
     const allowedIps = checkAllowlist(input.allowed_ips);
     const rateLimits = checkRateLimits(input.rate_limits);
+    const ctx = await this.deps.guard.confirm(given, "credentials.create", input);
     return this.deps.db.transaction().execute(async (tx) => {
       const company = await companies.get(tx, companyId);
       if (!company) throw new LatchkeyError("NOT_FOUND");
@@ -114,20 +139,24 @@ export class CredentialService {
         tx,
         companyId,
         company.slug,
-        { ...input, permissions, allowed_ips: allowedIps, rate_limits: rateLimits },
+        { ...input, environment, permissions, allowed_ips: allowedIps, rate_limits: rateLimits },
         ctx,
       );
       return this.view(row);
     });
   }
 
+  /** A test caller lists test credentials only, whatever it asks for. */
   async list(
     companyId: string,
+    filters: { environment?: Environment | undefined },
     page: { cursor?: string | undefined; limit: number },
+    actor: Actor,
   ): Promise<{ credentials: CredentialView[]; next_cursor: string | null }> {
     const rows = await credentials.list(this.deps.db, companyId, {
       after: page.cursor,
       limit: page.limit + 1,
+      environment: listedEnvironment(actor, filters.environment),
     });
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
@@ -137,9 +166,10 @@ export class CredentialService {
     };
   }
 
-  async get(companyId: string, id: string): Promise<CredentialView> {
+  async get(companyId: string, id: string, actor: Actor): Promise<CredentialView> {
     const row = await credentials.get(this.deps.db, companyId, id);
     if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+    assertSees(actor, row.environment, "API credential");
     return this.view(row);
   }
 
@@ -147,15 +177,17 @@ export class CredentialService {
     companyId: string,
     id: string,
     input: UpdateCredentialInput,
-    ctx: Ctx,
+    given: Ctx,
   ): Promise<CredentialView> {
     const permissions =
-      input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, ctx.actor);
+      input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, given.actor);
     const allowedIps = input.allowed_ips === undefined ? undefined : checkAllowlist(input.allowed_ips);
     const rateLimits = input.rate_limits === undefined ? undefined : checkRateLimits(input.rate_limits);
+    const ctx = await this.deps.guard.confirm(given, "credentials.update", input);
     const updated = await this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+      assertMayChange(ctx.actor, row.environment, "API credential");
       const next: CredentialRow = {
         ...row,
         name: input.name ?? row.name,
@@ -169,6 +201,13 @@ export class CredentialService {
       // One audit event per kind of change, so the trail can be filtered by what happened.
       const events = changeEvents(row, next);
       if (events.length === 0) return this.view(row);
+      // The allowlist, limits and status guard everything its keys and password can do: loosening them
+      // takes a caller who holds all of that (narrowing its permissions is checked above, as a grant).
+      const loosens =
+        JSON.stringify(row.allowed_ips) !== JSON.stringify(next.allowed_ips) ||
+        JSON.stringify(row.rate_limits) !== JSON.stringify(next.rate_limits) ||
+        (row.status === "inactive" && next.status === "active");
+      if (loosens) assertHoldsAll(this.deps.catalog, ctx.actor, row.permissions);
       await credentials.update(tx, companyId, id, {
         name: next.name,
         description: next.description,
@@ -182,6 +221,7 @@ export class CredentialService {
         await this.deps.audit.append(tx, ctx, {
           action,
           companyId,
+          environment: row.environment,
           target: { type: "credential", id },
           changes,
         });
@@ -200,15 +240,17 @@ export class CredentialService {
   async generatePassword(
     companyId: string,
     id: string,
-    ctx: Ctx,
+    given: Ctx,
   ): Promise<{ username: string; password: string; created_at: string }> {
     const password = randomBase62(40);
     const now = this.deps.clock();
+    const ctx = await this.deps.guard.confirm(given, "credentials.password", undefined);
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+      assertMayChange(ctx.actor, row.environment, "API credential");
       // A password acts with all of the credential's permissions, so only someone holding them may issue one.
-      checkGrant(this.deps.catalog, row.permissions, [grantable(ctx.actor)]);
+      assertHoldsAll(this.deps.catalog, ctx.actor, row.permissions);
       await credentials.update(tx, companyId, id, {
         password_hash: hashToken(this.deps.secret, password),
         password_created_at: now,
@@ -217,6 +259,7 @@ export class CredentialService {
       await this.deps.audit.append(tx, ctx, {
         action: "credential.password_generated",
         companyId,
+        environment: row.environment,
         target: { type: "credential", id },
         changes: { before: { has_password: row.password_hash !== null }, after: { has_password: true } },
       });
@@ -229,6 +272,7 @@ function auditFields(row: CredentialRow) {
   return {
     username: row.username,
     name: row.name,
+    environment: row.environment,
     description: row.description,
     status: row.status,
     permissions: row.permissions,

@@ -1,4 +1,22 @@
 import type { Kysely } from "kysely";
+import type { Changes } from "../cluster/changes.ts";
+import {
+  assertMayChange,
+  assertMayCreateIn,
+  assertSees,
+  listedEnvironment,
+  sees,
+} from "../core/access/environments.ts";
+import {
+  assertHoldsAll,
+  checkAllowlist,
+  checkGrant,
+  checkRateLimits,
+  effectivePermissions,
+  grantable,
+} from "../core/access/grants.ts";
+import type { Actor } from "../core/actor.ts";
+import { actorRef } from "../core/actor.ts";
 import { type Catalog, expandPreset, type Preset } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { fingerprint, hashToken } from "../core/hashing.ts";
@@ -7,10 +25,9 @@ import { type Environment, generateToken, parseToken } from "../core/key-format.
 import type { RateLimit } from "../core/rate-limit.ts";
 import { apiKeys, credentials, type Db, type KeyFilters, keyUsage } from "../store/repositories.ts";
 import type { ApiKeyRow, Database } from "../store/schema.ts";
-import { actorRef, type Ctx, grantable, restrictedToTest } from "./actor.ts";
+import type { AccessGuard } from "./access.ts";
+import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
-import type { Changes } from "./changes.ts";
-import { checkAllowlist, checkGrant, checkRateLimits } from "./grants.ts";
 import { type KeyView, keyStatus, keyView } from "./views.ts";
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
@@ -41,13 +58,26 @@ export interface KeyServiceDeps {
   clock: () => Date;
   audit: AuditService;
   changes: Changes;
+  guard: AccessGuard;
 }
 
 export class KeyService {
   constructor(private readonly deps: KeyServiceDeps) {}
 
-  private view(row: ApiKeyRow): KeyView {
-    return keyView(row, this.deps.catalog, this.deps.clock());
+  /** `credentialPermissions`: what the key's API user holds now, which bounds what the key can do. */
+  private view(row: ApiKeyRow, credentialPermissions: readonly string[] | null): KeyView {
+    const effective = { ...row, permissions: effectivePermissions(row.permissions, credentialPermissions) };
+    return keyView(effective, this.deps.catalog, this.deps.clock());
+  }
+
+  /** A key of the company's that the actor may see (another environment's answers as missing). */
+  private async found(db: Db, companyId: string, id: string, actor: Actor, lock = false) {
+    const row = await apiKeys.get(db, companyId, id, { lock });
+    if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+    assertSees(actor, row.environment, "API key");
+    const credential =
+      row.credential_id === null ? undefined : await credentials.get(db, companyId, row.credential_id);
+    return { row, credentialPermissions: credential?.permissions ?? null };
   }
 
   /** Mints a key (and its secret when asked) and stores only their hashes. */
@@ -75,7 +105,8 @@ export class KeyService {
     return date;
   }
 
-  async create(companyId: string, input: CreateKeyInput, ctx: Ctx): Promise<CreatedKey> {
+  async create(companyId: string, input: CreateKeyInput, given: Ctx): Promise<CreatedKey> {
+    const ctx = await this.deps.guard.confirm(given, "keys.create", input);
     const created = await this.deps.db
       .transaction()
       .execute((tx) => this.createIn(tx, companyId, input, ctx));
@@ -90,10 +121,13 @@ export class KeyService {
     return result;
   }
 
-  /** Creates a key inside the caller's transaction (company set-up makes its management key this way). */
+  /**
+   * Creates a key inside the caller's transaction (company set-up makes its management key this way).
+   * A person's step-up must have been confirmed before the transaction began (see `create`).
+   */
   async createIn(tx: Db, companyId: string, input: CreateKeyInput, ctx: Ctx): Promise<CreatedKey> {
     const actor = ctx.actor;
-    assertEnvironmentAllowed(ctx, input.environment);
+    assertMayCreateIn(actor, input.environment);
     const credentialId =
       input.credential_id ??
       (actor.kind === "key" || actor.kind === "credential" ? actor.credentialId : undefined);
@@ -108,8 +142,15 @@ export class KeyService {
     const rateLimits = checkRateLimits(input.rate_limits);
     {
       const credential = await credentials.get(tx, companyId, credentialId, { lock: true });
-      if (!credential)
+      if (!credential || !sees(actor, credential.environment))
         throw new LatchkeyError("NOT_FOUND", "No such API credential.", { field: "credential_id" });
+      if (credential.environment !== input.environment) {
+        throw new LatchkeyError(
+          "VALIDATION_ERROR",
+          `The API user is a ${credential.environment} credential: its keys are ${credential.environment} keys.`,
+          { field: "environment" },
+        );
+      }
       if (credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
       const held = new Set(credential.permissions);
       const mine = grantable(actor);
@@ -165,10 +206,11 @@ export class KeyService {
         last_used_ip: null,
       };
       await insertKey(tx, row);
-      const view = this.view(row);
+      const view = this.view(row, credential.permissions);
       await this.deps.audit.append(tx, ctx, {
         action: "key.created",
         companyId,
+        environment: row.environment,
         target: { type: "key", id: row.id },
         changes: { after: auditFields(view) },
       });
@@ -223,33 +265,39 @@ export class KeyService {
     return { id, key: minted.key, prefix: minted.prefix };
   }
 
+  /** A test caller lists test keys only, whatever it asks for. */
   async list(
     companyId: string,
     filters: KeyFilters,
     page: { cursor?: string | undefined; limit: number },
+    actor: Actor,
   ): Promise<{ keys: KeyView[]; next_cursor: string | null }> {
     const rows = await apiKeys.list(
       this.deps.db,
       companyId,
-      filters,
+      { ...filters, environment: listedEnvironment(actor, filters.environment) },
       { after: page.cursor, limit: page.limit + 1 },
       this.deps.clock(),
     );
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
-    return { keys: shown.map((r) => this.view(r)), next_cursor: more ? (shown.at(-1)?.id ?? null) : null };
+    const held = await credentials.permissionsOf(this.deps.db, companyId, shown);
+    return {
+      keys: shown.map((r) =>
+        this.view(r, r.credential_id === null ? null : (held.get(r.credential_id) ?? null)),
+      ),
+      next_cursor: more ? (shown.at(-1)?.id ?? null) : null,
+    };
   }
 
-  async get(companyId: string, id: string): Promise<KeyView> {
-    const row = await apiKeys.get(this.deps.db, companyId, id);
-    if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
-    return this.view(row);
+  async get(companyId: string, id: string, actor: Actor): Promise<KeyView> {
+    const { row, credentialPermissions } = await this.found(this.deps.db, companyId, id, actor);
+    return this.view(row, credentialPermissions);
   }
 
   /** Requests per UTC day over the last `days` days (today included), zeros where nothing was counted. */
-  async usage(companyId: string, id: string, days: number) {
-    const row = await apiKeys.get(this.deps.db, companyId, id);
-    if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
+  async usage(companyId: string, id: string, days: number, actor: Actor) {
+    const { row } = await this.found(this.deps.db, companyId, id, actor);
     const today = Date.UTC(...utcDate(this.deps.clock()));
     const dayOf = (i: number) => new Date(today - (days - 1 - i) * 86_400_000).toISOString().slice(0, 10);
     const counted = new Map(
@@ -279,18 +327,19 @@ export class KeyService {
       permissions?: string[];
       rate_limits?: RateLimit[];
     },
-    ctx: Ctx,
+    given: Ctx,
   ): Promise<KeyView> {
     const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
     const rateLimits = patch.rate_limits === undefined ? undefined : checkRateLimits(patch.rate_limits);
+    const ctx = await this.deps.guard.confirm(given, "keys.update", patch);
     return this.changingKey(id, async (tx) => {
-      const row = await apiKeys.get(tx, companyId, id, { lock: true });
-      if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
-      assertEnvironmentAllowed(ctx, row.environment);
+      const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
+      assertMayChange(ctx.actor, row.environment, "API key");
+      const effective = effectivePermissions(row.permissions, credentialPermissions);
       if (patch.permissions !== undefined) {
         const same =
-          new Set(patch.permissions).size === row.permissions.length &&
-          patch.permissions.every((p) => row.permissions.includes(p));
+          new Set(patch.permissions).size === effective.length &&
+          patch.permissions.every((p) => effective.includes(p));
         if (!same) throw new LatchkeyError("PERMISSIONS_IMMUTABLE", undefined, { field: "permissions" });
       }
       const updated: ApiKeyRow = {
@@ -305,17 +354,21 @@ export class KeyService {
       const ipsChanged = JSON.stringify(updated.allowed_ips) !== JSON.stringify(row.allowed_ips);
       const detailsChanged = JSON.stringify(details) !== JSON.stringify(before);
       const limitsChanged = JSON.stringify(updated.rate_limits) !== JSON.stringify(row.rate_limits);
-      if (!ipsChanged && !detailsChanged && !limitsChanged) return this.view(row);
+      if (!ipsChanged && !detailsChanged && !limitsChanged) return this.view(row, credentialPermissions);
+      // Its allowlist and limits guard what the key can do: only a caller holding all of that may loosen them.
+      if (ipsChanged || limitsChanged) assertHoldsAll(this.deps.catalog, ctx.actor, effective);
       await apiKeys.update(tx, companyId, id, {
         ...details,
         allowed_ips: JSON.stringify(updated.allowed_ips),
         rate_limits: JSON.stringify(updated.rate_limits),
       });
       const target = { type: "key", id };
+      const environment = row.environment;
       if (detailsChanged) {
         await this.deps.audit.append(tx, ctx, {
           action: "key.updated",
           companyId,
+          environment,
           target,
           changes: { before, after: details },
         });
@@ -324,6 +377,7 @@ export class KeyService {
         await this.deps.audit.append(tx, ctx, {
           action: "allowed_ips.changed",
           companyId,
+          environment,
           target,
           changes: { before: { allowed_ips: row.allowed_ips }, after: { allowed_ips: updated.allowed_ips } },
         });
@@ -332,26 +386,28 @@ export class KeyService {
         await this.deps.audit.append(tx, ctx, {
           action: "rate_limits.changed",
           companyId,
+          environment,
           target,
           changes: { before: { rate_limits: row.rate_limits }, after: { rate_limits: updated.rate_limits } },
         });
       }
-      return this.view(updated);
+      return this.view(updated, credentialPermissions);
     });
   }
 
   /** Immediate and final. Revoking a revoked key changes nothing and succeeds. */
-  async revoke(companyId: string, id: string, ctx: Ctx): Promise<KeyView> {
+  async revoke(companyId: string, id: string, given: Ctx): Promise<KeyView> {
+    const ctx = await this.deps.guard.confirm(given, "keys.revoke", undefined);
     return this.changingKey(id, async (tx) => {
-      const row = await apiKeys.get(tx, companyId, id, { lock: true });
-      if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
-      assertEnvironmentAllowed(ctx, row.environment);
-      if (row.status === "revoked") return this.view(row);
+      const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
+      assertMayChange(ctx.actor, row.environment, "API key");
+      if (row.status === "revoked") return this.view(row, credentialPermissions);
       const now = this.deps.clock();
       await apiKeys.update(tx, companyId, id, { status: "revoked", revoked_at: now });
       await this.deps.audit.append(tx, ctx, {
         action: "key.revoked",
         companyId,
+        environment: row.environment,
         target: { type: "key", id },
         changes: {
           before: { status: keyStatus(row, now) },
@@ -360,7 +416,7 @@ export class KeyService {
           prefix: row.prefix,
         },
       });
-      return this.view({ ...row, status: "revoked", revoked_at: now });
+      return this.view({ ...row, status: "revoked", revoked_at: now }, credentialPermissions);
     });
   }
 
@@ -372,7 +428,7 @@ export class KeyService {
     companyId: string,
     id: string,
     input: { grace_seconds?: number | undefined; expires_at?: string | undefined },
-    ctx: Ctx,
+    given: Ctx,
   ): Promise<CreatedKey & { previous_key: { id: string; expires_at: string } }> {
     const grace = input.grace_seconds ?? DEFAULT_GRACE_SECONDS;
     if (!Number.isInteger(grace) || grace < 0 || grace > MAX_GRACE_SECONDS) {
@@ -381,10 +437,10 @@ export class KeyService {
       });
     }
     const expiresAt = this.futureDate(input.expires_at, "expires_at");
+    const ctx = await this.deps.guard.confirm(given, "keys.rotate", input);
     const rotated = await this.changingKey(id, async (tx) => {
-      const old = await apiKeys.get(tx, companyId, id, { lock: true });
-      if (!old) throw new LatchkeyError("NOT_FOUND", "No such API key.");
-      assertEnvironmentAllowed(ctx, old.environment);
+      const { row: old } = await this.found(tx, companyId, id, ctx.actor, true);
+      assertMayChange(ctx.actor, old.environment, "API key");
       const now = this.deps.clock();
       if (keyStatus(old, now) !== "active") throw new LatchkeyError("KEY_NOT_ACTIVE");
       if (old.replaced_by !== null) {
@@ -396,11 +452,14 @@ export class KeyService {
       if (old.credential_id === null) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       const credential = await credentials.get(tx, companyId, old.credential_id, { lock: true });
       if (credential?.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
-      // Rotation mints a key, so the caller must hold what it carries, as at creation.
-      checkGrant(this.deps.catalog, old.permissions, [grantable(ctx.actor)]);
+      // Rotation mints a key, so the caller must hold what it carries, as at creation; the new key
+      // carries what the old one could still do.
+      const permissions = effectivePermissions(old.permissions, credential.permissions);
+      assertHoldsAll(this.deps.catalog, ctx.actor, permissions);
       const minted = this.mint(old.environment, old.secret_hash !== null);
       const fresh: ApiKeyRow = {
         ...old,
+        permissions,
         id: newId("key", now),
         key_hash: minted.key_hash,
         secret_hash: minted.secret_hash,
@@ -422,6 +481,7 @@ export class KeyService {
       await this.deps.audit.append(tx, ctx, {
         action: "key.rotated",
         companyId,
+        environment: old.environment,
         target: { type: "key", id },
         changes: {
           before: { expires_at: old.expires_at?.toISOString() ?? null },
@@ -431,7 +491,7 @@ export class KeyService {
         },
       });
       return {
-        ...withToken(this.view(fresh), minted.key, minted.secret),
+        ...withToken(this.view(fresh, credential.permissions), minted.key, minted.secret),
         previous_key: { id: old.id, expires_at: oldExpiry.toISOString() },
       };
     });
@@ -440,34 +500,36 @@ export class KeyService {
   }
 
   /** For a rotated key still in its overlap: reset its expiry to 24 h from now, or end it now. */
-  async changeExpiry(companyId: string, id: string, action: "reset" | "now", ctx: Ctx): Promise<KeyView> {
+  async changeExpiry(companyId: string, id: string, action: "reset" | "now", given: Ctx): Promise<KeyView> {
+    const ctx = await this.deps.guard.confirm(given, "keys.expiry", { action });
     return this.changingKey(id, async (tx) => {
-      const row = await apiKeys.get(tx, companyId, id, { lock: true });
-      if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
-      assertEnvironmentAllowed(ctx, row.environment);
+      const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
+      assertMayChange(ctx.actor, row.environment, "API key");
       if (row.replaced_by === null) throw new LatchkeyError("KEY_NOT_ROTATED");
       const now = this.deps.clock();
       if (keyStatus(row, now) !== "active") throw new LatchkeyError("KEY_NOT_ACTIVE");
+      // A later expiry keeps the key alive longer; ending it now only reduces access, as a revocation does.
+      if (action === "reset") {
+        assertHoldsAll(
+          this.deps.catalog,
+          ctx.actor,
+          effectivePermissions(row.permissions, credentialPermissions),
+        );
+      }
       const expiresAt = action === "now" ? now : new Date(now.getTime() + RESET_SECONDS * 1000);
       await apiKeys.update(tx, companyId, id, { expires_at: expiresAt });
       await this.deps.audit.append(tx, ctx, {
         action: action === "now" ? "key.expired_now" : "key.expiry_reset",
         companyId,
+        environment: row.environment,
         target: { type: "key", id },
         changes: {
           before: { expires_at: row.expires_at?.toISOString() ?? null },
           after: { expires_at: expiresAt.toISOString() },
         },
       });
-      return this.view({ ...row, expires_at: expiresAt });
+      return this.view({ ...row, expires_at: expiresAt }, credentialPermissions);
     });
-  }
-}
-
-/** A developer may write test keys only; everyone else any. */
-function assertEnvironmentAllowed(ctx: Ctx, environment: Environment) {
-  if (restrictedToTest(ctx.actor) && environment !== "test") {
-    throw new LatchkeyError("FORBIDDEN", "Developers may create and change test keys only.");
   }
 }
 

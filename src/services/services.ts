@@ -1,14 +1,16 @@
 import type { Kysely } from "kysely";
+import { Changes } from "../cluster/changes.ts";
+import { LocalRateLimiter, type RateLimiter } from "../cluster/rate-limiter.ts";
 import type { Catalog } from "../core/catalog.ts";
 import { compileStored, type RateLimit } from "../core/rate-limit.ts";
 import type { Database } from "../store/schema.ts";
+import { AccessGuard } from "./access.ts";
 import { AuditService } from "./audit.ts";
-import { Changes } from "./changes.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { KeyService } from "./keys.ts";
-import { PeopleService } from "./people.ts";
-import { LocalRateLimiter, type RateLimiter } from "./rate-limiter.ts";
+import { PeopleService } from "./people/index.ts";
+import type { StepUpService } from "./people/step-up.ts";
 import { UsageRecorder } from "./usage.ts";
 import { VerificationService } from "./verification.ts";
 
@@ -40,6 +42,8 @@ export interface Services {
   keys: KeyService;
   audit: AuditService;
   people: PeopleService;
+  /** Checks a step-up code for a sensitive action (the same as `people.stepUp`). */
+  stepUp: StepUpService;
   verification: VerificationService;
   usage: UsageRecorder;
   /** Announced after every committed change; caches listen (and, in cluster mode, a bus). */
@@ -58,22 +62,33 @@ export function createServices(opts: ServiceOptions): Services {
   const audit = new AuditService({ db: opts.db, clock });
   const changes = new Changes();
   const limiter = opts.limiter ?? new LocalRateLimiter();
-  const credentials = new CredentialService({ ...base, secret: opts.secret, audit, changes });
-  const keys = new KeyService({ ...base, secret: opts.secret, keyPrefix: opts.keyPrefix, audit, changes });
+  // Step-up codes are checked by the people service; the key and credential services ask through it.
+  const guard = new AccessGuard((actor, code, ctx) => people.stepUp(actor, code, ctx));
+  const credentials = new CredentialService({ ...base, secret: opts.secret, audit, changes, guard });
+  const keys = new KeyService({
+    ...base,
+    secret: opts.secret,
+    keyPrefix: opts.keyPrefix,
+    audit,
+    changes,
+    guard,
+  });
+  const people = new PeopleService({
+    ...base,
+    secret: opts.secret,
+    audit,
+    ...(opts.sessionIdleMinutes ? { sessionIdleMinutes: opts.sessionIdleMinutes } : {}),
+    ...(opts.sessionMaxHours ? { sessionMaxHours: opts.sessionMaxHours } : {}),
+    loginLimits: compileStored(opts.loginLimits),
+    ...(opts.loginIpLimits ? { loginIpLimits: compileStored(opts.loginIpLimits) } : {}),
+    limiter,
+  });
   return {
     catalog: opts.catalog,
     companies: new CompanyService({ ...base, credentials, keys, audit }),
     audit,
-    people: new PeopleService({
-      ...base,
-      secret: opts.secret,
-      audit,
-      ...(opts.sessionIdleMinutes ? { sessionIdleMinutes: opts.sessionIdleMinutes } : {}),
-      ...(opts.sessionMaxHours ? { sessionMaxHours: opts.sessionMaxHours } : {}),
-      loginLimits: compileStored(opts.loginLimits),
-      ...(opts.loginIpLimits ? { loginIpLimits: compileStored(opts.loginIpLimits) } : {}),
-      limiter,
-    }),
+    people,
+    stepUp: people.stepUpService,
     credentials,
     keys,
     verification: new VerificationService({

@@ -1,4 +1,8 @@
 import type { Kysely } from "kysely";
+import type { Changes } from "../cluster/changes.ts";
+import type { LimitSubject, RateLimiter } from "../cluster/rate-limiter.ts";
+import { actingEnvironment, visibleFrom } from "../core/access/environments.ts";
+import { effectivePermissions } from "../core/access/grants.ts";
 import type { VerifyCode } from "../core/errors.ts";
 import { fingerprint, hashToken, safeEqual } from "../core/hashing.ts";
 import { compileAllowlist } from "../core/ip.ts";
@@ -8,9 +12,7 @@ import { decide, type VerifiableKey } from "../core/verification.ts";
 import { apiKeys, credentials } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
 import type { Actor } from "./actor.ts";
-import type { Changes } from "./changes.ts";
 import { KeyCache } from "./key-cache.ts";
-import type { LimitSubject, RateLimiter } from "./rate-limiter.ts";
 import type { UsageRecorder } from "./usage.ts";
 
 export interface VerifyInput {
@@ -85,6 +87,29 @@ interface Outcome {
   result: VerifyResult;
   subject: Subject | null;
   limit: LimitDecision | null;
+}
+
+/**
+ * Whose keys a verifying caller may ask about: its own company's (null: a platform verify key, any
+ * company's), and, for a test caller, test keys only: a live key answers it as unknown.
+ */
+export interface VerifierScope {
+  companyId: string | null;
+  environment: Environment;
+}
+
+/** A platform verify key's, and what authenticating a management caller uses: any key. */
+export const PLATFORM_SCOPE: VerifierScope = { companyId: null, environment: "live" };
+
+/** The scope of a verifying caller. */
+export function verifierScope(actor: Actor): VerifierScope {
+  if (actor.kind === "platform") return PLATFORM_SCOPE;
+  return { companyId: actor.companyId, environment: actingEnvironment(actor) };
+}
+
+function inScope(scope: VerifierScope, companyId: string | null, environment: Environment | null): boolean {
+  if (scope.companyId !== null && companyId !== scope.companyId) return false;
+  return visibleFrom(scope.environment, environment);
 }
 
 const matcher = (entries: readonly string[]) => (entries.length === 0 ? null : compileAllowlist(entries));
@@ -240,10 +265,8 @@ export class VerificationService {
       this.cache.setMissing(fp, stamp);
       return null;
     }
-    // A key never does more than its API user may do now, even if the user's permissions shrank later.
-    const credentialHeld = row.credential_permissions ? new Set(row.credential_permissions) : null;
     const permissions = Object.freeze(
-      (credentialHeld ? row.permissions.filter((p) => credentialHeld.has(p)) : row.permissions).map(intern),
+      effectivePermissions(row.permissions, row.credential_permissions ?? null).map(intern),
     );
     const permissionSet = new Set(permissions);
     const loaded: LoadedKey = {
@@ -272,6 +295,7 @@ export class VerificationService {
         prefix,
         companyId: row.company_id,
         credentialId: row.credential_id,
+        environment: row.environment,
         permissions,
         permissionSet,
       },
@@ -281,8 +305,8 @@ export class VerificationService {
     return loaded;
   }
 
-  /** `scope`: the company whose keys the caller may verify, or null for a platform verify key (any). */
-  async verify(input: VerifyInput, scope: string | null): Promise<VerifyResult> {
+  /** What the caller that asks is about: its company and environment (see `verifierScope`). */
+  async verify(input: VerifyInput, scope: VerifierScope): Promise<VerifyResult> {
     return (await this.check(input, scope)).result;
   }
 
@@ -293,12 +317,12 @@ export class VerificationService {
   async authenticate(
     input: Pick<VerifyInput, "key" | "secret" | "username" | "password" | "ip">,
   ): Promise<{ code: VerifyCode; actor: Actor | null; limit: LimitDecision | null }> {
-    const { result, subject, limit } = await this.check(input, null);
+    const { result, subject, limit } = await this.check(input, PLATFORM_SCOPE);
     if (!result.valid || subject === null) return { code: result.code, actor: null, limit };
     return { code: result.code, actor: subject.actor, limit };
   }
 
-  private async check(input: VerifyInput, scope: string | null): Promise<Outcome> {
+  private async check(input: VerifyInput, scope: VerifierScope): Promise<Outcome> {
     let subject: Subject;
     if (input.key !== undefined) {
       const parsed = parseToken(input.key);
@@ -306,7 +330,7 @@ export class VerificationService {
       const fp = fingerprint(input.key);
       const cached = this.cache.get(fp);
       const found = cached !== undefined ? cached : await this.loadOnce(input.key, fp, parsed.prefix);
-      if (found === null || (scope !== null && found.companyId !== scope)) return failure("NOT_FOUND");
+      if (found === null || !inScope(scope, found.companyId, found.environment)) return failure("NOT_FOUND");
       if (found.secretHash !== null) {
         if (input.secret === undefined) return failure("MALFORMED");
         const secret = parseToken(input.secret);
@@ -317,14 +341,14 @@ export class VerificationService {
       subject = found;
     } else if (input.username !== undefined && input.password !== undefined) {
       const row = await credentials.findByUsername(this.deps.db, input.username);
-      if (!row || (scope !== null && row.company_id !== scope)) return failure("NOT_FOUND");
+      if (!row || !inScope(scope, row.company_id, row.environment)) return failure("NOT_FOUND");
       const given = hashToken(this.deps.secret, input.password);
       if (row.password_hash === null || !safeEqual(given, row.password_hash)) return failure("NOT_FOUND");
       subject = {
         keyId: null,
         companyId: row.company_id,
         credentialId: row.id,
-        environment: null,
+        environment: row.environment,
         permissions: row.permissions,
         revoked: false,
         expiresAt: null,
@@ -336,6 +360,7 @@ export class VerificationService {
           kind: "credential",
           credentialId: row.id,
           companyId: row.company_id,
+          environment: row.environment,
           permissions: row.permissions,
           permissionSet: new Set(row.permissions),
         },

@@ -29,6 +29,7 @@ export interface CredentialView {
   id: string;
   username: string;
   name: string;
+  environment: "live" | "test";
   description: string;
   status: "active" | "inactive";
   is_default: boolean;
@@ -80,6 +81,7 @@ export function credentialView(row: CredentialRow, catalog: Catalog): Credential
     id: row.id,
     username: row.username,
     name: row.name,
+    environment: row.environment,
     description: row.description,
     status: row.status,
     is_default: row.is_default,

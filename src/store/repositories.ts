@@ -73,11 +73,28 @@ export const credentials = {
   list(
     db: Db,
     companyId: string,
-    opts: { after?: string | undefined; limit: number },
+    opts: { after?: string | undefined; limit: number; environment?: "live" | "test" | undefined },
   ): Promise<CredentialRow[]> {
     let q = db.selectFrom("credentials").selectAll().where("company_id", "=", companyId);
+    if (opts.environment) q = q.where("environment", "=", opts.environment);
     if (opts.after) q = q.where("id", "<", opts.after);
     return q.orderBy("id", "desc").limit(opts.limit).execute();
+  },
+  /** What the API users of these keys hold now, by credential id (one query for a page of keys). */
+  async permissionsOf(
+    db: Db,
+    companyId: string,
+    keys: readonly { credential_id: string | null }[],
+  ): Promise<Map<string, string[]>> {
+    const ids = [...new Set(keys.flatMap((k) => (k.credential_id === null ? [] : [k.credential_id])))];
+    if (ids.length === 0) return new Map();
+    const rows = await db
+      .selectFrom("credentials")
+      .select(["id", "permissions"])
+      .where("company_id", "=", companyId)
+      .where("id", "in", ids)
+      .execute();
+    return new Map(rows.map((r) => [r.id, r.permissions]));
   },
   update(db: Db, companyId: string, id: string, patch: Record<string, unknown>) {
     return db
@@ -96,6 +113,7 @@ export const credentials = {
         "c.id",
         "c.company_id",
         "c.status",
+        "c.environment",
         "c.permissions",
         "c.allowed_ips",
         "c.password_hash",
@@ -172,6 +190,7 @@ export const apiKeys = {
         "k.rate_limits",
         "k.family_id",
         "c.status as credential_status",
+        "c.environment as credential_environment",
         "c.rate_limits as credential_rate_limits",
         "c.permissions as credential_permissions",
         "c.allowed_ips as credential_allowed_ips",

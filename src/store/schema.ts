@@ -77,6 +77,8 @@ export interface AuditEventsTable {
   totp_used: boolean;
   prev_hash: string;
   hash: string;
+  /** The environment of what the event is about; null for company-wide events (people, sign-ins). */
+  environment: ColumnType<"live" | "test" | null, "live" | "test" | null | undefined, never>;
 }
 
 export interface AuditHeadsTable {
@@ -93,6 +95,8 @@ export interface CredentialsTable {
   description: string;
   status: Generated<"active" | "inactive">;
   is_default: Generated<boolean>;
+  /** Live and test are two worlds: a credential and its keys belong to one. Fixed at creation. */
+  environment: ColumnType<"live" | "test", "live" | "test" | undefined, never>;
   permissions: Json<string[]>;
   allowed_ips: Json<string[]>;
   password_hash: ColumnType<string | null, string | null | undefined, string | null>;

@@ -3,7 +3,8 @@ import { readCatalog } from "../../src/config.ts";
 import type { Catalog } from "../../src/core/catalog.ts";
 import { buildApp } from "../../src/http/app.ts";
 import type { App } from "../../src/http/types.ts";
-import { createServices, type Services } from "../../src/services/services.ts";
+import { createRuntime } from "../../src/runtime.ts";
+import type { Services } from "../../src/services/services.ts";
 import type { Store, StoreKind } from "../../src/store/store.ts";
 import { openTestStore } from "./backends.ts";
 
@@ -25,6 +26,8 @@ export interface Company {
   ownerEmail: string;
   credentialId: string;
   username: string;
+  /** The default test API user: test keys belong to test credentials. */
+  testCredentialId: string;
   /** The management key: every catalog permission plus the management group. */
   key: string;
   keyId: string;
@@ -51,7 +54,10 @@ export interface Harness {
     },
   ): Promise<LightMyRequestResponse>;
   createCompany(name?: string): Promise<Company>;
-  /** Creates a key with the given body using `as` (defaults to the company's management key). */
+  /**
+   * Creates a key with the given body using `as` (defaults to the company's management key); a test key
+   * goes to the company's default test API user unless the body names one.
+   */
   createKey(
     company: Company,
     body: Record<string, unknown>,
@@ -70,13 +76,14 @@ export async function createHarness(
   const store = await openTestStore(kind);
   const clock = new TestClock();
   const catalog = readCatalog(opts.catalogPath);
-  const services = createServices({
-    db: store.db,
-    catalog,
+  const runtime = await createRuntime({
+    store,
     secret: SECRET,
+    catalog,
     keyPrefix: opts.keyPrefix ?? "lk",
-    clock: clock.read,
+    services: { clock: clock.read },
   });
+  const services = runtime.services;
   const app = await buildApp({
     services,
     trustedProxies: opts.trustedProxies ?? [],
@@ -120,6 +127,7 @@ export async function createHarness(
         ownerEmail: email,
         credentialId: d.default_credential.id,
         username: d.default_credential.username,
+        testCredentialId: d.default_test_credential.id,
         key: d.management_key.key,
         keyId: d.management_key.id,
       };
@@ -127,7 +135,12 @@ export async function createHarness(
     async createKey(company, body, as) {
       const res = await h.call("POST", "/v1/keys", {
         key: as ?? company.key,
-        json: { name: "k", environment: "live", ...body },
+        json: {
+          name: "k",
+          environment: "live",
+          ...(body.environment === "test" ? { credential_id: company.testCredentialId } : {}),
+          ...body,
+        },
       });
       if (res.statusCode !== 201) throw new Error(`createKey: ${res.statusCode} ${res.body}`);
       return res.json().data;
@@ -142,7 +155,7 @@ export async function createHarness(
     },
     async close() {
       await app.close();
-      await services.close();
+      await runtime.close();
       await store.close();
     },
   };

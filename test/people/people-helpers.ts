@@ -31,6 +31,8 @@ export interface NewCompany {
   keyPrefix: string;
   credentialId: string;
   username: string;
+  /** The default test API user, which test keys belong to. */
+  testCredentialId: string;
   owner: { id: string; email: string; temporaryPassword: string };
 }
 
@@ -61,6 +63,7 @@ export async function newCompany(h: Harness, name?: string): Promise<NewCompany>
     keyPrefix: d.management_key.prefix,
     credentialId: d.default_credential.id,
     username: d.default_credential.username,
+    testCredentialId: d.default_test_credential.id,
     owner: { id: d.owner.id, email: d.owner.email, temporaryPassword: d.owner.temporary_password },
   };
 }
@@ -73,7 +76,14 @@ export async function mgmtKey(
 ): Promise<{ id: string; key: string; prefix: string }> {
   const res = await h.call("POST", "/v1/keys", {
     key: co.key,
-    json: { name: "k", environment: "test", ...body },
+    json: {
+      name: "k",
+      environment: "test",
+      ...(body.environment === undefined || body.environment === "test"
+        ? { credential_id: co.testCredentialId }
+        : {}),
+      ...body,
+    },
   });
   if (res.statusCode !== 201) throw new Error(`mgmtKey: ${res.statusCode} ${res.body}`);
   return res.json().data;

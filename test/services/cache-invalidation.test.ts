@@ -230,7 +230,9 @@ describe.each(BACKENDS)("cache invalidation on %s", (kind) => {
     const lookups = vi.spyOn(apiKeys, "findByHash");
     try {
       const answers = await Promise.all(
-        Array.from({ length: 20 }, () => h.services.verification.verify({ key: k.key }, co.id)),
+        Array.from({ length: 20 }, () =>
+          h.services.verification.verify({ key: k.key }, { companyId: co.id, environment: "live" }),
+        ),
       );
       expect(answers.map((a) => a.code)).toEqual(Array(20).fill("VALID"));
       expect(lookups).toHaveBeenCalledTimes(1);
@@ -258,10 +260,13 @@ describe.each(BACKENDS)("cache invalidation on %s", (kind) => {
       return row;
     });
     try {
-      const early = h.services.verification.verify({ key: k.key }, co.id);
+      const early = h.services.verification.verify({ key: k.key }, { companyId: co.id, environment: "live" });
       await firstRead;
       await ok(h.call("DELETE", `/v1/keys/${k.id}`, { key: co.key }));
-      const late = await h.services.verification.verify({ key: k.key }, co.id);
+      const late = await h.services.verification.verify(
+        { key: k.key },
+        { companyId: co.id, environment: "live" },
+      );
       expect(late.code).toBe("REVOKED");
       release();
       // The early request was sent before the revocation: its answer was true when read.

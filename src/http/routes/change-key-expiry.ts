@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { KEY_WRITER_ROLES } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, KeyView, Ok, TotpCode } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -22,12 +22,7 @@ export default function changeKeyExpiry(app: App, { services }: RouteDeps) {
         ),
         response: { 200: Ok(KeyView), "4xx": ErrorEnvelope },
       },
-      preValidation: requireCaller(services, {
-        perms: { all: ["keys:manage"] },
-        roles: KEY_WRITER_ROLES,
-        write: true,
-        stepUp: () => true,
-      }),
+      preValidation: requireCaller(services, POLICY["keys.expiry"]),
     },
     async (request) => ({
       success: true as const,

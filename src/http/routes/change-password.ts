@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { EVERY_ROLE } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
 import { ErrorEnvelope, Ok } from "../schemas.ts";
 import { setSessionCookie } from "../session-cookie.ts";
@@ -22,7 +22,7 @@ export default function changePassword(app: App, { services }: RouteDeps) {
         ),
         response: { 200: Ok(Type.Object({ csrf_token: Type.String() })), "4xx": ErrorEnvelope },
       },
-      preValidation: requireSession(services, EVERY_ROLE, { allowPending: true }),
+      preValidation: requireSession(services, POLICY["auth.password"]),
     },
     async (request, reply) => {
       const session = await services.people.changePassword(

@@ -34,6 +34,7 @@ export default function createCompany(app: App, { services, platformTokens, cont
                 temporary_password: Type.String(),
               }),
               default_credential: Type.Object({ id: Type.String(), username: Type.String() }),
+              default_test_credential: Type.Object({ id: Type.String(), username: Type.String() }),
               management_key: CreatedKey,
             }),
           ),

@@ -1,10 +1,11 @@
 import { Type } from "typebox";
-import { MANAGER_ROLES } from "../../core/roles.ts";
-import { bodyField, companyOf, ctxOf, requireCaller } from "../auth.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
   CredentialView,
   Description,
+  Environment,
   ErrorEnvelope,
   Name,
   Ok,
@@ -22,9 +23,13 @@ export default function createCredential(app: App, { services }: RouteDeps) {
       schema: {
         tags: ["credentials"],
         summary: "Create a dedicated API user (never a human login)",
+        description:
+          "An API user belongs to one environment (`live` unless given) for good, and so do its keys and " +
+          "its Basic auth password. A caller acting in test creates test API users only.",
         body: Type.Object(
           {
             name: Name,
+            environment: Type.Optional(Environment),
             description: Type.Optional(Description),
             permissions: Permissions,
             allowed_ips: Type.Optional(AllowedIps),
@@ -35,13 +40,7 @@ export default function createCredential(app: App, { services }: RouteDeps) {
         ),
         response: { 201: Ok(CredentialView), "4xx": ErrorEnvelope },
       },
-      preValidation: requireCaller(services, {
-        perms: { all: ["credentials:manage"] },
-        roles: MANAGER_ROLES,
-        write: true,
-        stepUp: (r) =>
-          Array.isArray(bodyField(r, "allowed_ips")) && (bodyField(r, "allowed_ips") as unknown[]).length > 0,
-      }),
+      preValidation: requireCaller(services, POLICY["credentials.create"]),
     },
     async (request, reply) => {
       const data = await services.credentials.create(companyOf(request), request.body, ctxOf(request));

@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { KEY_WRITER_ROLES } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
@@ -48,12 +48,7 @@ export default function createKey(app: App, { services }: RouteDeps) {
         body: CreateKeyBody,
         response: { 201: Ok(CreatedKey), "4xx": ErrorEnvelope },
       },
-      preValidation: requireCaller(services, {
-        perms: { all: ["keys:manage"] },
-        roles: KEY_WRITER_ROLES,
-        write: true,
-        stepUp: () => true,
-      }),
+      preValidation: requireCaller(services, POLICY["keys.create"]),
     },
     async (request, reply) => {
       const data = await services.keys.create(companyOf(request), request.body, ctxOf(request));

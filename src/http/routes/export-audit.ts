@@ -1,8 +1,8 @@
 import { Readable } from "node:stream";
 import { Type } from "typebox";
-import { MANAGER_ROLES } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { auditView } from "../../services/audit.ts";
-import { companyOf, requireCaller } from "../auth.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 import { AuditQuery, auditFilters } from "./list-audit.ts";
@@ -16,11 +16,11 @@ export default function exportAudit(app: App, { services }: RouteDeps) {
         summary: "The whole trail as NDJSON, oldest first, streamed",
         querystring: Type.Object(AuditQuery, { additionalProperties: false }),
       },
-      preValidation: requireCaller(services, { perms: { all: ["audit:read"] }, roles: MANAGER_ROLES }),
+      preValidation: requireCaller(services, POLICY["audit.export"]),
     },
     async (request, reply) => {
       const f = auditFilters(request.query);
-      const rows = services.audit.stream(companyOf(request));
+      const rows = services.audit.export(companyOf(request), actorOf(request));
       async function* lines() {
         for await (const row of rows) {
           const e = auditView(row);

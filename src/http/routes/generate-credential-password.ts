@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { MANAGER_ROLES } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { CredentialIdParams, ErrorEnvelope, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -20,12 +20,7 @@ export default function generateCredentialPassword(app: App, { services }: Route
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireCaller(services, {
-        perms: { all: ["credentials:manage"] },
-        roles: MANAGER_ROLES,
-        write: true,
-        stepUp: () => true,
-      }),
+      preValidation: requireCaller(services, POLICY["credentials.password"]),
     },
     async (request) => ({
       success: true as const,

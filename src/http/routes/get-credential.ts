@@ -1,5 +1,5 @@
-import { EVERY_ROLE } from "../../core/roles.ts";
-import { companyOf, requireCaller } from "../auth.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
 import { CredentialIdParams, CredentialView, ErrorEnvelope, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -14,14 +14,11 @@ export default function getCredential(app: App, { services }: RouteDeps) {
         params: CredentialIdParams,
         response: { 200: Ok(CredentialView), "4xx": ErrorEnvelope },
       },
-      preValidation: requireCaller(services, {
-        perms: { any: ["credentials:manage", "keys:manage"] },
-        roles: EVERY_ROLE,
-      }),
+      preValidation: requireCaller(services, POLICY["credentials.get"]),
     },
     async (request) => ({
       success: true as const,
-      data: await services.credentials.get(companyOf(request), request.params.id),
+      data: await services.credentials.get(companyOf(request), request.params.id, actorOf(request)),
     }),
   );
 }

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
-import { EVERY_ROLE } from "../../core/roles.ts";
-import { companyOf, requireCaller } from "../auth.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, Nullable, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -39,7 +39,7 @@ export default function getKeyUsage(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireCaller(services, { perms: { all: ["keys:manage"] }, roles: EVERY_ROLE }),
+      preValidation: requireCaller(services, POLICY["keys.usage"]),
     },
     async (request) => ({
       success: true as const,
@@ -47,6 +47,7 @@ export default function getKeyUsage(app: App, { services }: RouteDeps) {
         companyOf(request),
         request.params.id,
         request.query.days ? Number(request.query.days) : 30,
+        actorOf(request),
       ),
     }),
   );

@@ -1,5 +1,5 @@
-import { EVERY_ROLE } from "../../core/roles.ts";
-import { companyOf, requireCaller } from "../auth.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, KeyView, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -14,11 +14,11 @@ export default function getKey(app: App, { services }: RouteDeps) {
         params: KeyIdParams,
         response: { 200: Ok(KeyView), "4xx": ErrorEnvelope },
       },
-      preValidation: requireCaller(services, { perms: { all: ["keys:manage"] }, roles: EVERY_ROLE }),
+      preValidation: requireCaller(services, POLICY["keys.get"]),
     },
     async (request) => ({
       success: true as const,
-      data: await services.keys.get(companyOf(request), request.params.id),
+      data: await services.keys.get(companyOf(request), request.params.id, actorOf(request)),
     }),
   );
 }

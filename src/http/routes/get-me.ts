@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { EVERY_ROLE } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userOf } from "../auth.ts";
 import { ErrorEnvelope, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -26,7 +26,7 @@ export default function getMe(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireSession(services, EVERY_ROLE, { allowPending: true }),
+      preValidation: requireSession(services, POLICY["me.get"]),
     },
     async (request) => {
       const actor = userOf(request);

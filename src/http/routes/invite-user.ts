@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { MANAGER_ROLES } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
 import { ErrorEnvelope, Ok, RoleName } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -28,7 +28,7 @@ export default function inviteUser(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireSession(services, MANAGER_ROLES),
+      preValidation: requireSession(services, POLICY["users.invite"]),
     },
     async (request, reply) => {
       const data = await services.people.invite(userCtxOf(request), request.body);

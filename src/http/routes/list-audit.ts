@@ -1,6 +1,6 @@
 import { Type } from "typebox";
-import { MANAGER_ROLES } from "../../core/roles.ts";
-import { companyOf, requireCaller } from "../auth.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
 import { DateTime, ErrorEnvelope, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -20,6 +20,8 @@ export const AuditEvent = Type.Object({
   ip: Type.Union([Type.String(), Type.Null()]),
   user_agent: Type.Union([Type.String(), Type.Null()]),
   totp_used: Type.Boolean(),
+  /** What the event is about: a live or test object; null for company-wide events (people, sign-ins). */
+  environment: Type.Union([Type.Literal("live"), Type.Literal("test"), Type.Null()]),
 });
 
 export const AuditQuery = {
@@ -71,16 +73,21 @@ export default function listAudit(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireCaller(services, { perms: { all: ["audit:read"] }, roles: MANAGER_ROLES }),
+      preValidation: requireCaller(services, POLICY["audit.list"]),
     },
     async (request) => {
       const q = request.query;
       return {
         success: true as const,
-        data: await services.audit.list(companyOf(request), auditFilters(q), {
-          limit: q.limit ? Number(q.limit) : 50,
-          cursor: q.cursor ? Number(q.cursor) : undefined,
-        }),
+        data: await services.audit.list(
+          companyOf(request),
+          auditFilters(q),
+          {
+            limit: q.limit ? Number(q.limit) : 50,
+            cursor: q.cursor ? Number(q.cursor) : undefined,
+          },
+          actorOf(request),
+        ),
       };
     },
   );

@@ -1,7 +1,7 @@
 import { Type } from "typebox";
-import { EVERY_ROLE } from "../../core/roles.ts";
-import { companyOf, requireCaller } from "../auth.ts";
-import { CredentialView, ErrorEnvelope, Ok, Page, pageOf } from "../schemas.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
+import { CredentialView, Environment, ErrorEnvelope, Ok, Page, pageOf } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -12,7 +12,10 @@ export default function listCredentials(app: App, { services }: RouteDeps) {
       schema: {
         tags: ["credentials"],
         summary: "List the company's API credentials, newest first",
-        querystring: Type.Object(Page, { additionalProperties: false }),
+        querystring: Type.Object(
+          { environment: Type.Optional(Environment), ...Page },
+          { additionalProperties: false },
+        ),
         response: {
           200: Ok(
             Type.Object({
@@ -23,14 +26,16 @@ export default function listCredentials(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireCaller(services, {
-        perms: { any: ["credentials:manage", "keys:manage"] },
-        roles: EVERY_ROLE,
-      }),
+      preValidation: requireCaller(services, POLICY["credentials.list"]),
     },
     async (request) => ({
       success: true as const,
-      data: await services.credentials.list(companyOf(request), pageOf(request.query)),
+      data: await services.credentials.list(
+        companyOf(request),
+        { environment: request.query.environment },
+        pageOf(request.query),
+        actorOf(request),
+      ),
     }),
   );
 }

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
-import { EVERY_ROLE } from "../../core/roles.ts";
-import { companyOf, requireCaller } from "../auth.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
 import { Environment, ErrorEnvelope, KeyView, Ok, Page, pageOf } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -30,7 +30,7 @@ export default function listKeys(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireCaller(services, { perms: { all: ["keys:manage"] }, roles: EVERY_ROLE }),
+      preValidation: requireCaller(services, POLICY["keys.list"]),
     },
     async (request) => {
       const q = request.query;
@@ -40,6 +40,7 @@ export default function listKeys(app: App, { services }: RouteDeps) {
           companyOf(request),
           { credentialId: q.credential_id, environment: q.environment, status: q.status },
           pageOf(q),
+          actorOf(request),
         ),
       };
     },

@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { MANAGER_ROLES } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userOf } from "../auth.ts";
 import { ErrorEnvelope, Ok, UserView } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -14,7 +14,7 @@ export default function listUsers(app: App, { services }: RouteDeps) {
         summary: "The company's people",
         response: { 200: Ok(Type.Object({ users: Type.Array(UserView) })), "4xx": ErrorEnvelope },
       },
-      preValidation: requireSession(services, MANAGER_ROLES),
+      preValidation: requireSession(services, POLICY["users.list"]),
     },
     async (request) => ({
       success: true as const,

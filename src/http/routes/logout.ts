@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { EVERY_ROLE } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
 import { ErrorEnvelope, Ok } from "../schemas.ts";
 import { clearSessionCookie } from "../session-cookie.ts";
@@ -15,7 +15,7 @@ export default function logout(app: App, { services }: RouteDeps) {
         summary: "End this session (server-side)",
         response: { 200: Ok(Type.Object({ message: Type.String() })), "4xx": ErrorEnvelope },
       },
-      preValidation: requireSession(services, EVERY_ROLE, { allowPending: true }),
+      preValidation: requireSession(services, POLICY["auth.logout"]),
     },
     async (request, reply) => {
       await services.people.logout(userCtxOf(request));

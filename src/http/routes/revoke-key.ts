@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { KEY_WRITER_ROLES } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, KeyIdParams, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -18,12 +18,7 @@ export default function revokeKey(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireCaller(services, {
-        perms: { all: ["keys:manage"] },
-        roles: KEY_WRITER_ROLES,
-        write: true,
-        stepUp: () => true,
-      }),
+      preValidation: requireCaller(services, POLICY["keys.revoke"]),
     },
     async (request) => {
       const key = await services.keys.revoke(companyOf(request), request.params.id, ctxOf(request));

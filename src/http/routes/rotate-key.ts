@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { KEY_WRITER_ROLES } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { MAX_GRACE_SECONDS } from "../../services/keys.ts";
 import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import { CreatedKey, DateTime, ErrorEnvelope, KeyIdParams, Ok, TotpCode } from "../schemas.ts";
@@ -33,12 +33,7 @@ export default function rotateKey(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireCaller(services, {
-        perms: { all: ["keys:manage"] },
-        roles: KEY_WRITER_ROLES,
-        write: true,
-        stepUp: () => true,
-      }),
+      preValidation: requireCaller(services, POLICY["keys.rotate"]),
     },
     async (request) => ({
       success: true as const,

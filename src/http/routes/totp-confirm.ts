@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { EVERY_ROLE } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
 import { ErrorEnvelope, Ok } from "../schemas.ts";
 import { setSessionCookie } from "../session-cookie.ts";
@@ -19,7 +19,7 @@ export default function totpConfirm(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireSession(services, EVERY_ROLE, { allowPending: true }),
+      preValidation: requireSession(services, POLICY["auth.totp_confirm"]),
     },
     async (request, reply) => {
       const result = await services.people.totpConfirm(userCtxOf(request), request.body.code);

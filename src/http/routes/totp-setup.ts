@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { EVERY_ROLE } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
 import { ErrorEnvelope, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -17,7 +17,7 @@ export default function totpSetup(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireSession(services, EVERY_ROLE, { allowPending: true }),
+      preValidation: requireSession(services, POLICY["auth.totp_setup"]),
     },
     async (request) => ({
       success: true as const,

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
-import { MANAGER_ROLES } from "../../core/roles.ts";
-import { bodyField, companyOf, ctxOf, requireCaller } from "../auth.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
   CredentialIdParams,
@@ -38,12 +38,7 @@ export default function updateCredential(app: App, { services }: RouteDeps) {
         ),
         response: { 200: Ok(CredentialView), "4xx": ErrorEnvelope },
       },
-      preValidation: requireCaller(services, {
-        perms: { all: ["credentials:manage"] },
-        roles: MANAGER_ROLES,
-        write: true,
-        stepUp: (r) => bodyField(r, "allowed_ips") !== undefined,
-      }),
+      preValidation: requireCaller(services, POLICY["credentials.update"]),
     },
     async (request) => ({
       success: true as const,

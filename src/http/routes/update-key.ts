@@ -1,6 +1,6 @@
 import { Type } from "typebox";
-import { KEY_WRITER_ROLES } from "../../core/roles.ts";
-import { bodyField, companyOf, ctxOf, requireCaller } from "../auth.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { companyOf, ctxOf, requireCaller } from "../auth.ts";
 import {
   AllowedIps,
   Description,
@@ -37,12 +37,7 @@ export default function updateKey(app: App, { services }: RouteDeps) {
         ),
         response: { 200: Ok(KeyView), "4xx": ErrorEnvelope },
       },
-      preValidation: requireCaller(services, {
-        perms: { all: ["keys:manage"] },
-        roles: KEY_WRITER_ROLES,
-        write: true,
-        stepUp: (r) => bodyField(r, "allowed_ips") !== undefined,
-      }),
+      preValidation: requireCaller(services, POLICY["keys.update"]),
     },
     async (request) => ({
       success: true as const,

@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { MANAGER_ROLES } from "../../core/roles.ts";
+import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
 import { ErrorEnvelope, Ok, RoleName, UserView } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -22,7 +22,7 @@ export default function updateUser(app: App, { services }: RouteDeps) {
         ),
         response: { 200: Ok(UserView), "4xx": ErrorEnvelope },
       },
-      preValidation: requireSession(services, MANAGER_ROLES),
+      preValidation: requireSession(services, POLICY["users.update"]),
     },
     async (request) => ({
       success: true as const,

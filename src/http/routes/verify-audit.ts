@@ -1,6 +1,6 @@
 import { Type } from "typebox";
-import { MANAGER_ROLES } from "../../core/roles.ts";
-import { companyOf, requireCaller } from "../auth.ts";
+import { POLICY } from "../../core/access/policy.ts";
+import { actorOf, companyOf, requireCaller } from "../auth.ts";
 import { ErrorEnvelope, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -23,8 +23,11 @@ export default function verifyAudit(app: App, { services }: RouteDeps) {
           "4xx": ErrorEnvelope,
         },
       },
-      preValidation: requireCaller(services, { perms: { all: ["audit:read"] }, roles: MANAGER_ROLES }),
+      preValidation: requireCaller(services, POLICY["audit.verify"]),
     },
-    async (request) => ({ success: true as const, data: await services.audit.verify(companyOf(request)) }),
+    async (request) => ({
+      success: true as const,
+      data: await services.audit.verifyCompany(companyOf(request), actorOf(request)),
+    }),
   );
 }

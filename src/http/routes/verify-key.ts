@@ -1,5 +1,6 @@
 import { Type } from "typebox";
 import { VERIFY_CODES, type VerifyCode } from "../../core/errors.ts";
+import { verifierScope } from "../../services/verification.ts";
 import { actorOf, requireCaller } from "../auth.ts";
 import { Environment, ErrorEnvelope, Nullable, Ok, RateLimitState } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -46,8 +47,10 @@ export default function verifyKey(app: App, { services }: RouteDeps) {
     },
     async (request) => {
       const actor = actorOf(request);
-      const scope = actor.kind === "platform" ? null : actor.companyId;
-      return { success: true as const, data: await services.verification.verify(request.body, scope) };
+      return {
+        success: true as const,
+        data: await services.verification.verify(request.body, verifierScope(actor)),
+      };
     },
   );
 }

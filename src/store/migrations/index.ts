@@ -3,6 +3,7 @@ import * as m001 from "./001-initial.ts";
 import * as m002 from "./002-people-and-audit.ts";
 import * as m003 from "./003-limits-and-usage.ts";
 import * as m004 from "./004-key-families.ts";
+import * as m005 from "./005-environments.ts";
 
 /** Migrations live in code (not a folder scan) so they work the same from tsx, a bundle or tests. */
 export const migrationProvider: MigrationProvider = {
@@ -12,6 +13,7 @@ export const migrationProvider: MigrationProvider = {
       "002-people-and-audit": m002,
       "003-limits-and-usage": m003,
       "004-key-families": m004,
+      "005-environments": m005,
     };
   },
 };

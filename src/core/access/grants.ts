@@ -1,7 +1,36 @@
-import { type Catalog, unknownPermissions } from "../core/catalog.ts";
-import { LatchkeyError } from "../core/errors.ts";
-import { normalizeAllowlist } from "../core/ip.ts";
-import { compileLimits, type RateLimit } from "../core/rate-limit.ts";
+import type { Actor } from "../actor.ts";
+import { type Catalog, unknownPermissions } from "../catalog.ts";
+import { LatchkeyError } from "../errors.ts";
+import { normalizeAllowlist } from "../ip.ts";
+import { compileLimits, type RateLimit } from "../rate-limit.ts";
+
+/** What an actor may grant: a platform operator anything, anyone else only what they hold. */
+export function grantable(actor: Actor): ReadonlySet<string> | "all" {
+  return actor.kind === "platform" ? "all" : new Set(actor.permissions);
+}
+
+/**
+ * What a key may do: what it was given, cut to what its API user holds now. A key never does more than
+ * its API user, even after the user's permissions shrank. Verification, views and rotation all use this.
+ */
+export function effectivePermissions(
+  keyPermissions: readonly string[],
+  credentialPermissions: readonly string[] | null,
+): string[] {
+  if (credentialPermissions === null) return [...keyPermissions];
+  const held = new Set(credentialPermissions);
+  return keyPermissions.filter((p) => held.has(p));
+}
+
+/**
+ * A change that can widen what a key or API user reaches (its allowlist, limits, a later expiry, a
+ * reactivation, a new key or password for it) needs a caller who holds all it can do: otherwise a
+ * caller could weaken the guard on something stronger than itself. Revoking only ever reduces access,
+ * so anyone who may manage keys may revoke.
+ */
+export function assertHoldsAll(catalog: Catalog, actor: Actor, permissions: readonly string[]): void {
+  checkGrant(catalog, permissions, [grantable(actor)]);
+}
 
 /**
  * Checks a permission list someone wants to grant: every entry must be in the catalog and held by

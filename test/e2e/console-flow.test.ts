@@ -141,6 +141,11 @@ describe("console: the key life cycle in a browser", () => {
     await expect(dialog.getByRole("radio", { name: "Live" }).isChecked()).resolves.toBe(true);
     // Never more than the API user holds: what it lacks cannot be ticked.
     await expect(dialog.getByTestId("group-merchant").count()).resolves.toBe(0);
+    // A new key starts with nothing; a scope's preset is one click.
+    const payments = dialog.getByTestId("group-payments");
+    await expect(payments.getByTestId("group-state-payments").textContent()).resolves.toBe("No access");
+    await payments.getByRole("button", { name: "Read-only" }).click();
+    await expect.poll(() => payments.getByTestId("group-state-payments").textContent()).toBe("Read-only");
     await byLabel(dialog, "Allowed IPs for this key").fill("203.0.113.0/24");
     await dialog.getByRole("button", { name: "Add", exact: true }).click();
     await dialog.getByTestId("ip-list").getByText("203.0.113.0/24").waitFor();

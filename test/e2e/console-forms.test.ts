@@ -142,6 +142,131 @@ describe("console: forms and errors", () => {
     expect(await check(username, password)).toMatchObject({ valid: true });
   });
 
+  /** The id and text of the element that has the focus. */
+  const focused = () =>
+    page.evaluate(() => ({
+      testid: document.activeElement?.getAttribute("data-testid") ?? "",
+      text: document.activeElement?.textContent ?? "",
+    }));
+
+  it("a new key starts with no permissions, and keeps an address typed without Add", async () => {
+    const gateway = await verifyKey(env);
+    const made = await http(env, "POST", "/v1/credentials", {
+      headers: mk(),
+      json: { name: "Edge proxy", permissions: ["payment_transaction:read", "payment_statement:read"] },
+    });
+    const credId = made.body.data.id as string;
+    const keysOf = async () =>
+      (await http(env, "GET", `/v1/keys?credential_id=${credId}`, { headers: mk() })).body.data.keys;
+    await page.goto(`/api-users/${credId}`);
+    await page.getByRole("button", { name: "Create API key" }).click();
+    const dialog = page.getByRole("dialog", { name: "Create API key" });
+    await byLabel(dialog, "Name").fill("Edge");
+
+    // Least privilege: nothing is ticked, every scope reads "No access".
+    const boxes = dialog.locator("input[data-permission]");
+    await expect.poll(() => boxes.count()).toBeGreaterThan(0);
+    for (const checked of await boxes.evaluateAll((els) => els.map((e) => (e as HTMLInputElement).checked)))
+      expect(checked).toBe(false);
+    await expect(dialog.getByTestId("group-state-payments").textContent()).resolves.toBe("No access");
+    // Neither the key nor its API user has a list: any address, and the text says so.
+    await expect(dialog.getByTestId("ip-scope").textContent()).resolves.toBe(
+      "No restriction: requests from any address are accepted (the API user has no list either).",
+    );
+
+    // Nothing chosen: refused in place, next to the matrix, which takes the focus.
+    await dialog.getByTestId("totp-code").fill(factor.next());
+    await dialog.getByRole("button", { name: "Create key" }).click();
+    const field = dialog.getByTestId("permissions-field");
+    await field.getByRole("alert").getByText("Choose at least one permission").waitFor();
+    await expect.poll(async () => (await focused()).testid).toBe("permissions-field");
+    expect(await keysOf()).toEqual([]);
+    await dialog.getByTestId("group-payments").getByRole("button", { name: "Read-only" }).click();
+    await expect(field.getByRole("alert").count()).resolves.toBe(0);
+
+    // An invalid address typed and not added blocks creation, with its reason under the field.
+    const input = byLabel(dialog, "Allowed IPs for this key");
+    await input.fill("198.51.100.300");
+    await dialog.getByRole("button", { name: "Create key" }).click();
+    await dialog.getByText('"198.51.100.300" is not a valid IPv4 or IPv6 address.').waitFor();
+    await expect.poll(async () => (await focused()).testid).toBe("ip-input");
+    await expect(dialog.isVisible()).resolves.toBe(true);
+    expect(await keysOf()).toEqual([]);
+
+    // A valid one typed and not added is kept: the key is saved with it.
+    await input.fill("198.51.100.7");
+    await dialog.getByRole("button", { name: "Create key" }).click();
+    const modal = page.getByRole("dialog", { name: /API key “Edge” created/ });
+    const key = await modal.getByTestId("secret-api-key").inputValue();
+    await modal.getByRole("checkbox", { name: /I have copied it/ }).check();
+    await modal.getByRole("button", { name: "Done" }).click();
+    await modal.waitFor({ state: "hidden" });
+    const saved = await keysOf();
+    expect(saved).toHaveLength(1);
+    expect(saved[0]).toMatchObject({ allowed_ips: ["198.51.100.7"] });
+    expect(saved[0].permissions.sort()).toEqual(["payment_statement:read", "payment_transaction:read"]);
+    const verify = async (ip: string) =>
+      (await http(env, "POST", "/v1/verify", { headers: { "x-api-key": gateway }, json: { key, ip } })).body
+        .data;
+    expect(await verify("198.51.100.7")).toMatchObject({ valid: true, code: "VALID" });
+    expect(await verify("203.0.113.1")).toMatchObject({ valid: false, code: "IP_NOT_ALLOWED" });
+  });
+
+  it("Create API user keeps an address typed without Add, and the key dialog names that list", async () => {
+    const named = async (name: string) =>
+      (
+        (await http(env, "GET", "/v1/credentials?limit=100", { headers: mk() })).body.data.credentials as {
+          id: string;
+          name: string;
+          allowed_ips: string[];
+        }[]
+      ).filter((c) => c.name === name);
+    await page.goto("/settings/access");
+    await page.getByRole("button", { name: "Create API user" }).click();
+    const dialog = page.getByRole("dialog", { name: "Create API user" });
+    await byLabel(dialog, "Name").fill("Branch office");
+
+    // No permission: refused in place.
+    await dialog.getByRole("button", { name: "Create API user" }).click();
+    const field = dialog.getByTestId("permissions-field");
+    await field.getByRole("alert").getByText("Choose at least one permission").waitFor();
+    await expect.poll(async () => (await focused()).testid).toBe("permissions-field");
+    await dialog.getByTestId("group-payments").getByRole("button", { name: "Read-only" }).click();
+
+    // An invalid range typed and not added: refused, the reason under the field, the focus on it.
+    const input = byLabel(dialog, "Allowed IPs");
+    await input.fill("192.0.2.0/33");
+    await dialog.getByRole("button", { name: "Create API user" }).click();
+    await dialog.getByText('"192.0.2.0/33" is not a valid CIDR range').waitFor();
+    await expect.poll(async () => (await focused()).testid).toBe("ip-input");
+    expect(await named("Branch office")).toEqual([]);
+
+    // A valid one typed and not added is kept; adding a list asks for a code even before Add.
+    await input.fill("192.0.2.0/24");
+    await dialog.getByTestId("totp-code").fill(factor.next());
+    await dialog.getByRole("button", { name: "Create API user" }).click();
+    await page.getByRole("heading", { name: "Branch office" }).waitFor();
+    const [cred] = await named("Branch office");
+    expect(cred?.allowed_ips).toEqual(["192.0.2.0/24"]);
+
+    // A key of it has no list of its own: the API user's list still applies, and the dialog says so.
+    await page.getByRole("button", { name: "Create API key" }).click();
+    const keyDialog = page.getByRole("dialog", { name: "Create API key" });
+    const scope = keyDialog.getByTestId("ip-scope");
+    await expect(scope.textContent()).resolves.toBe(
+      "No list of its own, but API user “Branch office” has an allowed IP list (192.0.2.0/24), which still applies: requests from any other address are refused.",
+    );
+    await byLabel(keyDialog, "Allowed IPs for this key").fill("192.0.2.8");
+    await keyDialog.getByRole("button", { name: "Add", exact: true }).click();
+    await expect
+      .poll(() => scope.textContent())
+      .toBe(
+        "API user “Branch office” has an allowed IP list (192.0.2.0/24), which applies as well: a request must come from an address on both lists.",
+      );
+    await shoot(page, "24-key-ip-scope", { fullPage: false });
+    await keyDialog.getByRole("button", { name: "Cancel" }).click();
+  });
+
   it("revokes a key with the keyboard alone: the dialog takes focus and Escape closes it", async () => {
     const created = await http(env, "POST", "/v1/keys", {
       headers: mk(),
@@ -158,11 +283,17 @@ describe("console: forms and errors", () => {
     const openRevoke = async () => {
       await actions.focus();
       await page.keyboard.press("Enter");
-      await page.getByRole("menuitem", { name: "Revoke…" }).waitFor();
-      for (let i = 0; i < 5; i++) {
-        if ((await page.evaluate(() => document.activeElement?.textContent)) === "Revoke…") break;
+      const revoke = page.getByRole("menuitem", { name: "Revoke…" });
+      await revoke.waitFor();
+      // The menu moves the focus into itself a moment after it opens; arrows pressed before that are lost.
+      await expect
+        .poll(() => page.evaluate(() => document.activeElement?.closest("[role=menu]") != null))
+        .toBe(true);
+      for (let i = 0; i < 8; i++) {
+        if (await revoke.evaluate((el) => el === document.activeElement)) break;
         await page.keyboard.press("ArrowDown");
       }
+      await expect.poll(() => revoke.evaluate((el) => el === document.activeElement)).toBe(true);
       await page.keyboard.press("Enter");
     };
     await openRevoke();

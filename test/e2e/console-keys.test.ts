@@ -58,6 +58,7 @@ describe("console: keys, environments and limits", () => {
     const dialog = page.getByRole("dialog", { name: "Create API key" });
     await expect(dialog.getByRole("radio", { name: "Test" }).isChecked()).resolves.toBe(true);
     await byLabel(dialog, "Name").fill("Sandbox pair");
+    await dialog.getByTestId("group-payments").getByRole("button", { name: "Read-only" }).click();
     await byLabel(dialog, "Expires (optional)").fill("2031-03-01T12:00");
     await dialog.getByRole("switch", { name: /Key \+ secret pair/ }).check();
     await dialog.getByRole("button", { name: "Add a limit" }).click();

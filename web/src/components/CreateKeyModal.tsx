@@ -11,15 +11,15 @@ import {
   TextInput,
 } from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { MANAGEMENT_PERMISSIONS } from "../../../src/core/catalog.ts";
 import { api } from "../api/client.ts";
 import type { CreatedKey, CredentialView, Environment, RateLimit } from "../api/types.ts";
 import { can } from "../lib/roles.ts";
 import { useSession } from "../lib/session.tsx";
 import { errorFor, FormError } from "./errors.tsx";
-import { IpEditor } from "./IpEditor.tsx";
-import { PermissionMatrix } from "./PermissionMatrix.tsx";
+import { IpEditor, useIpList } from "./IpEditor.tsx";
+import { NO_PERMISSION_CHOSEN, PermissionsField } from "./PermissionMatrix.tsx";
 import { limitsProblem, RateLimitEditor } from "./RateLimitEditor.tsx";
 import { ShowOnceModal } from "./ShowOnce.tsx";
 import { TotpInput } from "./TotpInput.tsx";
@@ -35,9 +35,33 @@ const FIELDS = [
   "totp_code",
 ];
 
+/** "203.0.113.0/24", "a, b and c", or "a, b and 3 more": an allowlist named in a sentence. */
+function entriesText(entries: readonly string[]): string {
+  if (entries.length <= 3) return entries.join(", ").replace(/, ([^,]*)$/, " and $1");
+  return `${entries.slice(0, 2).join(", ")} and ${entries.length - 2} more`;
+}
+
+/**
+ * What the key's allowlist means together with its API user's, which applies to every key of it: the
+ * text under the key's IP editor, empty list or not.
+ */
+function ipScope(credential: CredentialView | null): { emptyText: string; note?: string } {
+  const inherited = credential?.allowed_ips ?? [];
+  if (!credential || inherited.length === 0)
+    return {
+      emptyText: "No restriction: requests from any address are accepted (the API user has no list either).",
+    };
+  const theirs = `API user “${credential.name}” has ${inherited.length === 1 ? "an allowed IP list" : `${inherited.length} allowed IP entries`} (${entriesText(inherited)})`;
+  return {
+    emptyText: `No list of its own, but ${theirs}, which still applies: requests from any other address are refused.`,
+    note: `${theirs}, which applies as well: a request must come from an address on both lists.`,
+  };
+}
+
 /**
  * "Create API key": the key may hold at most what its API user holds (and, for a developer, nothing
- * of Latchkey's own management group). The result opens the show-once modal.
+ * of Latchkey's own management group), and starts with nothing: what it may do is chosen, never
+ * inherited by default. The result opens the show-once modal.
  */
 export function CreateKeyModal({
   opened,
@@ -60,7 +84,7 @@ export function CreateKeyModal({
   const [description, setDescription] = useState("");
   const [env, setEnv] = useState<Environment>(switchEnv);
   const [permissions, setPermissions] = useState<string[]>([]);
-  const [ips, setIps] = useState<string[]>([]);
+  const ips = useIpList();
   const [expires, setExpires] = useState("");
   const [withSecret, setWithSecret] = useState(false);
   const [limits, setLimits] = useState<RateLimit[]>([]);
@@ -68,6 +92,9 @@ export function CreateKeyModal({
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [created, setCreated] = useState<CreatedKey | null>(null);
+  // Set by a submit refused for want of a permission; the reason shows until one is chosen.
+  const [triedEmpty, setTriedEmpty] = useState(false);
+  const permissionsRef = useRef<HTMLFieldSetElement>(null);
 
   const credential = fixedCredential ?? active.find((c) => c.id === credentialId) ?? null;
   const allowed = useMemo(() => {
@@ -84,19 +111,33 @@ export function CreateKeyModal({
     setName("");
     setDescription("");
     setEnv(can.writeKey(me.role, switchEnv) ? switchEnv : "test");
-    setIps([]);
+    setPermissions([]);
+    setTriedEmpty(false);
+    ips.reset([]);
     setExpires("");
     setWithSecret(false);
     setLimits([]);
     setCode("");
     setError(null);
   }, [opened]);
+  // Another API user: keep only what it holds.
   useEffect(() => {
-    setPermissions([...allowed]);
+    setPermissions((chosen) => chosen.filter((p) => allowed.has(p)));
   }, [allowed]);
+
+  const scope = ipScope(credential);
+  const permissionsProblem = triedEmpty && permissions.length === 0 ? NO_PERMISSION_CHOSEN : undefined;
 
   const submit = async () => {
     if (!credential) return;
+    // Both checks run, so each says what is wrong; the focus goes to the first, in the form's order.
+    const allowedIps = ips.commit();
+    if (permissions.length === 0) {
+      setTriedEmpty(true);
+      permissionsRef.current?.focus();
+      return;
+    }
+    if (allowedIps === null) return;
     setBusy(true);
     setError(null);
     try {
@@ -107,7 +148,7 @@ export function CreateKeyModal({
           credential_id: credential.id,
           ...(description.trim() ? { description: description.trim() } : {}),
           permissions,
-          ...(ips.length > 0 ? { allowed_ips: ips } : {}),
+          ...(allowedIps.length > 0 ? { allowed_ips: allowedIps } : {}),
           ...(expires ? { expires_at: new Date(expires).toISOString() } : {}),
           ...(withSecret ? { with_secret: true } : {}),
           ...(limits.length > 0 ? { rate_limits: limits } : {}),
@@ -193,26 +234,21 @@ export function CreateKeyModal({
                 </Text>
               ) : null}
             </div>
-            <div>
-              <Text size="sm" fw={500} mb={4}>
-                Permissions
-              </Text>
-              <Text size="xs" c="dimmed" mb="xs">
-                Never more than the API user holds; permissions are fixed once the key is created.
-              </Text>
-              <PermissionMatrix
-                groups={catalog.groups}
-                value={permissions}
-                onChange={setPermissions}
-                allowed={allowed}
-                error={errorFor(error, "permissions")}
-              />
-            </div>
+            <PermissionsField
+              ref={permissionsRef}
+              hint="A new key starts with none: choose what it needs, never more than the API user holds. Permissions are fixed once the key is created."
+              groups={catalog.groups}
+              value={permissions}
+              onChange={setPermissions}
+              allowed={allowed}
+              error={permissionsProblem ?? errorFor(error, "permissions")}
+            />
             <IpEditor
-              value={ips}
-              onChange={setIps}
+              list={ips}
               label="Allowed IPs for this key"
               error={errorFor(error, "allowed_ips")}
+              emptyText={scope.emptyText}
+              note={scope.note}
             />
             <TextInput
               type="datetime-local"
@@ -244,11 +280,7 @@ export function CreateKeyModal({
               <Button variant="default" onClick={onClose}>
                 Cancel
               </Button>
-              <Button
-                type="submit"
-                loading={busy}
-                disabled={!credential || permissions.length === 0 || limitsProblem(limits) !== null}
-              >
+              <Button type="submit" loading={busy} disabled={!credential || limitsProblem(limits) !== null}>
                 Create key
               </Button>
             </Group>

@@ -1,10 +1,14 @@
 import { Badge, Button, Card, Checkbox, Group, Stack, Table, Text, TextInput, Title } from "@mantine/core";
-import { useMemo, useState } from "react";
+import { type ReactNode, type Ref, useMemo, useState } from "react";
 import { PRESETS, type Preset, presetPermissions } from "../../../src/core/catalog.ts";
 import type { CatalogGroup } from "../api/types.ts";
 import { PRESET_LABELS } from "../lib/format.ts";
 
 export type GroupState = Preset | "custom" | "none";
+
+/** Why a key or API user with no permission is not created: it could do nothing. */
+export const NO_PERMISSION_CHOSEN =
+  "Choose at least one permission: tick what it needs, or use a scope's Read-only, Write or Full access button.";
 
 /** How a group's selection reads: the preset it matches exactly, "custom", or "none". */
 export function groupState(group: CatalogGroup, selected: ReadonlySet<string>): GroupState {
@@ -183,5 +187,29 @@ export function PermissionMatrix({
         );
       })}
     </Stack>
+  );
+}
+
+/**
+ * The matrix as one field of a form: a legend, a hint, and the matrix with any reason the form was
+ * refused. The fieldset takes the focus when a submit is refused for it.
+ */
+export function PermissionsField({
+  ref,
+  hint,
+  ...matrix
+}: Parameters<typeof PermissionMatrix>[0] & { ref?: Ref<HTMLFieldSetElement>; hint?: ReactNode }) {
+  return (
+    <fieldset ref={ref} tabIndex={-1} className="plain-fieldset" data-testid="permissions-field">
+      <Text component="legend" size="sm" fw={500} mb={hint ? 4 : "xs"}>
+        Permissions
+      </Text>
+      {hint ? (
+        <Text size="xs" c="dimmed" mb="xs">
+          {hint}
+        </Text>
+      ) : null}
+      <PermissionMatrix {...matrix} />
+    </fieldset>
   );
 }

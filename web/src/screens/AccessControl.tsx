@@ -15,13 +15,13 @@ import {
   Title,
 } from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
-import { useState } from "react";
+import { useRef, useState } from "react";
 import { api } from "../api/client.ts";
 import type { CredentialView, RateLimit, Role, UserView } from "../api/types.ts";
 import { errorFor, FormError } from "../components/errors.tsx";
-import { IpEditor } from "../components/IpEditor.tsx";
+import { IpEditor, useIpList } from "../components/IpEditor.tsx";
 import { permissionSummary } from "../components/KeysTable.tsx";
-import { PermissionMatrix } from "../components/PermissionMatrix.tsx";
+import { NO_PERMISSION_CHOSEN, PermissionsField } from "../components/PermissionMatrix.tsx";
 import { limitsProblem, RateLimitEditor } from "../components/RateLimitEditor.tsx";
 import { ShowOnceModal } from "../components/ShowOnce.tsx";
 import { TotpInput } from "../components/TotpInput.tsx";
@@ -393,11 +393,56 @@ function CreateApiUserModal({
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
   const [permissions, setPermissions] = useState<string[]>([]);
-  const [ips, setIps] = useState<string[]>([]);
+  const ips = useIpList();
   const [limits, setLimits] = useState<RateLimit[]>([]);
   const [code, setCode] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  // Set by a submit refused for want of a permission; the reason shows until one is chosen.
+  const [triedEmpty, setTriedEmpty] = useState(false);
+  const permissionsRef = useRef<HTMLFieldSetElement>(null);
+  const permissionsProblem = triedEmpty && permissions.length === 0 ? NO_PERMISSION_CHOSEN : undefined;
+  // Adding an allowlist needs a second factor; an address typed but not yet added counts.
+  const needsCode = ips.pending.length > 0;
+
+  const submit = () => {
+    // Both checks run, so each says what is wrong; the focus goes to the first, in the form's order.
+    const allowedIps = ips.commit();
+    if (permissions.length === 0) {
+      setTriedEmpty(true);
+      permissionsRef.current?.focus();
+      return;
+    }
+    if (allowedIps === null) return;
+    setBusy(true);
+    setError(null);
+    api
+      .createCredential(
+        {
+          name: name.trim(),
+          ...(description.trim() ? { description: description.trim() } : {}),
+          permissions,
+          ...(allowedIps.length > 0 ? { allowed_ips: allowedIps } : {}),
+          ...(limits.length > 0 ? { rate_limits: limits } : {}),
+        },
+        allowedIps.length > 0 ? code : undefined,
+      )
+      .then((c) => {
+        setName("");
+        setDescription("");
+        setPermissions([]);
+        setTriedEmpty(false);
+        ips.reset([]);
+        setLimits([]);
+        onCreated(c);
+      })
+      .catch(setError)
+      .finally(() => {
+        setCode("");
+        setBusy(false);
+      });
+  };
+
   return (
     <Modal
       opened={opened}
@@ -410,32 +455,7 @@ function CreateApiUserModal({
       <form
         onSubmit={(e) => {
           e.preventDefault();
-          setBusy(true);
-          setError(null);
-          api
-            .createCredential(
-              {
-                name: name.trim(),
-                ...(description.trim() ? { description: description.trim() } : {}),
-                permissions,
-                ...(ips.length > 0 ? { allowed_ips: ips } : {}),
-                ...(limits.length > 0 ? { rate_limits: limits } : {}),
-              },
-              ips.length > 0 ? code : undefined,
-            )
-            .then((c) => {
-              setName("");
-              setDescription("");
-              setPermissions([]);
-              setIps([]);
-              setLimits([]);
-              onCreated(c);
-            })
-            .catch(setError)
-            .finally(() => {
-              setCode("");
-              setBusy(false);
-            });
+          submit();
         }}
       >
         <Stack>
@@ -457,18 +477,18 @@ function CreateApiUserModal({
             onChange={(e) => setDescription(e.currentTarget.value)}
             error={errorFor(error, "description")}
           />
-          <div>
-            <Text size="sm" fw={500} mb="xs">
-              Permissions
-            </Text>
-            <PermissionMatrix
-              groups={catalog.groups}
-              value={permissions}
-              onChange={setPermissions}
-              error={errorFor(error, "permissions")}
-            />
-          </div>
-          <IpEditor value={ips} onChange={setIps} error={errorFor(error, "allowed_ips")} />
+          <PermissionsField
+            ref={permissionsRef}
+            groups={catalog.groups}
+            value={permissions}
+            onChange={setPermissions}
+            error={permissionsProblem ?? errorFor(error, "permissions")}
+          />
+          <IpEditor
+            list={ips}
+            error={errorFor(error, "allowed_ips")}
+            emptyText="No restriction: its keys are accepted from any address, unless a key has a list of its own."
+          />
           <RateLimitEditor
             value={limits}
             onChange={setLimits}
@@ -476,7 +496,7 @@ function CreateApiUserModal({
             description="Shared by all keys of this API user, in sliding windows."
             error={errorFor(error, "rate_limits")}
           />
-          {ips.length > 0 ? (
+          {needsCode ? (
             <TotpInput value={code} onChange={setCode} error={errorFor(error, "totp_code")} />
           ) : null}
           <FormError
@@ -487,11 +507,7 @@ function CreateApiUserModal({
             <Button variant="default" onClick={onClose}>
               Cancel
             </Button>
-            <Button
-              type="submit"
-              loading={busy}
-              disabled={permissions.length === 0 || name.trim() === "" || limitsProblem(limits) !== null}
-            >
+            <Button type="submit" loading={busy} disabled={limitsProblem(limits) !== null}>
               Create API user
             </Button>
           </Group>

@@ -4,7 +4,7 @@ import { api } from "../api/client.ts";
 import type { CredentialView } from "../api/types.ts";
 import { CreateKeyModal } from "../components/CreateKeyModal.tsx";
 import { errorFor, FormError } from "../components/errors.tsx";
-import { IpEditor } from "../components/IpEditor.tsx";
+import { IpEditor, useIpList } from "../components/IpEditor.tsx";
 import { EnvBadge, KeysTable } from "../components/KeysTable.tsx";
 import { PermissionMatrix } from "../components/PermissionMatrix.tsx";
 import { limitsProblem, RateLimitEditor } from "../components/RateLimitEditor.tsx";
@@ -256,13 +256,15 @@ function IpCard({
   editable: boolean;
   onSaved: () => void;
 }) {
-  const [value, setValue] = useState(credential.allowed_ips);
+  const ips = useIpList(credential.allowed_ips);
+  const { reset } = ips;
   const [code, setCode] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
-  useEffect(() => setValue(credential.allowed_ips), [credential.allowed_ips]);
-  const dirty = !sameSet(value, credential.allowed_ips);
+  useEffect(() => reset(credential.allowed_ips), [credential.allowed_ips, reset]);
+  // Something typed but not added counts as a change: Save keeps it (or says why it cannot).
+  const dirty = !sameSet(ips.entries, credential.allowed_ips) || ips.draft.trim() !== "";
   return (
     <Card withBorder data-testid="ip-card">
       <Title order={2} size="h4" mb="sm">
@@ -277,10 +279,12 @@ function IpCard({
       <form
         onSubmit={(e) => {
           e.preventDefault();
+          const allowed_ips = ips.commit();
+          if (allowed_ips === null) return;
           setBusy(true);
           setError(null);
           api
-            .updateCredential(credential.id, { allowed_ips: value }, code)
+            .updateCredential(credential.id, { allowed_ips }, code)
             .then(() => {
               setSaved(true);
               onSaved();
@@ -294,11 +298,8 @@ function IpCard({
       >
         <Stack>
           <IpEditor
-            value={value}
-            onChange={(v) => {
-              setSaved(false);
-              setValue(v);
-            }}
+            list={ips}
+            onChange={() => setSaved(false)}
             label="Add an address or range"
             error={errorFor(error, "allowed_ips")}
             disabled={!editable}
@@ -308,7 +309,7 @@ function IpCard({
               <TotpInput value={code} onChange={setCode} error={errorFor(error, "totp_code")} />
               <FormError error={error} fields={["allowed_ips", "totp_code"]} />
               <Group justify="end">
-                <Button variant="default" onClick={() => setValue(credential.allowed_ips)}>
+                <Button variant="default" onClick={() => reset(credential.allowed_ips)}>
                   Undo
                 </Button>
                 <Button type="submit" loading={busy}>

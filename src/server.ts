@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Cluster } from "./cluster/cluster.ts";
 import type { Config } from "./config.ts";
 import { ConfigError } from "./config.ts";
 import { buildApp } from "./http/app.ts";
 import type { App } from "./http/types.ts";
-import { Cluster } from "./services/cluster.ts";
 import { createServices, type Services } from "./services/services.ts";
 import { migrateToLatest, openStore, type Store } from "./store/store.ts";
 

@@ -1,4 +1,4 @@
-import type { Change } from "./changes.ts";
+import type { Change } from "../cluster/changes.ts";
 
 interface Entry<T> {
   value: T;

@@ -2,11 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Changes } from "../../src/cluster/changes.ts";
+import { type CacheTtlControl, Cluster } from "../../src/cluster/cluster.ts";
 import { loadConfig } from "../../src/config.ts";
 import { type Running, startServer } from "../../src/server.ts";
-import { Changes } from "../../src/services/changes.ts";
-import { Cluster } from "../../src/services/cluster.ts";
-import type { VerificationService } from "../../src/services/verification.ts";
 import { createTestSchema } from "../helpers/backends.ts";
 import { ADMIN_TOKEN } from "../helpers/harness.ts";
 
@@ -334,7 +333,7 @@ describe("a node joining the cluster", () => {
     });
     const verification = {
       limitCacheTtl: (t: number | null) => ttls.push(t),
-    } as unknown as VerificationService;
+    } as unknown as CacheTtlControl;
     return { cluster, lines, ttls, start: () => cluster.start(new Changes(), verification) };
   }
 

@@ -2,17 +2,17 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
+  type LimitSubject,
+  LocalRateLimiter,
+  type RateLimiter,
+  RedisRateLimiter,
+} from "../../src/cluster/rate-limiter.ts";
+import {
   type CompiledLimit,
   compileLimits,
   type LimitDecision,
   type RateLimit,
 } from "../../src/core/rate-limit.ts";
-import {
-  type LimitSubject,
-  LocalRateLimiter,
-  type RateLimiter,
-  RedisRateLimiter,
-} from "../../src/services/rate-limiter.ts";
 
 /** CI has Redis here; these tests never stop it. */
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";

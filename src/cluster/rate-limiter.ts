@@ -14,12 +14,19 @@ export interface LimitSubject {
 }
 
 /**
- * Counts one request against every limit of every subject, all or nothing: the request is allowed only
- * if each limit has room, and only an allowed request is counted (a refused caller does not dig itself
- * deeper). The answer describes the tightest limit, for the RateLimit-* headers.
+ * Request budgets and security counters (sign-in attempts, step-up codes), in memory on one node and in
+ * Redis across a cluster. The answer describes the tightest limit, for the RateLimit-* headers.
  */
 export interface RateLimiter {
+  /**
+   * Counts one request against every limit of every subject, all or nothing, in one atomic step: the
+   * request is allowed only if each limit has room, and only an allowed request is counted (a refused
+   * caller does not dig itself deeper). Because the check and the count are one step, a caller can
+   * reserve an attempt before doing slow work (checking a code) and concurrent callers never share a slot.
+   */
   consume(subjects: readonly LimitSubject[], nowMs: number): LimitDecision | Promise<LimitDecision>;
+  /** Forgets what the subjects have used (a right step-up code clears the wrong ones before it). */
+  reset(subjects: readonly LimitSubject[], nowMs: number): void | Promise<void>;
 }
 
 interface Counter {
@@ -50,6 +57,12 @@ export class LocalRateLimiter implements RateLimiter {
     }
     if (allowed) for (const counter of counters) counter.curr++;
     return decideLimits(limits, counts, nowMs, allowed);
+  }
+
+  reset(subjects: readonly LimitSubject[]): void {
+    for (const subject of subjects) {
+      for (const l of subject.limits) this.counters.delete(`${subject.id}|${l.windowMs}`);
+    }
   }
 
   private counter(id: string, index: number, nowMs: number): Counter {
@@ -160,5 +173,28 @@ export class RedisRateLimiter implements RateLimiter {
       curr: Number(reply[2 + 2 * i]),
     }));
     return decideLimits(limits, counts, nowMs, reply[0] === 1);
+  }
+
+  /**
+   * Deletes the subjects' counters for the current and the previous window (the only ones the sliding
+   * estimate reads), and this node's fallback counters, which may have counted while Redis was away.
+   * If Redis cannot be reached the counts stay: a caller is then limited sooner, never later.
+   */
+  async reset(subjects: readonly LimitSubject[], nowMs: number): Promise<void> {
+    this.local.reset(subjects);
+    const keys: string[] = [];
+    for (const subject of subjects) {
+      for (const l of subject.limits) {
+        const index = Math.floor(nowMs / l.windowMs);
+        const key = `${this.opts.prefix}rl:${subject.id}:${l.windowMs}`;
+        keys.push(`${key}:${index}`, `${key}:${index - 1}`);
+      }
+    }
+    if (keys.length === 0) return;
+    try {
+      await this.redis.del(...keys);
+    } catch (err) {
+      this.opts.onError(err);
+    }
   }
 }

@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Change, Changes } from "./changes.ts";
 import { type RedisDownPolicy, RedisRateLimiter } from "./rate-limiter.ts";
-import type { VerificationService } from "./verification.ts";
 
 export interface ClusterOptions {
   url: string;
@@ -15,6 +14,12 @@ export interface ClusterOptions {
 }
 
 export type BusState = "connecting" | "connected" | "unreachable";
+
+/** What the bus needs of this node's verification cache: to shorten its TTL while the bus is deaf. */
+export interface CacheTtlControl {
+  limitCacheTtl(ttlMs: number | null): void;
+  readonly cacheTtlMs: number;
+}
 
 interface Envelope {
   node: string;
@@ -36,7 +41,7 @@ export class Cluster {
   private readonly client: Redis;
   private readonly subscriber: Redis;
   private state: BusState = "connecting";
-  private verification: VerificationService | null = null;
+  private verification: CacheTtlControl | null = null;
   private lastError: string | null = null;
   private closing = false;
 
@@ -72,7 +77,7 @@ export class Cluster {
    * Wires the bus to this node's changes and cache, and connects. Start-up does not wait for Redis:
    * a node that cannot reach it starts degraded and recovers when Redis comes.
    */
-  async start(changes: Changes, verification: VerificationService): Promise<void> {
+  async start(changes: Changes, verification: CacheTtlControl): Promise<void> {
     this.verification = verification;
     changes.onLocal((change) => this.publish(change));
     this.receive = (change) => changes.receive(change);

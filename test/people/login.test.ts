@@ -383,20 +383,15 @@ describe.each(BACKENDS)("people: sign-in refusals, lockout and second factors on
     expect(ok.statusCode, ok.body).toBe(200);
   });
 
-  it("throttles an address after many failures across emails, whatever the account", async () => {
+  it("many failures from one address across emails do not lock out a person there (only the address limit, unset here, would)", async () => {
     const ip = "10.4.0.1";
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 25; i++) {
       const res = await login(h, uniqueEmail("spray"), "Sprayed-Password-1", { ip });
       expect(res.statusCode, `attempt ${i + 1}`).toBe(401);
+      expect(res.json().error.code).toBe("INVALID_LOGIN");
     }
-    const blocked = await login(h, owner.email, owner.password, { code: freshCode(h, owner), ip });
-    expect(blocked.statusCode).toBe(429);
-    expect(blocked.json().error.code).toBe("LOGIN_LOCKED");
-    const other = await login(h, owner.email, owner.password, { code: freshCode(h, owner), ip: "10.4.0.2" });
-    expect(other.statusCode, other.body).toBe(200);
-    h.clock.advance(15 * 60 + 1);
-    const later = await login(h, owner.email, owner.password, { code: freshCode(h, owner), ip });
-    expect(later.statusCode, later.body).toBe(200);
+    const ok = await login(h, owner.email, owner.password, { code: freshCode(h, owner), ip });
+    expect(ok.statusCode, ok.body).toBe(200);
   });
 
   it("refuses a replayed TOTP code at sign-in", async () => {

@@ -1,0 +1,160 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { Kysely } from "kysely";
+import type { Catalog } from "../../core/catalog.ts";
+import { LatchkeyError } from "../../core/errors.ts";
+import { safeEqual } from "../../core/hashing.ts";
+import { newId } from "../../core/ids.ts";
+import { rolePermissions } from "../../core/roles.ts";
+import type { Db } from "../../store/repositories.ts";
+import type { Database, SessionRow, UserRow } from "../../store/schema.ts";
+import type { Actor, Ctx } from "../actor.ts";
+import type { AuditService } from "../audit.ts";
+
+export interface SessionOptions {
+  db: Kysely<Database>;
+  catalog: Catalog;
+  clock: () => Date;
+  audit: AuditService;
+  /** Minutes of inactivity after which a session ends. */
+  idleMinutes?: number;
+  /** Hours after sign-in at which a session ends whatever happens. */
+  maxHours?: number;
+}
+
+/** What a new session gives the browser: the cookie's token (stored only as a hash) and the CSRF token. */
+export interface SessionInfo {
+  token: string;
+  csrf_token: string;
+  expires_at: string;
+}
+
+/** A session token is a random 256-bit value, so a fast hash is enough to keep it out of the store. */
+function tokenHash(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+/**
+ * Dashboard sessions: opened at sign-in (and again whenever privileges change, so a session fixed
+ * before the change is worth nothing after it), ended by sign-out, idleness, age or a change of role.
+ */
+export class SessionService {
+  private readonly idleMs: number;
+  private readonly maxMs: number;
+
+  constructor(private readonly o: SessionOptions) {
+    this.idleMs = (o.idleMinutes ?? 30) * 60_000;
+    this.maxMs = (o.maxHours ?? 12) * 3_600_000;
+  }
+
+  /** Opens a session for a person, inside the caller's transaction (with the change that needs it). */
+  async open(db: Db, user: UserRow, ip: string | null, userAgent: string | null): Promise<SessionInfo> {
+    const now = this.o.clock();
+    const token = randomBytes(32).toString("base64url");
+    const csrf = randomBytes(24).toString("base64url");
+    const expires = new Date(now.getTime() + this.maxMs);
+    await db
+      .insertInto("sessions")
+      .values({
+        id: newId("ses", now),
+        token_hash: tokenHash(token),
+        user_id: user.id,
+        company_id: user.company_id,
+        csrf_token: csrf,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: expires,
+        ended_at: null,
+        ip,
+        user_agent: userAgent ? userAgent.slice(0, 512) : null,
+      })
+      .execute();
+    return { token, csrf_token: csrf, expires_at: expires.toISOString() };
+  }
+
+  /** Ends every session of a person (disabled, role or password changed, two-factor enrolled). */
+  async endAll(db: Db, userId: string): Promise<void> {
+    await db
+      .updateTable("sessions")
+      .set({ ended_at: this.o.clock() })
+      .where("user_id", "=", userId)
+      .where("ended_at", "is", null)
+      .execute();
+  }
+
+  actorFor(user: UserRow, sessionId: string): Actor & { kind: "user" } {
+    return {
+      kind: "user",
+      userId: user.id,
+      email: user.email,
+      companyId: user.company_id,
+      role: user.role,
+      sessionId,
+      totpEnrolled: user.totp_secret !== null,
+      // Live (both worlds) unless the request says the console is switched to Test (see http/auth.ts).
+      environment: "live",
+      permissions: [...rolePermissions(user.role, this.o.catalog.permissions)],
+    };
+  }
+
+  /**
+   * The person behind a session cookie, or null when the session is unknown, ended, idle too long or
+   * past its absolute end. Last-seen is written at most once a minute, not on every request.
+   */
+  async authenticate(
+    token: string,
+  ): Promise<{ actor: Actor & { kind: "user" }; session: SessionRow; user: UserRow } | null> {
+    const session = await this.o.db
+      .selectFrom("sessions")
+      .selectAll()
+      .where("token_hash", "=", tokenHash(token))
+      .executeTakeFirst();
+    const now = this.o.clock();
+    if (!session || session.ended_at !== null) return null;
+    if (session.expires_at <= now || session.last_seen_at.getTime() + this.idleMs <= now.getTime())
+      return null;
+    const user = await this.o.db
+      .selectFrom("users")
+      .selectAll()
+      .where("id", "=", session.user_id)
+      .executeTakeFirst();
+    if (user?.status !== "active") return null;
+    if (now.getTime() - session.last_seen_at.getTime() > 60_000) {
+      await this.o.db
+        .updateTable("sessions")
+        .set({ last_seen_at: now })
+        .where("id", "=", session.id)
+        .execute();
+    }
+    return { actor: this.actorFor(user, session.id), session, user };
+  }
+
+  async logout(ctx: Ctx & { actor: { kind: "user" } }): Promise<void> {
+    await this.o.db.transaction().execute(async (tx) => {
+      await tx
+        .updateTable("sessions")
+        .set({ ended_at: this.o.clock() })
+        .where("id", "=", ctx.actor.sessionId)
+        .execute();
+      await this.o.audit.append(tx, ctx, {
+        action: "user.logout",
+        companyId: ctx.actor.companyId,
+        target: { type: "user", id: ctx.actor.userId },
+      });
+    });
+  }
+
+  async sessionOf(sessionId: string): Promise<SessionRow> {
+    const row = await this.o.db
+      .selectFrom("sessions")
+      .selectAll()
+      .where("id", "=", sessionId)
+      .executeTakeFirst();
+    if (!row) throw new LatchkeyError("SESSION_EXPIRED");
+    return row;
+  }
+
+  /** Constant-time check of a session's CSRF token. */
+  csrfMatches(session: SessionRow, given: string | undefined): boolean {
+    return given !== undefined && safeEqual(given, session.csrf_token);
+  }
+}

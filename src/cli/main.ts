@@ -1,10 +1,11 @@
 import { Command } from "commander";
 import { type Config, ConfigError, loadConfig } from "../config.ts";
-import { openConfiguredStore, resolveSecret, startServer } from "../server.ts";
+import { createRuntime, runtimeOptions, storeOptions } from "../runtime.ts";
+import { startServer } from "../server.ts";
 import { platformCtx } from "../services/actor.ts";
-import { createServices, type Services } from "../services/services.ts";
+import type { Services } from "../services/services.ts";
 import { DataDirLockedError, readLock } from "../store/lock.ts";
-import { MigrationError, migrateToLatest } from "../store/store.ts";
+import { MigrationError, migrateToLatest, openStore } from "../store/store.ts";
 
 /**
  * Runs a platform operation: through the running embedded server's API when one holds the data dir
@@ -35,20 +36,13 @@ async function asPlatform<T>(
       throw new Error(`${json.error?.code}: ${json.error?.message}`);
     return json.data;
   }
-  const store = await openConfiguredStore(config, command);
+  // A one-shot command: no cluster and no usage flush timer, only the store and the services.
+  const { store, secret, catalog, keyPrefix } = runtimeOptions(config, command);
+  const runtime = await createRuntime({ store, secret, catalog, keyPrefix });
   try {
-    await migrateToLatest(store.db);
-    const services = createServices({
-      db: store.db,
-      catalog: config.catalog,
-      secret: resolveSecret(config),
-      keyPrefix: config.keyPrefix,
-    });
-    const result = await local(services);
-    await services.close();
-    return result;
+    return await local(runtime.services);
   } finally {
-    await store.close();
+    await runtime.close();
   }
 }
 
@@ -86,7 +80,7 @@ program
   .description("Apply pending migrations and exit")
   .action(async () => {
     const config = loadConfig();
-    const store = await openConfiguredStore(config, "migrate");
+    const store = await openStore(storeOptions(config, "migrate"));
     try {
       const applied = await migrateToLatest(store.db);
       console.log(applied.length ? `applied: ${applied.join(", ")}` : "already up to date");
@@ -97,7 +91,7 @@ program
 
 program
   .command("bootstrap")
-  .description("Create a company with its owner, default API credential and management key")
+  .description("Create a company with its owner, default live and test API credentials and a management key")
   .requiredOption("--company <name>", "the company's name")
   .requiredOption("--owner-email <email>", "the owner's email address")
   .option("--json", "print the result as JSON (the same as POST /v1/admin/companies)")
@@ -118,11 +112,13 @@ program
       company: { id: string; name: string };
       owner: { email: string; temporary_password: string };
       default_credential: { username: string };
+      default_test_credential: { username: string };
       management_key: { key: string };
     };
     console.log(`Company        ${d.company.name} (${d.company.id})`);
     console.log(`Owner          ${d.owner.email}, temporary password ${d.owner.temporary_password}`);
-    console.log(`API credential ${d.default_credential.username}`);
+    console.log(`API credential ${d.default_credential.username} (live)`);
+    console.log(`API credential ${d.default_test_credential.username} (test)`);
     console.log(`Management key ${d.management_key.key}`);
     console.log("The key and password are shown this once. Store them now.");
   });

@@ -152,6 +152,7 @@ interface Bootstrapped {
   company: { id: string; name: string; slug: string };
   owner: { id: string; email: string; temporary_password: string };
   default_credential: { id: string; username: string };
+  default_test_credential: { id: string; username: string };
   management_key: { id: string; key: string; credential_id: string };
 }
 
@@ -224,9 +225,9 @@ describe("latchkey on the embedded store", () => {
       headers: { "x-api-key": first.management_key.key },
     });
     expect(creds.status).toBe(200);
-    expect(creds.body.data.credentials.map((c: { username: string }) => c.username)).toEqual([
-      first.default_credential.username,
-    ]);
+    expect(creds.body.data.credentials.map((c: { username: string }) => c.username).sort()).toEqual(
+      [first.default_credential.username, first.default_test_credential.username].sort(),
+    );
   });
 
   it("bootstrap prints a human summary without --json", SLOW, async () => {

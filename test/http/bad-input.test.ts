@@ -313,7 +313,7 @@ describe.each(BACKENDS)("bad input on %s", (kind) => {
         what: "a key's name",
         max: 200,
         async write(value: string) {
-          return send(routeFor("/v1/keys"), { name: value, environment: "test", permissions: [DATA] });
+          return send(routeFor("/v1/keys"), { name: value, environment: "live", permissions: [DATA] });
         },
         async readBack(res: LightMyRequestResponse) {
           const got = await h.call("GET", `/v1/keys/${res.json().data.id}`, { key: company.key });

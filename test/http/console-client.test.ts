@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERRORS } from "../../src/core/errors.ts";
-import { ApiError, ENDPOINTS } from "../../web/src/api/client.ts";
+import { ApiError, type ConsoleErrorCode, ENDPOINTS } from "../../web/src/api/client.ts";
 import { explain, fieldOf } from "../../web/src/api/messages.ts";
 import { createHarness, type Harness } from "../helpers/harness.ts";
 
@@ -33,7 +33,7 @@ describe("console client", () => {
 });
 
 describe("console error messages", () => {
-  const err = (code: string, details: Record<string, unknown> = {}, field?: string) =>
+  const err = (code: ConsoleErrorCode, details: Record<string, unknown> = {}, field?: string) =>
     new ApiError(403, code, "server message", field, details, "req_x");
 
   it("says which address was refused", () => {
@@ -65,7 +65,7 @@ describe("console error messages", () => {
   });
 
   it("has a sentence for every error code the server can send", () => {
-    for (const code of Object.keys(ERRORS)) {
+    for (const code of Object.keys(ERRORS) as (keyof typeof ERRORS)[]) {
       const text = explain(err(code));
       expect(text.length, code).toBeGreaterThan(5);
       expect(text, code).not.toMatch(/^[A-Z_]+$/);

@@ -108,7 +108,7 @@ describe.each(BACKENDS)("API credentials on %s", (kind) => {
   it("disables every key and the password of an inactive credential, and re-enables them", async () => {
     const cred = await createCredential({ name: "Toggled", permissions: ["payin:read"] });
     const plain = await h.createKey(co, { credential_id: cred.id });
-    const pair = await h.createKey(co, { credential_id: cred.id, environment: "test", with_secret: true });
+    const pair = await h.createKey(co, { credential_id: cred.id, with_secret: true });
     const { username, password } = await newPassword(cred.id);
     const checks = [{ key: plain.key }, { key: pair.key, secret: pair.secret }, { username, password }];
     for (const body of checks) expect((await verify(body)).code).toBe("VALID");

@@ -80,7 +80,11 @@ describe.each(BACKENDS)("API keys on %s", (kind) => {
   });
 
   it("creates test keys with the test prefix", async () => {
-    const res = await createKey({ environment: "test", permissions: ["payin:read"] });
+    const res = await createKey({
+      environment: "test",
+      credential_id: co.testCredentialId,
+      permissions: ["payin:read"],
+    });
     expect(res.statusCode).toBe(201);
     const key = res.json().data;
     expect(key.environment).toBe("test");
@@ -234,7 +238,9 @@ describe.each(BACKENDS)("API keys on %s", (kind) => {
       return res.json().data.id as string;
     };
     const live = await make({});
-    const test = await make({ environment: "test" });
+    // Test keys belong to test API users: this one has none, so the environment filter finds none.
+    const test = await createKey({ environment: "test", credential_id: co.testCredentialId });
+    expect(test.statusCode).toBe(201);
     const revoked = await make({});
     const expired = await make({ expires_at: new Date(h.clock.now.getTime() + 60_000).toISOString() });
     expect((await h.call("DELETE", `/v1/keys/${revoked}`, { key: co.key })).statusCode).toBe(200);
@@ -248,10 +254,14 @@ describe.each(BACKENDS)("API keys on %s", (kind) => {
         .data.keys.map((k: { id: string }) => k.id)
         .sort();
     };
-    expect(await ids("")).toEqual([live, test, revoked, expired].sort());
-    expect(await ids("&environment=test")).toEqual([test]);
+    expect(await ids("")).toEqual([live, revoked, expired].sort());
+    expect(await ids("&environment=test")).toEqual([]);
+    const tests = await h.call("GET", "/v1/keys?environment=test", { key: co.key });
+    const testIds = tests.json().data.keys.map((k: { id: string }) => k.id);
+    expect(testIds).toContain(test.json().data.id);
+    expect(testIds).not.toContain(live);
     expect(await ids("&environment=live")).toEqual([live, revoked, expired].sort());
-    expect(await ids("&status=active")).toEqual([live, test].sort());
+    expect(await ids("&status=active")).toEqual([live]);
     expect(await ids("&status=revoked")).toEqual([revoked]);
     expect(await ids("&status=expired")).toEqual([expired]);
 

@@ -92,7 +92,7 @@ describe("GET /openapi.json", () => {
     expect(missing.json().error.code).toBe("VALIDATION_ERROR");
     const ok = await h.call("POST", "/v1/keys", {
       key: company.key,
-      json: { name: "k", environment: "test" },
+      json: { name: "k", environment: "live" },
     });
     expect(ok.statusCode).toBe(201);
   });

@@ -16,6 +16,7 @@ describe.each(BACKENDS)("people, 2FA and audit on %s", (kind) => {
   let h: Harness;
   let companyId: string;
   let credentialId: string;
+  let testCredentialId: string;
   let managementKey: string;
   let owner: Session;
   const ownerEmail = `owner-${kind}@people.test`;
@@ -72,6 +73,7 @@ describe.each(BACKENDS)("people, 2FA and audit on %s", (kind) => {
     const d = res.json().data;
     companyId = d.company.id;
     credentialId = d.default_credential.id;
+    testCredentialId = d.default_test_credential.id;
     managementKey = d.management_key.key;
     const first = await login(ownerEmail, d.owner.temporary_password);
     const pending: Session = { cookie: cookieOf(first), csrf: first.json().data.csrf_token };
@@ -183,16 +185,16 @@ describe.each(BACKENDS)("people, 2FA and audit on %s", (kind) => {
     });
     expect(dev.statusCode).toBe(201);
     const developer = await onboard(`dev-${kind}@people.test`, dev.json().data.temporary_password);
-    const base = { name: "dev key", credential_id: credentialId, permissions: ["payin:read"] };
+    const base = { name: "dev key", permissions: ["payin:read"] };
     const live = await h.call("POST", "/v1/keys", {
       headers: as(developer, { "x-totp-code": code(developer) }),
-      json: { ...base, environment: "live" },
+      json: { ...base, credential_id: credentialId, environment: "live" },
     });
     expect(live.statusCode).toBe(403);
     nextStep();
     const test = await h.call("POST", "/v1/keys", {
       headers: as(developer, { "x-totp-code": code(developer) }),
-      json: { ...base, environment: "test" },
+      json: { ...base, credential_id: testCredentialId, environment: "test" },
     });
     expect(test.statusCode).toBe(201);
     nextStep();

@@ -71,7 +71,11 @@ describe.each(BACKENDS)("key rotation on %s", (kind) => {
   it("gives the new key the old key's credential, environment, permissions, IPs, description and secret", async () => {
     const cred = await h.call("POST", "/v1/credentials", {
       key: co.key,
-      json: { name: "Rotated user", permissions: ["payin:read", "payin:create", "payout:read"] },
+      json: {
+        name: "Rotated user",
+        environment: "test",
+        permissions: ["payin:read", "payin:create", "payout:read"],
+      },
     });
     const credentialId = cred.json().data.id;
     const old = await h.createKey(co, {

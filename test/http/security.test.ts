@@ -636,7 +636,7 @@ describe.each(BACKENDS)("authorization on %s", (kind) => {
 
       const created = await h.call("POST", "/v1/keys", {
         headers,
-        json: { name: "By password", environment: "test" },
+        json: { name: "By password", environment: "live" },
       });
       expect(created.statusCode, created.body).toBe(201);
       expect(created.json().data).toMatchObject({

@@ -17,8 +17,13 @@ describe.each(BACKENDS)("the main flow on %s", (kind) => {
     const res = await h.call("GET", "/v1/credentials", { key: company.key });
     expect(res.statusCode).toBe(200);
     const creds = res.json().data.credentials;
-    expect(creds).toHaveLength(1);
-    expect(creds[0].is_default).toBe(true);
+    // One default API user per environment, as the Adyen doc gives each customer area its own.
+    expect(
+      creds.map((c: { environment: string; is_default: boolean }) => [c.environment, c.is_default]).sort(),
+    ).toEqual([
+      ["live", true],
+      ["test", true],
+    ]);
   });
 
   it("creates, verifies, rotates, expires and revokes a key", async () => {

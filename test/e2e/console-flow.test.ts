@@ -138,7 +138,10 @@ describe("console: the key life cycle in a browser", () => {
     await page.getByRole("button", { name: "Create API key" }).click();
     const dialog = page.getByRole("dialog", { name: "Create API key" });
     await byLabel(dialog, "Name").fill("Payouts prod");
-    await expect(dialog.getByRole("radio", { name: "Live" }).isChecked()).resolves.toBe(true);
+    // The key takes its API user's environment, which the dialog shows.
+    await expect(dialog.getByTestId("key-environment").textContent()).resolves.toBe(
+      "LiveA live key: a key belongs to its API user's environment, and “Payout service” is a live API user.",
+    );
     // Never more than the API user holds: what it lacks cannot be ticked.
     await expect(dialog.getByTestId("group-merchant").count()).resolves.toBe(0);
     // A new key starts with nothing; a scope's preset is one click.

@@ -277,6 +277,8 @@ export interface Company {
   temporaryPassword: string;
   managementKey: string;
   defaultCredentialId: string;
+  /** The company's default test API user: test keys belong to it (or another test API user). */
+  defaultTestCredentialId: string;
 }
 
 let counter = 0;
@@ -295,6 +297,7 @@ export async function createCompany(env: Env, name = "Acme Payments"): Promise<C
     temporaryPassword: d.owner.temporary_password,
     managementKey: d.management_key.key,
     defaultCredentialId: d.default_credential.id,
+    defaultTestCredentialId: d.default_test_credential.id,
   };
 }
 

@@ -56,7 +56,9 @@ describe("console: keys, environments and limits", () => {
     await page.getByText("No test keys match.").waitFor();
     await page.getByRole("button", { name: "Create API key" }).click();
     const dialog = page.getByRole("dialog", { name: "Create API key" });
-    await expect(dialog.getByRole("radio", { name: "Test" }).isChecked()).resolves.toBe(true);
+    // Switched to Test, the API users offered are test ones, and the key takes its API user's environment.
+    await expect(byLabel(dialog, "API user").inputValue()).resolves.toMatch(/^Default test API credential/);
+    await expect(dialog.getByTestId("key-environment").textContent()).resolves.toContain("A test key");
     await byLabel(dialog, "Name").fill("Sandbox pair");
     await dialog.getByTestId("group-payments").getByRole("button", { name: "Read-only" }).click();
     await byLabel(dialog, "Expires (optional)").fill("2031-03-01T12:00");
@@ -126,17 +128,77 @@ describe("console: keys, environments and limits", () => {
     await expect(page.getByText("Management key").count()).resolves.toBe(0);
 
     await page.getByRole("link", { name: "Settings › Access control" }).click();
-    await page.getByRole("link", { name: "Default API credential" }).click();
+    await page.getByRole("link", { name: "Default test API credential" }).click();
     await rowOf(testKeyId).waitFor();
     await expect(page.getByTestId("key-row").filter({ hasText: "Management key" }).count()).resolves.toBe(0);
     await page.reload();
     await rowOf(testKeyId).waitFor();
 
+    await page.getByRole("link", { name: "API keys" }).click();
+    await rowOf(testKeyId).waitFor();
     await page.getByTestId("env-switch").getByText("Live").click();
     await page.getByTestId("key-row").filter({ hasText: "Management key" }).waitFor();
     await expect(rowOf(testKeyId).count()).resolves.toBe(0);
     await page.getByTestId("env-switch").getByText("Test").click();
     await rowOf(testKeyId).waitFor();
+  });
+
+  it("switched to Test, the console lists and creates test API users only, and a live one is not found", async () => {
+    const credentialOf = async (id: string) =>
+      (await http(env, "GET", `/v1/credentials/${id}`, { headers: mk() })).body.data;
+    await page.getByRole("link", { name: "Settings › Access control" }).click();
+    const list = page.getByTestId("api-users-list");
+    await list.getByRole("link", { name: "Default test API credential" }).waitFor();
+    await expect(list.getByRole("link", { name: "Default API credential" }).count()).resolves.toBe(0);
+    // One badge per row, each saying Test.
+    const badges = await list.locator("tbody tr td:nth-child(2)").allTextContents();
+    expect(badges.length).toBeGreaterThan(0);
+    expect(new Set(badges)).toEqual(new Set(["Test"]));
+
+    await page.getByRole("button", { name: "Create API user" }).click();
+    const dialog = page.getByRole("dialog", { name: "Create API user" });
+    await expect(dialog.getByTestId("api-user-environment").textContent()).resolves.toContain(
+      "A test API user, because the console is switched to Test",
+    );
+    await byLabel(dialog, "Name").fill("Sandbox payouts");
+    await dialog.getByTestId("group-payments").getByRole("button", { name: "Read-only" }).click();
+    await shoot(page, "25-create-test-api-user", { fullPage: false });
+    await dialog.getByRole("button", { name: "Create API user" }).click();
+    await page.getByRole("heading", { name: "Sandbox payouts" }).waitFor();
+    const credId = page.url().split("/").pop() ?? "";
+    expect(await credentialOf(credId)).toMatchObject({ name: "Sandbox payouts", environment: "test" });
+
+    // Its key is a test key: the dialog says so and offers no other choice.
+    await page.getByRole("button", { name: "Create API key" }).click();
+    const keyDialog = page.getByRole("dialog", { name: "Create API key" });
+    await expect(keyDialog.getByTestId("key-environment").textContent()).resolves.toContain(
+      "A test key: a key belongs to its API user's environment, and “Sandbox payouts” is a test API user.",
+    );
+    await expect(keyDialog.getByRole("radio", { name: "Live" }).count()).resolves.toBe(0);
+    await byLabel(keyDialog, "Name").fill("Sandbox payouts key");
+    await keyDialog.getByTestId("group-payments").getByRole("button", { name: "Read-only" }).click();
+    await keyDialog.getByTestId("totp-code").fill(factor.next());
+    await keyDialog.getByRole("button", { name: "Create key" }).click();
+    const modal = page.getByRole("dialog", { name: /API key “Sandbox payouts key” created/ });
+    await expect(modal.getByTestId("secret-api-key").inputValue()).resolves.toMatch(/^lk_test_sk_/);
+    await modal.getByRole("checkbox", { name: /I have copied it/ }).check();
+    await modal.getByRole("button", { name: "Done" }).click();
+    const keys = await http(env, "GET", `/v1/keys?credential_id=${credId}`, { headers: mk() });
+    expect(keys.body.data.keys).toMatchObject([{ name: "Sandbox payouts key", environment: "test" }]);
+
+    // Every request says Test, so a live API user is not there, however it is reached.
+    await page.goto(`/api-users/${company.defaultCredentialId}`);
+    await page.getByText("It no longer exists, or belongs to another company.").waitFor();
+    await page.getByTestId("other-environment-hint").waitFor();
+    await page.getByTestId("env-switch").getByText("Live").click();
+    await page.getByRole("heading", { name: "Default API credential" }).waitFor();
+    await page.getByRole("link", { name: "‹ Access control" }).click();
+    await list.getByRole("link", { name: "Default API credential" }).waitFor();
+    await expect(list.getByRole("link", { name: "Sandbox payouts" }).count()).resolves.toBe(0);
+    await shoot(page, "26-live-api-users");
+    await page.getByTestId("env-switch").getByText("Test").click();
+    await list.getByRole("link", { name: "Sandbox payouts" }).waitFor();
+    expect(errors).toEqual([]);
   });
 
   it("rotates with a one-hour grace, then gives the old key 24 hours again", async () => {
@@ -178,6 +240,8 @@ describe("console: keys, environments and limits", () => {
       json: { name: "Reporting", permissions: ["payment_statement:read"] },
     });
     const credId = made.body.data.id as string;
+    // A live API user: switched to Test, the console would not find it.
+    await page.getByTestId("env-switch").getByText("Live").click();
     await page.goto(`/api-users/${credId}`);
     const card = page.getByTestId("rate-limits-card");
     await card.getByText("No limit.").waitFor();
@@ -205,7 +269,7 @@ describe("console: keys, environments and limits", () => {
       headers: mk(),
       json: {
         name: "Nightly report",
-        environment: "test",
+        environment: "live",
         credential_id: credId,
         permissions: cred.body.data.permissions.slice(0, 1),
       },

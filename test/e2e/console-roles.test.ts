@@ -40,7 +40,7 @@ describe("console: role-aware screens", () => {
       json: {
         name: "Sandbox",
         environment: "test",
-        credential_id: company.defaultCredentialId,
+        credential_id: company.defaultTestCredentialId,
         preset: "read_only",
       },
     });
@@ -114,16 +114,23 @@ describe("console: role-aware screens", () => {
     await expect(page.getByRole("menuitem", { name: /Rotate|Revoke/ }).count()).resolves.toBe(0);
     await page.keyboard.press("Escape");
 
-    await page.getByRole("button", { name: "Create API key" }).click();
-    const dialog = page.getByRole("dialog", { name: "Create API key" });
-    await expect(dialog.getByRole("radio", { name: "Live" }).isDisabled()).resolves.toBe(true);
-    await expect(dialog.getByRole("radio", { name: "Test" }).isChecked()).resolves.toBe(true);
-    // Latchkey's own management permissions are never offered to a developer's key.
-    await expect(dialog.getByTestId("group-latchkey").count()).resolves.toBe(0);
-    await dialog.getByRole("button", { name: "Cancel" }).click();
+    // Live keys belong to live API users, which a developer issues no keys for.
+    await expect(page.getByRole("button", { name: "Create API key" }).isDisabled()).resolves.toBe(true);
 
     await page.getByTestId("env-switch").getByText("Test").click();
     await page.locator(`[data-key-id="${testKeyId}"]`).waitFor();
+    await page.getByRole("button", { name: "Create API key" }).click();
+    const dialog = page.getByRole("dialog", { name: "Create API key" });
+    await expect(dialog.getByTestId("key-environment").textContent()).resolves.toContain(
+      "A test key: a key belongs to its API user's environment",
+    );
+    await expect(dialog.getByTestId("key-environment").textContent()).resolves.toContain(
+      "Developers create test keys only.",
+    );
+    // Latchkey's own management permissions are never offered to a developer's key.
+    await expect(dialog.getByTestId("group-latchkey").count()).resolves.toBe(0);
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    await dialog.waitFor({ state: "hidden" });
     await expect(page.locator(`[data-key-id="${liveKeyId}"]`).count()).resolves.toBe(0);
     await page.getByRole("button", { name: "Actions for Sandbox" }).click();
     await page.getByRole("menuitem", { name: "Rotate…" }).waitFor();

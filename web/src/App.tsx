@@ -45,11 +45,14 @@ export function App() {
 
 function Console() {
   const [state, setState] = useState<State>({ kind: "loading" });
-  const [env, setEnvState] = useState<Environment>(() =>
-    window.localStorage.getItem(ENV_KEY) === "test" ? "test" : "live",
-  );
+  const [env, setEnvState] = useState<Environment>(() => {
+    const initial = window.localStorage.getItem(ENV_KEY) === "test" ? "test" : "live";
+    api.environment = initial;
+    return initial;
+  });
   const setEnv = useCallback((e: Environment) => {
     window.localStorage.setItem(ENV_KEY, e);
+    api.environment = e;
     setEnvState(e);
   }, []);
 
@@ -206,7 +209,8 @@ function Shell() {
         ))}
       </AppShell.Navbar>
       <AppShell.Main>
-        <Routes />
+        {/* Live and test are two worlds: a flip of the switch loads every screen afresh in the other one. */}
+        <Routes key={env} />
       </AppShell.Main>
     </AppShell>
   );

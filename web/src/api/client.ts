@@ -1,3 +1,4 @@
+import type { ErrorCode } from "../../../src/core/errors.ts";
 import type {
   AuditEvent,
   CatalogDoc,
@@ -47,11 +48,14 @@ export const ENDPOINTS = {
 
 export type Endpoint = keyof typeof ENDPOINTS;
 
+/** The server's closed catalog of error codes, and the console's own for a server it cannot reach. */
+export type ConsoleErrorCode = ErrorCode | "NETWORK";
+
 /** An answer of `{success:false}`: the closed error code, with the field or details it names. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ConsoleErrorCode,
     message: string,
     readonly field?: string,
     readonly details: Record<string, unknown> = {},
@@ -78,6 +82,11 @@ export class Client {
   csrf: string | null = null;
   /** Called when a request finds the session gone, so the console can go back to sign-in. */
   onSessionEnded: (() => void) | null = null;
+  /**
+   * The Live / Test switch, sent with every request as Latchkey-Environment: switched to Test, the
+   * session sees and changes test objects only (the server enforces it; live ones answer 404).
+   */
+  environment: Environment = "live";
 
   constructor(
     private readonly base = "",
@@ -93,7 +102,10 @@ export class Client {
     for (const [k, v] of Object.entries(opts.query ?? {}))
       if (v !== undefined && v !== "") search.set(k, String(v));
     const url = `${this.base}${path}${search.size > 0 ? `?${search}` : ""}`;
-    const headers: Record<string, string> = { accept: "application/json" };
+    const headers: Record<string, string> = {
+      accept: "application/json",
+      "latchkey-environment": this.environment,
+    };
     if (method !== "GET" && this.csrf) headers["x-csrf-token"] = this.csrf;
     if (opts.totp) headers["x-totp-code"] = opts.totp.trim();
     let body: string | undefined;
@@ -122,7 +134,8 @@ export class Client {
     const e = parsed.error ?? {};
     const err = new ApiError(
       res.status,
-      typeof e.code === "string" ? e.code : "INTERNAL_ERROR",
+      // The server answers with codes of its catalog only (src/core/errors.ts).
+      typeof e.code === "string" ? (e.code as ErrorCode) : "INTERNAL_ERROR",
       typeof e.message === "string" ? e.message : `HTTP ${res.status}`,
       typeof e.field === "string" ? e.field : undefined,
       (e.details as Record<string, unknown> | undefined) ?? {},
@@ -170,8 +183,9 @@ export class Client {
   }
 
   // API users (credentials).
-  async listCredentials(): Promise<CredentialView[]> {
-    return this.all<CredentialView, "credentials">("listCredentials", "credentials", {});
+  /** Switched to Test, the server lists test API users only, whatever is asked. */
+  async listCredentials(filters: { environment?: Environment } = {}): Promise<CredentialView[]> {
+    return this.all<CredentialView, "credentials">("listCredentials", "credentials", filters);
   }
   getCredential(id: string) {
     return this.call<CredentialView>("getCredential", { params: { id } });
@@ -179,6 +193,8 @@ export class Client {
   createCredential(
     body: {
       name: string;
+      /** Fixed for the API user's life; its keys are of the same environment. */
+      environment: Environment;
       description?: string;
       permissions: string[];
       allowed_ips?: string[];

@@ -78,6 +78,8 @@ export function explain(err: ApiError): string {
       return "The company must keep at least one active owner.";
     case "EMAIL_TAKEN":
       return "Someone already uses that email.";
+    case "ENVIRONMENT_NOT_ALLOWED":
+      return "The console is switched to Test, where only test API users and keys can be created or changed. Switch to Live for live ones.";
     case "NOT_FOUND":
       return "It no longer exists, or belongs to another company.";
     case "NETWORK":

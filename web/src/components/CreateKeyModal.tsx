@@ -1,24 +1,14 @@
-import {
-  Button,
-  Group,
-  Modal,
-  SegmentedControl,
-  Select,
-  Stack,
-  Switch,
-  Text,
-  Textarea,
-  TextInput,
-} from "@mantine/core";
+import { Button, Group, Modal, Select, Stack, Switch, Text, Textarea, TextInput } from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { MANAGEMENT_PERMISSIONS } from "../../../src/core/catalog.ts";
 import { api } from "../api/client.ts";
-import type { CreatedKey, CredentialView, Environment, RateLimit } from "../api/types.ts";
+import type { CreatedKey, CredentialView, RateLimit } from "../api/types.ts";
 import { can } from "../lib/roles.ts";
 import { useSession } from "../lib/session.tsx";
 import { errorFor, FormError } from "./errors.tsx";
 import { IpEditor, useIpList } from "./IpEditor.tsx";
+import { EnvBadge } from "./KeysTable.tsx";
 import { NO_PERMISSION_CHOSEN, PermissionsField } from "./PermissionMatrix.tsx";
 import { limitsProblem, RateLimitEditor } from "./RateLimitEditor.tsx";
 import { ShowOnceModal } from "./ShowOnce.tsx";
@@ -59,9 +49,11 @@ function ipScope(credential: CredentialView | null): { emptyText: string; note?:
 }
 
 /**
- * "Create API key": the key may hold at most what its API user holds (and, for a developer, nothing
- * of Latchkey's own management group), and starts with nothing: what it may do is chosen, never
- * inherited by default. The result opens the show-once modal.
+ * "Create API key": the key belongs to its API user's environment (there is no other choice to get
+ * wrong), may hold at most what its API user holds (and, for a developer, nothing of Latchkey's own
+ * management group), and starts with nothing: what it may do is chosen, never inherited by default.
+ * `credentials` are the API users it may be for; only those the person may issue keys for are offered.
+ * The result opens the show-once modal.
  */
 export function CreateKeyModal({
   opened,
@@ -76,13 +68,12 @@ export function CreateKeyModal({
   credentials: CredentialView[];
   fixedCredential?: CredentialView;
 }) {
-  const { me, catalog, env: switchEnv } = useSession();
+  const { me, catalog } = useSession();
   const narrow = useMediaQuery("(max-width: 48em)");
-  const active = credentials.filter((c) => c.status === "active");
+  const active = credentials.filter((c) => c.status === "active" && can.writeKey(me.role, c.environment));
   const [credentialId, setCredentialId] = useState<string | null>(null);
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
-  const [env, setEnv] = useState<Environment>(switchEnv);
   const [permissions, setPermissions] = useState<string[]>([]);
   const ips = useIpList();
   const [expires, setExpires] = useState("");
@@ -103,14 +94,13 @@ export function CreateKeyModal({
     return held;
   }, [credential, me.role]);
 
-  // A fresh form each time it opens, following the Live / Test switch and the chosen API user.
+  // A fresh form each time it opens.
   // biome-ignore lint/correctness/useExhaustiveDependencies: reset only when the dialog opens
   useEffect(() => {
     if (!opened) return;
     setCredentialId(fixedCredential?.id ?? active[0]?.id ?? null);
     setName("");
     setDescription("");
-    setEnv(can.writeKey(me.role, switchEnv) ? switchEnv : "test");
     setPermissions([]);
     setTriedEmpty(false);
     ips.reset([]);
@@ -144,7 +134,7 @@ export function CreateKeyModal({
       const result = await api.createKey(
         {
           name: name.trim(),
-          environment: env,
+          environment: credential.environment,
           credential_id: credential.id,
           ...(description.trim() ? { description: description.trim() } : {}),
           permissions,
@@ -215,25 +205,15 @@ export function CreateKeyModal({
               onChange={(e) => setDescription(e.currentTarget.value)}
               error={errorFor(error, "description")}
             />
-            <div>
-              <Text size="sm" fw={500} id="key-env-label" mb={4}>
-                Environment
-              </Text>
-              <SegmentedControl
-                aria-labelledby="key-env-label"
-                value={env}
-                onChange={(v) => setEnv(v as Environment)}
-                data={[
-                  { value: "live", label: "Live", disabled: !can.writeKey(me.role, "live") },
-                  { value: "test", label: "Test" },
-                ]}
-              />
-              {me.role === "developer" ? (
-                <Text size="xs" c="dimmed">
-                  Developers create test keys only.
+            {credential ? (
+              <Group gap="xs" wrap="nowrap" align="start" data-testid="key-environment">
+                <EnvBadge env={credential.environment} />
+                <Text size="sm">
+                  {`A ${credential.environment} key: a key belongs to its API user's environment, and “${credential.name}” is a ${credential.environment} API user.`}
+                  {me.role === "developer" ? " Developers create test keys only." : ""}
                 </Text>
-              ) : null}
-            </div>
+              </Group>
+            ) : null}
             <PermissionsField
               ref={permissionsRef}
               hint="A new key starts with none: choose what it needs, never more than the API user holds. Permissions are fixed once the key is created."

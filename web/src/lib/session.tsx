@@ -4,7 +4,10 @@ import type { CatalogDoc, Environment, Me } from "../api/types.ts";
 export interface SessionValue {
   me: Me;
   catalog: CatalogDoc;
-  /** The Live / Test switch: every key list and form follows it. */
+  /**
+   * The Live / Test switch: every list and form follows it, and every request says it (switched to Test,
+   * the server shows and changes test objects only).
+   */
   env: Environment;
   setEnv: (env: Environment) => void;
   signOut: () => void;

@@ -20,7 +20,7 @@ import { api } from "../api/client.ts";
 import type { CredentialView, RateLimit, Role, UserView } from "../api/types.ts";
 import { errorFor, FormError } from "../components/errors.tsx";
 import { IpEditor, useIpList } from "../components/IpEditor.tsx";
-import { permissionSummary } from "../components/KeysTable.tsx";
+import { EnvBadge, permissionSummary } from "../components/KeysTable.tsx";
 import { NO_PERMISSION_CHOSEN, PermissionsField } from "../components/PermissionMatrix.tsx";
 import { limitsProblem, RateLimitEditor } from "../components/RateLimitEditor.tsx";
 import { ShowOnceModal } from "../components/ShowOnce.tsx";
@@ -274,11 +274,10 @@ function People() {
 }
 
 function ApiUsers() {
-  const { me } = useSession();
+  const { me, catalog, env } = useSession();
   const { navigate } = useRouter();
-  const { catalog } = useSession();
   const narrow = useMediaQuery("(max-width: 48em)");
-  const creds = useLoad(() => api.listCredentials(), []);
+  const creds = useLoad(() => api.listCredentials({ environment: env }), [env]);
   const [creating, setCreating] = useState(false);
   const groupNames = new Map(catalog.groups.map((g) => [g.id, g.name]));
   const open = (c: CredentialView) => navigate(`/api-users/${c.id}`);
@@ -286,9 +285,13 @@ function ApiUsers() {
   return (
     <Stack>
       <Group justify="space-between">
-        <Text c="dimmed" size="sm">
-          API users are dedicated credentials for integrations. They never sign in; their keys do the work.
-        </Text>
+        <Group gap="xs" wrap="nowrap" align="start">
+          <EnvBadge env={env} />
+          <Text c="dimmed" size="sm">
+            API users are dedicated credentials for integrations. They never sign in; their keys do the work.
+            Each belongs to live or test for good; this list shows the {env} ones.
+          </Text>
+        </Group>
         {can.manageApiUsers(me.role) ? (
           <Button onClick={() => setCreating(true)}>Create API user</Button>
         ) : null}
@@ -303,7 +306,10 @@ function ApiUsers() {
                 <Button variant="subtle" px={0} onClick={() => open(c)}>
                   {c.name}
                 </Button>
-                <UserStatus status={c.status} />
+                <Group gap={6} wrap="nowrap">
+                  <EnvBadge env={c.environment} />
+                  <UserStatus status={c.status} />
+                </Group>
               </Group>
               <Text size="xs" className="mono">
                 {c.username}
@@ -318,6 +324,7 @@ function ApiUsers() {
             <Table.Thead>
               <Table.Tr>
                 <Table.Th>Name</Table.Th>
+                <Table.Th>Env</Table.Th>
                 <Table.Th>Username</Table.Th>
                 <Table.Th>Permissions</Table.Th>
                 <Table.Th>Allowed IPs</Table.Th>
@@ -343,6 +350,9 @@ function ApiUsers() {
                         default
                       </Badge>
                     ) : null}
+                  </Table.Td>
+                  <Table.Td>
+                    <EnvBadge env={c.environment} />
                   </Table.Td>
                   <Table.Td>
                     <Text size="xs" className="mono">
@@ -388,7 +398,7 @@ function CreateApiUserModal({
   onClose: () => void;
   onCreated: (c: CredentialView) => void;
 }) {
-  const { catalog } = useSession();
+  const { catalog, env } = useSession();
   const narrow = useMediaQuery("(max-width: 48em)");
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
@@ -420,6 +430,7 @@ function CreateApiUserModal({
       .createCredential(
         {
           name: name.trim(),
+          environment: env,
           ...(description.trim() ? { description: description.trim() } : {}),
           permissions,
           ...(allowedIps.length > 0 ? { allowed_ips: allowedIps } : {}),
@@ -459,6 +470,15 @@ function CreateApiUserModal({
         }}
       >
         <Stack>
+          <Group gap="xs" wrap="nowrap" align="start" data-testid="api-user-environment">
+            <EnvBadge env={env} />
+            <Text size="sm">
+              {env === "test"
+                ? "A test API user, because the console is switched to Test: its keys are test keys."
+                : "A live API user, because the console is switched to Live: its keys are live keys."}{" "}
+              This is fixed once it is created.
+            </Text>
+          </Group>
           <TextInput
             label="Name"
             required

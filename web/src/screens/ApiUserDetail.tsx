@@ -1,6 +1,6 @@
 import { Alert, Anchor, Badge, Button, Card, Group, Loader, Modal, Stack, Text, Title } from "@mantine/core";
 import { useEffect, useState } from "react";
-import { api } from "../api/client.ts";
+import { ApiError, api } from "../api/client.ts";
 import type { CredentialView } from "../api/types.ts";
 import { CreateKeyModal } from "../components/CreateKeyModal.tsx";
 import { errorFor, FormError } from "../components/errors.tsx";
@@ -24,7 +24,8 @@ export function ApiUserDetail({ id }: { id: string }) {
   const { me, env } = useSession();
   const { navigate } = useRouter();
   const cred = useLoad(() => api.getCredential(id), [id]);
-  const keys = useLoad(() => api.listKeys({ credential_id: id, environment: env }), [id, env]);
+  // Its keys are all of its own environment.
+  const keys = useLoad(() => api.listKeys({ credential_id: id }), [id]);
   const manager = can.manageApiUsers(me.role);
   const [creatingKey, setCreatingKey] = useState(false);
   // The status the confirmation would set, fixed when it opens so its text does not flip while it closes.
@@ -37,6 +38,12 @@ export function ApiUserDetail({ id }: { id: string }) {
     return cred.error ? (
       <Stack>
         <FormError error={cred.error} />
+        {env === "test" && cred.error instanceof ApiError && cred.error.code === "NOT_FOUND" ? (
+          <Text size="sm" data-testid="other-environment-hint">
+            The console is switched to Test, where live API users are not shown. Switch to Live if this is a
+            live API user.
+          </Text>
+        ) : null}
         <Anchor onClick={() => navigate("/settings/access")}>Back to API users</Anchor>
       </Stack>
     ) : (
@@ -65,6 +72,7 @@ export function ApiUserDetail({ id }: { id: string }) {
             <Title order={1} size="h2">
               {c.name}
             </Title>
+            <EnvBadge env={c.environment} />
             <Badge
               color={c.status === "active" ? ACTIVE_COLOR : "gray.8"}
               variant="outline"
@@ -106,7 +114,7 @@ export function ApiUserDetail({ id }: { id: string }) {
             <Alert color="red" variant="light">
               Every key of this API user
               {activeKeys > 0
-                ? ` (${activeKeys} active ${env} key${activeKeys === 1 ? "" : "s"} and any in the other environment)`
+                ? ` (${activeKeys} active ${c.environment} key${activeKeys === 1 ? "" : "s"})`
                 : ""}
               {c.has_password ? " and its Basic auth password" : ""} stop working at once: requests fail with
               DISABLED until you reactivate it. Nothing is deleted.
@@ -152,9 +160,9 @@ export function ApiUserDetail({ id }: { id: string }) {
             <Title order={2} size="h4">
               Keys
             </Title>
-            <EnvBadge env={env} />
+            <EnvBadge env={c.environment} />
           </Group>
-          {can.writeAnyKey(me.role) && c.status === "active" ? (
+          {can.writeKey(me.role, c.environment) && c.status === "active" ? (
             <Button onClick={() => setCreatingKey(true)}>Create API key</Button>
           ) : null}
         </Group>
@@ -162,7 +170,7 @@ export function ApiUserDetail({ id }: { id: string }) {
         <KeysTable
           keys={keys.data ?? []}
           onChanged={() => void keys.reload()}
-          emptyText={`This API user has no ${env} keys.`}
+          emptyText="This API user has no keys yet."
         />
       </Card>
       <CreateKeyModal

@@ -16,7 +16,8 @@ export function KeysPage() {
   const [search, setSearch] = useState("");
   const [creating, setCreating] = useState(false);
   const keys = useLoad(() => api.listKeys({ environment: env }), [env]);
-  const creds = useLoad(() => api.listCredentials(), []);
+  // A key belongs to its API user's environment: the API users of this one.
+  const creds = useLoad(() => api.listCredentials({ environment: env }), [env]);
 
   const q = search.trim().toLowerCase();
   const shown = (keys.data ?? []).filter(
@@ -38,7 +39,7 @@ export function KeysPage() {
         {can.writeAnyKey(me.role) ? (
           <Button
             onClick={() => setCreating(true)}
-            disabled={!creds.data?.some((c) => c.status === "active")}
+            disabled={!creds.data?.some((c) => c.status === "active" && can.writeKey(me.role, c.environment))}
           >
             Create API key
           </Button>

@@ -1,5 +1,6 @@
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { POLICY, type Policy } from "../../src/core/access/policy.ts";
 import { generateToken } from "../../src/core/key-format.ts";
 import { buildApp } from "../../src/http/app.ts";
 import type { App } from "../../src/http/types.ts";
@@ -52,27 +53,35 @@ async function rotatedKey(h: Harness, owner: Company): Promise<string> {
   return id;
 }
 
-const READ_CREDENTIALS = ["credentials:manage", "keys:manage"];
+/** What a key caller needs for a route, as the policy table says (any one of these). */
+function needsOf(route: string): string[] {
+  const policy = Object.values(POLICY).find((p) => p.route === route) as Policy | undefined;
+  if (!policy?.perms) throw new Error(`${route} is not a key caller's route in POLICY`);
+  const perms = "all" in policy.perms ? policy.perms.all : policy.perms.any;
+  if ("all" in policy.perms && perms.length > 1)
+    throw new Error(`${route}: the table below takes one permission`);
+  return [...perms];
+}
 
 const ROUTES: Route[] = [
   {
     method: "POST",
     path: "/v1/credentials",
-    needs: ["credentials:manage"],
+    needs: needsOf("POST /v1/credentials"),
     ok: 201,
     prepare: async () => ({ url: "/v1/credentials", json: { name: "New credential", permissions: [DATA] } }),
   },
   {
     method: "GET",
     path: "/v1/credentials",
-    needs: READ_CREDENTIALS,
+    needs: needsOf("GET /v1/credentials"),
     ok: 200,
     prepare: async () => ({ url: "/v1/credentials" }),
   },
   {
     method: "GET",
     path: "/v1/credentials/:id",
-    needs: READ_CREDENTIALS,
+    needs: needsOf("GET /v1/credentials/:id"),
     ok: 200,
     async prepare(h, owner) {
       const id = await freshCredential(h, owner);
@@ -82,7 +91,7 @@ const ROUTES: Route[] = [
   {
     method: "PATCH",
     path: "/v1/credentials/:id",
-    needs: ["credentials:manage"],
+    needs: needsOf("PATCH /v1/credentials/:id"),
     ok: 200,
     async prepare(h, owner) {
       const id = await freshCredential(h, owner);
@@ -96,7 +105,7 @@ const ROUTES: Route[] = [
   {
     method: "POST",
     path: "/v1/credentials/:id/password",
-    needs: ["credentials:manage"],
+    needs: needsOf("POST /v1/credentials/:id/password"),
     ok: 200,
     async prepare(h, owner) {
       const id = await freshCredential(h, owner);
@@ -106,7 +115,7 @@ const ROUTES: Route[] = [
   {
     method: "POST",
     path: "/v1/keys",
-    needs: ["keys:manage"],
+    needs: needsOf("POST /v1/keys"),
     ok: 201,
     prepare: async () => ({
       url: "/v1/keys",
@@ -116,14 +125,14 @@ const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/v1/keys",
-    needs: ["keys:manage"],
+    needs: needsOf("GET /v1/keys"),
     ok: 200,
     prepare: async () => ({ url: "/v1/keys" }),
   },
   {
     method: "GET",
     path: "/v1/keys/:id",
-    needs: ["keys:manage"],
+    needs: needsOf("GET /v1/keys/:id"),
     ok: 200,
     async prepare(h, owner) {
       const { id } = await freshKey(h, owner);
@@ -133,7 +142,7 @@ const ROUTES: Route[] = [
   {
     method: "GET",
     path: "/v1/keys/:id/usage",
-    needs: ["keys:manage"],
+    needs: needsOf("GET /v1/keys/:id/usage"),
     ok: 200,
     async prepare(h, owner) {
       const { id } = await freshKey(h, owner);
@@ -143,7 +152,7 @@ const ROUTES: Route[] = [
   {
     method: "PATCH",
     path: "/v1/keys/:id",
-    needs: ["keys:manage"],
+    needs: needsOf("PATCH /v1/keys/:id"),
     ok: 200,
     async prepare(h, owner) {
       const { id } = await freshKey(h, owner);
@@ -157,7 +166,7 @@ const ROUTES: Route[] = [
   {
     method: "DELETE",
     path: "/v1/keys/:id",
-    needs: ["keys:manage"],
+    needs: needsOf("DELETE /v1/keys/:id"),
     ok: 200,
     async prepare(h, owner) {
       const { id } = await freshKey(h, owner);
@@ -167,7 +176,7 @@ const ROUTES: Route[] = [
   {
     method: "POST",
     path: "/v1/keys/:id/rotate",
-    needs: ["keys:manage"],
+    needs: needsOf("POST /v1/keys/:id/rotate"),
     ok: 200,
     async prepare(h, owner) {
       const { id } = await freshKey(h, owner);
@@ -177,7 +186,7 @@ const ROUTES: Route[] = [
   {
     method: "POST",
     path: "/v1/keys/:id/expiry",
-    needs: ["keys:manage"],
+    needs: needsOf("POST /v1/keys/:id/expiry"),
     ok: 200,
     async prepare(h, owner) {
       const id = await rotatedKey(h, owner);
@@ -185,9 +194,30 @@ const ROUTES: Route[] = [
     },
   },
   {
+    method: "GET",
+    path: "/v1/audit",
+    needs: needsOf("GET /v1/audit"),
+    ok: 200,
+    prepare: async () => ({ url: "/v1/audit" }),
+  },
+  {
+    method: "GET",
+    path: "/v1/audit/export",
+    needs: needsOf("GET /v1/audit/export"),
+    ok: 200,
+    prepare: async () => ({ url: "/v1/audit/export" }),
+  },
+  {
+    method: "GET",
+    path: "/v1/audit/verify",
+    needs: needsOf("GET /v1/audit/verify"),
+    ok: 200,
+    prepare: async () => ({ url: "/v1/audit/verify" }),
+  },
+  {
     method: "POST",
     path: "/v1/verify",
-    needs: ["keys:verify"],
+    needs: needsOf("POST /v1/verify"),
     ok: 200,
     async prepare(h, owner) {
       const { key } = await freshKey(h, owner);
@@ -381,7 +411,7 @@ describe.each(BACKENDS)("authorization on %s", (kind) => {
       const permissions = everything().filter((p) => !route.needs.includes(p));
       lacking[id] = (await h.createKey(a, { name: `Lacks ${id}`, permissions })).key;
     }
-    for (const p of ["credentials:manage", "keys:manage", "keys:verify"]) {
+    for (const p of ["credentials:manage", "keys:manage", "keys:verify", "audit:read"]) {
       only[p] = (await h.createKey(a, { name: `Only ${p}`, permissions: [p, DATA] })).key;
     }
 
@@ -390,6 +420,14 @@ describe.each(BACKENDS)("authorization on %s", (kind) => {
     credentialIpLimitedKey = (await h.createKey(a, { name: "Fenced", credential_id: fenced.id })).key;
   });
   afterAll(() => h.close());
+
+  it("covers every route of the policy table that keys may call", () => {
+    const keyRoutes = Object.values(POLICY)
+      .filter((p: Policy) => p.caller === "caller" || p.caller === "verifier")
+      .map((p) => p.route)
+      .sort();
+    expect(ROUTES.map(routeName).sort()).toEqual(keyRoutes);
+  });
 
   it("lets the company's management key call every route (the table's requests are valid)", async () => {
     for (const route of ROUTES) {

@@ -186,6 +186,15 @@ describe("console: keys, environments and limits", () => {
     const keys = await http(env, "GET", `/v1/keys?credential_id=${credId}`, { headers: mk() });
     expect(keys.body.data.keys).toMatchObject([{ name: "Sandbox payouts key", environment: "test" }]);
 
+    // The audit log, switched to Test, has the test API user's creation and no sign-in.
+    await page.getByRole("link", { name: "Audit log" }).click();
+    await page.getByTestId("audit-environment").waitFor();
+    const actions = page.getByTestId("audit-row");
+    await actions.first().waitFor();
+    const seen = await actions.evaluateAll((els) => els.map((e) => e.getAttribute("data-action")));
+    expect(seen).toContain("credential.created");
+    expect(seen).not.toContain("user.login");
+
     // Every request says Test, so a live API user is not there, however it is reached.
     await page.goto(`/api-users/${company.defaultCredentialId}`);
     await page.getByText("It no longer exists, or belongs to another company.").waitFor();

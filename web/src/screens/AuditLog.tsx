@@ -19,8 +19,10 @@ import { useState } from "react";
 import { api } from "../api/client.ts";
 import type { AuditEvent } from "../api/types.ts";
 import { FormError } from "../components/errors.tsx";
+import { EnvBadge } from "../components/KeysTable.tsx";
 import { formatDate } from "../lib/format.ts";
 import { useLoad } from "../lib/hooks.ts";
+import { useSession } from "../lib/session.tsx";
 
 const ACTIONS = [
   "key.*",
@@ -83,6 +85,7 @@ function Changes({ changes }: { changes: unknown }) {
 
 /** The audit trail with filters, newest first; an event opens in a drawer with its before/after. */
 export function AuditLog() {
+  const { env } = useSession();
   const narrow = useMediaQuery("(max-width: 48em)");
   const [draft, setDraft] = useState<Filters>(EMPTY);
   const [filters, setFilters] = useState<Filters>(EMPTY);
@@ -105,9 +108,18 @@ export function AuditLog() {
 
   return (
     <Stack>
-      <Title order={1} size="h2">
-        Audit log
-      </Title>
+      <Group gap="xs">
+        <Title order={1} size="h2">
+          Audit log
+        </Title>
+        {env === "test" ? <EnvBadge env="test" /> : null}
+      </Group>
+      {env === "test" ? (
+        <Text size="sm" c="dimmed" data-testid="audit-environment">
+          Switched to Test, the log shows events about test API users and keys only. Sign-ins, people and
+          everything live are in Live.
+        </Text>
+      ) : null}
       <form
         onSubmit={(e) => {
           e.preventDefault();

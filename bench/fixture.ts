@@ -8,8 +8,9 @@ import { readCatalog } from "../src/config.ts";
 import { hashToken } from "../src/core/hashing.ts";
 import { newId } from "../src/core/ids.ts";
 import { generateToken, parseToken } from "../src/core/key-format.ts";
+import { createRuntime, type Runtime } from "../src/runtime.ts";
 import { platformCtx } from "../src/services/actor.ts";
-import { createServices, type ServiceOptions, type Services } from "../src/services/services.ts";
+import type { ServiceOptions, Services } from "../src/services/services.ts";
 import { migrateToLatest, openStore, type Store } from "../src/store/store.ts";
 
 export const SECRET = "bench-secret-0123456789abcdef0123456789abcdef";
@@ -84,15 +85,17 @@ export interface Fixture {
   keyId: string;
 }
 
-/** Services as `latchkey serve` builds them: wall clock, usage batched in memory and flushed every 5 s. */
-export function makeServices(bench: BenchStore, cache?: ServiceOptions["cache"]): Services {
-  return createServices({
-    db: bench.store.db,
-    catalog: readCatalog(undefined),
+/**
+ * The runtime as `latchkey serve` builds it, on the bench's store: wall clock, usage batched in memory
+ * and flushed every 5 s. Closing it leaves the store open.
+ */
+export function benchRuntime(bench: BenchStore, cache?: ServiceOptions["cache"]): Promise<Runtime> {
+  return createRuntime({
+    store: bench.store,
     secret: SECRET,
+    catalog: readCatalog(undefined),
     keyPrefix: KEY_PREFIX,
-    usageFlushMs: 5000,
-    ...(cache ? { cache } : {}),
+    services: { usageFlushMs: 5000, ...(cache ? { cache } : {}) },
   });
 }
 
@@ -192,12 +195,12 @@ export async function countKeys(bench: BenchStore): Promise<number> {
 }
 
 /**
- * A verification service like services.verification, on the same store and secret, whose cache keeps
- * nothing: built by createServices like the real one, so it follows whatever deps verification grows.
- * Close the returned services when done (that stops their usage flush timer).
+ * A runtime like benchRuntime's, on the same store and secret, whose verification cache keeps nothing:
+ * built like the real one, so it follows whatever deps verification grows. Close it when done (that
+ * stops its usage flush timer).
  */
-export function uncachedServices(bench: BenchStore): Services {
-  return makeServices(bench, { max: 0 });
+export function uncachedRuntime(bench: BenchStore): Promise<Runtime> {
+  return benchRuntime(bench, { max: 0 });
 }
 
 /** A well-formed key (valid checksum) that is in no store. */

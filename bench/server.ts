@@ -45,9 +45,10 @@ function bare(body: string): Promise<{ port: number; startupRss?: number; stop()
 async function latchkey(kind: BenchStoreKind) {
   // Imported here so the bare server's RSS carries none of Latchkey's modules.
   const { buildApp } = await import("../src/http/app.ts");
-  const { makeServices, openBenchStore, seed } = await import("./fixture.ts");
+  const { benchRuntime, openBenchStore, seed } = await import("./fixture.ts");
   const bench = await openBenchStore(kind);
-  const services = makeServices(bench);
+  const runtime = await benchRuntime(bench);
+  const services = runtime.services;
   const app = await buildApp({ services, logger: false, health: () => ({ store: bench.store.kind }) });
   await app.listen({ port: 0, host: "127.0.0.1" });
   // Measured before any data is made: what an operator sees right after `latchkey serve`.
@@ -61,7 +62,7 @@ async function latchkey(kind: BenchStoreKind) {
     permission: fx.permission,
     async stop() {
       await app.close();
-      await services.close();
+      await runtime.close();
       await bench.close();
     },
   };

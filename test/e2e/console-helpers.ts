@@ -5,7 +5,7 @@ import { type Browser, type BrowserContext, chromium, type Locator, type Page } 
 import { expect } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { buildApp } from "../../src/http/app.ts";
-import { createServices } from "../../src/services/services.ts";
+import { createRuntime } from "../../src/runtime.ts";
 import type { Store } from "../../src/store/store.ts";
 import { openTestStore } from "../helpers/backends.ts";
 
@@ -33,14 +33,14 @@ export interface Env {
 export async function startConsole(): Promise<Env> {
   const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LATCHKEY_ADMIN_TOKEN: ADMIN });
   const store = await openTestStore("pglite");
-  const services = createServices({
-    db: store.db,
-    catalog: config.catalog,
+  const runtime = await createRuntime({
+    store,
     secret: "e2e-secret-0123456789abcdef0123456789abcdef",
+    catalog: config.catalog,
     keyPrefix: config.keyPrefix,
-    usageFlushMs: 100,
+    services: { usageFlushMs: 100 },
   });
-  const app = await buildApp({ services, platformTokens: [ADMIN], logger: false });
+  const app = await buildApp({ services: runtime.services, platformTokens: [ADMIN], logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
   const address = app.server.address();
   if (typeof address !== "object" || !address) throw new Error("the server has no address");
@@ -65,7 +65,7 @@ export async function startConsole(): Promise<Env> {
     async close() {
       await browser.close().catch(() => {});
       await app.close();
-      await services.close();
+      await runtime.close();
       await store.close();
     },
   };

@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../src/http/app.ts";
-import { createServices } from "../../src/services/services.ts";
+import { createRuntime } from "../../src/runtime.ts";
 import { BACKENDS } from "../helpers/backends.ts";
 import { ADMIN_TOKEN, type Company, createHarness, type Harness, SECRET } from "../helpers/harness.ts";
 
@@ -450,17 +450,24 @@ describe.each(BACKENDS)("sign-in limits on %s", (kind) => {
   beforeAll(async () => {
     h = await createHarness(kind);
     // A second node on the same store and clock, configured with sign-in limits.
-    const services = createServices({
-      db: h.store.db,
-      catalog: h.catalog,
+    const runtime = await createRuntime({
+      store: h.store,
       secret: SECRET,
+      catalog: h.catalog,
       keyPrefix: "lk",
-      clock: h.clock.read,
-      loginLimits: [{ limit: 3, window: "1m" }],
-      loginIpLimits: [{ limit: 4, window: "1m" }],
+      services: {
+        clock: h.clock.read,
+        loginLimits: [{ limit: 3, window: "1m" }],
+        loginIpLimits: [{ limit: 4, window: "1m" }],
+      },
     });
-    node = await buildApp({ services, trustedProxies: [], platformTokens: [ADMIN_TOKEN], logger: false });
-    stopNode = () => services.close();
+    node = await buildApp({
+      services: runtime.services,
+      trustedProxies: [],
+      platformTokens: [ADMIN_TOKEN],
+      logger: false,
+    });
+    stopNode = () => runtime.close();
     const res = await h.call("POST", "/v1/admin/companies", {
       headers: PLATFORM,
       json: {

@@ -254,6 +254,9 @@ describe("console: keys, environments and limits", () => {
     await page.goto(`/api-users/${credId}`);
     const card = page.getByTestId("rate-limits-card");
     await card.getByText("No limit.").waitFor();
+    // An address typed in the allowed-IP card, not yet saved, outlives saving the other cards.
+    const ipInput = byLabel(page.getByTestId("ip-card"), "Add an address or range");
+    await ipInput.fill("198.51.100.9");
     await card.getByRole("button", { name: "Add a limit" }).click();
     await card.getByLabel("Requests allowed by limit 1").fill("1000");
     await card.getByLabel("Window of limit 1").click();
@@ -271,6 +274,8 @@ describe("console: keys, environments and limits", () => {
     await page.getByText("Saved", { exact: true }).waitFor();
     cred = await http(env, "GET", `/v1/credentials/${credId}`, { headers: mk() });
     expect(cred.body.data.permission_summary.payments).toBe("write");
+    await expect(ipInput.inputValue()).resolves.toBe("198.51.100.9");
+    await ipInput.fill("");
     await shoot(page, "23-api-user-limits");
 
     // A key's own limits, from its row's menu.

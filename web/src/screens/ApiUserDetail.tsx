@@ -270,7 +270,11 @@ function IpCard({
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
-  useEffect(() => reset(credential.allowed_ips), [credential.allowed_ips, reset]);
+  // Only a change of the saved list resets the editor: saving another card reloads the API user, and
+  // must not take away an address typed here.
+  const savedIps = credential.allowed_ips.join("\n");
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `savedIps` stands for the saved list
+  useEffect(() => reset(credential.allowed_ips), [savedIps, reset]);
   // Something typed but not added counts as a change: Save keeps it (or says why it cannot).
   const dirty = !sameSet(ips.entries, credential.allowed_ips) || ips.draft.trim() !== "";
   return (

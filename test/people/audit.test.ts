@@ -433,7 +433,7 @@ describe.each(BACKENDS)("people: the audit trail on %s", (kind) => {
     const before = await events();
     const refused = await asPerson(h, owner.session, "POST", "/v1/keys", {
       code: wrongCode(owner.secret as string, h.clock.now),
-      json: { name: "never", environment: "test", credential_id: co.credentialId },
+      json: { name: "never", environment: "test", credential_id: co.testCredentialId },
     });
     expect(refused.statusCode).toBe(403);
     const dup = await asPerson(h, owner.session, "POST", "/v1/users", {
@@ -535,7 +535,10 @@ describe.each(BACKENDS)("people: tampering with the audit trail on %s", (kind) =
     const c: Company = await h.createCompany();
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
-        h.call("POST", "/v1/keys", { key: c.key, json: { name: `parallel ${i}`, environment: "test" } }),
+        h.call("POST", "/v1/keys", {
+          key: c.key,
+          json: { name: `parallel ${i}`, environment: "test", credential_id: c.testCredentialId },
+        }),
       ),
     );
     expect(results.map((r) => r.statusCode)).toEqual(Array(12).fill(201));

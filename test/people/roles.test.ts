@@ -112,7 +112,11 @@ describe.each(BACKENDS)("people: roles × routes on %s", (kind) => {
       for (const environment of ["live", "test"] as const) {
         const created = await asPerson(h, p.session, "POST", "/v1/keys", {
           code: freshCode(h, p),
-          json: { name: `${role} ${environment}`, environment, credential_id: co.credentialId },
+          json: {
+            name: `${role} ${environment}`,
+            environment,
+            credential_id: environment === "test" ? co.testCredentialId : co.credentialId,
+          },
         });
         expect(created.statusCode, created.body).toBe(201);
         const id = created.json().data.id;
@@ -185,7 +189,7 @@ describe.each(BACKENDS)("people: roles × routes on %s", (kind) => {
       json: {
         name: "dev test",
         environment: "test",
-        credential_id: co.credentialId,
+        credential_id: co.testCredentialId,
         permissions: ["onramp:read"],
       },
     });
@@ -262,7 +266,7 @@ describe.each(BACKENDS)("people: roles × routes on %s", (kind) => {
       json: {
         name: "sneaky",
         environment: "test",
-        credential_id: co.credentialId,
+        credential_id: co.testCredentialId,
         permissions: ["audit:read"],
       },
     });
@@ -283,7 +287,7 @@ describe.each(BACKENDS)("people: roles × routes on %s", (kind) => {
       json: {
         name: "dev machine key",
         environment: "test",
-        credential_id: co.credentialId,
+        credential_id: co.testCredentialId,
         permissions: ["keys:manage", "onramp:read"],
       },
     });
@@ -321,7 +325,7 @@ describe.each(BACKENDS)("people: roles × routes on %s", (kind) => {
     ["POST", "/v1/users", { email: uniqueEmail("nope"), role: "viewer" }],
     ["PATCH", `/v1/users/${userId}`, { role: "developer" }],
     ["PATCH", `/v1/users/${userId}`, { status: "disabled" }],
-    ["POST", "/v1/keys", { name: "nope", environment: "test", credential_id: co.credentialId }],
+    ["POST", "/v1/keys", { name: "nope", environment: "test", credential_id: co.testCredentialId }],
     ["PATCH", `/v1/keys/${testKey}`, { name: "nope" }],
     ["POST", `/v1/keys/${testKey}/rotate`, {}],
     ["DELETE", `/v1/keys/${testKey}`, undefined],

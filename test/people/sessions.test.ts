@@ -47,7 +47,7 @@ describe.each(BACKENDS)("people: sessions and CSRF on %s", (kind) => {
       const res = await asPerson(h, s, "POST", "/v1/keys", {
         csrf,
         code: freshCode(h, owner),
-        json: { name: "csrf probe", environment: "test", credential_id: co.credentialId },
+        json: { name: "csrf probe", environment: "test", credential_id: co.testCredentialId },
       });
       expect(res.statusCode, `csrf=${String(csrf)}`).toBe(403);
       expect(res.json().error.code).toBe("CSRF_INVALID");
@@ -56,7 +56,7 @@ describe.each(BACKENDS)("people: sessions and CSRF on %s", (kind) => {
 
     const ok = await asPerson(h, s, "POST", "/v1/keys", {
       code: freshCode(h, owner),
-      json: { name: "with csrf", environment: "test", credential_id: co.credentialId },
+      json: { name: "with csrf", environment: "test", credential_id: co.testCredentialId },
     });
     expect(ok.statusCode, ok.body).toBe(201);
     expect(await keyCount()).toBe(before + 1);

@@ -31,7 +31,11 @@ describe.each(BACKENDS)("people: TOTP step-up on %s", (kind) => {
   afterAll(() => h.close());
 
   const secret = () => owner.secret as string;
-  const keyBody = (name = "step-up key") => ({ name, environment: "test", credential_id: co.credentialId });
+  const keyBody = (name = "step-up key") => ({
+    name,
+    environment: "test",
+    credential_id: co.testCredentialId,
+  });
   const createKey = (code?: string) =>
     asPerson(h, owner.session, "POST", "/v1/keys", {
       ...(code !== undefined ? { code } : {}),

@@ -278,6 +278,29 @@ describe.each(["local", "redis"])("all or nothing across a key and its API user 
   });
 });
 
+describe.each(["local", "redis"])("reset (%s)", (kind) => {
+  const make = async (): Promise<RateLimiter> =>
+    kind === "local" ? new LocalRateLimiter() : redisLimiter(await connect(), freshPrefix());
+
+  it("forgets what a subject used, in this window and the one before, and nothing of anyone else's", async () => {
+    const limiter = await make();
+    const person: LimitSubject = { id: `step-up:${kind}_1`, limits: limits({ limit: 3, window: "1m" }) };
+    const other: LimitSubject = { id: `step-up:${kind}_2`, limits: limits({ limit: 3, window: "1m" }) };
+    // Two counted late in one window, one early in the next: the sliding estimate still holds about 2.9.
+    for (const s of [person, other]) {
+      expect((await consume(limiter, [s], DAY0 + 59_000)).allowed).toBe(true);
+      expect((await consume(limiter, [s], DAY0 + 59_500)).allowed).toBe(true);
+      expect((await consume(limiter, [s], DAY0 + 60_500)).allowed).toBe(true);
+      expect((await consume(limiter, [s], DAY0 + 60_600)).allowed).toBe(false);
+    }
+    await limiter.reset([person], DAY0 + 60_700);
+    const after = [];
+    for (let i = 0; i < 4; i++) after.push((await consume(limiter, [person], DAY0 + 60_800)).allowed);
+    expect(after).toEqual([true, true, true, false]);
+    expect((await consume(limiter, [other], DAY0 + 60_800)).allowed).toBe(false);
+  });
+});
+
 describe("when Redis cannot be reached", () => {
   const key: LimitSubject = { id: "key_down", limits: limits({ limit: 3, window: "1m" }) };
 
@@ -305,5 +328,18 @@ describe("when Redis cannot be reached", () => {
     }
     expect(Date.now() - started).toBeLessThan(2000);
     expect(errors.length).toBe(3);
+  });
+
+  it("reset answers at once and clears this node's own counters, used while Redis was away", async () => {
+    const errors: unknown[] = [];
+    const limiter = redisLimiter(await connect(DEAD_REDIS_URL), freshPrefix(), "open", errors);
+    const s: LimitSubject = { id: "step-up:down", limits: limits({ limit: 2, window: "1m" }) };
+    for (let i = 0; i < 2; i++) expect((await limiter.consume([s], DAY0 + 1000)).allowed).toBe(true);
+    expect((await limiter.consume([s], DAY0 + 1000)).allowed).toBe(false);
+    const started = Date.now();
+    await limiter.reset([s], DAY0 + 1000);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect((await limiter.consume([s], DAY0 + 1000)).allowed).toBe(true);
+    expect(errors.length).toBe(5);
   });
 });

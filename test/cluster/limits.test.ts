@@ -1,0 +1,190 @@
+import { randomBytes } from "node:crypto";
+import { verify } from "@node-rs/argon2";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../../src/config.ts";
+import { totpCode } from "../../src/core/totp.ts";
+import { type Running, startServer } from "../../src/server.ts";
+import { createTestSchema } from "../helpers/backends.ts";
+import { ADMIN_TOKEN } from "../helpers/harness.ts";
+import { type Answer, burst, tally } from "../people/limit-helpers.ts";
+import { GOOD_PASSWORD, wrongCode } from "../people/people-helpers.ts";
+
+/**
+ * The security counters across a cluster: two full nodes on one PostgreSQL schema and the shared Redis
+ * (under a prefix of this run's own). Step-up codes are counted in Redis, sign-in failures in
+ * PostgreSQL; either way a burst spread over both nodes gets no more checks than one node would give.
+ */
+
+// Every argon2 verification is counted: a password checked is a guess an attacker got.
+vi.mock("@node-rs/argon2", async (importOriginal) => {
+  const real = await importOriginal<typeof import("@node-rs/argon2")>();
+  return { ...real, verify: vi.fn(real.verify) };
+});
+const passwordChecks = () => vi.mocked(verify).mock.calls.length;
+
+const SECRET = "cluster-test-secret-0123456789abcdef0123";
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+function startNode(databaseUrl: string, prefix: string) {
+  return startServer(
+    loadConfig({
+      DATABASE_URL: databaseUrl,
+      LATCHKEY_SECRET: SECRET,
+      LATCHKEY_ADMIN_TOKEN: ADMIN_TOKEN,
+      REDIS_URL,
+      LATCHKEY_REDIS_PREFIX: prefix,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      LATCHKEY_USAGE_FLUSH_MS: "3600000",
+      // Only the lockout and the step-up count are under test here.
+      LATCHKEY_LOGIN_RATE_LIMIT: "off",
+      LATCHKEY_LOGIN_IP_RATE_LIMIT: "off",
+    }),
+    { logger: false },
+  );
+}
+
+interface Session {
+  cookie: string;
+  csrf: string;
+}
+
+async function call(
+  node: Running,
+  method: string,
+  path: string,
+  opts: { json?: unknown; session?: Session; code?: string; admin?: boolean } = {},
+) {
+  const headers: Record<string, string> = {};
+  if (opts.admin) headers.authorization = `Bearer ${ADMIN_TOKEN}`;
+  if (opts.session) {
+    headers.cookie = opts.session.cookie;
+    headers["x-csrf-token"] = opts.session.csrf;
+  }
+  if (opts.code !== undefined) headers["x-totp-code"] = opts.code;
+  if (opts.json !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`${node.url}${path}`, {
+    method,
+    headers,
+    ...(opts.json !== undefined ? { body: JSON.stringify(opts.json) } : {}),
+  });
+  const body = (await res.json()) as {
+    // biome-ignore lint/suspicious/noExplicitAny: JSON from the server, checked by each test
+    data: any;
+    error?: { code: string; details?: { retry_after?: number } };
+  };
+  const cookie = res.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0] as string)
+    .find((c) => c.startsWith("lk_session=") && c !== "lk_session=");
+  const answer: Answer = {
+    status: res.status,
+    code: body.error?.code ?? "OK",
+    retryAfter: body.error?.details?.retry_after ?? null,
+  };
+  return { ...answer, data: body.data, cookie };
+}
+
+describe("two nodes share the step-up count and the sign-in lockout", () => {
+  let db: Awaited<ReturnType<typeof createTestSchema>>;
+  let a: Running;
+  let b: Running;
+  let email: string;
+  let secret: string;
+  let recoveryCodes: string[];
+  let session: Session;
+  let testCredentialId: string;
+  const prefix = `lk-test-${randomBytes(4).toString("hex")}:`;
+
+  beforeAll(async () => {
+    db = await createTestSchema();
+    a = await startNode(db.url, prefix);
+    b = await startNode(db.url, prefix);
+    email = `owner-${randomBytes(4).toString("hex")}@example.test`;
+    const company = await call(a, "POST", "/v1/admin/companies", {
+      admin: true,
+      json: { name: `Cluster limits ${randomBytes(3).toString("hex")}`, owner_email: email },
+    });
+    expect(company.status).toBe(201);
+    testCredentialId = company.data.default_test_credential.id;
+    // The owner's first sign-in, on node B: new password, then two-factor enrolment.
+    const first = await call(b, "POST", "/v1/auth/login", {
+      json: { email, password: company.data.owner.temporary_password },
+    });
+    expect(first.status).toBe(200);
+    let s: Session = { cookie: first.cookie as string, csrf: first.data.csrf_token };
+    const changed = await call(b, "POST", "/v1/auth/password", {
+      session: s,
+      json: { current_password: company.data.owner.temporary_password, new_password: GOOD_PASSWORD },
+    });
+    expect(changed.status).toBe(200);
+    s = { cookie: changed.cookie as string, csrf: changed.data.csrf_token };
+    const setup = await call(b, "POST", "/v1/auth/totp/setup", { session: s });
+    expect(setup.status).toBe(200);
+    secret = setup.data.secret;
+    const confirmed = await call(b, "POST", "/v1/auth/totp/confirm", {
+      session: s,
+      json: { code: totpCode(secret, new Date()) },
+    });
+    expect(confirmed.status).toBe(200);
+    recoveryCodes = confirmed.data.recovery_codes;
+    session = { cookie: confirmed.cookie as string, csrf: confirmed.data.csrf_token };
+  });
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await db?.drop();
+  });
+
+  const createKey = (node: Running, code: string) =>
+    call(node, "POST", "/v1/keys", {
+      session,
+      code,
+      json: { name: "guarded", environment: "test", credential_id: testCredentialId },
+    });
+
+  it("100 wrong step-up codes spread over both nodes get ten checks in all; then both refuse everyone, a right code too", async () => {
+    const spies = [a, b].map((node) => vi.spyOn(node.services.people.secondFactor, "use"));
+    const wrong = wrongCode(secret, new Date());
+    const [recovery] = recoveryCodes as [string];
+    const { results, inside } = await burst(
+      100,
+      (i) => createKey(i % 2 === 0 ? a : b, wrong),
+      () => createKey(a, recovery),
+      (r) => r.status,
+    );
+    const checks = spies.reduce((n, spy) => n + spy.mock.calls.length, 0);
+    for (const spy of spies) spy.mockRestore();
+
+    expect(checks).toBe(10);
+    expect(tally(results)).toEqual({ "403 TOTP_INVALID": 10, "429 RATE_LIMITED": 90 });
+    expect(inside).toMatchObject({ status: 429, code: "RATE_LIMITED" });
+    expect(inside.retryAfter).toBeGreaterThan(0);
+    // The other node refuses the right code as well: the count is one for the cluster.
+    const other = await createKey(b, recovery);
+    expect(other).toMatchObject({ status: 429, code: "RATE_LIMITED" });
+    const keys = await call(a, "GET", "/v1/keys?environment=test", { session });
+    expect(keys.status).toBe(200);
+    expect(keys.data.keys.filter((k: { name: string }) => k.name === "guarded")).toEqual([]);
+  });
+
+  it("60 concurrent wrong passwords for one email over both nodes get five checks in all; the right one inside the burst is locked out", async () => {
+    const before = passwordChecks();
+    const { results, inside } = await burst(
+      60,
+      (i) =>
+        call(i % 2 === 0 ? a : b, "POST", "/v1/auth/login", { json: { email, password: `Wrong-${i}-x` } }),
+      () =>
+        call(b, "POST", "/v1/auth/login", {
+          json: { email, password: GOOD_PASSWORD, totp_code: recoveryCodes[1] },
+        }),
+      (r) => r.status,
+    );
+    expect(passwordChecks() - before).toBe(5);
+    expect(tally(results)).toEqual({ "401 INVALID_LOGIN": 5, "429 LOGIN_LOCKED": 55 });
+    expect(inside).toMatchObject({ status: 429, code: "LOGIN_LOCKED" });
+    // The first lock is 30 s, counted from the fifth failure a moment ago.
+    expect(inside.retryAfter).toBeGreaterThan(0);
+    expect(inside.retryAfter).toBeLessThanOrEqual(30);
+  });
+});

@@ -10,6 +10,7 @@ import {
 } from "../core/audit-chain.ts";
 import { newId } from "../core/ids.ts";
 import type { Environment } from "../core/key-format.ts";
+import type { AuditEvent } from "../core/views.ts";
 import type { Db } from "../store/repositories.ts";
 import type { AuditEventRow, Database } from "../store/schema.ts";
 import type { Actor, Ctx } from "./actor.ts";
@@ -28,20 +29,6 @@ export interface AuditEntry {
   environment?: Environment | undefined;
   /** Before/after of what changed. Never a secret: callers pass field values, not keys or passwords. */
   changes?: Record<string, unknown> | undefined;
-}
-
-export interface AuditEventView {
-  id: string;
-  seq: number;
-  at: string;
-  action: string;
-  actor: { type: string; id: string | null; label: string | null };
-  target: { type: string; id: string } | null;
-  changes: unknown;
-  ip: string | null;
-  user_agent: string | null;
-  totp_used: boolean;
-  environment: Environment | null;
 }
 
 export interface AuditFilters {
@@ -76,7 +63,7 @@ function toChained(row: AuditEventRow): ChainedEvent & { hash: string } {
   };
 }
 
-export function auditView(row: AuditEventRow): AuditEventView {
+export function auditView(row: AuditEventRow): AuditEvent {
   return {
     id: row.id,
     seq: Number(row.seq),
@@ -150,7 +137,7 @@ export class AuditService {
     filters: AuditFilters,
     page: { cursor?: number | undefined; limit: number },
     actor: Actor,
-  ): Promise<{ events: AuditEventView[]; next_cursor: string | null }> {
+  ): Promise<{ events: AuditEvent[]; next_cursor: string | null }> {
     let q = this.deps.db.selectFrom("audit_events").selectAll().where("chain", "=", companyId);
     if (actingEnvironment(actor) === "test") q = q.where("environment", "=", "test");
     if (filters.actor) {

@@ -1,48 +1,8 @@
 import { type Catalog, describeSelection } from "../core/catalog.ts";
-import type { RateLimit } from "../core/rate-limit.ts";
+import type { CredentialView, KeyView } from "../core/views.ts";
 import type { ApiKeyRow, CredentialRow } from "../store/schema.ts";
 
-/** The public shape of a key: never its hash, never its secret. */
-export interface KeyView {
-  id: string;
-  name: string;
-  description: string;
-  environment: "live" | "test";
-  prefix: string;
-  permissions: string[];
-  permission_summary: Record<string, string>;
-  allowed_ips: string[];
-  rate_limits: RateLimit[];
-  status: "active" | "revoked" | "expired";
-  has_secret: boolean;
-  credential_id: string | null;
-  expires_at: string | null;
-  revoked_at: string | null;
-  replaced_by: string | null;
-  last_used_at: string | null;
-  last_used_ip: string | null;
-  created_at: string;
-  created_by: string;
-}
-
-export interface CredentialView {
-  id: string;
-  username: string;
-  name: string;
-  environment: "live" | "test";
-  description: string;
-  status: "active" | "inactive";
-  is_default: boolean;
-  permissions: string[];
-  permission_summary: Record<string, string>;
-  allowed_ips: string[];
-  rate_limits: RateLimit[];
-  has_password: boolean;
-  password_created_at: string | null;
-  created_at: string;
-  created_by: string;
-  updated_at: string;
-}
+export type { CredentialView, KeyView };
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 

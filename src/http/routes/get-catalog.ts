@@ -1,6 +1,5 @@
-import { Type } from "typebox";
 import { PRESETS } from "../../core/catalog.ts";
-import { Ok } from "../schemas.ts";
+import { CatalogDoc, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -14,13 +13,7 @@ export default function getCatalog(app: App, { services }: RouteDeps) {
         summary: "The permission catalog: groups, entities, actions and presets",
         security: [],
         response: {
-          200: Ok(
-            Type.Object({
-              groups: Type.Array(Type.Unknown()),
-              permissions: Type.Array(Type.String()),
-              presets: Type.Array(Type.String()),
-            }),
-          ),
+          200: Ok(CatalogDoc),
         },
       },
     },

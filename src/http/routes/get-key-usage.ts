@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { POLICY } from "../../core/access/policy.ts";
 import { actorOf, companyOf, requireCaller } from "../auth.ts";
-import { ErrorEnvelope, KeyIdParams, Nullable, Ok } from "../schemas.ts";
+import { ErrorEnvelope, KeyIdParams, KeyUsage, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -25,17 +25,7 @@ export default function getKeyUsage(app: App, { services }: RouteDeps) {
           { additionalProperties: false },
         ),
         response: {
-          200: Ok(
-            Type.Object({
-              key_id: Type.String(),
-              days: Type.Array(
-                Type.Object({ day: Type.String(), requests: Type.Integer(), denied: Type.Integer() }),
-              ),
-              total_requests: Type.Integer(),
-              last_used_at: Nullable(Type.String()),
-              last_used_ip: Nullable(Type.String()),
-            }),
-          ),
+          200: Ok(KeyUsage),
           "4xx": ErrorEnvelope,
         },
       },

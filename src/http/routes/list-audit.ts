@@ -1,28 +1,9 @@
 import { Type } from "typebox";
 import { POLICY } from "../../core/access/policy.ts";
 import { actorOf, companyOf, requireCaller } from "../auth.ts";
-import { DateTime, ErrorEnvelope, Ok } from "../schemas.ts";
+import { AuditEvent, DateTime, ErrorEnvelope, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
-
-export const AuditEvent = Type.Object({
-  id: Type.String(),
-  seq: Type.Integer(),
-  at: Type.String(),
-  action: Type.String(),
-  actor: Type.Object({
-    type: Type.String(),
-    id: Type.Union([Type.String(), Type.Null()]),
-    label: Type.Union([Type.String(), Type.Null()]),
-  }),
-  target: Type.Union([Type.Object({ type: Type.String(), id: Type.String() }), Type.Null()]),
-  changes: Type.Unknown(),
-  ip: Type.Union([Type.String(), Type.Null()]),
-  user_agent: Type.Union([Type.String(), Type.Null()]),
-  totp_used: Type.Boolean(),
-  /** What the event is about: a live or test object; null for company-wide events (people, sign-ins). */
-  environment: Type.Union([Type.Literal("live"), Type.Literal("test"), Type.Null()]),
-});
 
 export const AuditQuery = {
   actor: Type.Optional(Type.String({ minLength: 1, maxLength: 254 })),

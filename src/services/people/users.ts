@@ -1,18 +1,11 @@
 import { LatchkeyError } from "../../core/errors.ts";
 import type { Role } from "../../core/roles.ts";
+import type { UserView } from "../../core/views.ts";
 import type { Db } from "../../store/repositories.ts";
 import type { UserRow } from "../../store/schema.ts";
 
-/** A person as the API shows them: never a hash or a secret. */
-export interface UserView {
-  id: string;
-  email: string;
-  role: Role;
-  status: "active" | "disabled";
-  totp_enrolled: boolean;
-  password_change_required: boolean;
-  created_at: string;
-}
+/** A person as the API shows them: never a hash or a secret (the shape is core's UserView). */
+export type { UserView };
 
 export function userView(row: UserRow): UserView {
   return {

@@ -1,0 +1,152 @@
+import { type Static, type TSchema, Type } from "typebox";
+import { MAX_LIMIT, MAX_LIMITS, WINDOW_PATTERN } from "./rate-limit.ts";
+
+/*
+ * The public shapes of what Latchkey answers with, defined once as TypeBox schemas: the routes validate
+ * and document their answers with them, the services build values of their types, and the console
+ * type-checks against the same definitions.
+ */
+
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+/** `{limit, window}`: at most `limit` requests in any sliding `window` ("1s" to "1d"). */
+export const RateLimit = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: MAX_LIMIT }),
+    window: Type.String({ pattern: WINDOW_PATTERN, description: 'e.g. "1s", "1m", "1h", "1d" (at most 1d)' }),
+  },
+  { additionalProperties: false },
+);
+export const RateLimits = Type.Array(RateLimit, { maxItems: MAX_LIMITS });
+export const RateLimitState = Type.Object({
+  limit: Type.Integer(),
+  window: Type.String(),
+  remaining: Type.Integer(),
+  reset: Type.Integer({ description: "seconds until the limit's current window ends" }),
+  retry_after: Nullable(Type.Integer({ description: "seconds to wait, when refused" })),
+});
+export const Environment = Type.Union([Type.Literal("live"), Type.Literal("test")]);
+export const KeyView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  description: Type.String(),
+  environment: Environment,
+  prefix: Type.String(),
+  permissions: Type.Array(Type.String()),
+  permission_summary: Type.Record(Type.String(), Type.String()),
+  allowed_ips: Type.Array(Type.String()),
+  rate_limits: RateLimits,
+  status: Type.Union([Type.Literal("active"), Type.Literal("revoked"), Type.Literal("expired")]),
+  has_secret: Type.Boolean(),
+  credential_id: Nullable(Type.String()),
+  expires_at: Nullable(Type.String()),
+  revoked_at: Nullable(Type.String()),
+  replaced_by: Nullable(Type.String()),
+  last_used_at: Nullable(Type.String()),
+  last_used_ip: Nullable(Type.String()),
+  created_at: Type.String(),
+  created_by: Type.String(),
+});
+
+/** A key as shown once: id, then the key (and secret), then its metadata, as the Web3pay doc shows it. */
+const { id: _keyId, ...keyMetadata } = KeyView.properties;
+export const CreatedKey = Type.Object({
+  id: Type.String(),
+  key: Type.String({ description: "The full key. Shown this once, never again." }),
+  secret: Type.Optional(Type.String({ description: "The secret of a key + secret pair. Shown this once." })),
+  ...keyMetadata,
+});
+
+export const CredentialView = Type.Object({
+  id: Type.String(),
+  username: Type.String(),
+  name: Type.String(),
+  environment: Environment,
+  description: Type.String(),
+  status: Type.Union([Type.Literal("active"), Type.Literal("inactive")]),
+  is_default: Type.Boolean(),
+  permissions: Type.Array(Type.String()),
+  permission_summary: Type.Record(Type.String(), Type.String()),
+  allowed_ips: Type.Array(Type.String()),
+  rate_limits: RateLimits,
+  has_password: Type.Boolean(),
+  password_created_at: Nullable(Type.String()),
+  created_at: Type.String(),
+  created_by: Type.String(),
+  updated_at: Type.String(),
+});
+
+export const RoleName = Type.Union([
+  Type.Literal("owner"),
+  Type.Literal("moderator"),
+  Type.Literal("developer"),
+  Type.Literal("viewer"),
+]);
+
+export const UserView = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  role: RoleName,
+  status: Type.Union([Type.Literal("active"), Type.Literal("disabled")]),
+  totp_enrolled: Type.Boolean(),
+  password_change_required: Type.Boolean(),
+  created_at: Type.String(),
+});
+
+/** An audit event as it is read back: never a secret, and the environment of what it is about. */
+export const AuditEvent = Type.Object({
+  id: Type.String(),
+  seq: Type.Integer(),
+  at: Type.String(),
+  action: Type.String(),
+  actor: Type.Object({
+    type: Type.String(),
+    id: Type.Union([Type.String(), Type.Null()]),
+    label: Type.Union([Type.String(), Type.Null()]),
+  }),
+  target: Type.Union([Type.Object({ type: Type.String(), id: Type.String() }), Type.Null()]),
+  changes: Type.Unknown(),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  totp_used: Type.Boolean(),
+  /** What the event is about: a live or test object; null for company-wide events (people, sign-ins). */
+  environment: Type.Union([Type.Literal("live"), Type.Literal("test"), Type.Null()]),
+});
+
+export const KeyUsage = Type.Object({
+  key_id: Type.String(),
+  days: Type.Array(Type.Object({ day: Type.String(), requests: Type.Integer(), denied: Type.Integer() })),
+  total_requests: Type.Integer(),
+  last_used_at: Nullable(Type.String()),
+  last_used_ip: Nullable(Type.String()),
+});
+
+const CatalogAction = Type.Object({ id: Type.String(), name: Type.String() });
+const CatalogEntity = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  description: Type.Optional(Type.String()),
+  actions: Type.Array(CatalogAction),
+});
+const CatalogGroup = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  description: Type.Optional(Type.String()),
+  entities: Type.Array(CatalogEntity),
+  built_in: Type.Optional(Type.Boolean()),
+});
+/** `GET /v1/catalog`: the groups, every permission, and the preset names. */
+export const CatalogDoc = Type.Object({
+  groups: Type.Array(CatalogGroup),
+  permissions: Type.Array(Type.String()),
+  presets: Type.Array(Type.String()),
+});
+
+export type Environment = Static<typeof Environment>;
+export type RateLimit = Static<typeof RateLimit>;
+export type KeyView = Static<typeof KeyView>;
+export type CreatedKey = Static<typeof CreatedKey>;
+export type CredentialView = Static<typeof CredentialView>;
+export type UserView = Static<typeof UserView>;
+export type AuditEvent = Static<typeof AuditEvent>;
+export type KeyUsage = Static<typeof KeyUsage>;
+export type CatalogDoc = Static<typeof CatalogDoc>;

@@ -1,6 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Changes } from "../../src/cluster/changes.ts";
 import { type CacheTtlControl, Cluster } from "../../src/cluster/cluster.ts";
@@ -8,6 +6,7 @@ import { loadConfig } from "../../src/config.ts";
 import { type Running, startServer } from "../../src/server.ts";
 import { createTestSchema } from "../helpers/backends.ts";
 import { ADMIN_TOKEN } from "../helpers/harness.ts";
+import { DisposableRedis } from "./disposable-redis.ts";
 
 /**
  * Cluster mode for real: two Latchkey nodes, each a full server with its own pool, cache and Redis
@@ -225,40 +224,6 @@ describe("two nodes on PostgreSQL and Redis", () => {
     }
   });
 });
-
-/** A Redis of the test's own, so it can be stopped and started again; the shared one is never touched. */
-class DisposableRedis {
-  private proc: ChildProcess | null = null;
-  constructor(readonly port: number) {}
-  get url() {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  async start() {
-    const proc = spawn(
-      "redis-server",
-      ["--bind", "127.0.0.1", "--port", String(this.port), "--save", "", "--appendonly", "no"],
-      {
-        stdio: ["ignore", "pipe", "inherit"],
-      },
-    );
-    this.proc = proc;
-    let out = "";
-    await new Promise<void>((resolve, reject) => {
-      proc.stdout?.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes("Ready to accept connections")) resolve();
-      });
-      proc.once("exit", (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-    });
-  }
-  async stop() {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null) return;
-    proc.kill("SIGKILL");
-    await once(proc, "exit");
-    this.proc = null;
-  }
-}
 
 describe("Redis going away and coming back", () => {
   const redis = new DisposableRedis(16_000 + Math.floor(Math.random() * 2000));

@@ -8,6 +8,7 @@ import { createTestSchema } from "../helpers/backends.ts";
 import { ADMIN_TOKEN } from "../helpers/harness.ts";
 import { type Answer, burst, tally } from "../people/limit-helpers.ts";
 import { GOOD_PASSWORD, wrongCode } from "../people/people-helpers.ts";
+import { DisposableRedis } from "./disposable-redis.ts";
 
 /**
  * The security counters across a cluster: two full nodes on one PostgreSQL schema and the shared Redis
@@ -25,13 +26,18 @@ const passwordChecks = () => vi.mocked(verify).mock.calls.length;
 const SECRET = "cluster-test-secret-0123456789abcdef0123";
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
-function startNode(databaseUrl: string, prefix: string) {
+function startNode(
+  databaseUrl: string,
+  prefix: string,
+  redisUrl = REDIS_URL,
+  env: Record<string, string> = {},
+) {
   return startServer(
     loadConfig({
       DATABASE_URL: databaseUrl,
       LATCHKEY_SECRET: SECRET,
       LATCHKEY_ADMIN_TOKEN: ADMIN_TOKEN,
-      REDIS_URL,
+      REDIS_URL: redisUrl,
       LATCHKEY_REDIS_PREFIX: prefix,
       HOST: "127.0.0.1",
       PORT: "0",
@@ -39,6 +45,7 @@ function startNode(databaseUrl: string, prefix: string) {
       // Only the lockout and the step-up count are under test here.
       LATCHKEY_LOGIN_RATE_LIMIT: "off",
       LATCHKEY_LOGIN_IP_RATE_LIMIT: "off",
+      ...env,
     }),
     { logger: false },
   );
@@ -85,50 +92,62 @@ async function call(
   return { ...answer, data: body.data, cookie };
 }
 
+/** A company made on `first` and its owner signed in on `second`, with a new password and 2FA enrolled. */
+async function enrolledOwner(first: Running, second: Running) {
+  const email = `owner-${randomBytes(4).toString("hex")}@example.test`;
+  const company = await call(first, "POST", "/v1/admin/companies", {
+    admin: true,
+    json: { name: `Cluster limits ${randomBytes(3).toString("hex")}`, owner_email: email },
+  });
+  expect(company.status).toBe(201);
+  const temporary = company.data.owner.temporary_password;
+  const signedIn = await call(second, "POST", "/v1/auth/login", { json: { email, password: temporary } });
+  expect(signedIn.status).toBe(200);
+  let s: Session = { cookie: signedIn.cookie as string, csrf: signedIn.data.csrf_token };
+  const changed = await call(second, "POST", "/v1/auth/password", {
+    session: s,
+    json: { current_password: temporary, new_password: GOOD_PASSWORD },
+  });
+  expect(changed.status).toBe(200);
+  s = { cookie: changed.cookie as string, csrf: changed.data.csrf_token };
+  const setup = await call(second, "POST", "/v1/auth/totp/setup", { session: s });
+  expect(setup.status).toBe(200);
+  const secret: string = setup.data.secret;
+  const confirmed = await call(second, "POST", "/v1/auth/totp/confirm", {
+    session: s,
+    json: { code: totpCode(secret, new Date()) },
+  });
+  expect(confirmed.status).toBe(200);
+  return {
+    email,
+    secret,
+    recoveryCodes: confirmed.data.recovery_codes as string[],
+    session: { cookie: confirmed.cookie as string, csrf: confirmed.data.csrf_token } as Session,
+    testCredentialId: company.data.default_test_credential.id as string,
+  };
+}
+
+/** Asks `node` to create a test key as the owner, with `code` for the step-up. */
+function createKey(node: Running, owner: Awaited<ReturnType<typeof enrolledOwner>>, code: string) {
+  return call(node, "POST", "/v1/keys", {
+    session: owner.session,
+    code,
+    json: { name: "guarded", environment: "test", credential_id: owner.testCredentialId },
+  });
+}
+
 describe("two nodes share the step-up count and the sign-in lockout", () => {
   let db: Awaited<ReturnType<typeof createTestSchema>>;
   let a: Running;
   let b: Running;
-  let email: string;
-  let secret: string;
-  let recoveryCodes: string[];
-  let session: Session;
-  let testCredentialId: string;
+  let owner: Awaited<ReturnType<typeof enrolledOwner>>;
   const prefix = `lk-test-${randomBytes(4).toString("hex")}:`;
 
   beforeAll(async () => {
     db = await createTestSchema();
     a = await startNode(db.url, prefix);
     b = await startNode(db.url, prefix);
-    email = `owner-${randomBytes(4).toString("hex")}@example.test`;
-    const company = await call(a, "POST", "/v1/admin/companies", {
-      admin: true,
-      json: { name: `Cluster limits ${randomBytes(3).toString("hex")}`, owner_email: email },
-    });
-    expect(company.status).toBe(201);
-    testCredentialId = company.data.default_test_credential.id;
-    // The owner's first sign-in, on node B: new password, then two-factor enrolment.
-    const first = await call(b, "POST", "/v1/auth/login", {
-      json: { email, password: company.data.owner.temporary_password },
-    });
-    expect(first.status).toBe(200);
-    let s: Session = { cookie: first.cookie as string, csrf: first.data.csrf_token };
-    const changed = await call(b, "POST", "/v1/auth/password", {
-      session: s,
-      json: { current_password: company.data.owner.temporary_password, new_password: GOOD_PASSWORD },
-    });
-    expect(changed.status).toBe(200);
-    s = { cookie: changed.cookie as string, csrf: changed.data.csrf_token };
-    const setup = await call(b, "POST", "/v1/auth/totp/setup", { session: s });
-    expect(setup.status).toBe(200);
-    secret = setup.data.secret;
-    const confirmed = await call(b, "POST", "/v1/auth/totp/confirm", {
-      session: s,
-      json: { code: totpCode(secret, new Date()) },
-    });
-    expect(confirmed.status).toBe(200);
-    recoveryCodes = confirmed.data.recovery_codes;
-    session = { cookie: confirmed.cookie as string, csrf: confirmed.data.csrf_token };
+    owner = await enrolledOwner(a, b);
   });
   afterAll(async () => {
     await a?.stop();
@@ -136,21 +155,14 @@ describe("two nodes share the step-up count and the sign-in lockout", () => {
     await db?.drop();
   });
 
-  const createKey = (node: Running, code: string) =>
-    call(node, "POST", "/v1/keys", {
-      session,
-      code,
-      json: { name: "guarded", environment: "test", credential_id: testCredentialId },
-    });
-
   it("100 wrong step-up codes spread over both nodes get ten checks in all; then both refuse everyone, a right code too", async () => {
     const spies = [a, b].map((node) => vi.spyOn(node.services.people.secondFactor, "use"));
-    const wrong = wrongCode(secret, new Date());
-    const [recovery] = recoveryCodes as [string];
+    const wrong = wrongCode(owner.secret, new Date());
+    const [recovery] = owner.recoveryCodes as [string];
     const { results, inside } = await burst(
       100,
-      (i) => createKey(i % 2 === 0 ? a : b, wrong),
-      () => createKey(a, recovery),
+      (i) => createKey(i % 2 === 0 ? a : b, owner, wrong),
+      () => createKey(a, owner, recovery),
       (r) => r.status,
     );
     const checks = spies.reduce((n, spy) => n + spy.mock.calls.length, 0);
@@ -161,9 +173,9 @@ describe("two nodes share the step-up count and the sign-in lockout", () => {
     expect(inside).toMatchObject({ status: 429, code: "RATE_LIMITED" });
     expect(inside.retryAfter).toBeGreaterThan(0);
     // The other node refuses the right code as well: the count is one for the cluster.
-    const other = await createKey(b, recovery);
+    const other = await createKey(b, owner, recovery);
     expect(other).toMatchObject({ status: 429, code: "RATE_LIMITED" });
-    const keys = await call(a, "GET", "/v1/keys?environment=test", { session });
+    const keys = await call(a, "GET", "/v1/keys?environment=test", { session: owner.session });
     expect(keys.status).toBe(200);
     expect(keys.data.keys.filter((k: { name: string }) => k.name === "guarded")).toEqual([]);
   });
@@ -173,10 +185,12 @@ describe("two nodes share the step-up count and the sign-in lockout", () => {
     const { results, inside } = await burst(
       60,
       (i) =>
-        call(i % 2 === 0 ? a : b, "POST", "/v1/auth/login", { json: { email, password: `Wrong-${i}-x` } }),
+        call(i % 2 === 0 ? a : b, "POST", "/v1/auth/login", {
+          json: { email: owner.email, password: `Wrong-${i}-x` },
+        }),
       () =>
         call(b, "POST", "/v1/auth/login", {
-          json: { email, password: GOOD_PASSWORD, totp_code: recoveryCodes[1] },
+          json: { email: owner.email, password: GOOD_PASSWORD, totp_code: owner.recoveryCodes[1] },
         }),
       (r) => r.status,
     );
@@ -186,5 +200,62 @@ describe("two nodes share the step-up count and the sign-in lockout", () => {
     // The first lock is 30 s, counted from the fifth failure a moment ago.
     expect(inside.retryAfter).toBeGreaterThan(0);
     expect(inside.retryAfter).toBeLessThanOrEqual(30);
+  });
+});
+
+describe("the step-up count while Redis is away", () => {
+  const redis = new DisposableRedis(18_000 + Math.floor(Math.random() * 2000));
+  let db: Awaited<ReturnType<typeof createTestSchema>>;
+  let open: Running;
+  let closed: Running;
+  let owner: Awaited<ReturnType<typeof enrolledOwner>>;
+
+  beforeAll(async () => {
+    await redis.start();
+    db = await createTestSchema();
+    open = await startNode(db.url, "lk:", redis.url);
+    closed = await startNode(db.url, "lk:", redis.url, { LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN: "closed" });
+    owner = await enrolledOwner(open, closed);
+  });
+  afterAll(async () => {
+    await Promise.all([open?.stop(), closed?.stop()]);
+    await redis.stop();
+    await db?.drop();
+  });
+
+  const healthy = async (node: Running) =>
+    ((await (await fetch(`${node.url}/healthz`)).json()) as { status: string }).status === "ok";
+  async function until(check: () => Promise<boolean>, withinMs: number) {
+    const started = Date.now();
+    while (!(await check())) {
+      if (Date.now() - started > withinMs) throw new Error(`not within ${withinMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it('"closed" refuses every code, a right one too, with a short wait; "open" still allows ten guesses a node; both count in Redis again when it is back', async () => {
+    await redis.stop();
+    await until(async () => !(await healthy(closed)) && !(await healthy(open)), 5000);
+    const [first, second] = owner.recoveryCodes as [string, string];
+
+    const refused = await createKey(closed, owner, first);
+    expect(refused).toMatchObject({ status: 429, code: "RATE_LIMITED", retryAfter: 1 });
+
+    const wrong = wrongCode(owner.secret, new Date());
+    const guesses = await Promise.all(Array.from({ length: 30 }, () => createKey(open, owner, wrong)));
+    expect(tally(guesses)).toEqual({ "403 TOTP_INVALID": 10, "429 RATE_LIMITED": 20 });
+
+    await redis.start();
+    for (const node of [open, closed]) await until(() => healthy(node), 5000);
+    // A refused code was never checked, so it is still good; the counting client may reconnect a
+    // moment after the bus does, so ask until the refusals stop.
+    let ok = await createKey(closed, owner, first);
+    await until(async () => {
+      if (ok.status === 429) ok = await createKey(closed, owner, first);
+      return ok.status !== 429;
+    }, 5000);
+    expect(ok.status).toBe(201);
+    // Redis came back empty, so the count starts afresh there: a right code goes through on "open" too.
+    expect((await createKey(open, owner, second)).status).toBe(201);
   });
 });

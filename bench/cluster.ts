@@ -11,7 +11,7 @@ import { DATABASE_URL, SECRET } from "./fixture.ts";
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 export const ADMIN_TOKEN = "bench-admin-token-0123456789abcdef";
 
-export interface NodeInfo {
+interface NodeInfo {
   type: "ready";
   url: string;
   node: string | null;

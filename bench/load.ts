@@ -44,7 +44,7 @@ function hasWrk(): boolean {
     return (err as NodeJS.ErrnoException).code !== "ENOENT";
   }
 }
-export const LOADER = hasWrk() ? "wrk" : "autocannon";
+const LOADER = hasWrk() ? "wrk" : "autocannon";
 
 /** Sends the request's method, headers and body(s); bodies round robin, as autocannon does. */
 const WRK_SCRIPT = `

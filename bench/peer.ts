@@ -20,7 +20,7 @@ export type PeerPermissions = Record<string, string[]>;
  * The same permissions Latchkey's bench keys carry (every non-management permission of the default
  * catalog), in better-auth's shape, so both sides store and check keys of the same size.
  */
-export function catalogPermissions(): PeerPermissions {
+function catalogPermissions(): PeerPermissions {
   const out: PeerPermissions = {};
   for (const group of readCatalog(undefined).groups) {
     if (group.id === MANAGEMENT_GROUP_ID) continue;

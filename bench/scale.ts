@@ -19,7 +19,7 @@ import {
 import { GATEWAY_IP, IN_PROCESS_MS, medianOps } from "./stats.ts";
 
 /** Keys the in-process cases cycle through, at every size. */
-export const SAMPLE = 1000;
+const SAMPLE = 1000;
 
 export interface ScaleMeasured {
   type: "measured";

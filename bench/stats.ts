@@ -21,7 +21,7 @@ export function median(values: readonly number[]): number {
 }
 
 /** Calls fn one at a time (each awaited) for about `ms`; returns calls per second. */
-export async function opsPerSecond(fn: (i: number) => Promise<unknown>, ms: number): Promise<number> {
+async function opsPerSecond(fn: (i: number) => Promise<unknown>, ms: number): Promise<number> {
   // Reading the clock every call would be a visible part of a sub-microsecond call, so read it per batch.
   const batch = 32;
   let n = 0;

@@ -99,7 +99,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
  * The HMAC secret. PostgreSQL deployments share it across nodes, so it must be given; the embedded
  * store generates one on first start and keeps it (0600) beside the data.
  */
-export function resolveSecret(config: Config): string {
+function resolveSecret(config: Config): string {
   if (config.secret) return config.secret;
   if (config.databaseUrl) {
     throw new ConfigError(

@@ -32,7 +32,7 @@ export interface AppOptions {
 }
 
 /** Never logged, whatever a log line carries: keys, secrets, passwords and the headers that hold them. */
-export const REDACT = [
+const REDACT = [
   "req.headers.authorization",
   'req.headers["x-api-key"]',
   'req.headers["x-api-secret"]',

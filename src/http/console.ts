@@ -6,14 +6,14 @@ import { LatchkeyError } from "../core/errors.ts";
 import type { App } from "./types.ts";
 
 /** Where `npm run build` puts the console. */
-export const CONSOLE_DIR = resolve(import.meta.dirname, "../../web/dist");
+const CONSOLE_DIR = resolve(import.meta.dirname, "../../web/dist");
 
 /**
  * The console runs only its own bundled script and talks only to this origin. Styles allow inline
  * because the component library writes its theme variables into a style element at run time; the QR
  * code at enrolment is an SVG shown through a data: URL.
  */
-export const CONSOLE_CSP = [
+const CONSOLE_CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self' 'unsafe-inline'",

@@ -1,7 +1,7 @@
 import type { Kysely } from "kysely";
 import type { LimitSubject, RateLimiter } from "../../cluster/rate-limiter.ts";
 import { LatchkeyError } from "../../core/errors.ts";
-import { type CompiledLimit, compileStored } from "../../core/rate-limit.ts";
+import type { CompiledLimit } from "../../core/rate-limit.ts";
 import type { Database } from "../../store/schema.ts";
 import type { Actor, Ctx } from "../actor.ts";
 import type { SecondFactorService } from "./second-factor.ts";
@@ -19,7 +19,7 @@ export interface StepUpOptions {
  * A six-digit code falls to guessing unless the guesses are few: ten codes per person per 15 minutes
  * (a sliding window, counted as rate limits are), and a right code clears the count.
  */
-export const STEP_UP_LIMITS: readonly CompiledLimit[] = compileStored([{ limit: 10, window: "15m" }]);
+const STEP_UP_LIMITS: readonly CompiledLimit[] = [{ limit: 10, window: "15m", windowMs: 15 * 60_000 }];
 
 /**
  * Step-up: a fresh two-factor code sent with a sensitive action (creating, rotating or revoking a key,

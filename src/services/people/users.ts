@@ -1,5 +1,4 @@
 import { LatchkeyError } from "../../core/errors.ts";
-import type { Role } from "../../core/roles.ts";
 import type { UserView } from "../../core/views.ts";
 import type { Db } from "../../store/repositories.ts";
 import type { UserRow } from "../../store/schema.ts";

@@ -103,10 +103,6 @@ export class PeopleService {
     return this.sessions.authenticate(token);
   }
 
-  actorFor(user: UserRow, sessionId: string): Actor & { kind: "user" } {
-    return this.sessions.actorFor(user, sessionId);
-  }
-
   logout(ctx: Ctx & { actor: { kind: "user" } }): Promise<void> {
     return this.sessions.logout(ctx);
   }

@@ -14,7 +14,8 @@ export type Reservation =
 /**
  * The per-email sign-in lockout, in the `login_attempts` table so every node shares it. An attempt is
  * counted as a failure before its password is checked, in one atomic statement that also refuses it if
- * the email is locked; a right password takes the count back. Counting after the slow argon2 check
+ * the email is locked; a successful sign-in clears the count, and the right password still waiting for
+ * its code takes its one attempt back. Counting after the slow argon2 check
  * would let every concurrent attempt in a burst pass the lock before any of them had written it.
  */
 export class LoginLockout {
@@ -28,6 +29,7 @@ export class LoginLockout {
     const now = this.o.clock();
     // On a conflict PostgreSQL locks the row and evaluates WHERE on its newest version, so concurrent
     // attempts on one email are counted one after another and none slips past a lock just set.
+    // A first failure never locks (FAILURES_BEFORE_LOCK > 1), so a new row needs no lock.
     const failures = sql`a.failures + 1`;
     const row = await sql<{ failures: number; locked_until: Date | null }>`
       INSERT INTO login_attempts AS a (email, failures, locked_until, updated_at)

@@ -61,14 +61,14 @@ export function rateLimitHeaders(decision: LimitDecision): [string, string][] {
   return headers;
 }
 
-export function setRateLimitHeaders(reply: FastifyReply, decision: LimitDecision): void {
+function setRateLimitHeaders(reply: FastifyReply, decision: LimitDecision): void {
   for (const [name, value] of rateLimitHeaders(decision)) reply.header(name, value);
 }
 
 export const SESSION_COOKIE = "lk_session";
 
 /** The header with which a person's console says it is switched to Test (or Live, the default). */
-export const ENVIRONMENT_HEADER = "latchkey-environment";
+const ENVIRONMENT_HEADER = "latchkey-environment";
 
 /** A field of a body that has not been validated yet (auth runs before validation). */
 function bodyField(request: FastifyRequest, name: string): unknown {
@@ -102,7 +102,7 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * Authenticates a session cookie: the session must be live, and a write must carry the session's
  * CSRF token. `allowPending` lets a person who must still change their password reach the auth routes.
  */
-export async function sessionActor(services: Services, request: FastifyRequest, allowPending = false) {
+async function sessionActor(services: Services, request: FastifyRequest, allowPending = false) {
   const token = request.cookies?.[SESSION_COOKIE];
   if (!token) throw new LatchkeyError("UNAUTHORIZED");
   const found = await services.people.authenticate(token);

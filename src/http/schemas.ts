@@ -25,14 +25,14 @@ const TEXT = "^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$";
 
 export const Name = Type.String({ minLength: 1, maxLength: 200, pattern: TEXT });
 export const Description = Type.String({ maxLength: 1000, pattern: TEXT });
-export const Permission = Type.String({
+const Permission = Type.String({
   minLength: 3,
   maxLength: 81,
   pattern: "^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$",
 });
 export const Permissions = Type.Array(Permission, { maxItems: 500 });
 export const AllowedIps = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 100 });
-export const PresetName = Type.Union([
+const PresetName = Type.Union([
   Type.Literal("read_only"),
   Type.Literal("write"),
   Type.Literal("full_access"),

@@ -4,7 +4,7 @@ import { readCatalog } from "../../src/config.ts";
 import { hashToken } from "../../src/core/hashing.ts";
 import { newId } from "../../src/core/ids.ts";
 import { generateToken, parseToken } from "../../src/core/key-format.ts";
-import { createServices } from "../../src/services/services.ts";
+import { createRuntime } from "../../src/runtime.ts";
 import { PLATFORM_SCOPE } from "../../src/services/verification.ts";
 import { migrationProvider } from "../../src/store/migrations/index.ts";
 import type { Database } from "../../src/store/schema.ts";
@@ -141,12 +141,12 @@ describe.each(BACKENDS)("the live/test split migration on %s", (kind) => {
   });
 
   it("keeps every key verifying, in its environment", async () => {
-    const services = createServices({
-      db: store.db,
+    const { services, close } = await createRuntime({
+      store,
       catalog: readCatalog(undefined),
       secret: SECRET,
       keyPrefix: "lk",
-      clock: () => now,
+      services: { clock: () => now },
     });
     try {
       for (const k of await keys()) {
@@ -157,7 +157,7 @@ describe.each(BACKENDS)("the live/test split migration on %s", (kind) => {
         expect(answer, k.id).toMatchObject({ code: "VALID", environment: k.environment, key_id: k.id });
       }
     } finally {
-      await services.close();
+      await close();
     }
   });
 });

@@ -4,6 +4,8 @@ import { createHarness, type Harness } from "../helpers/harness.ts";
 import {
   asPerson,
   freshCode,
+  invite,
+  login,
   loginOk,
   mgmtKey,
   type NewCompany,
@@ -168,6 +170,32 @@ describe.each(BACKENDS)("people: sessions and CSRF on %s", (kind) => {
     expect((await asPerson(h, b, "GET", "/v1/me")).statusCode).toBe(401);
     expect((await asPerson(h, fresh, "GET", "/v1/me")).statusCode).toBe(200);
     owner.session = fresh;
+  });
+
+  it("counts guesses of the current password in the sign-in lockout, so a stolen session cannot try them fast", async () => {
+    const person = await invite(h, owner, "viewer", { tag: "guessed" });
+    const guesses = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        asPerson(h, person.session, "POST", "/v1/auth/password", {
+          json: { current_password: `wrong-guess-${i}`, new_password: "Another-Long-Passphrase-93" },
+        }),
+      ),
+    );
+    const codes = guesses.map((r) => r.json().error.code).sort();
+    expect(codes.filter((c) => c === "INVALID_LOGIN")).toHaveLength(5);
+    expect(codes.filter((c) => c === "LOGIN_LOCKED")).toHaveLength(3);
+    // The right password inside the lock is refused too, with the wait, and so is a sign-in.
+    const right = await asPerson(h, person.session, "POST", "/v1/auth/password", {
+      json: { current_password: person.password, new_password: "Another-Long-Passphrase-93" },
+    });
+    expect(right.statusCode).toBe(429);
+    expect(Number(right.headers["retry-after"])).toBeGreaterThan(0);
+    expect((await login(h, person.email, person.password)).json().error.code).toBe("LOGIN_LOCKED");
+    h.clock.advance(31);
+    const after = await asPerson(h, person.session, "POST", "/v1/auth/password", {
+      json: { current_password: person.password, new_password: "Another-Long-Passphrase-93" },
+    });
+    expect(after.statusCode, after.body).toBe(200);
   });
 
   it("ends a session after 30 minutes without activity; activity keeps it alive", async () => {

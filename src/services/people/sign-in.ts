@@ -141,11 +141,18 @@ export class SignInService {
     next: string,
   ): Promise<SessionInfo> {
     const user = await userById(this.o.db, ctx.actor.userId);
+    // The current password is a password guess like a sign-in's: a stolen session must not try them at
+    // argon2 speed. It takes its place in the same lockout before it is checked.
+    const reservation = await this.o.lockout.reserve(user.email);
+    if (!reservation.ok) {
+      throw new LatchkeyError("LOGIN_LOCKED", undefined, { retry_after: reservation.retryAfterSeconds });
+    }
     if (!(await verify(user.password_hash, current))) {
       throw new LatchkeyError("INVALID_LOGIN", "The current password is wrong.", {
         field: "current_password",
       });
     }
+    await this.o.lockout.clear(user.email);
     const problem = passwordProblem(next, user.email);
     if (problem)
       throw new LatchkeyError("WEAK_PASSWORD", `The new password ${problem}.`, { field: "new_password" });

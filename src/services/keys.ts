@@ -10,14 +10,14 @@ import {
 import {
   assertHoldsAll,
   checkAllowlist,
-  checkGrant,
   checkRateLimits,
   effectivePermissions,
   grantable,
+  keyGrant,
 } from "../core/access/grants.ts";
 import type { Actor } from "../core/actor.ts";
 import { actorRef } from "../core/actor.ts";
-import { type Catalog, expandPreset, type Preset } from "../core/catalog.ts";
+import type { Catalog, Preset } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { fingerprint, hashToken } from "../core/hashing.ts";
 import { newId } from "../core/ids.ts";
@@ -152,35 +152,7 @@ export class KeyService {
         );
       }
       if (credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
-      const held = new Set(credential.permissions);
-      const mine = grantable(actor);
-      let permissions: string[];
-      if (input.permissions === undefined && input.preset === undefined) {
-        // No explicit choice: everything the credential holds that the caller could also grant.
-        permissions = credential.permissions.filter((p) => mine === "all" || mine.has(p));
-      } else {
-        const explicit = checkGrant(this.deps.catalog, input.permissions ?? [], [held, mine]);
-        let fromPreset: string[] = [];
-        if (input.preset !== undefined) {
-          try {
-            fromPreset = expandPreset(this.deps.catalog, input.preset);
-          } catch (err) {
-            throw new LatchkeyError("VALIDATION_ERROR", (err as Error).message, { field: "preset" });
-          }
-          // A preset means "this level of what the API user may do", so it is cut to what is held.
-          fromPreset = fromPreset.filter((p) => held.has(p) && (mine === "all" || mine.has(p)));
-        }
-        permissions = [...new Set([...explicit, ...fromPreset])];
-      }
-      if (permissions.length === 0) {
-        throw new LatchkeyError(
-          "VALIDATION_ERROR",
-          "A key needs at least one permission its API user holds.",
-          {
-            field: "permissions",
-          },
-        );
-      }
+      const permissions = keyGrant(this.deps.catalog, input, credential.permissions, grantable(actor));
       const minted = this.mint(input.environment, input.with_secret === true);
       const row: ApiKeyRow = {
         id: newId("key", now),

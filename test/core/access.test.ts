@@ -7,7 +7,7 @@ import {
   listedEnvironment,
   sees,
 } from "../../src/core/access/environments.ts";
-import { assertHoldsAll, effectivePermissions, grantable } from "../../src/core/access/grants.ts";
+import { assertHoldsAll, effectivePermissions, grantable, keyGrant } from "../../src/core/access/grants.ts";
 import { needsEnrolment, needsStepUp, POLICY } from "../../src/core/access/policy.ts";
 import type { Actor } from "../../src/core/actor.ts";
 import { loadCatalog } from "../../src/core/catalog.ts";
@@ -107,6 +107,26 @@ describe("grants", () => {
     expect(effectivePermissions(["payout:read"], ["payout:read", "payout:create"])).toEqual(["payout:read"]);
     // A platform verify key has no API user.
     expect(effectivePermissions(["keys:verify"], null)).toEqual(["keys:verify"]);
+  });
+
+  it("gives a new key what it asks for, never more than its API user and the caller both hold", () => {
+    const user = ["payout:read", "payout:create"];
+    const reader = new Set(["payout:read", "keys:manage"]);
+    expect(keyGrant(catalog, {}, user, "all")).toEqual(user);
+    expect(keyGrant(catalog, {}, user, reader)).toEqual(["payout:read"]);
+    expect(keyGrant(catalog, { permissions: ["payout:read"] }, user, reader)).toEqual(["payout:read"]);
+    expect(codeOf(() => keyGrant(catalog, { permissions: ["payout:create"] }, user, reader))).toBe(
+      "PERMISSION_NOT_HELD",
+    );
+    expect(codeOf(() => keyGrant(catalog, { permissions: ["refund:create"] }, user, "all"))).toBe(
+      "UNKNOWN_PERMISSION",
+    );
+    // A preset is a level of what is held, so it is cut rather than refused.
+    expect(keyGrant(catalog, { preset: "full_access" }, ["payout:read"], "all")).toEqual(["payout:read"]);
+    expect(codeOf(() => keyGrant(catalog, { preset: "write" }, ["payout:read"], "all"))).toBe(
+      "VALIDATION_ERROR",
+    );
+    expect(codeOf(() => keyGrant(catalog, { permissions: [] }, user, "all"))).toBe("VALIDATION_ERROR");
   });
 
   it("loosening a guard takes a caller who holds everything behind it", () => {

@@ -1,5 +1,5 @@
 import type { Actor } from "../actor.ts";
-import { type Catalog, unknownPermissions } from "../catalog.ts";
+import { type Catalog, expandPreset, type Preset, unknownPermissions } from "../catalog.ts";
 import { LatchkeyError } from "../errors.ts";
 import { normalizeAllowlist } from "../ip.ts";
 import { compileLimits, type RateLimit } from "../rate-limit.ts";
@@ -20,6 +20,47 @@ export function effectivePermissions(
   if (credentialPermissions === null) return [...keyPermissions];
   const held = new Set(credentialPermissions);
   return keyPermissions.filter((p) => held.has(p));
+}
+
+/**
+ * The permissions a new key gets. None asked for: everything its API user holds that the caller could
+ * also grant. Asked for by name: each must be in the catalog and held by both (or PERMISSION_NOT_HELD).
+ * A preset means "this level of what the API user may do", so it is cut to what both hold. A key with
+ * nothing left is refused.
+ */
+export function keyGrant(
+  catalog: Catalog,
+  asked: {
+    permissions?: readonly string[] | undefined;
+    preset?: Preset | Record<string, Preset> | undefined;
+  },
+  credential: readonly string[],
+  caller: ReadonlySet<string> | "all",
+): string[] {
+  const held = new Set(credential);
+  const callerHas = (p: string) => caller === "all" || caller.has(p);
+  let permissions: string[];
+  if (asked.permissions === undefined && asked.preset === undefined) {
+    permissions = credential.filter(callerHas);
+  } else {
+    const explicit = checkGrant(catalog, asked.permissions ?? [], [held, caller]);
+    let fromPreset: string[] = [];
+    if (asked.preset !== undefined) {
+      try {
+        fromPreset = expandPreset(catalog, asked.preset);
+      } catch (err) {
+        throw new LatchkeyError("VALIDATION_ERROR", (err as Error).message, { field: "preset" });
+      }
+      fromPreset = fromPreset.filter((p) => held.has(p) && callerHas(p));
+    }
+    permissions = [...new Set([...explicit, ...fromPreset])];
+  }
+  if (permissions.length === 0) {
+    throw new LatchkeyError("VALIDATION_ERROR", "A key needs at least one permission its API user holds.", {
+      field: "permissions",
+    });
+  }
+  return permissions;
 }
 
 /**

@@ -190,7 +190,6 @@ export const apiKeys = {
         "k.rate_limits",
         "k.family_id",
         "c.status as credential_status",
-        "c.environment as credential_environment",
         "c.rate_limits as credential_rate_limits",
         "c.permissions as credential_permissions",
         "c.allowed_ips as credential_allowed_ips",

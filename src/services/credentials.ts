@@ -23,7 +23,7 @@ import type { Environment } from "../core/key-format.ts";
 import { credentialUsername } from "../core/names.ts";
 import { randomBase62 } from "../core/random.ts";
 import type { RateLimit } from "../core/rate-limit.ts";
-import { companies, credentials, type Db } from "../store/repositories.ts";
+import { apiKeys, companies, credentials, type Db } from "../store/repositories.ts";
 import type { CredentialRow, Database } from "../store/schema.ts";
 import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
@@ -201,13 +201,20 @@ export class CredentialService {
       // One audit event per kind of change, so the trail can be filtered by what happened.
       const events = changeEvents(row, next);
       if (events.length === 0) return this.view(row);
-      // The allowlist, limits and status guard everything its keys and password can do: loosening them
-      // takes a caller who holds all of that (narrowing its permissions is checked above, as a grant).
+      // The allowlist, limits and status guard everything its keys and password can do: changing them
+      // takes a caller who holds all of that. So does changing its permissions, even narrowing them: a
+      // narrowed API user would otherwise let a weaker caller lift its guards, and keep them lifted once
+      // its permissions were given back. (The new permissions are checked above, as a grant.)
       const loosens =
         JSON.stringify(row.allowed_ips) !== JSON.stringify(next.allowed_ips) ||
         JSON.stringify(row.rate_limits) !== JSON.stringify(next.rate_limits) ||
+        JSON.stringify(row.permissions) !== JSON.stringify(next.permissions) ||
         (row.status === "inactive" && next.status === "active");
-      if (loosens) assertHoldsAll(this.deps.catalog, ctx.actor, row.permissions);
+      if (loosens) {
+        // Its keys keep what they were given even while it holds less, and get it back with it.
+        const keys = await apiKeys.grantedTo(tx, companyId, id);
+        assertHoldsAll(this.deps.catalog, ctx.actor, [...new Set([...row.permissions, ...keys])]);
+      }
       await credentials.update(tx, companyId, id, {
         name: next.name,
         description: next.description,

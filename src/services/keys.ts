@@ -327,8 +327,9 @@ export class KeyService {
       const detailsChanged = JSON.stringify(details) !== JSON.stringify(before);
       const limitsChanged = JSON.stringify(updated.rate_limits) !== JSON.stringify(row.rate_limits);
       if (!ipsChanged && !detailsChanged && !limitsChanged) return this.view(row, credentialPermissions);
-      // Its allowlist and limits guard what the key can do: only a caller holding all of that may loosen them.
-      if (ipsChanged || limitsChanged) assertHoldsAll(this.deps.catalog, ctx.actor, effective);
+      // Its allowlist and limits guard what the key can do: only a caller holding all of that may change
+      // them. All it was given, not only what its API user holds today: the API user may regain the rest.
+      if (ipsChanged || limitsChanged) assertHoldsAll(this.deps.catalog, ctx.actor, row.permissions);
       await apiKeys.update(tx, companyId, id, {
         ...details,
         allowed_ips: JSON.stringify(updated.allowed_ips),
@@ -424,14 +425,12 @@ export class KeyService {
       if (old.credential_id === null) throw new LatchkeyError("NOT_FOUND", "No such API key.");
       const credential = await credentials.get(tx, companyId, old.credential_id, { lock: true });
       if (credential?.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
-      // Rotation mints a key, so the caller must hold what it carries, as at creation; the new key
-      // carries what the old one could still do.
-      const permissions = effectivePermissions(old.permissions, credential.permissions);
-      assertHoldsAll(this.deps.catalog, ctx.actor, permissions);
+      // Rotation mints a key with the old one's permissions, so the caller must hold them, as at creation
+      // (all it was given: what its API user holds today bounds it at verification, not for good).
+      assertHoldsAll(this.deps.catalog, ctx.actor, old.permissions);
       const minted = this.mint(old.environment, old.secret_hash !== null);
       const fresh: ApiKeyRow = {
         ...old,
-        permissions,
         id: newId("key", now),
         key_hash: minted.key_hash,
         secret_hash: minted.secret_hash,
@@ -482,11 +481,7 @@ export class KeyService {
       if (keyStatus(row, now) !== "active") throw new LatchkeyError("KEY_NOT_ACTIVE");
       // A later expiry keeps the key alive longer; ending it now only reduces access, as a revocation does.
       if (action === "reset") {
-        assertHoldsAll(
-          this.deps.catalog,
-          ctx.actor,
-          effectivePermissions(row.permissions, credentialPermissions),
-        );
+        assertHoldsAll(this.deps.catalog, ctx.actor, row.permissions);
       }
       const expiresAt = action === "now" ? now : new Date(now.getTime() + RESET_SECONDS * 1000);
       await apiKeys.update(tx, companyId, id, { expires_at: expiresAt });

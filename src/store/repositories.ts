@@ -168,6 +168,17 @@ export const apiKeys = {
       .where("id", "=", id)
       .execute();
   },
+  /** Every permission the unrevoked keys of one API user were given. */
+  async grantedTo(db: Db, companyId: string, credentialId: string): Promise<string[]> {
+    const rows = await db
+      .selectFrom("api_keys")
+      .select("permissions")
+      .where("company_id", "=", companyId)
+      .where("credential_id", "=", credentialId)
+      .where("status", "=", "active")
+      .execute();
+    return [...new Set(rows.flatMap((r) => r.permissions))];
+  },
   /**
    * The verification lookup: one indexed query returning the key with its credential's and company's
    * state, so deciding a key never needs a second round trip.

@@ -70,6 +70,48 @@ describe.each(BACKENDS)("nobody loosens what holds more than they do, on %s", (k
     expect((await read(`/v1/keys/${fresh}`)).status).toBe("revoked");
   });
 
+  it("cannot narrow a stronger API user to get at its guards, nor loosen a key whose API user was narrowed", async () => {
+    const made = await h.call("POST", "/v1/credentials", {
+      key: co.key,
+      json: { name: "Narrowed", permissions: ["payout:read", "payout:create"], allowed_ips: ["10.0.0.0/8"] },
+    });
+    const id = made.json().data.id;
+    const key = await h.createKey(co, {
+      credential_id: id,
+      permissions: ["payout:read", "payout:create"],
+      allowed_ips: ["10.1.0.0/16"],
+    });
+    const narrowing = await asNarrow("PATCH", `/v1/credentials/${id}`, { permissions: ["payout:read"] });
+    expect(narrowing.statusCode).toBe(403);
+    expect(narrowing.json().error.code).toBe("PERMISSION_NOT_HELD");
+
+    // The owner narrows it; the key's own grant still counts for who may loosen or renew it.
+    const owner = await h.call("PATCH", `/v1/credentials/${id}`, {
+      key: co.key,
+      json: { permissions: ["payout:read"] },
+    });
+    expect(owner.statusCode).toBe(200);
+    expect((await read(`/v1/keys/${key.id}`)).permissions).toEqual(["payout:read"]);
+    for (const [method, url, body] of [
+      ["PATCH", `/v1/keys/${key.id}`, { allowed_ips: [] }],
+      ["POST", `/v1/keys/${key.id}/rotate`, {}],
+      ["PATCH", `/v1/credentials/${id}`, { allowed_ips: [] }],
+    ] as const) {
+      const res = await asNarrow(method, url, body);
+      expect(res.json().error?.code, `${method} ${url}`).toBe("PERMISSION_NOT_HELD");
+    }
+    // Given its permissions back, the key is as guarded as before.
+    await h.call("PATCH", `/v1/credentials/${id}`, {
+      key: co.key,
+      json: { permissions: ["payout:read", "payout:create"] },
+    });
+    const verified = await h.call("POST", "/v1/verify", {
+      key: co.key,
+      json: { key: key.key, ip: "203.0.113.9", permissions: ["payout:create"] },
+    });
+    expect(verified.json().data.code).toBe("IP_NOT_ALLOWED");
+  });
+
   it("lets it loosen a key that holds no more than it does", async () => {
     const small = await h.createKey(co, { permissions: ["payout:read"], allowed_ips: ["10.0.0.0/8"] });
     const res = await asNarrow("PATCH", `/v1/keys/${small.id}`, { allowed_ips: ["10.0.0.0/8", "192.0.2.1"] });

@@ -11,7 +11,9 @@ export function grantable(actor: Actor): ReadonlySet<string> | "all" {
 
 /**
  * What a key may do: what it was given, cut to what its API user holds now. A key never does more than
- * its API user, even after the user's permissions shrank. Verification, views and rotation all use this.
+ * its API user, even after the user's permissions shrank. Verification and the views use this. A change
+ * that could loosen a key checks all it was given instead (see `assertHoldsAll`), since its API user may
+ * be given the rest back.
  */
 export function effectivePermissions(
   keyPermissions: readonly string[],

@@ -18,8 +18,9 @@ export interface ChainedEvent {
   user_agent: string | null;
   totp_used: boolean;
   prev_hash: string;
-  /** Absent on events written before live and test were split (their hashes never covered it). */
+  /** Absent on events written before live and test were split (their hashes never covered them). */
   environment?: "live" | "test";
+  actor_environment?: "live" | "test";
 }
 
 export const GENESIS_HASH = "0".repeat(64);

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from "kysely";
-import { actingEnvironment, assertActsInLive, sees } from "../core/access/environments.ts";
+import { actingEnvironment, assertActsInLive, sees, seesActor } from "../core/access/environments.ts";
 import { actorLabel, actorRef } from "../core/actor.ts";
 import {
   type ChainCheck,
@@ -58,18 +58,23 @@ function toChained(row: AuditEventRow): ChainedEvent & { hash: string } {
     totp_used: row.totp_used,
     prev_hash: row.prev_hash,
     hash: row.hash,
-    // Events from before environments existed have none, and hashed without the field.
+    // Events from before environments existed have none, and hashed without the fields.
     ...(row.environment ? { environment: row.environment } : {}),
+    ...(row.actor_environment ? { actor_environment: row.actor_environment } : {}),
   };
 }
 
-export function auditView(row: AuditEventRow): AuditEvent {
+/** An event as `viewer` may read it: a key or API user of a world it cannot see stays unnamed. */
+export function auditView(row: AuditEventRow, viewer: Actor): AuditEvent {
+  const named = seesActor(viewer, row.actor_type, row.actor_environment);
   return {
     id: row.id,
     seq: Number(row.seq),
     at: row.at.toISOString(),
     action: row.action,
-    actor: { type: row.actor_type, id: row.actor_id, label: row.actor_label },
+    actor: named
+      ? { type: row.actor_type, id: row.actor_id, label: row.actor_label }
+      : { type: row.actor_type, id: null, label: null },
     target: row.target_type && row.target_id ? { type: row.target_type, id: row.target_id } : null,
     changes: row.changes,
     ip: row.ip,
@@ -117,6 +122,7 @@ export class AuditService {
       totp_used: ctx.totpUsed,
       prev_hash: head.hash,
       ...(entry.environment ? { environment: entry.environment } : {}),
+      ...(ctx.actor.kind === "platform" ? {} : { actor_environment: ctx.actor.environment }),
     };
     const hash = eventHash(event);
     await tx
@@ -139,7 +145,15 @@ export class AuditService {
     actor: Actor,
   ): Promise<{ events: AuditEvent[]; next_cursor: string | null }> {
     let q = this.deps.db.selectFrom("audit_events").selectAll().where("chain", "=", companyId);
-    if (actingEnvironment(actor) === "test") q = q.where("environment", "=", "test");
+    if (actingEnvironment(actor) === "test") {
+      q = q.where("environment", "=", "test");
+      // Asking for a live key or API user by id must not tell whether it acted.
+      if (filters.actor) {
+        q = q.where((eb) =>
+          eb.or([eb("actor_type", "not in", ["key", "credential"]), eb("actor_environment", "=", "test")]),
+        );
+      }
+    }
     if (filters.actor) {
       const actor = filters.actor;
       q = q.where((eb) => eb.or([eb("actor_id", "=", actor), eb("actor_label", "=", actor)]));
@@ -160,7 +174,10 @@ export class AuditService {
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
     const last = shown.at(-1);
-    return { events: shown.map(auditView), next_cursor: more && last ? String(Number(last.seq)) : null };
+    return {
+      events: shown.map((row) => auditView(row, actor)),
+      next_cursor: more && last ? String(Number(last.seq)) : null,
+    };
   }
 
   /** Every event of a company's chain, oldest first, in pages (for export and verification). */
@@ -181,9 +198,10 @@ export class AuditService {
     }
   }
 
-  /** A company's events for export, oldest first; a test caller's cut to test events. */
-  async *export(companyId: string, actor: Actor): AsyncGenerator<AuditEventRow> {
-    for await (const row of this.stream(companyId)) if (sees(actor, row.environment)) yield row;
+  /** A company's events for export, oldest first, as `actor` may read them (a test caller: test events). */
+  async *export(companyId: string, actor: Actor): AsyncGenerator<AuditEvent> {
+    for await (const row of this.stream(companyId))
+      if (sees(actor, row.environment)) yield auditView(row, actor);
   }
 
   /** A company's chain, checked; it spans both environments, so a test caller may not ask. */

@@ -28,7 +28,7 @@ import type { CredentialRow, Database } from "../store/schema.ts";
 import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
-import { type CredentialView, credentialView } from "./views.ts";
+import { type CredentialView, credentialView, shownTo } from "./views.ts";
 
 export interface CreateCredentialInput {
   name: string;
@@ -161,7 +161,11 @@ export class CredentialService {
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
     return {
-      credentials: shown.map((r) => this.view(r)),
+      credentials: await shownTo(
+        this.deps.db,
+        actor,
+        shown.map((r) => this.view(r)),
+      ),
       next_cursor: more ? (shown.at(-1)?.id ?? null) : null,
     };
   }
@@ -170,7 +174,7 @@ export class CredentialService {
     const row = await credentials.get(this.deps.db, companyId, id);
     if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
     assertSees(actor, row.environment, "API credential");
-    return this.view(row);
+    return (await shownTo(this.deps.db, actor, [this.view(row)]))[0] as CredentialView;
   }
 
   async update(
@@ -237,7 +241,7 @@ export class CredentialService {
     });
     // Its keys' cached answers carry its status, permissions and allowlist.
     this.deps.changes.emit({ kind: "credential", credentialId: id });
-    return updated;
+    return (await shownTo(this.deps.db, ctx.actor, [updated]))[0] as CredentialView;
   }
 
   /**

@@ -28,7 +28,7 @@ import type { ApiKeyRow, Database } from "../store/schema.ts";
 import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
-import { type KeyView, keyStatus, keyView } from "./views.ts";
+import { type KeyView, keyStatus, keyView, shownTo } from "./views.ts";
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
 export const MAX_GRACE_SECONDS = 7 * 24 * 3600;
@@ -119,6 +119,11 @@ export class KeyService {
     const result = await this.deps.db.transaction().execute(work);
     this.deps.changes.emit({ kind: "key", keyId: id });
     return result;
+  }
+
+  /** A key as the actor may read it (see `shownTo`). */
+  private async shown(actor: Actor, view: KeyView): Promise<KeyView> {
+    return (await shownTo(this.deps.db, actor, [view]))[0] as KeyView;
   }
 
   /**
@@ -254,17 +259,18 @@ export class KeyService {
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
     const held = await credentials.permissionsOf(this.deps.db, companyId, shown);
+    const views = shown.map((r) =>
+      this.view(r, r.credential_id === null ? null : (held.get(r.credential_id) ?? null)),
+    );
     return {
-      keys: shown.map((r) =>
-        this.view(r, r.credential_id === null ? null : (held.get(r.credential_id) ?? null)),
-      ),
+      keys: await shownTo(this.deps.db, actor, views),
       next_cursor: more ? (shown.at(-1)?.id ?? null) : null,
     };
   }
 
   async get(companyId: string, id: string, actor: Actor): Promise<KeyView> {
     const { row, credentialPermissions } = await this.found(this.deps.db, companyId, id, actor);
-    return this.view(row, credentialPermissions);
+    return this.shown(actor, this.view(row, credentialPermissions));
   }
 
   /** Requests per UTC day over the last `days` days (today included), zeros where nothing was counted. */
@@ -304,7 +310,7 @@ export class KeyService {
     const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
     const rateLimits = patch.rate_limits === undefined ? undefined : checkRateLimits(patch.rate_limits);
     const ctx = await this.deps.guard.confirm(given, "keys.update", patch);
-    return this.changingKey(id, async (tx) => {
+    const view = await this.changingKey(id, async (tx) => {
       const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, row.environment, "API key");
       const effective = effectivePermissions(row.permissions, credentialPermissions);
@@ -366,12 +372,13 @@ export class KeyService {
       }
       return this.view(updated, credentialPermissions);
     });
+    return this.shown(ctx.actor, view);
   }
 
   /** Immediate and final. Revoking a revoked key changes nothing and succeeds. */
   async revoke(companyId: string, id: string, given: Ctx): Promise<KeyView> {
     const ctx = await this.deps.guard.confirm(given, "keys.revoke", undefined);
-    return this.changingKey(id, async (tx) => {
+    const view = await this.changingKey(id, async (tx) => {
       const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, row.environment, "API key");
       if (row.status === "revoked") return this.view(row, credentialPermissions);
@@ -391,6 +398,7 @@ export class KeyService {
       });
       return this.view({ ...row, status: "revoked", revoked_at: now }, credentialPermissions);
     });
+    return this.shown(ctx.actor, view);
   }
 
   /**
@@ -473,7 +481,7 @@ export class KeyService {
   /** For a rotated key still in its overlap: reset its expiry to 24 h from now, or end it now. */
   async changeExpiry(companyId: string, id: string, action: "reset" | "now", given: Ctx): Promise<KeyView> {
     const ctx = await this.deps.guard.confirm(given, "keys.expiry", { action });
-    return this.changingKey(id, async (tx) => {
+    const view = await this.changingKey(id, async (tx) => {
       const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, row.environment, "API key");
       if (row.replaced_by === null) throw new LatchkeyError("KEY_NOT_ROTATED");
@@ -497,6 +505,7 @@ export class KeyService {
       });
       return this.view({ ...row, expires_at: expiresAt }, credentialPermissions);
     });
+    return this.shown(ctx.actor, view);
   }
 }
 

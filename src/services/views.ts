@@ -1,10 +1,37 @@
+import { actingEnvironment, seesActor } from "../core/access/environments.ts";
+import type { Actor } from "../core/actor.ts";
 import { type Catalog, describeSelection } from "../core/catalog.ts";
 import type { CredentialView, KeyView } from "../core/views.ts";
+import { actorEnvironments, type Db } from "../store/repositories.ts";
 import type { ApiKeyRow, CredentialRow } from "../store/schema.ts";
 
 export type { CredentialView, KeyView };
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+/**
+ * Views as `viewer` may read them: an object made by a key or API user of a world the viewer cannot
+ * see says `created_by: "live"`, not which one.
+ */
+export async function shownTo<T extends { created_by: string }>(
+  db: Db,
+  viewer: Actor,
+  views: T[],
+): Promise<T[]> {
+  if (actingEnvironment(viewer) === "live") return views;
+  const environments = await actorEnvironments(
+    db,
+    views.map((v) => v.created_by),
+  );
+  return views.map((v) => {
+    const type = v.created_by.startsWith("key_")
+      ? "key"
+      : v.created_by.startsWith("cred_")
+        ? "credential"
+        : "";
+    return seesActor(viewer, type, environments.get(v.created_by)) ? v : { ...v, created_by: "live" };
+  });
+}
 
 export function keyStatus(row: Pick<ApiKeyRow, "status" | "expires_at">, now: Date): KeyView["status"] {
   if (row.status === "revoked") return "revoked";

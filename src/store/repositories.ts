@@ -11,6 +11,33 @@ import type {
 /** A repository call works on the database or inside a transaction. */
 export type Db = Kysely<Database> | Transaction<Database>;
 
+/** The environments of the keys and API users among `ids` (what made an object: `created_by`). */
+export async function actorEnvironments(
+  db: Db,
+  ids: readonly string[],
+): Promise<Map<string, "live" | "test">> {
+  const keys = ids.filter((id) => id.startsWith("key_"));
+  const creds = ids.filter((id) => id.startsWith("cred_"));
+  const found = new Map<string, "live" | "test">();
+  if (keys.length > 0) {
+    const rows = await db
+      .selectFrom("api_keys")
+      .select(["id", "environment"])
+      .where("id", "in", keys)
+      .execute();
+    for (const r of rows) found.set(r.id, r.environment);
+  }
+  if (creds.length > 0) {
+    const rows = await db
+      .selectFrom("credentials")
+      .select(["id", "environment"])
+      .where("id", "in", creds)
+      .execute();
+    for (const r of rows) found.set(r.id, r.environment);
+  }
+  return found;
+}
+
 export const companies = {
   async slugTaken(db: Db, slug: string): Promise<boolean> {
     const row = await db.selectFrom("companies").select("id").where("slug", "=", slug).executeTakeFirst();

@@ -79,6 +79,8 @@ export interface AuditEventsTable {
   hash: string;
   /** The environment of what the event is about; null for company-wide events (people, sign-ins). */
   environment: ColumnType<"live" | "test" | null, "live" | "test" | null | undefined, never>;
+  /** The environment the actor acted in (a key's, an API user's, a console's); null for the platform. */
+  actor_environment: ColumnType<"live" | "test" | null, "live" | "test" | null | undefined, never>;
 }
 
 export interface AuditHeadsTable {

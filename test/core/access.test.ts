@@ -6,6 +6,7 @@ import {
   assertMayCreateIn,
   listedEnvironment,
   sees,
+  seesActor,
 } from "../../src/core/access/environments.ts";
 import { assertHoldsAll, effectivePermissions, grantable, keyGrant } from "../../src/core/access/grants.ts";
 import { needsEnrolment, needsStepUp, POLICY } from "../../src/core/access/policy.ts";
@@ -83,6 +84,16 @@ describe("environments", () => {
     expect(codeOf(() => assertMayChange(person("developer"), "live"))).toBe("FORBIDDEN");
     expect(codeOf(() => assertMayChange(person("developer"), "test"))).toBeNull();
     expect(codeOf(() => assertMayChange(key("live"), "test"))).toBeNull();
+  });
+
+  it("a test caller is not told which live key or API user acted; people and the platform are no secret", () => {
+    expect(seesActor(key("test"), "key", "live")).toBe(false);
+    expect(seesActor(key("test"), "credential", "live")).toBe(false);
+    expect(seesActor(key("test"), "key", null)).toBe(false);
+    expect(seesActor(key("test"), "key", "test")).toBe(true);
+    expect(seesActor(key("test"), "user", "live")).toBe(true);
+    expect(seesActor(key("test"), "platform", null)).toBe(true);
+    expect(seesActor(key("live"), "key", "live")).toBe(true);
   });
 
   it("what spans both worlds is for live callers", () => {

@@ -227,6 +227,34 @@ describe.each(BACKENDS)("live and test kept apart on %s", (kind) => {
       expect(password.statusCode, password.body).toBe(200);
     });
 
+    it("is not told which live key or API user made or changed a test object", async () => {
+      const tk = await testKey();
+      const shown = await call(c(), "GET", `/v1/keys/${tk.id}`);
+      expect(shown.json().data.created_by).toBe("live");
+      const listed = await call(c(), "GET", "/v1/keys?limit=100");
+      expect(JSON.stringify(listed.json().data)).not.toContain(co.keyId);
+      const renamed = await call(c(), "PATCH", `/v1/keys/${tk.id}`, { name: "renamed" });
+      expect(renamed.json().data.created_by).toBe("live");
+      const credentials = await call(c(), "GET", `/v1/credentials/${test.credential}`);
+      expect(credentials.json().data.created_by).not.toBe(co.keyId);
+
+      for (const url of ["/v1/audit?limit=200", `/v1/audit?actor=${co.keyId}`, "/v1/audit/export"]) {
+        const res = await call(c(), "GET", url);
+        expect(res.statusCode).toBe(200);
+        expect(res.body, url).not.toContain(co.keyId);
+        expect(res.body, url).not.toContain(co.keyPrefix);
+      }
+      const byLiveKey = await call(c(), "GET", `/v1/audit?actor=${co.keyId}`);
+      expect(byLiveKey.json().data.events).toEqual([]);
+      // The event is there, about the test key, with its actor unnamed.
+      const about = await call(c(), "GET", `/v1/audit?target=${tk.id}`);
+      const created = about.json().data.events.find((e: { action: string }) => e.action === "key.created");
+      expect(created).toMatchObject({
+        action: "key.created",
+        actor: { type: "key", id: null, label: null },
+      });
+    });
+
     it("reads test audit events only, and may not check the whole chain", async () => {
       for (const url of ["/v1/audit?limit=200", "/v1/audit/export"]) {
         const res = await call(c(), "GET", url);

@@ -26,6 +26,20 @@ export function listedEnvironment(actor: Actor, asked?: Environment): Environmen
   return actingEnvironment(actor) === "test" ? "test" : asked;
 }
 
+/**
+ * Whether the actor may learn who another caller was (in an audit event, a `created_by`): a key or an
+ * API user of the other world is a live object like any other, so a test caller is not told its id or
+ * prefix. People are company-wide, and the platform is no secret.
+ */
+export function seesActor(
+  viewer: Actor,
+  actorType: string,
+  actorEnvironment: Environment | null | undefined,
+): boolean {
+  if (actorType !== "key" && actorType !== "credential") return true;
+  return sees(viewer, actorEnvironment ?? null);
+}
+
 /** A developer writes test keys only (the role's rule), whichever way the console is switched. */
 export function restrictedToTest(actor: Actor): boolean {
   return actor.kind === "user" && actor.role === "developer";

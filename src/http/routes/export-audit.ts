@@ -1,7 +1,6 @@
 import { Readable } from "node:stream";
 import { Type } from "typebox";
 import { POLICY } from "../../core/access/policy.ts";
-import { auditView } from "../../services/audit.ts";
 import { actorOf, companyOf, requireCaller } from "../auth.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -20,10 +19,9 @@ export default function exportAudit(app: App, { services }: RouteDeps) {
     },
     async (request, reply) => {
       const f = auditFilters(request.query);
-      const rows = services.audit.export(companyOf(request), actorOf(request));
+      const events = services.audit.export(companyOf(request), actorOf(request));
       async function* lines() {
-        for await (const row of rows) {
-          const e = auditView(row);
+        for await (const e of events) {
           if (
             f.action &&
             !(f.action.endsWith(".*") ? e.action.startsWith(f.action.slice(0, -1)) : e.action === f.action)

@@ -31,14 +31,17 @@ interface CredentialRecord {
  *   since a password would act in live as it always did);
  * - every company gets a default test credential if it has none, so test keys can be issued at once.
  * Key hashes, ids and prefixes do not change, so every key verifies as before.
- * Audit events gain an environment column; older events keep null, which test callers never see (they
- * were written before the split, and may concern live objects). Their hashes are unchanged.
+ * Audit events gain the environment of what they are about and of who acted; older events keep null,
+ * which test callers never see (they were written before the split, and may concern live objects).
+ * Their hashes are unchanged.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE credentials ADD COLUMN environment text NOT NULL DEFAULT 'live'
             CHECK (environment IN ('live', 'test'))`.execute(db);
   await sql`ALTER TABLE audit_events ADD COLUMN environment text
             CHECK (environment IN ('live', 'test'))`.execute(db);
+  await sql`ALTER TABLE audit_events ADD COLUMN actor_environment text
+            CHECK (actor_environment IN ('live', 'test'))`.execute(db);
   await sql`CREATE INDEX credentials_company_env ON credentials (company_id, environment, id)`.execute(db);
 
   const rows = await sql<CredentialRecord>`
@@ -91,6 +94,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`DROP INDEX credentials_company_env`.execute(db);
+  await sql`ALTER TABLE audit_events DROP COLUMN actor_environment`.execute(db);
   await sql`ALTER TABLE audit_events DROP COLUMN environment`.execute(db);
   await sql`ALTER TABLE credentials DROP COLUMN environment`.execute(db);
 }

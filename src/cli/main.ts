@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { Command } from "commander";
 import { type Config, ConfigError, loadConfig } from "../config.ts";
 import { createRuntime, runtimeOptions, storeOptions } from "../runtime.ts";
@@ -5,7 +6,7 @@ import { startServer } from "../server.ts";
 import { platformCtx } from "../services/actor.ts";
 import type { Services } from "../services/services.ts";
 import { DataDirLockedError, readLock } from "../store/lock.ts";
-import { MigrationError, migrateToLatest, openStore } from "../store/store.ts";
+import { embeddedStoreExists, MigrationError, migrateToLatest, openStore } from "../store/store.ts";
 
 /**
  * Runs a platform operation: through the running embedded server's API when one holds the data dir
@@ -16,6 +17,7 @@ async function asPlatform<T>(
   command: string,
   http: { method: "GET" | "POST"; path: string; body?: unknown },
   local: (services: Services) => Promise<T>,
+  opts: { createStore?: boolean } = {},
 ): Promise<T> {
   const holder = config.databaseUrl ? null : readLock(config.dataDir);
   if (holder?.url && holder.control_token) {
@@ -35,6 +37,15 @@ async function asPlatform<T>(
     if (!json.success || json.data === undefined)
       throw new Error(`${json.error?.code}: ${json.error?.message}`);
     return json.data;
+  }
+  // A command run where no store is (a terminal without the server's DATABASE_URL, another directory)
+  // would otherwise make a new embedded one and write there, unseen by the real server.
+  if (!config.databaseUrl && !opts.createStore && !embeddedStoreExists(config.dataDir)) {
+    throw new ConfigError(
+      `no store to ${command} into: DATABASE_URL is unset and ${resolve(config.dataDir)} (LATCHKEY_DATA_DIR) holds no ` +
+        "embedded store. Set DATABASE_URL to your PostgreSQL, or LATCHKEY_DATA_DIR to the running server's data dir" +
+        (command === "bootstrap" ? ", or pass --create-store to start a new embedded store here." : "."),
+    );
   }
   // A one-shot command: no cluster and no usage flush timer, only the store and the services.
   const { store, secret, catalog, keyPrefix } = runtimeOptions(config, command);
@@ -95,7 +106,8 @@ program
   .requiredOption("--company <name>", "the company's name")
   .requiredOption("--owner-email <email>", "the owner's email address")
   .option("--json", "print the result as JSON (the same as POST /v1/admin/companies)")
-  .action(async (opts: { company: string; ownerEmail: string; json?: boolean }) => {
+  .option("--create-store", "with no server running and no store in LATCHKEY_DATA_DIR, create one there")
+  .action(async (opts: { company: string; ownerEmail: string; json?: boolean; createStore?: boolean }) => {
     const config = loadConfig();
     const body = { name: opts.company, owner_email: opts.ownerEmail };
     const data = await asPlatform(
@@ -103,6 +115,7 @@ program
       "bootstrap",
       { method: "POST", path: "/v1/admin/companies", body },
       (services) => services.companies.create(body, platformCtx()),
+      { createStore: opts.createStore === true },
     );
     if (opts.json) {
       console.log(JSON.stringify(data, null, 2));

@@ -14,6 +14,18 @@ import type { Database } from "./schema.ts";
 
 export type StoreKind = "pglite" | "postgres";
 
+/** Where the store reports an outage (the runtime hands in the server's logger). */
+export interface StoreLog {
+  warn(msg: string): void;
+  info(msg: string): void;
+}
+
+/** One line on stderr: a store opened without a logger still says that it lost the database. */
+const STDERR_LOG: StoreLog = {
+  warn: (msg) => process.stderr.write(`${msg}\n`),
+  info: (msg) => process.stderr.write(`${msg}\n`),
+};
+
 export interface Store {
   kind: StoreKind;
   db: Kysely<Database>;
@@ -21,7 +33,58 @@ export interface Store {
   lock: DataDirLock | null;
   /** The embedded store's data as a tarball (used to start test stores from a migrated template). */
   dump?: () => Promise<Blob>;
+  /** Runs `SELECT 1`; rejects when the store does not answer within `timeoutMs`. */
+  ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * SQLSTATEs and socket errors that mean the database is not there (restarting, shut down, unreachable),
+ * not that a statement is wrong: class 08 (connection exception), 57P01–57P03 (admin or crash shutdown,
+ * cannot connect now) and 53300 (too many connections).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123]|53300)$/;
+const UNAVAILABLE_ERRNO = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+/** What node-postgres and its pool say when a connection ends or cannot be had in time. */
+const UNAVAILABLE_MESSAGE =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection timed out|the store did not answer)/;
+
+/**
+ * Whether an error means the store is unreachable (so the request may succeed if retried shortly),
+ * as opposed to a bug or bad data. The one place that decides it: the HTTP error handler answers these
+ * with 503 STORE_UNAVAILABLE, and readiness reports them.
+ */
+export function isStoreUnavailable(err: unknown, depth = 0): boolean {
+  if (typeof err !== "object" || err === null || depth > 3) return false;
+  const { code, message, cause, errors } = err as {
+    code?: unknown;
+    message?: unknown;
+    cause?: unknown;
+    errors?: unknown;
+  };
+  if (typeof code === "string" && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code))) return true;
+  if (typeof message === "string" && UNAVAILABLE_MESSAGE.test(message)) return true;
+  // Node reports a refused connection to every address of a name as one AggregateError.
+  if (Array.isArray(errors) && errors.some((e) => isStoreUnavailable(e, depth + 1))) return true;
+  return isStoreUnavailable(cause, depth + 1);
+}
+
+/** Rejects after `ms` unless `work` settles first. */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the store did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 export type StoreOptions =
@@ -70,16 +133,59 @@ async function initDataDir(dataDir: string): Promise<void> {
   }
 }
 
-/** Opens the store. The embedded one takes its data dir's lock first: a second opener fails, naming the first. */
-export async function openStore(options: StoreOptions): Promise<Store> {
+/** Whether `dataDir` already holds an embedded store (one `latchkey serve` initialised). */
+export function embeddedStoreExists(dataDir: string): boolean {
+  return existsSync(join(dataDir, "pgdata", "PG_VERSION"));
+}
+
+/** How long a request waits for a pooled connection before the store counts as unavailable. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * A pool that outlives its database: an idle connection the server ends (a restart, a failover,
+ * `pg_terminate_backend`) is an `error` event on the pool, which without a listener would end the
+ * process. The pool drops that connection and opens a new one for the next query; here the outage is
+ * logged once, and its end once, when a connection is made again.
+ */
+function resilientPool(config: pg.PoolConfig, log: StoreLog): pg.Pool {
+  const pool = new pg.Pool(config);
+  let down = false;
+  pool.on("error", (err) => {
+    if (down) return;
+    down = true;
+    log.warn(`PostgreSQL connection lost (${err.message}); reconnecting on the next query`);
+  });
+  pool.on("connect", () => {
+    if (!down) return;
+    down = false;
+    log.info("PostgreSQL connection re-established");
+  });
+  return pool;
+}
+
+/**
+ * Opens the store. The embedded one takes its data dir's lock first: a second opener fails, naming the
+ * first. `log` hears of a lost database connection (default: a line on stderr).
+ */
+export async function openStore(options: StoreOptions, log: StoreLog = STDERR_LOG): Promise<Store> {
   if (options.kind === "postgres") {
-    const pool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize ?? 10,
-      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
-    });
+    const pool = resilientPool(
+      {
+        connectionString: options.url,
+        max: options.poolSize ?? 10,
+        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+        ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+      },
+      log,
+    );
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { kind: "postgres", db, lock: null, close: () => db.destroy() };
+    return track({
+      kind: "postgres",
+      db,
+      lock: null,
+      ping: (ms) => withTimeout(pool.query("SELECT 1").then(() => undefined), ms),
+      close: () => db.destroy(),
+    });
   }
   const lock = options.dataDir ? acquireDataDirLock(options.dataDir, options.command ?? "serve") : null;
   try {
@@ -92,20 +198,43 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     });
     await pglite.waitReady;
     const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
-    return {
+    return track({
       kind: "pglite",
       db,
       lock,
       dump: async () => (await pglite.dumpDataDir("none")) as Blob,
+      ping: (ms) => withTimeout(pglite.query("SELECT 1").then(() => undefined), ms),
       async close() {
         await db.destroy();
         lock?.release();
       },
-    };
+    });
   } catch (err) {
     lock?.release();
     throw err;
   }
+}
+
+/** The stores this process has open, for readiness. */
+const openStores = new Set<Store>();
+
+function track(store: Store): Store {
+  openStores.add(store);
+  const close = store.close;
+  store.close = () => {
+    openStores.delete(store);
+    return close();
+  };
+  return store;
+}
+
+/**
+ * Resolves when every store this process has open answers `SELECT 1` within `timeoutMs` (a server has
+ * one); rejects with the first failure. Readiness asks this: the HTTP routes are handed the services,
+ * not the store.
+ */
+export async function pingOpenStores(timeoutMs: number): Promise<void> {
+  await Promise.all([...openStores].map((store) => store.ping(timeoutMs)));
 }
 
 export class MigrationError extends Error {

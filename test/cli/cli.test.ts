@@ -327,6 +327,35 @@ describe("latchkey on the embedded store", () => {
   );
 });
 
+describe("the CLI never guesses a store", () => {
+  it(
+    "bootstrap and audit verify refuse a data dir with no store, naming what they would have used",
+    SLOW,
+    async () => {
+      const dataDir = join(tempDir(), "not-there");
+      const env = baseEnv({ LATCHKEY_DATA_DIR: dataDir });
+      for (const args of [
+        ["bootstrap", "--company", "Lost Co", "--owner-email", "lost@co.test", "--json"],
+        ["audit", "verify"],
+      ]) {
+        const result = await run(args, env);
+        expect(result.code, args.join(" ")).toBe(1);
+        expect(result.stderr).toContain(dataDir);
+        expect(result.stderr).toContain("DATABASE_URL");
+        expect(result.stderr).not.toMatch(/\n\s+at /);
+        expect(result.stdout).toBe("");
+        expect(existsSync(join(dataDir, "pgdata")), args.join(" ")).toBe(false);
+      }
+      const created = await run(
+        ["bootstrap", "--company", "New Co", "--owner-email", "new@co.test", "--json", "--create-store"],
+        env,
+      );
+      expectBootstrapped(created, "New Co", "new@co.test");
+      expect(existsSync(join(dataDir, "pgdata", "PG_VERSION"))).toBe(true);
+    },
+  );
+});
+
 describe("latchkey refuses a bad configuration", () => {
   const env = () => baseEnv({ LATCHKEY_DATA_DIR: tempDir() });
 

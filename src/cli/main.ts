@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command } from "commander";
 import { type Config, ConfigError, loadConfig } from "../config.ts";
@@ -57,8 +58,14 @@ async function asPlatform<T>(
   }
 }
 
+/** The release, from package.json (the CLI runs from a checkout or an installed package alike). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
 const program = new Command()
   .name("latchkey")
+  .version(VERSION)
   .description(
     "Self-hosted API credentials: scoped keys, IP allowlists, rotation, revocation and verification.",
   );

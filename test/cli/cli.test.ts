@@ -327,6 +327,15 @@ describe("latchkey on the embedded store", () => {
   );
 });
 
+describe("latchkey --version", () => {
+  it("prints the package's version", SLOW, async () => {
+    const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
+    const result = await run(["--version"], baseEnv({}));
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim()).toBe(version);
+  });
+});
+
 describe("the CLI never guesses a store", () => {
   it(
     "bootstrap and audit verify refuse a data dir with no store, naming what they would have used",

@@ -55,7 +55,7 @@ export interface Runtime {
  */
 export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const owned = !("db" in opts.store);
-  const store = "db" in opts.store ? opts.store : await openStore(opts.store);
+  const store = "db" in opts.store ? opts.store : await openStore(opts.store, opts.log);
   let cluster: Cluster | null = null;
   try {
     const secret = typeof opts.secret === "function" ? opts.secret() : opts.secret;

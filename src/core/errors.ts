@@ -49,6 +49,7 @@ export const ERRORS = {
   LOGIN_LOCKED: { status: 429, message: "Too many failed sign-ins. Try again later." },
   INTERNAL_ERROR: { status: 500, message: "Something went wrong on our side." },
   SERVICE_UNAVAILABLE: { status: 503, message: "The service is not ready." },
+  STORE_UNAVAILABLE: { status: 503, message: "The database cannot be reached. Try again shortly." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

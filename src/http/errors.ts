@@ -1,5 +1,9 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERRORS, type ErrorCode, LatchkeyError } from "../core/errors.ts";
+import { isStoreUnavailable } from "../store/store.ts";
+
+/** Seconds a caller is asked to wait while the store is unreachable (a restart takes about that). */
+export const STORE_RETRY_AFTER_SECONDS = 1;
 
 /** Fastify's own error codes for bad input, mapped onto our catalog. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -36,9 +40,32 @@ export function latchkeyErrorReply(err: LatchkeyError, requestId: string) {
       field: typeof field === "string" ? field : undefined,
       details,
     }),
-    // Throttled callers are told when to come back, in the header clients and proxies understand.
+    // Throttled callers, and callers of a node whose store is away, are told when to come back, in the
+    // header clients and proxies understand.
     retryAfter:
-      typeof details.retry_after === "number" && ERRORS[err.code].status === 429 ? details.retry_after : null,
+      typeof details.retry_after === "number" && [429, 503].includes(ERRORS[err.code].status)
+        ? details.retry_after
+        : null,
+  };
+}
+
+/** The answer while the store cannot be reached: 503 STORE_UNAVAILABLE, retry after a second. */
+export function storeUnavailable(): LatchkeyError {
+  return new LatchkeyError("STORE_UNAVAILABLE", undefined, { retry_after: STORE_RETRY_AFTER_SECONDS });
+}
+
+/**
+ * What an error that is not a LatchkeyError answers: 503 with Retry-After when the store is unreachable,
+ * else a 500 (`log` is told of the 500s only: an outage is logged once by the store). For the error
+ * handler and the verify fast path.
+ */
+export function unexpectedErrorReply(err: unknown, requestId: string, log: (err: unknown) => void) {
+  if (isStoreUnavailable(err)) return latchkeyErrorReply(storeUnavailable(), requestId);
+  log(err);
+  return {
+    status: 500,
+    body: errorEnvelope("INTERNAL_ERROR", ERRORS.INTERNAL_ERROR.message, requestId),
+    retryAfter: null,
   };
 }
 
@@ -64,13 +91,17 @@ function validationField(err: FastifyError): string | undefined {
   return [path, name].filter(Boolean).join(".") || undefined;
 }
 
-/** The one place a failure becomes a status and an envelope. Anything unexpected is a logged 500. */
+function sendReply(reply: FastifyReply, answer: ReturnType<typeof latchkeyErrorReply>) {
+  if (answer.retryAfter !== null) reply.header("retry-after", answer.retryAfter);
+  return reply.status(answer.status).type("application/json").send(answer.body);
+}
+
+/**
+ * The one place a failure becomes a status and an envelope. An unreachable store is a 503 with
+ * Retry-After; anything else unexpected is a logged 500.
+ */
 export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  if (err instanceof LatchkeyError) {
-    const answer = latchkeyErrorReply(err, request.id);
-    if (answer.retryAfter !== null) reply.header("retry-after", answer.retryAfter);
-    return reply.status(answer.status).type("application/json").send(answer.body);
-  }
+  if (err instanceof LatchkeyError) return sendReply(reply, latchkeyErrorReply(err, request.id));
   if (err.validation) {
     const field = validationField(err);
     const where = err.validationContext ?? "request";
@@ -100,6 +131,8 @@ export function errorHandler(err: FastifyError, request: FastifyRequest, reply: 
     // Any other client error Fastify raises (e.g. prototype poisoning) is still the client's.
     return sendError(reply, request, "VALIDATION_ERROR", err.message);
   }
-  request.log.error({ err }, "unhandled error");
-  return sendError(reply, request, "INTERNAL_ERROR");
+  return sendReply(
+    reply,
+    unexpectedErrorReply(err, request.id, (e) => request.log.error({ err: e }, "unhandled error")),
+  );
 }

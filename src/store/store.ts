@@ -71,7 +71,8 @@ export function isStoreUnavailable(err: unknown, depth = 0): boolean {
     cause?: unknown;
     errors?: unknown;
   };
-  if (typeof code === "string" && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code))) return true;
+  if (typeof code === "string" && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code)))
+    return true;
   if (typeof message === "string" && UNAVAILABLE_MESSAGE.test(message)) return true;
   // Node reports a refused connection to every address of a name as one AggregateError.
   if (Array.isArray(errors) && errors.some((e) => isStoreUnavailable(e, depth + 1))) return true;
@@ -183,7 +184,11 @@ export async function openStore(options: StoreOptions, log: StoreLog = STDERR_LO
       kind: "postgres",
       db,
       lock: null,
-      ping: (ms) => withTimeout(pool.query("SELECT 1").then(() => undefined), ms),
+      ping: (ms) =>
+        withTimeout(
+          pool.query("SELECT 1").then(() => undefined),
+          ms,
+        ),
       close: () => db.destroy(),
     });
   }
@@ -203,7 +208,11 @@ export async function openStore(options: StoreOptions, log: StoreLog = STDERR_LO
       db,
       lock,
       dump: async () => (await pglite.dumpDataDir("none")) as Blob,
-      ping: (ms) => withTimeout(pglite.query("SELECT 1").then(() => undefined), ms),
+      ping: (ms) =>
+        withTimeout(
+          pglite.query("SELECT 1").then(() => undefined),
+          ms,
+        ),
       async close() {
         await db.destroy();
         lock?.release();

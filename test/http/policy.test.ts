@@ -40,8 +40,9 @@ function errorCode(res: { statusCode: number; json(): { error?: { code?: string 
   return res.statusCode >= 400 ? res.json().error?.code : undefined;
 }
 
-/** The API's own routes: under /v1, and the two public documents (the rest serves the console). */
-const isApi = (path: string) => path.startsWith("/v1/") || path === "/healthz" || path === "/openapi.json";
+/** The API's own routes: under /v1, liveness, readiness and the OpenAPI document (the rest serves the console). */
+const isApi = (path: string) =>
+  path.startsWith("/v1/") || path === "/healthz" || path === "/readyz" || path === "/openapi.json";
 
 const FAKE_ID: Record<string, string> = {
   keys: "key_0000000000000000000000",

@@ -63,6 +63,7 @@ const PEOPLE = { caller: "session", roles: MANAGER_ROLES } as const;
 /** Every action Latchkey's API offers, with its access. The security suite walks this table. */
 export const POLICY = {
   "health.get": { route: "GET /healthz", caller: "public" },
+  "ready.get": { route: "GET /readyz", caller: "public" },
   "openapi.get": { route: "GET /openapi.json", caller: "public" },
   "catalog.get": { route: "GET /v1/catalog", caller: "public" },
 

@@ -1,0 +1,216 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BACKENDS } from "../helpers/backends.ts";
+import { DisposablePostgres, postgresBinDir } from "./disposable-postgres.ts";
+
+/**
+ * A node on PostgreSQL while its database restarts and goes away: the process stays up, answers 503
+ * STORE_UNAVAILABLE with Retry-After (and readiness 503, liveness 200) while the database is gone,
+ * and works again within 2 s of it being back, with nothing it acknowledged lost.
+ */
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const BIN = join(ROOT, "bin/latchkey.js");
+const ADMIN_TOKEN = "fault-test-admin-token-0123456789";
+const BIN_DIR = postgresBinDir();
+const RUN = BACKENDS.includes("postgres") && BIN_DIR !== null;
+if (!RUN)
+  console.warn(
+    BIN_DIR === null
+      ? "skipping the PostgreSQL fault tests: no initdb under /usr/lib/postgresql/*/bin"
+      : "skipping the PostgreSQL fault tests: the postgres backend is not selected",
+  );
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const address = server.address();
+  await new Promise<void>((r) => server.close(() => r()));
+  if (typeof address !== "object" || !address) throw new Error("no port");
+  return address.port;
+}
+
+/** The parent's environment without anything Latchkey reads, so only what the test sets applies. */
+function env(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of Object.keys(out))
+    if (name.startsWith("LATCHKEY_") || name === "DATABASE_URL" || name === "PORT" || name === "REDIS_URL")
+      delete out[name];
+  delete out.NODE_OPTIONS;
+  return { ...out, HOST: "127.0.0.1", ...extra };
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: JSON from the server under test
+  body: any;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
+  let pg: DisposablePostgres;
+  let node: ChildProcess;
+  let output = "";
+  let url = "";
+  let mk = "";
+  /** Every credential the node answered 201 for: each must still be there at the end. */
+  const acknowledged: string[] = [];
+
+  async function call(method: string, path: string, json?: unknown, key = mk): Promise<Answer> {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        ...(key ? { "x-api-key": key } : {}),
+        ...(json !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+  }
+
+  let written = 0;
+  async function write(): Promise<Answer> {
+    written += 1;
+    const res = await call("POST", "/v1/credentials", {
+      name: `fault ${written}`,
+      permissions: ["payin:read"],
+    });
+    if (res.status === 201) acknowledged.push(res.body.data.id);
+    return res;
+  }
+
+  /** Writes until one succeeds; returns how long that took. */
+  async function untilWritable(limitMs: number): Promise<number> {
+    const started = Date.now();
+    let last: Answer | null = null;
+    while (Date.now() - started < limitMs) {
+      last = await write().catch(() => null);
+      if (last?.status === 201) return Date.now() - started;
+      await sleep(50);
+    }
+    throw new Error(`no write succeeded within ${limitMs} ms: ${JSON.stringify(last?.body)}\n${output}`);
+  }
+
+  /** Several requests at once, so the pool holds several connections, idle afterwards. */
+  async function fillPool() {
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => call("GET", "/v1/credentials?limit=1")),
+    );
+    for (const a of answers) expect(a.status).toBe(200);
+  }
+
+  const alive = () => node.exitCode === null && node.signalCode === null;
+
+  beforeAll(async () => {
+    pg = new DisposablePostgres(BIN_DIR as string, await freePort());
+    await pg.init();
+    await pg.start();
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    node = spawn(process.execPath, [BIN, "serve"], {
+      cwd: ROOT,
+      env: env({
+        PORT: String(port),
+        DATABASE_URL: pg.url,
+        LATCHKEY_SECRET: "fault-test-secret-0123456789abcdef0123456789",
+        LATCHKEY_ADMIN_TOKEN: ADMIN_TOKEN,
+      }),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    node.stdout?.on("data", (d) => {
+      output += d;
+    });
+    node.stderr?.on("data", (d) => {
+      output += d;
+    });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (!alive()) throw new Error(`serve exited:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`serve did not start:\n${output}`);
+      const ok = await fetch(`${url}/healthz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      if (ok) break;
+      await sleep(100);
+    }
+    const company = await fetch(`${url}/v1/admin/companies`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Fault Co", owner_email: "owner@fault.example" }),
+    });
+    expect(company.status).toBe(201);
+    mk = ((await company.json()) as { data: { management_key: { key: string } } }).data.management_key.key;
+    expect((await write()).status).toBe(201);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (node && alive()) {
+      node.kill("SIGTERM");
+      await once(node, "exit");
+    }
+    await pg?.destroy();
+  });
+
+  it("survives a restart (-m fast) with idle connections in the pool, and writes again within 2 s", async () => {
+    await fillPool();
+    await pg.restart();
+    const took = await untilWritable(2_000);
+    expect(alive(), output).toBe(true);
+    expect(took).toBeLessThan(2_000);
+    expect((await call("GET", "/readyz", undefined, "")).status).toBe(200);
+  }, 60_000);
+
+  it("answers 503 STORE_UNAVAILABLE with Retry-After while the database is down, readiness 503, liveness 200", async () => {
+    await fillPool();
+    await pg.stop("immediate");
+    // Give the pool a moment to hear its connections end, as it would in production.
+    await sleep(100);
+    expect(alive(), output).toBe(true);
+
+    for (let i = 0; i < 3; i++) {
+      const res = await write();
+      expect(res.status, JSON.stringify(res.body)).toBe(503);
+      expect(res.body).toMatchObject({ success: false, error: { code: "STORE_UNAVAILABLE" } });
+      expect(res.body.error.request_id).toMatch(/^req_/);
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    }
+    const ready = await call("GET", "/readyz", undefined, "");
+    expect(ready.status).toBe(503);
+    expect(ready.body.error.code).toBe("STORE_UNAVAILABLE");
+    expect(Number(ready.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    const live = await call("GET", "/healthz", undefined, "");
+    expect(live.status).toBe(200);
+    expect(alive(), output).toBe(true);
+  }, 60_000);
+
+  it("works again when the database is back, and has lost nothing it acknowledged", async () => {
+    await pg.start();
+    const took = await untilWritable(2_000);
+    expect(took).toBeLessThan(2_000);
+    expect(alive(), output).toBe(true);
+    expect((await call("GET", "/readyz", undefined, "")).status).toBe(200);
+
+    const listed = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const page = await call("GET", `/v1/credentials?limit=100${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(page.status).toBe(200);
+      for (const c of page.body.data.credentials) listed.add(c.id);
+      cursor = page.body.data.next_cursor;
+    } while (cursor);
+    expect(acknowledged.length).toBeGreaterThanOrEqual(3);
+    expect(acknowledged.filter((id) => !listed.has(id))).toEqual([]);
+    const keys = await call("GET", "/v1/keys");
+    expect(keys.status).toBe(200);
+    expect(keys.body.data.keys.length).toBeGreaterThan(0);
+    // One line says the connection was lost, not one per request.
+    expect(output.match(/PostgreSQL connection lost/g)?.length ?? 0).toBeLessThanOrEqual(2);
+  }, 60_000);
+});

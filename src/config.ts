@@ -20,6 +20,8 @@ export interface Config {
   adminToken: string | undefined;
   trustedProxies: string[];
   bodyLimit: number;
+  /** Milliseconds a request's headers and body have to arrive before it gets 408. */
+  requestTimeoutMs: number;
   usageFlushMs: number;
   sessionIdleMinutes: number;
   sessionMaxHours: number;
@@ -126,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken,
     trustedProxies: trusted.entries,
     bodyLimit: integer(env, "LATCHKEY_BODY_LIMIT", 64 * 1024, 1024, 10 * 1024 * 1024),
+    requestTimeoutMs: integer(env, "LATCHKEY_REQUEST_TIMEOUT_MS", 10_000, 1000, 3_600_000),
     usageFlushMs: integer(env, "LATCHKEY_USAGE_FLUSH_MS", 5000, 100, 3_600_000),
     sessionIdleMinutes: integer(env, "LATCHKEY_SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
     sessionMaxHours: integer(env, "LATCHKEY_SESSION_MAX_HOURS", 12, 1, 24 * 30),

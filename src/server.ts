@@ -43,6 +43,7 @@ export async function startServer(
       platformTokens: config.adminToken ? [config.adminToken] : [],
       ...(controlToken ? { controlToken } : {}),
       bodyLimit: config.bodyLimit,
+      requestTimeout: config.requestTimeoutMs,
       logger: opts.logger ?? { level: config.logLevel },
       health: () => {
         const node = cluster?.health();

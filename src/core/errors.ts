@@ -32,6 +32,7 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, message: "Not found." },
   ROUTE_NOT_FOUND: { status: 404, message: "No such route." },
   METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed." },
+  REQUEST_TIMEOUT: { status: 408, message: "The request did not arrive in time." },
   CONFLICT: { status: 409, message: "The request conflicts with the current state." },
   PERMISSIONS_IMMUTABLE: { status: 409, message: "A key's permissions are fixed at creation." },
   KEY_NOT_ACTIVE: { status: 409, message: "The key is revoked or expired." },

@@ -1,15 +1,16 @@
-import { createServer, type ServerOptions } from "node:http";
+import { createServer, type ServerOptions, type ServerResponse, STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, { type FastifyServerOptions } from "fastify";
-import { LatchkeyError } from "../core/errors.ts";
+import Fastify, { type ConnectionError, type FastifyServerOptions } from "fastify";
+import { ERRORS, type ErrorCode, LatchkeyError } from "../core/errors.ts";
 import { clientIp, compileTrustedProxies } from "../core/ip.ts";
 import { randomBase62 } from "../core/random.ts";
 import type { Services } from "../services/services.ts";
 import { registerConsole } from "./console.ts";
-import { errorHandler, sendError } from "./errors.ts";
+import { errorEnvelope, errorHandler, sendError } from "./errors.ts";
 import { registerRoutes } from "./routes/index.ts";
 import type { App } from "./types.ts";
 import { verifyFastPath } from "./verify-fast-path.ts";
@@ -22,6 +23,11 @@ export interface AppOptions {
   /** The running embedded server's token for the local CLI (kept in the data dir's lock file). */
   controlToken?: string;
   bodyLimit?: number;
+  /**
+   * Milliseconds a request's headers and body have, from its first byte, to arrive
+   * (LATCHKEY_REQUEST_TIMEOUT_MS); a later one gets 408 REQUEST_TIMEOUT and the connection is closed.
+   */
+  requestTimeout?: number;
   /** Pino options, or false for silence (tests). */
   logger?: boolean | Record<string, unknown>;
   version?: string;
@@ -31,12 +37,26 @@ export interface AppOptions {
   verifyFastPath?: boolean;
 }
 
-/** Never logged, whatever a log line carries: keys, secrets, passwords and the headers that hold them. */
+/** Request headers that carry a secret: a key, a secret, a password, a session, a code or a token. */
+const SECRET_HEADERS = [
+  "authorization",
+  "x-api-key",
+  "x-api-secret",
+  "cookie",
+  "x-totp-code",
+  "x-csrf-token",
+  "latchkey-verify-key",
+];
+
+/**
+ * Never logged, whatever a log line carries: keys, secrets, passwords, the headers that hold them, and
+ * the raw bytes of a request Node's parser refused (a parser error's rawPacket is the whole request).
+ * Latchkey's own lines never carry headers or bodies; these paths are what catches a line that would.
+ */
 const REDACT = [
-  "req.headers.authorization",
-  'req.headers["x-api-key"]',
-  'req.headers["x-api-secret"]',
-  "req.headers.cookie",
+  ...SECRET_HEADERS.flatMap((name) => [`req.headers["${name}"]`, `*.headers["${name}"]`]),
+  "rawPacket",
+  "*.rawPacket",
   "*.key",
   "*.secret",
   "*.password",
@@ -44,6 +64,32 @@ const REDACT = [
 ];
 
 type ServerTimeouts = "keepAliveTimeout" | "requestTimeout" | "connectionTimeout";
+
+/** The request timeout when none is given: LATCHKEY_REQUEST_TIMEOUT_MS's default. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+/**
+ * How often Node looks for requests past their timeout: a twentieth of it, from 50 ms to 1 s (Node's
+ * own default, 30 s, would let a 10 s timeout run to 40 s). Each look walks only the connections with
+ * a request still arriving.
+ */
+const checkEvery = (timeout: number) => Math.max(50, Math.min(1000, Math.floor(timeout / 20)));
+
+/** What a failure Node reports on a connection (its parser, its request timer) answers. */
+const CLIENT_ERRORS: Record<string, { status: number; code: ErrorCode; message?: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: "REQUEST_TIMEOUT" },
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    code: "VALIDATION_ERROR",
+    message: "The request headers are too large.",
+  },
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: { status: 413, code: "PAYLOAD_TOO_LARGE" },
+};
+const BAD_HTTP = {
+  status: 400,
+  code: "VALIDATION_ERROR",
+  message: "The request is not valid HTTP.",
+} as const;
 
 /** Request ids: `req_` + 10 random base62 characters for this process + a base-36 counter. */
 function requestIds(): () => string {
@@ -61,6 +107,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       ? false
       : { ...(opts.logger === true ? {} : opts.logger), redact: REDACT };
   const bodyLimit = opts.bodyLimit ?? 64 * 1024;
+  const requestTimeout = opts.requestTimeout ?? REQUEST_TIMEOUT_MS;
   const trusted = compileTrustedProxies(opts.trustedProxies ?? []);
   // Unique per node and cheap: a random node part and a counter (no entropy is needed per request).
   const nextRequestId = requestIds();
@@ -77,19 +124,31 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const app = Fastify({
     logger,
     bodyLimit,
-    // The server Fastify would make, with /v1/verify's fast path in front of it.
+    requestTimeout,
+    // The server Fastify would make, with /v1/verify's fast path in front of it. Node times every
+    // request from its first byte until its body is in, on every route and the fast path alike (a
+    // connection waiting between keep-alive requests is not timed by this); a request still arriving
+    // after `requestTimeout` is reported to clientErrorHandler, below, which answers 408.
     serverFactory: (handler, fastifyOptions) => {
       const options = fastifyOptions as unknown as Required<Pick<FastifyServerOptions, ServerTimeouts>> & {
         http?: ServerOptions;
       };
-      const server = createServer(options.http ?? {}, (req, res) => {
-        if (fast === null || !fast.handle(req, res, handler)) handler(req, res);
-      });
+      const server = createServer(
+        {
+          ...options.http,
+          requestTimeout: options.requestTimeout,
+          headersTimeout: options.requestTimeout,
+          connectionsCheckingInterval: checkEvery(options.requestTimeout),
+        },
+        (req, res) => {
+          if (fast === null || !fast.handle(req, res, handler)) handler(req, res);
+        },
+      );
       server.keepAliveTimeout = options.keepAliveTimeout;
-      server.requestTimeout = options.requestTimeout;
       server.setTimeout(options.connectionTimeout);
       return server;
     },
+    clientErrorHandler: (err, socket) => clientError(err, socket),
     genReqId: nextRequestId,
     // Client-supplied request ids are not trusted: ours are the ones logged and returned.
     requestIdHeader: false,
@@ -112,6 +171,43 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       );
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  /**
+   * A request Node's parser refused, or one that did not arrive in time: answered with the envelope
+   * where nothing of another answer is on the wire yet, and the connection closed. Fastify's own
+   * handler would log the error itself, and a parser error carries the whole request (its rawPacket:
+   * keys, Basic passwords, session cookies); this logs its code only.
+   */
+  function clientError(err: ConnectionError, socket: Socket) {
+    if (err.code === "ECONNRESET" || socket.destroyed) return;
+    const answer = CLIENT_ERRORS[err.code] ?? BAD_HTTP;
+    app.log.debug({ client_error: err.code, status: answer.status }, "client error");
+    // The answer in progress on this connection, if any: it may be this request's (not begun, so the
+    // envelope can take its place) or an earlier pipelined request's (whose bytes must come first).
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const free = !inFlight || (!inFlight.headersSent && inFlight.req?.complete === false);
+    if (!socket.writable || !free) {
+      socket.destroy();
+      return;
+    }
+    const requestId = nextRequestId();
+    const body = JSON.stringify(
+      errorEnvelope(answer.code, answer.message ?? ERRORS[answer.code].message, requestId),
+    );
+    const head =
+      `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\n` +
+      "content-type: application/json; charset=utf-8\r\n" +
+      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${requestId}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
+    // Ended, then closed once the answer is out (closing at once could reset it away); a peer that
+    // never reads it is dropped after a second.
+    const drop = setTimeout(() => socket.destroy(), 1000);
+    drop.unref();
+    socket.end(head + body, () => {
+      clearTimeout(drop);
+      socket.destroy();
+    });
+  }
 
   // An empty JSON body (a POST with nothing to say, like a rotation with the default grace) reads as {},
   // not as a parse error; anything else goes through Fastify's hardened parser.

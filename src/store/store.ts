@@ -151,12 +151,17 @@ const CONNECT_TIMEOUT_MS = 5_000;
 function resilientPool(config: pg.PoolConfig, log: StoreLog): pg.Pool {
   const pool = new pg.Pool(config);
   let down = false;
-  pool.on("error", (err) => {
+  const lost = (err: Error) => {
     if (down) return;
     down = true;
     log.warn(`PostgreSQL connection lost (${err.message}); reconnecting on the next query`);
-  });
-  pool.on("connect", () => {
+  };
+  pool.on("error", lost);
+  pool.on("connect", (client) => {
+    // The pool listens to idle connections only: one checked out between two statements (a
+    // transaction waiting on a hash) would otherwise end the process too. Its next query fails, the
+    // request answers 503, and the pool drops the broken connection when it is released.
+    client.on("error", lost);
     if (!down) return;
     down = false;
     log.info("PostgreSQL connection re-established");

@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { Compile } from "typebox/compile";
-import { ERRORS, LatchkeyError } from "../core/errors.ts";
+import { LatchkeyError } from "../core/errors.ts";
 import { clientIp, type IpMatcher } from "../core/ip.ts";
 import type { LimitDecision } from "../core/rate-limit.ts";
 import type { Services } from "../services/services.ts";
 import { type VerifyResult, verifierScope } from "../services/verification.ts";
 import { authorizeKeyCaller, type Presented, presentedCredentials, rateLimitHeaders } from "./auth.ts";
-import { errorEnvelope, latchkeyErrorReply } from "./errors.ts";
+import { latchkeyErrorReply, unexpectedErrorReply } from "./errors.ts";
 import { VERIFY_ACCESS, VerifyBody } from "./verify-request.ts";
 
 /** The route's own body schema. */
@@ -134,9 +134,9 @@ export function verifyFastPath(opts: FastPathOptions) {
         send(res, reply.status, Buffer.from(JSON.stringify(reply.body)), requestId, limit, reply.retryAfter);
         return;
       }
-      logError(err);
-      const body = errorEnvelope("INTERNAL_ERROR", ERRORS.INTERNAL_ERROR.message, requestId);
-      send(res, 500, Buffer.from(JSON.stringify(body)), requestId, null);
+      // A store outage is a 503 with Retry-After, as on the Fastify route; anything else a logged 500.
+      const reply = unexpectedErrorReply(err, requestId, logError);
+      send(res, reply.status, Buffer.from(JSON.stringify(reply.body)), requestId, null, reply.retryAfter);
     }
   }
 

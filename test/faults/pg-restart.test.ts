@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateToken } from "../../src/core/key-format.ts";
 import { isStoreUnavailable, openStore } from "../../src/store/store.ts";
 import { BACKENDS } from "../helpers/backends.ts";
 import { DisposablePostgres, postgresBinDir } from "./disposable-postgres.ts";
@@ -205,6 +206,11 @@ describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
       expect(res.body.error.request_id).toMatch(/^req_/);
       expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     }
+    // A verification the cache cannot answer, on the /v1/verify fast path: the same 503.
+    const verified = await call("POST", "/v1/verify", { key: generateToken("lk", "live", "sk") });
+    expect(verified.status, JSON.stringify(verified.body)).toBe(503);
+    expect(verified.body.error.code).toBe("STORE_UNAVAILABLE");
+    expect(Number(verified.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     const ready = await call("GET", "/readyz", undefined, "");
     expect(ready.status).toBe(503);
     expect(ready.body.error.code).toBe("STORE_UNAVAILABLE");

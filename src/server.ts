@@ -44,6 +44,7 @@ export async function startServer(
       ...(controlToken ? { controlToken } : {}),
       bodyLimit: config.bodyLimit,
       requestTimeout: config.requestTimeoutMs,
+      ready: (ms) => store.ping(ms),
       logger: opts.logger ?? { level: config.logLevel },
       health: () => {
         const node = cluster?.health();

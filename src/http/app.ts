@@ -33,6 +33,8 @@ export interface AppOptions {
   version?: string;
   /** Extra facts for /healthz (the store kind). */
   health?: () => Record<string, unknown>;
+  /** Readiness: resolves when the store answers within `timeoutMs` (the runtime's `store.ping`). */
+  ready?: (timeoutMs: number) => Promise<void>;
   /** False sends every /v1/verify through Fastify (the tests compare the two paths). */
   verifyFastPath?: boolean;
 }
@@ -279,6 +281,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     platformTokens: opts.platformTokens ?? [],
     ...(opts.controlToken ? { controlToken: opts.controlToken } : {}),
     health: opts.health ?? (() => ({})),
+    // An app built without a store to ask (a bench or a test of the HTTP layer alone) is ready.
+    ready: opts.ready ?? (async () => {}),
   });
   await registerConsole(app);
   return app;

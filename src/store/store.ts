@@ -185,7 +185,7 @@ export async function openStore(options: StoreOptions, log: StoreLog = STDERR_LO
       log,
     );
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return track({
+    return {
       kind: "postgres",
       db,
       lock: null,
@@ -195,7 +195,7 @@ export async function openStore(options: StoreOptions, log: StoreLog = STDERR_LO
           ms,
         ),
       close: () => db.destroy(),
-    });
+    };
   }
   const lock = options.dataDir ? acquireDataDirLock(options.dataDir, options.command ?? "serve") : null;
   try {
@@ -208,7 +208,7 @@ export async function openStore(options: StoreOptions, log: StoreLog = STDERR_LO
     });
     await pglite.waitReady;
     const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
-    return track({
+    return {
       kind: "pglite",
       db,
       lock,
@@ -222,33 +222,11 @@ export async function openStore(options: StoreOptions, log: StoreLog = STDERR_LO
         await db.destroy();
         lock?.release();
       },
-    });
+    };
   } catch (err) {
     lock?.release();
     throw err;
   }
-}
-
-/** The stores this process has open, for readiness. */
-const openStores = new Set<Store>();
-
-function track(store: Store): Store {
-  openStores.add(store);
-  const close = store.close;
-  store.close = () => {
-    openStores.delete(store);
-    return close();
-  };
-  return store;
-}
-
-/**
- * Resolves when every store this process has open answers `SELECT 1` within `timeoutMs` (a server has
- * one); rejects with the first failure. Readiness asks this: the HTTP routes are handed the services,
- * not the store.
- */
-export async function pingOpenStores(timeoutMs: number): Promise<void> {
-  await Promise.all([...openStores].map((store) => store.ping(timeoutMs)));
 }
 
 export class MigrationError extends Error {

@@ -89,6 +89,7 @@ export async function createHarness(
     trustedProxies: opts.trustedProxies ?? [],
     platformTokens: [ADMIN_TOKEN],
     ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+    ready: (ms) => store.ping(ms),
     logger: false,
   });
   const h: Harness = {

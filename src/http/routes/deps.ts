@@ -5,4 +5,5 @@ export interface RouteDeps {
   platformTokens: readonly string[];
   controlToken?: string;
   health: () => Record<string, unknown>;
+  ready: (timeoutMs: number) => Promise<void>;
 }

@@ -1,5 +1,4 @@
 import { Type } from "typebox";
-import { pingOpenStores } from "../../store/store.ts";
 import { storeUnavailable } from "../errors.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -7,7 +6,7 @@ import type { RouteDeps } from "./deps.ts";
 /** How long readiness waits for `SELECT 1`: a load balancer's probe should hear back well within its own timeout. */
 const READY_TIMEOUT_MS = 1_000;
 
-export default function health(app: App, { health }: RouteDeps) {
+export default function health(app: App, { health, ready }: RouteDeps) {
   app.get(
     "/healthz",
     {
@@ -42,7 +41,7 @@ export default function health(app: App, { health }: RouteDeps) {
     },
     async () => {
       try {
-        await pingOpenStores(READY_TIMEOUT_MS);
+        await ready(READY_TIMEOUT_MS);
       } catch {
         throw storeUnavailable();
       }

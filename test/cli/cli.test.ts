@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, TEST_DATABASE_URL } from "../helpers/backends.ts";
+import { freePort } from "../helpers/nodes.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const BIN = join(ROOT, "bin/latchkey.js");
@@ -22,15 +22,6 @@ function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   }
   delete env.NODE_OPTIONS;
   return { ...env, HOST: "127.0.0.1", ...extra };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const address = server.address();
-  await new Promise<void>((r) => server.close(() => r()));
-  if (typeof address !== "object" || !address) throw new Error("no port");
-  return address.port;
 }
 
 interface Result {

@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Changes } from "../../src/cluster/changes.ts";
 import { type CacheTtlControl, Cluster } from "../../src/cluster/cluster.ts";
-import { loadConfig } from "../../src/config.ts";
-import { type Running, startServer } from "../../src/server.ts";
+import type { Running } from "../../src/server.ts";
 import { createTestSchema } from "../helpers/backends.ts";
 import { ADMIN_TOKEN } from "../helpers/harness.ts";
+import { startNode, TEST_REDIS_URL } from "../helpers/nodes.ts";
 import { DisposableRedis } from "./disposable-redis.ts";
 
 /**
@@ -14,27 +14,9 @@ import { DisposableRedis } from "./disposable-redis.ts";
  * that answers a change within a second can only have heard it over the bus.
  */
 
-const SECRET = "cluster-test-secret-0123456789abcdef0123";
-const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-
-function startNode(databaseUrl: string, redisUrl: string, prefix: string, env: Record<string, string> = {}) {
-  return startServer(
-    loadConfig({
-      DATABASE_URL: databaseUrl,
-      LATCHKEY_SECRET: SECRET,
-      LATCHKEY_ADMIN_TOKEN: ADMIN_TOKEN,
-      REDIS_URL: redisUrl,
-      LATCHKEY_REDIS_PREFIX: prefix,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      LATCHKEY_CACHE_TTL_MS: "600000",
-      LATCHKEY_DEGRADED_CACHE_TTL_MS: "300",
-      LATCHKEY_USAGE_FLUSH_MS: "3600000",
-      ...env,
-    }),
-    { logger: false },
-  );
-}
+const REDIS_URL = TEST_REDIS_URL;
+/** Ten minutes of cache: a node that answers a change within a second heard it over the bus. */
+const CLUSTER_ENV = { LATCHKEY_CACHE_TTL_MS: "600000", LATCHKEY_DEGRADED_CACHE_TTL_MS: "300" };
 
 async function call(
   node: Running,
@@ -127,8 +109,8 @@ describe("two nodes on PostgreSQL and Redis", () => {
 
   beforeAll(async () => {
     db = await createTestSchema();
-    a = await startNode(db.url, REDIS_URL, prefix);
-    b = await startNode(db.url, REDIS_URL, prefix);
+    a = await startNode({ databaseUrl: db.url, redisUrl: REDIS_URL, prefix, env: CLUSTER_ENV });
+    b = await startNode({ databaseUrl: db.url, redisUrl: REDIS_URL, prefix, env: CLUSTER_ENV });
     t = await createTenant(a);
   });
   afterAll(async () => {
@@ -212,7 +194,7 @@ describe("two nodes on PostgreSQL and Redis", () => {
     for (let i = 0; i < 5; i++) expect(await verifyCode(b, t, key.key)).toBe("VALID");
     await a.stop();
     await b.stop();
-    const c = await startNode(db.url, REDIS_URL, prefix);
+    const c = await startNode({ databaseUrl: db.url, redisUrl: REDIS_URL, prefix, env: CLUSTER_ENV });
     try {
       const usage = await call(c, "GET", `/v1/keys/${key.id}/usage?days=1`, { key: t.managementKey });
       expect(usage.status).toBe(200);
@@ -236,9 +218,14 @@ describe("Redis going away and coming back", () => {
   beforeAll(async () => {
     await redis.start();
     db = await createTestSchema();
-    a = await startNode(db.url, redis.url, "lk:");
-    b = await startNode(db.url, redis.url, "lk:");
-    closed = await startNode(db.url, redis.url, "lk:", { LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN: "closed" });
+    a = await startNode({ databaseUrl: db.url, redisUrl: redis.url, prefix: "lk:", env: CLUSTER_ENV });
+    b = await startNode({ databaseUrl: db.url, redisUrl: redis.url, prefix: "lk:", env: CLUSTER_ENV });
+    closed = await startNode({
+      databaseUrl: db.url,
+      redisUrl: redis.url,
+      prefix: "lk:",
+      env: { ...CLUSTER_ENV, LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN: "closed" },
+    });
     t = await createTenant(a);
   });
   afterAll(async () => {

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { verify } from "@node-rs/argon2";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { loadConfig } from "../../src/config.ts";
 import { totpCode } from "../../src/core/totp.ts";
-import { type Running, startServer } from "../../src/server.ts";
+import type { Running } from "../../src/server.ts";
 import { createTestSchema } from "../helpers/backends.ts";
 import { ADMIN_TOKEN } from "../helpers/harness.ts";
+import { startNode } from "../helpers/nodes.ts";
 import { type Answer, burst, tally } from "../people/limit-helpers.ts";
 import { GOOD_PASSWORD, wrongCode } from "../people/people-helpers.ts";
 import { DisposableRedis } from "./disposable-redis.ts";
@@ -23,33 +23,8 @@ vi.mock("@node-rs/argon2", async (importOriginal) => {
 });
 const passwordChecks = () => vi.mocked(verify).mock.calls.length;
 
-const SECRET = "cluster-test-secret-0123456789abcdef0123";
-const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-
-function startNode(
-  databaseUrl: string,
-  prefix: string,
-  redisUrl = REDIS_URL,
-  env: Record<string, string> = {},
-) {
-  return startServer(
-    loadConfig({
-      DATABASE_URL: databaseUrl,
-      LATCHKEY_SECRET: SECRET,
-      LATCHKEY_ADMIN_TOKEN: ADMIN_TOKEN,
-      REDIS_URL: redisUrl,
-      LATCHKEY_REDIS_PREFIX: prefix,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      LATCHKEY_USAGE_FLUSH_MS: "3600000",
-      // Only the lockout and the step-up count are under test here.
-      LATCHKEY_LOGIN_RATE_LIMIT: "off",
-      LATCHKEY_LOGIN_IP_RATE_LIMIT: "off",
-      ...env,
-    }),
-    { logger: false },
-  );
-}
+/** Only the lockout and the step-up count are under test here. */
+const LIMITS_ENV = { LATCHKEY_LOGIN_RATE_LIMIT: "off", LATCHKEY_LOGIN_IP_RATE_LIMIT: "off" };
 
 interface Session {
   cookie: string;
@@ -145,8 +120,8 @@ describe("two nodes share the step-up count and the sign-in lockout", () => {
 
   beforeAll(async () => {
     db = await createTestSchema();
-    a = await startNode(db.url, prefix);
-    b = await startNode(db.url, prefix);
+    a = await startNode({ databaseUrl: db.url, prefix, env: LIMITS_ENV });
+    b = await startNode({ databaseUrl: db.url, prefix, env: LIMITS_ENV });
     owner = await enrolledOwner(a, b);
   });
   afterAll(async () => {
@@ -213,8 +188,13 @@ describe("the step-up count while Redis is away", () => {
   beforeAll(async () => {
     await redis.start();
     db = await createTestSchema();
-    open = await startNode(db.url, "lk:", redis.url);
-    closed = await startNode(db.url, "lk:", redis.url, { LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN: "closed" });
+    open = await startNode({ databaseUrl: db.url, prefix: "lk:", redisUrl: redis.url, env: LIMITS_ENV });
+    closed = await startNode({
+      databaseUrl: db.url,
+      prefix: "lk:",
+      redisUrl: redis.url,
+      env: { ...LIMITS_ENV, LATCHKEY_RATE_LIMIT_WHEN_REDIS_DOWN: "closed" },
+    });
     owner = await enrolledOwner(open, closed);
   });
   afterAll(async () => {

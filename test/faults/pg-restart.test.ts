@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateToken } from "../../src/core/key-format.ts";
 import { isStoreUnavailable, openStore } from "../../src/store/store.ts";
 import { BACKENDS } from "../helpers/backends.ts";
+import { freePort } from "../helpers/nodes.ts";
 import { DisposablePostgres, postgresBinDir } from "./disposable-postgres.ts";
 
 /**
@@ -26,15 +26,6 @@ if (!RUN)
       ? "skipping the PostgreSQL fault tests: no initdb under /usr/lib/postgresql/*/bin"
       : "skipping the PostgreSQL fault tests: the postgres backend is not selected",
   );
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const address = server.address();
-  await new Promise<void>((r) => server.close(() => r()));
-  if (typeof address !== "object" || !address) throw new Error("no port");
-  return address.port;
-}
 
 /** The parent's environment without anything Latchkey reads, so only what the test sets applies. */
 function env(extra: Record<string, string>): NodeJS.ProcessEnv {

@@ -10,7 +10,6 @@ import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { KeyService } from "./keys.ts";
 import { PeopleService } from "./people/index.ts";
-import type { StepUpService } from "./people/step-up.ts";
 import { UsageRecorder } from "./usage.ts";
 import { VerificationService } from "./verification.ts";
 
@@ -42,8 +41,6 @@ export interface Services {
   keys: KeyService;
   audit: AuditService;
   people: PeopleService;
-  /** Checks a step-up code for a sensitive action (the same as `people.stepUp`). */
-  stepUp: StepUpService;
   verification: VerificationService;
   usage: UsageRecorder;
   /** Announced after every committed change; caches listen (and, in cluster mode, a bus). */
@@ -88,7 +85,6 @@ export function createServices(opts: ServiceOptions): Services {
     companies: new CompanyService({ ...base, credentials, keys, audit }),
     audit,
     people,
-    stepUp: people.stepUpService,
     credentials,
     keys,
     verification: new VerificationService({

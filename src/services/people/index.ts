@@ -44,7 +44,7 @@ export interface PeopleOptions {
 export class PeopleService {
   readonly sessions: SessionService;
   readonly secondFactor: SecondFactorService;
-  readonly stepUpService: StepUpService;
+  private readonly stepUpService: StepUpService;
   readonly signIn: SignInService;
   readonly management: PeopleManagement;
 
@@ -123,7 +123,7 @@ export class PeopleService {
     return this.secondFactor.confirm(ctx, code);
   }
 
-  /** Step-up for a sensitive action; the same as `services.stepUp.verify`. */
+  /** Step-up for a sensitive action: what the key and credential services ask through their guard. */
   stepUp(actor: Actor & { kind: "user" }, code: string | undefined, ctx: Ctx): Promise<void> {
     return this.stepUpService.verify(actor, code, ctx);
   }

@@ -1,11 +1,12 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Policy, Requirement } from "../core/access/policy.ts";
+import type { Actor } from "../core/actor.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { safeEqual } from "../core/hashing.ts";
 import { type LimitDecision, windowMs } from "../core/rate-limit.ts";
 import type { Role } from "../core/roles.ts";
-import type { Actor, Ctx } from "../services/actor.ts";
+import type { Ctx } from "../services/actor.ts";
 import type { Services } from "../services/services.ts";
 
 declare module "fastify" {

@@ -1,7 +1,5 @@
 import type { Actor } from "../core/actor.ts";
 
-export type { Actor } from "../core/actor.ts";
-
 /**
  * The request around a change: who, from where, whether a second factor was shown for it, and the
  * code the caller sent for a step-up (checked by the service that does the change, never by its caller).

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from "kysely";
 import { actingEnvironment, assertActsInLive, sees, seesActor } from "../core/access/environments.ts";
+import type { Actor } from "../core/actor.ts";
 import { actorLabel, actorRef } from "../core/actor.ts";
 import {
   type ChainCheck,
@@ -13,7 +14,7 @@ import type { Environment } from "../core/key-format.ts";
 import type { AuditEvent } from "../core/views.ts";
 import type { Db } from "../store/repositories.ts";
 import type { AuditEventRow, Database } from "../store/schema.ts";
-import type { Actor, Ctx } from "./actor.ts";
+import type { Ctx } from "./actor.ts";
 
 /** Events with no company (platform verify keys, logins for unknown emails) form the platform's chain. */
 export const PLATFORM_CHAIN = "platform";

@@ -3,6 +3,7 @@ import type { Changes } from "../cluster/changes.ts";
 import type { LimitSubject, RateLimiter } from "../cluster/rate-limiter.ts";
 import { actingEnvironment, visibleFrom } from "../core/access/environments.ts";
 import { effectivePermissions } from "../core/access/grants.ts";
+import type { Actor } from "../core/actor.ts";
 import type { VerifyCode } from "../core/errors.ts";
 import { fingerprint, hashToken, safeEqual } from "../core/hashing.ts";
 import { compileAllowlist } from "../core/ip.ts";
@@ -11,7 +12,6 @@ import { compileStored, type LimitDecision, type RateLimit } from "../core/rate-
 import { decide, type VerifiableKey } from "../core/verification.ts";
 import { apiKeys, credentials } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
-import type { Actor } from "./actor.ts";
 import { KeyCache } from "./key-cache.ts";
 import type { UsageRecorder } from "./usage.ts";
 

@@ -1,10 +1,11 @@
 import type { Kysely } from "kysely";
 import type { RateLimiter } from "../../cluster/rate-limiter.ts";
+import type { Actor } from "../../core/actor.ts";
 import type { Catalog } from "../../core/catalog.ts";
 import type { CompiledLimit } from "../../core/rate-limit.ts";
 import type { Role } from "../../core/roles.ts";
 import type { Database, SessionRow, UserRow } from "../../store/schema.ts";
-import type { Actor, Ctx } from "../actor.ts";
+import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
 import { LoginLockout } from "./lockout.ts";
 import { PeopleManagement } from "./management.ts";

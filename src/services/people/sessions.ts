@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
+import type { Actor } from "../../core/actor.ts";
 import type { Catalog } from "../../core/catalog.ts";
 import { LatchkeyError } from "../../core/errors.ts";
 import { safeEqual } from "../../core/hashing.ts";
@@ -7,7 +8,7 @@ import { newId } from "../../core/ids.ts";
 import { rolePermissions } from "../../core/roles.ts";
 import type { Db } from "../../store/repositories.ts";
 import type { Database, SessionRow, UserRow } from "../../store/schema.ts";
-import type { Actor, Ctx } from "../actor.ts";
+import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
 
 export interface SessionOptions {

@@ -1,9 +1,10 @@
 import type { Kysely } from "kysely";
 import type { LimitSubject, RateLimiter } from "../../cluster/rate-limiter.ts";
+import type { Actor } from "../../core/actor.ts";
 import { LatchkeyError } from "../../core/errors.ts";
 import type { CompiledLimit } from "../../core/rate-limit.ts";
 import type { Database } from "../../store/schema.ts";
-import type { Actor, Ctx } from "../actor.ts";
+import type { Ctx } from "../actor.ts";
 import type { SecondFactorService } from "./second-factor.ts";
 import { userById } from "./users.ts";
 

@@ -37,6 +37,10 @@ export interface Config {
   /** The cache TTL while this node cannot hear the other nodes' changes. */
   degradedCacheTtlMs: number;
   cacheMaxKeys: number;
+  /** How long past its TTL a cached key is still answered while the store cannot be reached. */
+  cacheGraceMs: number;
+  /** How long a Redis command, or the bus's heartbeat, may take before Redis counts as away. */
+  redisTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -141,5 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs,
     degradedCacheTtlMs: Math.min(cacheTtlMs, integer(env, "LATCHKEY_DEGRADED_CACHE_TTL_MS", 1000, 0, 60_000)),
     cacheMaxKeys: integer(env, "LATCHKEY_CACHE_MAX_KEYS", 100_000, 0, 10_000_000),
+    cacheGraceMs: integer(env, "LATCHKEY_CACHE_GRACE_MS", 60_000, 0, 3_600_000),
+    redisTimeoutMs: integer(env, "LATCHKEY_REDIS_TIMEOUT_MS", 500, 50, 10_000),
   };
 }

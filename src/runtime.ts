@@ -139,6 +139,7 @@ export function runtimeOptions(config: Config, command: string): RuntimeOptions 
             prefix: config.redisPrefix,
             degradedTtlMs: config.degradedCacheTtlMs,
             rateLimitWhenDown: config.rateLimitWhenRedisDown,
+            timeoutMs: config.redisTimeoutMs,
           },
         }
       : {}),
@@ -148,7 +149,7 @@ export function runtimeOptions(config: Config, command: string): RuntimeOptions 
       sessionMaxHours: config.sessionMaxHours,
       loginLimits: config.loginLimits,
       loginIpLimits: config.loginIpLimits,
-      cache: { ttlMs: config.cacheTtlMs, max: config.cacheMaxKeys },
+      cache: { ttlMs: config.cacheTtlMs, max: config.cacheMaxKeys, graceMs: config.cacheGraceMs },
     },
   };
 }

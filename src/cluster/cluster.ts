@@ -10,6 +10,11 @@ export interface ClusterOptions {
   /** How long cached answers may live while this node cannot hear the others' changes. */
   degradedTtlMs: number;
   rateLimitWhenDown: RedisDownPolicy;
+  /**
+   * How long a Redis command may take, and how long the bus may leave this node's heartbeat unanswered,
+   * before Redis counts as away. Default 500 ms.
+   */
+  timeoutMs?: number;
   log: { info(msg: string): void; warn(msg: string): void; error(obj: unknown, msg: string): void };
 }
 
@@ -26,28 +31,47 @@ interface Envelope {
   change: Change;
 }
 
+/** Unanswered heartbeats remembered at most; by then Redis has long counted as away. */
+const MAX_BEATS_IN_FLIGHT = 64;
+
 /**
  * Cluster mode: any number of stateless nodes on one PostgreSQL, with Redis carrying what must be
  * shared at once. Each committed change is published; every other node drops its cached entry.
  * While this node cannot hear the bus it keeps cached answers only briefly (and says so in the logs
  * and /healthz), so a missed revocation is never served for longer than that. Rate limits are counted
  * in Redis so all nodes together allow no more than the limit.
+ *
+ * Redis is judged by what it does, not by the state of its sockets: a frozen or partitioned Redis keeps
+ * its connections open and simply stops answering. So the node publishes a heartbeat to a channel of
+ * its own every fifth of the timeout, and counts Redis as away once a heartbeat has gone unheard for
+ * the whole timeout: the one round trip proves that both publishing and the subscription work.
  */
 export class Cluster {
   readonly nodeId = randomBytes(6).toString("hex");
   readonly limiter: RedisRateLimiter;
   private readonly channel: string;
+  private readonly beatChannel: string;
+  private readonly timeoutMs: number;
   /** Publishes and counts; fails fast when Redis is away (no offline queue) so requests never hang. */
   private readonly client: Redis;
   private readonly subscriber: Redis;
   private state: BusState = "connecting";
   private verification: CacheTtlControl | null = null;
+  /** Heartbeats sent and not yet heard back, oldest first. */
+  private readonly beats: { seq: number; sentAt: number }[] = [];
+  private beatSeq = 0;
+  private beatTimer: NodeJS.Timeout | null = null;
+  /** What went wrong last, said once when Redis is found away; errors while away are only counted. */
   private lastError: string | null = null;
+  private errorsWhileAway = 0;
+  private awaySince = 0;
   private closing = false;
 
   constructor(private readonly opts: ClusterOptions) {
     const prefix = opts.prefix ?? "latchkey:";
     this.channel = `${prefix}changes`;
+    this.beatChannel = `${prefix}beat:${this.nodeId}`;
+    this.timeoutMs = opts.timeoutMs ?? 500;
     const common = {
       lazyConnect: true,
       // Keep trying for ever, backing off to one attempt a second: a node outlives a Redis restart.
@@ -58,18 +82,20 @@ export class Cluster {
       ...common,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: 500,
+      commandTimeout: this.timeoutMs,
     });
     this.subscriber = new Redis(opts.url, { ...common, maxRetriesPerRequest: null });
     this.limiter = new RedisRateLimiter(this.client, {
       prefix,
       whenDown: opts.rateLimitWhenDown,
+      // While Redis is known to be away, limits are decided at once instead of after a timeout each.
+      available: () => this.state !== "unreachable",
       onError: (err) => this.noteError(err),
     });
     this.client.on("error", (err) => this.noteError(err));
     this.subscriber.on("error", (err) => this.noteError(err));
     this.subscriber.on("ready", () => void this.onReady());
-    this.subscriber.on("close", () => this.onLost());
+    this.subscriber.on("close", () => this.onLost("the connection closed"));
     this.subscriber.on("message", (channel: string, message: string) => this.onMessage(channel, message));
   }
 
@@ -85,13 +111,16 @@ export class Cluster {
     this.subscriber.connect().catch((err) => this.noteError(err));
     // Until the bus is heard, assume it is not.
     verification.limitCacheTtl(this.opts.degradedTtlMs);
-    // Wait up to 2 s for the subscription, so a healthy start does not begin degraded.
+    const every = Math.max(10, Math.floor(this.timeoutMs / 5));
+    this.beatTimer = setInterval(() => this.beat(), every);
+    this.beatTimer.unref();
+    // Wait up to 2 s for the first heartbeat, so a healthy start does not begin degraded.
     await new Promise<void>((resolve) => {
       this.onConnected = resolve;
       setTimeout(resolve, 2000).unref();
     });
     this.onConnected = () => {};
-    if (this.state !== "connected") this.onLost();
+    if (this.state !== "connected") this.onLost("it did not answer within 2 s of start-up");
   }
 
   private receive: (change: Change) => void = () => {};
@@ -106,33 +135,74 @@ export class Cluster {
     });
   }
 
+  /**
+   * Judges the last heartbeats, then sends the next. The judgement waits for the I/O phase of the
+   * event loop (setImmediate), so a heartbeat that arrived while this process was busy is read before
+   * it is missed; and only heartbeats that were actually sent count, so a stalled process does not
+   * blame Redis for its own stall.
+   */
+  private beat(): void {
+    setImmediate(() => {
+      const oldest = this.beats[0];
+      if (oldest !== undefined && Date.now() - oldest.sentAt > this.timeoutMs)
+        this.onLost(`it did not answer for ${this.timeoutMs} ms`);
+      if (this.closing) return;
+      // Lost ones (sent to a connection that then died) are forgotten once later ones are in flight.
+      if (this.beats.length >= MAX_BEATS_IN_FLIGHT) this.beats.shift();
+      const seq = ++this.beatSeq;
+      this.beats.push({ seq, sentAt: Date.now() });
+      // A failed publish is simply never heard; the count above notices.
+      this.client.publish(this.beatChannel, String(seq)).catch((err) => this.noteError(err));
+    });
+  }
+
+  /** A heartbeat came back: Redis takes publishes and delivers them. Those sent before it were delivered too (one connection keeps order). */
+  private heard(seq: number): void {
+    while (this.beats.length > 0 && (this.beats[0] as { seq: number }).seq <= seq) this.beats.shift();
+    if (this.state === "connected") return;
+    const was = this.state;
+    this.state = "connected";
+    // Changes published while this node was away were missed: start the cache afresh.
+    this.verification?.limitCacheTtl(null);
+    if (was === "unreachable") {
+      const seconds = ((Date.now() - this.awaySince) / 1000).toFixed(1);
+      const errors = this.errorsWhileAway > 0 ? ` (${this.errorsWhileAway} errors while away)` : "";
+      this.opts.log.info(`cluster: Redis is back after ${seconds} s${errors}; cache TTL restored`);
+    }
+    this.lastError = null;
+    this.errorsWhileAway = 0;
+    this.onConnected();
+  }
+
   private async onReady(): Promise<void> {
     try {
-      await this.subscriber.subscribe(this.channel);
+      await this.subscriber.subscribe(this.channel, this.beatChannel);
     } catch (err) {
       this.noteError(err);
       return;
     }
-    const was = this.state;
-    this.state = "connected";
-    this.lastError = null;
-    // Changes published while this node was away were missed: start the cache afresh.
-    this.verification?.limitCacheTtl(null);
-    if (was === "unreachable") this.opts.log.info("cluster: Redis is back; cache TTL restored");
-    this.onConnected();
+    // Heard back, this proves the bus; no need to wait for the next tick.
+    this.beat();
   }
 
-  private onLost(): void {
+  private onLost(why: string): void {
     if (this.closing || this.state === "unreachable") return;
     this.state = "unreachable";
+    this.awaySince = Date.now();
+    this.errorsWhileAway = 0;
     this.verification?.limitCacheTtl(this.opts.degradedTtlMs);
+    const cause = this.lastError ? ` (${this.lastError})` : "";
     this.opts.log.warn(
-      `cluster: Redis is unreachable; cached keys now live at most ${this.opts.degradedTtlMs} ms ` +
+      `cluster: Redis is unreachable: ${why}${cause}; cached keys now live at most ${this.opts.degradedTtlMs} ms ` +
         `and rate limits ${this.opts.rateLimitWhenDown === "open" ? "fall back to this node's own counters" : "refuse requests"}`,
     );
   }
 
   private onMessage(channel: string, message: string): void {
+    if (channel === this.beatChannel) {
+      this.heard(Number(message));
+      return;
+    }
     if (channel !== this.channel) return;
     let envelope: Envelope;
     try {
@@ -144,9 +214,16 @@ export class Cluster {
     this.receive(envelope.change);
   }
 
+  /**
+   * While Redis is up, each new kind of error is logged once. While it is away, errors (a reconnect
+   * refused, a timeout, a publish that failed) are what "away" means: they are counted, and said in
+   * one line when it comes back, so an outage costs two log lines, not one per attempt.
+   */
   private noteError(err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
-    if (message !== this.lastError) this.opts.log.error({ err }, "cluster: Redis error");
+    if (this.state === "connected" && message !== this.lastError)
+      this.opts.log.error({ err }, "cluster: Redis error");
+    if (this.state === "unreachable") this.errorsWhileAway++;
     this.lastError = message;
   }
 
@@ -167,6 +244,7 @@ export class Cluster {
 
   async close(): Promise<void> {
     this.closing = true;
+    if (this.beatTimer) clearInterval(this.beatTimer);
     this.subscriber.disconnect();
     await this.client.quit().catch(() => this.client.disconnect());
   }

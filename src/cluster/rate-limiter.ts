@@ -132,7 +132,13 @@ export class RedisRateLimiter implements RateLimiter {
 
   constructor(
     private readonly redis: Redis,
-    private readonly opts: { prefix: string; whenDown: RedisDownPolicy; onError: (err: unknown) => void },
+    private readonly opts: {
+      prefix: string;
+      whenDown: RedisDownPolicy;
+      onError: (err: unknown) => void;
+      /** False while Redis is known to be away: limits are then decided here at once, not after a timeout. */
+      available?: () => boolean;
+    },
   ) {
     redis.defineCommand("latchkeyLimit", { lua: SCRIPT });
   }
@@ -148,6 +154,7 @@ export class RedisRateLimiter implements RateLimiter {
         limits.push(l);
       }
     }
+    if (this.opts.available?.() === false) return this.whenDown(subjects, limits, nowMs);
     let reply: number[];
     try {
       reply = await (
@@ -155,24 +162,28 @@ export class RedisRateLimiter implements RateLimiter {
       ).latchkeyLimit(keys.length, ...keys, ...args);
     } catch (err) {
       this.opts.onError(err);
-      if (this.opts.whenDown === "open") return this.local.consume(subjects, nowMs);
-      // Refused without knowing the counts: nothing is left to use until Redis answers again.
-      return {
-        ...decideLimits(
-          limits,
-          limits.map(() => ({ prev: 0, curr: 0 })),
-          nowMs,
-          false,
-        ),
-        remaining: 0,
-        retryAfterSeconds: 1,
-      };
+      return this.whenDown(subjects, limits, nowMs);
     }
     const counts: WindowCounts[] = limits.map((_, i) => ({
       prev: Number(reply[1 + 2 * i]),
       curr: Number(reply[2 + 2 * i]),
     }));
     return decideLimits(limits, counts, nowMs, reply[0] === 1);
+  }
+
+  private whenDown(subjects: readonly LimitSubject[], limits: CompiledLimit[], nowMs: number): LimitDecision {
+    if (this.opts.whenDown === "open") return this.local.consume(subjects, nowMs);
+    // Refused without knowing the counts: nothing is left to use until Redis answers again.
+    return {
+      ...decideLimits(
+        limits,
+        limits.map(() => ({ prev: 0, curr: 0 })),
+        nowMs,
+        false,
+      ),
+      remaining: 0,
+      retryAfterSeconds: 1,
+    };
   }
 
   /**
@@ -190,7 +201,7 @@ export class RedisRateLimiter implements RateLimiter {
         keys.push(`${key}:${index}`, `${key}:${index - 1}`);
       }
     }
-    if (keys.length === 0) return;
+    if (keys.length === 0 || this.opts.available?.() === false) return;
     try {
       await this.redis.del(...keys);
     } catch (err) {

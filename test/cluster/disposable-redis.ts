@@ -26,6 +26,13 @@ export class DisposableRedis {
       proc.once("exit", (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
     });
   }
+  /** SIGSTOP: a partition that keeps every connection open while nothing is answered. */
+  freeze() {
+    this.proc?.kill("SIGSTOP");
+  }
+  thaw() {
+    this.proc?.kill("SIGCONT");
+  }
   async stop() {
     const proc = this.proc;
     if (!proc || proc.exitCode !== null) return;

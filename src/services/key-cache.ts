@@ -17,6 +17,11 @@ export interface KeyCacheOptions {
   /** Read on every insert, so cluster mode can shorten it while the invalidation bus is down. */
   ttlMs: () => number;
   negativeTtlMs: () => number;
+  /**
+   * How long past its TTL a found key is kept for `stale`, to answer while the store cannot be
+   * reached; read at every lookup, so it can be withdrawn at once (0: expired entries go).
+   */
+  graceMs?: () => number;
   now: () => number;
 }
 
@@ -39,11 +44,13 @@ export class KeyCache<T> {
   get(fingerprint: string): T | null | undefined {
     const entry = this.found.get(fingerprint);
     if (entry !== undefined) {
-      if (entry.expiresAt > this.opts.now()) {
+      const now = this.opts.now();
+      if (entry.expiresAt > now) {
         entry.used = true;
         return entry.value;
       }
-      this.drop(fingerprint);
+      // Expired, but kept through its grace in case the store cannot be reached to reload it.
+      if (entry.expiresAt + this.grace() <= now) this.drop(fingerprint);
       return undefined;
     }
     const missingUntil = this.missing.get(fingerprint);
@@ -51,6 +58,20 @@ export class KeyCache<T> {
     if (missingUntil > this.opts.now()) return null;
     this.missing.delete(fingerprint);
     return undefined;
+  }
+
+  /**
+   * A found key whose TTL has run out but whose grace has not, for when the store cannot be reached
+   * to reload it. No change to it has been heard since it was read (a change drops the entry).
+   */
+  stale(fingerprint: string): T | undefined {
+    const entry = this.found.get(fingerprint);
+    if (entry === undefined || entry.expiresAt + this.grace() <= this.opts.now()) return undefined;
+    return entry.value;
+  }
+
+  private grace(): number {
+    return this.opts.graceMs?.() ?? 0;
   }
 
   /**

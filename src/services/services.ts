@@ -31,7 +31,7 @@ export interface ServiceOptions {
   loginLimits?: readonly RateLimit[];
   /** Limits on sign-in attempts per address; defaults to `loginLimits`. */
   loginIpLimits?: readonly RateLimit[];
-  cache?: { max?: number; ttlMs?: number; negativeTtlMs?: number };
+  cache?: { max?: number; ttlMs?: number; negativeTtlMs?: number; graceMs?: number };
 }
 
 export interface Services {

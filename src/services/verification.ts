@@ -12,6 +12,7 @@ import { compileStored, type LimitDecision, type RateLimit } from "../core/rate-
 import { decide, type VerifiableKey } from "../core/verification.ts";
 import { apiKeys, credentials } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
+import { isStoreUnavailable } from "../store/store.ts";
 import { KeyCache } from "./key-cache.ts";
 import type { UsageRecorder } from "./usage.ts";
 
@@ -56,7 +57,14 @@ export interface VerificationDeps {
   clock: () => Date;
   changes: Changes;
   limiter: RateLimiter;
-  cache?: { max?: number; maxNegative?: number; ttlMs?: number; negativeTtlMs?: number };
+  cache?: {
+    max?: number;
+    maxNegative?: number;
+    ttlMs?: number;
+    negativeTtlMs?: number;
+    /** How long past its TTL a cached key is still answered while the store cannot be reached. */
+    graceMs?: number;
+  };
 }
 
 /** A key as the cache keeps it: everything a verification needs, built once per load. */
@@ -210,16 +218,22 @@ export class VerificationService {
   private readonly loading = new Map<string, { stamp: number; answer: Promise<LoadedKey | null> }>();
   private ttlMs: number;
   private readonly normalTtlMs: number;
+  /** Whether the TTL is cut short because changes from other nodes may be missed. */
+  private ttlLimited = false;
 
   constructor(private readonly deps: VerificationDeps) {
     this.normalTtlMs = this.ttlMs = deps.cache?.ttlMs ?? 10_000;
     const negativeTtlMs = deps.cache?.negativeTtlMs ?? 2_000;
     const max = deps.cache?.max ?? 100_000;
+    const graceMs = deps.cache?.graceMs ?? 0;
     this.cache = new KeyCache<LoadedKey>({
       max,
       maxNegative: deps.cache?.maxNegative ?? Math.max(1, Math.floor(max / 10)),
       ttlMs: () => this.ttlMs,
       negativeTtlMs: () => Math.min(negativeTtlMs, this.ttlMs),
+      // Only while the bus is heard (the TTL is not cut short): a node that may have missed another
+      // node's change must not stretch what it cached.
+      graceMs: () => (this.ttlLimited ? 0 : graceMs),
       now: () => deps.clock().getTime(),
     });
     deps.changes.on((change) => this.cache.apply(change));
@@ -227,11 +241,13 @@ export class VerificationService {
 
   /**
    * While changes from other nodes may be missed (the cluster bus is down), cached answers live at
-   * most `ttlMs`; null restores the normal TTL. Either way the cache starts afresh, since what it holds
-   * may predate changes it never heard of.
+   * most `ttlMs`, and none is answered past it while the store is away; null restores the normal TTL
+   * and the grace. Either way the cache starts afresh, since what it holds may predate changes it
+   * never heard of.
    */
   limitCacheTtl(ttlMs: number | null): void {
     this.ttlMs = ttlMs === null ? this.normalTtlMs : Math.min(ttlMs, this.normalTtlMs);
+    this.ttlLimited = ttlMs !== null;
     this.cache.clear();
   }
 
@@ -253,6 +269,22 @@ export class VerificationService {
     });
     this.loading.set(fp, { stamp: this.cache.stamp, answer });
     return answer;
+  }
+
+  /**
+   * The key from the store; when the store cannot be reached, a found key still in its grace after
+   * the TTL. Nothing about it can have changed through Latchkey meanwhile: every change needs the
+   * store, and a change heard from another node drops the entry. Unknown keys are not answered from
+   * the past: they get the store's 503.
+   */
+  private async lookup(key: string, fp: string, prefix: string): Promise<LoadedKey | null> {
+    try {
+      return await this.loadOnce(key, fp, prefix);
+    } catch (err) {
+      const stale = isStoreUnavailable(err) ? this.cache.stale(fp) : undefined;
+      if (stale === undefined) throw err;
+      return stale;
+    }
   }
 
   /** A key by its fingerprint, from one indexed query; the answer (found or not) is cached. */
@@ -329,7 +361,7 @@ export class VerificationService {
       if (parsed === null || parsed.kind !== "sk") return failure("MALFORMED");
       const fp = fingerprint(input.key);
       const cached = this.cache.get(fp);
-      const found = cached !== undefined ? cached : await this.loadOnce(input.key, fp, parsed.prefix);
+      const found = cached !== undefined ? cached : await this.lookup(input.key, fp, parsed.prefix);
       if (found === null || !inScope(scope, found.companyId, found.environment)) return failure("NOT_FOUND");
       if (found.secretHash !== null) {
         if (input.secret === undefined) return failure("MALFORMED");

@@ -3,7 +3,10 @@ import { once } from "node:events";
 import { join, resolve } from "node:path";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readCatalog } from "../../src/config.ts";
 import { generateToken } from "../../src/core/key-format.ts";
+import { createRuntime } from "../../src/runtime.ts";
+import { PLATFORM_SCOPE } from "../../src/services/verification.ts";
 import { isStoreUnavailable, openStore } from "../../src/store/store.ts";
 import { BACKENDS } from "../helpers/backends.ts";
 import { freePort } from "../helpers/nodes.ts";
@@ -45,6 +48,8 @@ interface Answer {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const TTL_MS = 1000;
+const SECRET = "fault-test-secret-0123456789abcdef0123456789";
 
 describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
   let pg: DisposablePostgres;
@@ -112,8 +117,10 @@ describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
       env: env({
         PORT: String(port),
         DATABASE_URL: pg.url,
-        LATCHKEY_SECRET: "fault-test-secret-0123456789abcdef0123456789",
+        LATCHKEY_SECRET: SECRET,
         LATCHKEY_ADMIN_TOKEN: ADMIN_TOKEN,
+        // A short TTL, so the outage outlasts what is cached and only the grace can answer.
+        LATCHKEY_CACHE_TTL_MS: String(TTL_MS),
       }),
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -184,6 +191,13 @@ describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
   }, 60_000);
 
   it("answers 503 STORE_UNAVAILABLE with Retry-After while the database is down, readiness 503, liveness 200", async () => {
+    const known = await call("POST", "/v1/keys", {
+      name: "known",
+      environment: "live",
+      permissions: ["payin:read"],
+    });
+    expect(known.status).toBe(201);
+    expect((await call("POST", "/v1/verify", { key: known.body.data.key })).body.data.code).toBe("VALID");
     await fillPool();
     await pg.stop("immediate");
     // Give the pool a moment to hear its connections end, as it would in production.
@@ -202,6 +216,11 @@ describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
     expect(verified.status, JSON.stringify(verified.body)).toBe(503);
     expect(verified.body.error.code).toBe("STORE_UNAVAILABLE");
     expect(Number(verified.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    // A key it verified before the outage is still answered past its TTL (and so is the caller's own).
+    await sleep(TTL_MS + 200);
+    const cached = await call("POST", "/v1/verify", { key: known.body.data.key });
+    expect(cached.status, JSON.stringify(cached.body)).toBe(200);
+    expect(cached.body.data).toMatchObject({ valid: true, code: "VALID", key_id: known.body.data.id });
     const ready = await call("GET", "/readyz", undefined, "");
     expect(ready.status).toBe(503);
     expect(ready.body.error.code).toBe("STORE_UNAVAILABLE");
@@ -235,5 +254,49 @@ describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
     const lostLines = output.match(/PostgreSQL connection lost/g)?.length ?? 0;
     expect(lostLines, output).toBeGreaterThanOrEqual(1);
     expect(lostLines, output).toBeLessThanOrEqual(3);
+  }, 60_000);
+
+  it("answers known keys for the grace past their TTL while the database is gone, and never while the bus is deaf", async () => {
+    let now = Date.parse("2026-12-01T12:00:00Z");
+    const runtime = await createRuntime({
+      store: { kind: "postgres", url: pg.url },
+      secret: SECRET,
+      catalog: readCatalog(undefined),
+      keyPrefix: "lk",
+      log: { info() {}, warn() {}, error() {} },
+      services: { clock: () => new Date(now), cache: { ttlMs: 1000, graceMs: 4000 } },
+    });
+    const verify = (key: string) => runtime.services.verification.verify({ key }, PLATFORM_SCOPE);
+    try {
+      const made = await call("POST", "/v1/keys", {
+        name: "grace",
+        environment: "live",
+        permissions: ["payin:read"],
+      });
+      expect(made.status).toBe(201);
+      const key: string = made.body.data.key;
+      const unknown = generateToken("lk", "live", "sk");
+      expect((await verify(key)).code).toBe("VALID");
+
+      await pg.stop("immediate");
+      now += 1500;
+      expect((await verify(key)).code).toBe("VALID");
+      // A key it never saw is not answered from the past.
+      await expect(verify(unknown)).rejects.toSatisfy(isStoreUnavailable);
+      now += 4000;
+      await expect(verify(key)).rejects.toSatisfy(isStoreUnavailable);
+
+      await pg.start();
+      await runtime.store.ping(5_000);
+      // The cluster bus goes deaf: what this node caches may miss another node's change.
+      runtime.services.verification.limitCacheTtl(500);
+      expect((await verify(key)).code).toBe("VALID");
+      await pg.stop("immediate");
+      now += 600;
+      await expect(verify(key)).rejects.toSatisfy(isStoreUnavailable);
+    } finally {
+      await pg.start();
+      await runtime.close();
+    }
   }, 60_000);
 });

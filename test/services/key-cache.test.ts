@@ -102,6 +102,37 @@ describe("KeyCache", () => {
     expect(c.get("b")).toBeUndefined();
     expect(c.size).toBe(0);
   });
+
+  it("keeps an expired found key through its grace for `stale` only, never a dropped one or a missing one", () => {
+    now = 0;
+    let grace = 500;
+    const c = new KeyCache<string>({
+      max: 3,
+      maxNegative: 2,
+      ttlMs: () => 1000,
+      negativeTtlMs: () => 100,
+      graceMs: () => grace,
+      now: () => now,
+    });
+    c.set("a", "A", ids("k1"));
+    c.set("b", "B", ids("k2"));
+    c.setMissing("n");
+    now = 1200;
+    // A normal lookup misses (the store is asked again); only a store that cannot answer falls back.
+    expect(c.get("a")).toBeUndefined();
+    expect(c.stale("a")).toBe("A");
+    expect(c.stale("n")).toBeUndefined();
+    c.apply({ kind: "key", keyId: "k2" });
+    expect(c.stale("b")).toBeUndefined();
+    now = 1500;
+    expect(c.get("a")).toBeUndefined();
+    expect(c.stale("a")).toBeUndefined();
+    // Withdrawn grace (the bus went deaf) applies at once to what is held.
+    c.set("a", "A", ids("k1"));
+    now = 2600;
+    grace = 0;
+    expect(c.stale("a")).toBeUndefined();
+  });
 });
 
 describe.each(BACKENDS)("the verification cache on %s", (kind) => {

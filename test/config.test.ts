@@ -175,6 +175,8 @@ describe("cluster, cache and rate-limit settings", () => {
     ]);
     expect(config.cacheTtlMs).toBe(10_000);
     expect(config.degradedCacheTtlMs).toBe(1000);
+    expect(config.cacheGraceMs).toBe(60_000);
+    expect(config.redisTimeoutMs).toBe(500);
   });
 
   it("reads them, and never lets the degraded TTL exceed the normal one", () => {
@@ -184,7 +186,11 @@ describe("cluster, cache and rate-limit settings", () => {
       LATCHKEY_LOGIN_RATE_LIMIT: "5/30s",
       LATCHKEY_CACHE_TTL_MS: "500",
       LATCHKEY_DEGRADED_CACHE_TTL_MS: "2000",
+      LATCHKEY_CACHE_GRACE_MS: "0",
+      LATCHKEY_REDIS_TIMEOUT_MS: "250",
     });
+    expect(config.cacheGraceMs).toBe(0);
+    expect(config.redisTimeoutMs).toBe(250);
     expect(config.redisUrl).toBe("redis://cache.internal:6379/2");
     expect(config.rateLimitWhenRedisDown).toBe("closed");
     expect(config.loginLimits).toEqual([{ limit: 5, window: "30s" }]);
@@ -198,5 +204,9 @@ describe("cluster, cache and rate-limit settings", () => {
     expect(rejects({ LATCHKEY_LOGIN_RATE_LIMIT: "10 per minute" }).message).toMatch(/LOGIN_RATE_LIMIT/);
     expect(rejects({ LATCHKEY_LOGIN_RATE_LIMIT: "10/2d" }).message).toMatch(/LOGIN_RATE_LIMIT/);
     expect(rejects({ LATCHKEY_CACHE_TTL_MS: "-1" }).message).toMatch(/CACHE_TTL/);
+    expect(rejects({ LATCHKEY_CACHE_GRACE_MS: "forever" }).message).toMatch(/CACHE_GRACE_MS/);
+    expect(rejects({ LATCHKEY_REDIS_TIMEOUT_MS: "10" }).message).toMatch(
+      /REDIS_TIMEOUT_MS must be an integer from 50/,
+    );
   });
 });

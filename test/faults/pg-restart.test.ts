@@ -106,6 +106,19 @@ describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
 
   const alive = () => node.exitCode === null && node.signalCode === null;
 
+  /** Acknowledged credentials the node no longer lists. */
+  async function lost(): Promise<string[]> {
+    const listed = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const page = await call("GET", `/v1/credentials?limit=100${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(page.status).toBe(200);
+      for (const c of page.body.data.credentials) listed.add(c.id);
+      cursor = page.body.data.next_cursor;
+    } while (cursor);
+    return acknowledged.filter((id) => !listed.has(id));
+  }
+
   beforeAll(async () => {
     pg = new DisposablePostgres(BIN_DIR as string, await freePort());
     await pg.init();
@@ -237,16 +250,8 @@ describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
     expect(alive(), output).toBe(true);
     expect((await call("GET", "/readyz", undefined, "")).status).toBe(200);
 
-    const listed = new Set<string>();
-    let cursor: string | null = null;
-    do {
-      const page = await call("GET", `/v1/credentials?limit=100${cursor ? `&cursor=${cursor}` : ""}`);
-      expect(page.status).toBe(200);
-      for (const c of page.body.data.credentials) listed.add(c.id);
-      cursor = page.body.data.next_cursor;
-    } while (cursor);
     expect(acknowledged.length).toBeGreaterThanOrEqual(3);
-    expect(acknowledged.filter((id) => !listed.has(id))).toEqual([]);
+    expect(await lost()).toEqual([]);
     const keys = await call("GET", "/v1/keys");
     expect(keys.status).toBe(200);
     expect(keys.body.data.keys.length).toBeGreaterThan(0);
@@ -254,6 +259,54 @@ describe.runIf(RUN)("PostgreSQL restarts and outages", () => {
     const lostLines = output.match(/PostgreSQL connection lost/g)?.length ?? 0;
     expect(lostLines, output).toBeGreaterThanOrEqual(1);
     expect(lostLines, output).toBeLessThanOrEqual(3);
+  }, 60_000);
+
+  it("under load, through a restart and an immediate stop: only 2xx or 503, never a lost write, writable within 2 s of the database's return", async () => {
+    const statuses = new Map<number, number>();
+    const codes = new Set<string>();
+    let running = true;
+    const oks: number[] = [];
+    const before = acknowledged.length;
+    const worker = async (i: number) => {
+      while (running) {
+        const res =
+          i % 2 === 0
+            ? await write().catch(() => null)
+            : await call("POST", "/v1/verify", { key: generateToken("lk", "live", "sk") }).catch(() => null);
+        if (res === null) continue;
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res.status >= 500) codes.add(res.body?.error?.code);
+        if (res.status < 300) oks.push(Date.now());
+      }
+    };
+    const workers = Array.from({ length: 6 }, (_, i) => worker(i));
+    try {
+      await sleep(300);
+      await pg.restart();
+      await sleep(500);
+      await pg.stop("immediate");
+      await sleep(1000);
+      expect(alive(), output).toBe(true);
+      const starting = Date.now();
+      await pg.start();
+      const returned = Date.now();
+      // The load itself must find the database again: no request of the test's own is needed.
+      while (!oks.some((t) => t >= starting) && Date.now() < returned + 10_000) await sleep(20);
+      const first = oks.find((t) => t >= starting);
+      expect(first, "nothing succeeded after the database came back").toBeDefined();
+      expect((first as number) - returned).toBeLessThan(2_000);
+      await sleep(300);
+    } finally {
+      running = false;
+      await Promise.all(workers);
+    }
+    expect(alive(), output).toBe(true);
+    const bad = [...statuses.keys()].filter((s) => s >= 300 && s !== 503);
+    expect(bad, JSON.stringify([...statuses])).toEqual([]);
+    expect([...codes]).toEqual(["STORE_UNAVAILABLE"]);
+    expect(statuses.get(503) ?? 0).toBeGreaterThan(0);
+    expect(acknowledged.length).toBeGreaterThan(before);
+    expect(await lost()).toEqual([]);
   }, 60_000);
 
   it("answers known keys for the grace past their TTL while the database is gone, and never while the bus is deaf", async () => {

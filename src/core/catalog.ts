@@ -3,9 +3,13 @@
  * A permission is the string `entity:action`. Latchkey's own management permissions form a built-in group.
  */
 
+import { compileRoutes, type RouteEntry, RouteError, type RouteMap } from "./routes.ts";
+
 export interface CatalogAction {
   id: string;
   name: string;
+  /** The platform's routes this permission allows, as `METHOD /path` patterns (for /v1/authorize). */
+  routes?: string[];
 }
 export interface CatalogEntity {
   id: string;
@@ -24,6 +28,10 @@ export interface Catalog {
   groups: CatalogGroup[];
   /** Every permission the catalog knows, for O(1) validation. */
   permissions: ReadonlySet<string>;
+  /** The platform's routes and the permission each needs, compiled once. */
+  routes: RouteMap;
+  /** What /v1/authorize does with a route the catalog does not map: refuse it, or let any good key by. */
+  unmappedRoutes: "deny" | "allow";
 }
 
 export const PRESETS = ["read_only", "write", "full_access"] as const;
@@ -97,10 +105,12 @@ export function loadCatalog(doc: unknown): Catalog {
   if (typeof doc !== "object" || doc === null || !Array.isArray((doc as { groups?: unknown }).groups)) {
     throw new CatalogError('the catalog must be an object with a "groups" array');
   }
+  const raw = doc as { groups: unknown[]; management_routes?: unknown; unmapped_routes?: unknown };
+  const routes: RouteEntry[] = [];
   const seenGroups = new Set<string>([MANAGEMENT_GROUP_ID]);
   const seenEntities = new Set<string>(MANAGEMENT_GROUP.entities.map((e) => e.id));
   const groups: CatalogGroup[] = [];
-  for (const [gi, g] of (doc as { groups: unknown[] }).groups.entries()) {
+  for (const [gi, g] of raw.groups.entries()) {
     const where = `groups[${gi}]`;
     if (typeof g !== "object" || g === null) throw new CatalogError(`${where} must be an object`);
     const raw = g as Record<string, unknown>;
@@ -130,7 +140,18 @@ export function loadCatalog(doc: unknown): Catalog {
         if (!ACTION_ID.test(aid)) throw new CatalogError(`${aw} "${aid}" must match ${ACTION_ID}`);
         if (seenActions.has(aid)) throw new CatalogError(`${aw} "${aid}" is listed twice`);
         seenActions.add(aid);
-        return { id: aid, name: text(obj.name, `${aw}.name`, true) ?? label(aid) };
+        const action: CatalogAction = { id: aid, name: text(obj.name, `${aw}.name`, true) ?? label(aid) };
+        if (obj.routes !== undefined) {
+          if (!Array.isArray(obj.routes)) throw new CatalogError(`${aw}.routes must be an array`);
+          action.routes = obj.routes as string[];
+          for (const [ri, route] of obj.routes.entries())
+            routes.push({
+              route: route as string,
+              permission: `${eid}:${aid}`,
+              where: `${aw}.routes[${ri}]`,
+            });
+        }
+        return action;
       });
       const entity: CatalogEntity = { id: eid, name: text(re.name, `${ew}.name`) as string, actions };
       const description = text(re.description, `${ew}.description`, true);
@@ -145,7 +166,39 @@ export function loadCatalog(doc: unknown): Catalog {
   groups.push(MANAGEMENT_GROUP);
   const permissions = new Set<string>();
   for (const g of groups) for (const p of groupPermissions(g)) permissions.add(p);
-  return { groups, permissions };
+  routes.push(...managementRoutes(raw.management_routes));
+  const unmapped = raw.unmapped_routes ?? "deny";
+  if (unmapped !== "deny" && unmapped !== "allow") {
+    throw new CatalogError(`unmapped_routes must be "deny" or "allow" (got ${JSON.stringify(unmapped)})`);
+  }
+  try {
+    return { groups, permissions, routes: compileRoutes(routes), unmappedRoutes: unmapped };
+  } catch (err) {
+    if (err instanceof RouteError) throw new CatalogError(err.message);
+    throw err;
+  }
+}
+
+/**
+ * The platform's routes for Latchkey's built-in permissions (its own `/v1/keys`, say, served by the
+ * platform in front of Latchkey), which no group of the catalog declares: `{"keys:manage": [...]}`.
+ */
+function managementRoutes(value: unknown): RouteEntry[] {
+  if (value === undefined) return [];
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new CatalogError('management_routes must be an object such as {"keys:manage": ["ALL /v1/keys"]}');
+  }
+  const out: RouteEntry[] = [];
+  for (const [permission, list] of Object.entries(value)) {
+    const where = `management_routes["${permission}"]`;
+    if (!(MANAGEMENT_PERMISSIONS as readonly string[]).includes(permission)) {
+      throw new CatalogError(`${where}: "${permission}" is not one of ${MANAGEMENT_PERMISSIONS.join(", ")}`);
+    }
+    if (!Array.isArray(list)) throw new CatalogError(`${where} must be an array`);
+    for (const [ri, route] of list.entries())
+      out.push({ route: route as string, permission, where: `${where}[${ri}]` });
+  }
+  return out;
 }
 
 export function isPermissionString(value: string): boolean {

@@ -120,7 +120,12 @@ export const KeyUsage = Type.Object({
   last_used_ip: Nullable(Type.String()),
 });
 
-const CatalogAction = Type.Object({ id: Type.String(), name: Type.String() });
+const CatalogAction = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  /** The platform's routes the permission allows, as `METHOD /path` patterns. */
+  routes: Type.Optional(Type.Array(Type.String())),
+});
 const CatalogEntity = Type.Object({
   id: Type.String(),
   name: Type.String(),

@@ -9,7 +9,7 @@ function readmeTable(): Map<string, [string, string, string]> {
   const rows = new Map<string, [string, string, string]>();
   for (const line of readme.split("\n")) {
     const cells = line.split(" | ").map((c) => c.replace(/^\| ?| ?\|$/g, "").trim());
-    const route = /^`((?:GET|POST|PATCH|DELETE) \/\S*)`$/.exec(cells[0] ?? "")?.[1];
+    const route = /^`((?:GET|POST|PATCH|DELETE|ALL) \/\S*)`$/.exec(cells[0] ?? "")?.[1];
     if (route && cells.length >= 5) rows.set(route, [cells[1] ?? "", cells[2] ?? "", cells[3] ?? ""]);
   }
   return rows;
@@ -28,6 +28,8 @@ function described(policy: Policy): [string, string, string] {
               const perms = policy.perms ?? { all: [] };
               const list = ("all" in perms ? perms.all : perms.any).map((p) => `\`${p}\``);
               const text = list.join("all" in perms ? " and " : " or ");
+              if (policy.caller === "gateway")
+                return `${text} in \`Latchkey-Verify-Key\` (also platform verify keys)`;
               return policy.caller === "verifier" ? `${text} (also platform verify keys)` : text;
             })();
   const roles = policy.roles ?? [];

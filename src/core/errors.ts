@@ -29,6 +29,12 @@ export const ERRORS = {
     status: 403,
     message: "A caller acting in the test environment reads and changes test objects only.",
   },
+  ENVIRONMENT_MISMATCH: { status: 403, message: "The key belongs to the other environment." },
+  ROUTE_NOT_MAPPED: { status: 403, message: "No permission in the catalog covers this route." },
+  ROUTE_UNKNOWN: {
+    status: 403,
+    message: "The gateway did not say which route is asked for, or said two different ones.",
+  },
   NOT_FOUND: { status: 404, message: "Not found." },
   ROUTE_NOT_FOUND: { status: 404, message: "No such route." },
   METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed." },

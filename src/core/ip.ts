@@ -310,17 +310,24 @@ export function compileTrustedProxies(entries: readonly string[]): IpMatcher {
 /**
  * The caller's address: the socket peer, unless the peer is a trusted proxy; only then X-Forwarded-For is read right to left, skipping trusted hops, and the first untrusted hop is the client. If every hop is trusted, the leftmost entry is the client. Invalid entries in XFF stop the walk: the last valid hop examined (the trusted proxy that would have forwarded it) is returned. The result is normalised (mapped IPv4 → plain IPv4 text, IPv6 → canonical compressed text).
  * `forwardedFor` is the raw header value (string, string[] when repeated — join with ",", or undefined).
+ * Without it, a trusted peer's X-Real-IP (one address; repeated, it is ignored) names the client.
  * A socket address that does not parse is returned unchanged.
  */
 export function clientIp(
   socketAddress: string,
   forwardedFor: string | string[] | undefined,
   isTrustedProxy: IpMatcher,
+  realIp?: string | string[] | undefined,
 ): string {
   const peer = parseIp(socketAddress);
   if (peer === null) return socketAddress;
   let current = formatIp(peer);
-  if (forwardedFor === undefined || !isTrustedProxy(current)) return current;
+  if (!isTrustedProxy(current)) return current;
+  // A trusted proxy that sends X-Real-IP alone (nginx's common setup) names the client in it.
+  if (forwardedFor === undefined) {
+    const real = typeof realIp === "string" ? parseIp(realIp.trim()) : null;
+    return real === null ? current : formatIp(real);
+  }
   const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(",") : forwardedFor).split(",");
   for (let i = hops.length - 1; i >= 0; i--) {
     // Whitespace around list elements is optional in HTTP headers.

@@ -240,7 +240,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.decorateRequest("isHttps", false);
   app.addHook("onRequest", (request, reply, done) => {
     const peer = request.socket.remoteAddress ?? "";
-    request.clientIp = clientIp(peer, request.headers["x-forwarded-for"], trusted);
+    request.clientIp = clientIp(
+      peer,
+      request.headers["x-forwarded-for"],
+      trusted,
+      request.headers["x-real-ip"],
+    );
     const proto = request.headers["x-forwarded-proto"];
     request.isHttps =
       (request.socket as TLSSocket).encrypted === true ||
@@ -270,6 +275,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
           apiSecret: { type: "apiKey", in: "header", name: "X-API-Secret" },
           bearer: { type: "http", scheme: "bearer" },
           basic: { type: "http", scheme: "basic" },
+          verifyKey: { type: "apiKey", in: "header", name: "Latchkey-Verify-Key" },
         },
       },
       security: [{ apiKey: [] }, { bearer: [] }, { basic: [] }],

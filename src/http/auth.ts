@@ -187,7 +187,7 @@ export async function authorizeKeyCaller(
   }
   if (!actor || actor.kind === "platform" || actor.kind === "user")
     return refuse(new LatchkeyError("UNAUTHORIZED"));
-  if (access.caller !== "verifier" && actor.companyId === null) {
+  if (access.caller !== "verifier" && access.caller !== "gateway" && actor.companyId === null) {
     return refuse(new LatchkeyError("FORBIDDEN", "A platform verify key cannot manage a company's objects."));
   }
   const requirement: Requirement = access.perms ?? { all: [] };

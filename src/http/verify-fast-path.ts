@@ -122,7 +122,12 @@ export function verifyFastPath(opts: FastPathOptions) {
     const requestId = nextRequestId();
     let limit: LimitDecision | null = null;
     try {
-      const ip = clientIp(req.socket.remoteAddress ?? "", req.headers["x-forwarded-for"], trusted);
+      const ip = clientIp(
+        req.socket.remoteAddress ?? "",
+        req.headers["x-forwarded-for"],
+        trusted,
+        req.headers["x-real-ip"],
+      );
       const caller = await authorizeKeyCaller(services, VERIFY_ACCESS, presented, ip);
       limit = caller.limit;
       if (caller.refusal !== null) throw caller.refusal;

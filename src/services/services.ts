@@ -6,6 +6,7 @@ import { compileStored, type RateLimit } from "../core/rate-limit.ts";
 import type { Database } from "../store/schema.ts";
 import { AccessGuard } from "./access.ts";
 import { AuditService } from "./audit.ts";
+import { AuthorizationService } from "./authorization.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { KeyService } from "./keys.ts";
@@ -42,6 +43,8 @@ export interface Services {
   audit: AuditService;
   people: PeopleService;
   verification: VerificationService;
+  /** Forward auth: may a gateway's client make this request? */
+  authorization: AuthorizationService;
   usage: UsageRecorder;
   /** Announced after every committed change; caches listen (and, in cluster mode, a bus). */
   changes: Changes;
@@ -80,6 +83,15 @@ export function createServices(opts: ServiceOptions): Services {
     ...(opts.loginIpLimits ? { loginIpLimits: compileStored(opts.loginIpLimits) } : {}),
     limiter,
   });
+  const verification = new VerificationService({
+    db: opts.db,
+    secret: opts.secret,
+    usage,
+    clock,
+    changes,
+    limiter,
+    ...(opts.cache ? { cache: opts.cache } : {}),
+  });
   return {
     catalog: opts.catalog,
     companies: new CompanyService({ ...base, credentials, keys, audit }),
@@ -87,15 +99,8 @@ export function createServices(opts: ServiceOptions): Services {
     people,
     credentials,
     keys,
-    verification: new VerificationService({
-      db: opts.db,
-      secret: opts.secret,
-      usage,
-      clock,
-      changes,
-      limiter,
-      ...(opts.cache ? { cache: opts.cache } : {}),
-    }),
+    verification,
+    authorization: new AuthorizationService({ catalog: opts.catalog, verification }),
     usage,
     changes,
     limiter,

@@ -10,13 +10,14 @@ export type Requirement = { all: readonly string[] } | { any: readonly string[] 
  */
 export interface Policy {
   /** The route that does it, as registered: method and path. */
-  route: `${"GET" | "POST" | "PATCH" | "DELETE"} /${string}`;
+  route: `${"GET" | "POST" | "PATCH" | "DELETE" | "ALL"} /${string}`;
   /**
    * `public`: anyone; `platform`: the operator's admin token; `session`: a signed-in person only;
    * `caller`: a key, a Basic auth pair or (where `roles` say so) a session, of the company itself;
-   * `verifier`: like `caller`, and a platform verify key too.
+   * `verifier`: like `caller`, and a platform verify key too; `gateway`: a verifier's key in the
+   * `Latchkey-Verify-Key` header, since the request's own credentials are its client's (forward auth).
    */
-  caller: "public" | "platform" | "session" | "caller" | "verifier";
+  caller: "public" | "platform" | "session" | "caller" | "verifier" | "gateway";
   /** For key and Basic auth callers. */
   perms?: Requirement;
   /** Roles whose sessions may call; none means keys only (a session is never an API credential). */
@@ -87,6 +88,8 @@ export const POLICY = {
   "keys.expiry": { route: "POST /v1/keys/:id/expiry", ...KEYS_WRITE, stepUp: true },
 
   "keys.verify": { route: "POST /v1/verify", caller: "verifier", perms: { all: ["keys:verify"] } },
+  "keys.authorize": { route: "ALL /v1/authorize", caller: "gateway", perms: { all: ["keys:verify"] } },
+  "keys.authorize_path": { route: "ALL /v1/authorize/*", caller: "gateway", perms: { all: ["keys:verify"] } },
 
   "auth.login": { route: "POST /v1/auth/login", caller: "public" },
   "auth.logout": { route: "POST /v1/auth/logout", ...OWN_SESSION },

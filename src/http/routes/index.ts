@@ -1,4 +1,5 @@
 import type { App } from "../types.ts";
+import authorizeRequest from "./authorize-request.ts";
 import changeKeyExpiry from "./change-key-expiry.ts";
 import changePassword from "./change-password.ts";
 import createCompany from "./create-company.ts";
@@ -54,6 +55,7 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     rotateKey,
     changeKeyExpiry,
     verifyKey,
+    authorizeRequest,
     login,
     logout,
     getMe,

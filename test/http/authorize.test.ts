@@ -307,6 +307,32 @@ describe.each(BACKENDS)("/v1/authorize on %s", (kind) => {
     expect(over.headers["ratelimit-remaining"]).toBe("0");
   });
 
+  it("answers nginx (Latchkey-Gateway: nginx) every refusal as 401 or 403, with the real status and envelope in headers", async () => {
+    const limited = await h.createKey(co, {
+      permissions: ["onramp:create"],
+      rate_limits: [{ limit: 1, window: "1m" }],
+    });
+    const asNginx = { "latchkey-gateway": "nginx" };
+    expect((await nginx("POST", "/v1/onramp", key(limited.key), asNginx)).statusCode).toBe(200);
+    const over = await nginx("POST", "/v1/onramp", key(limited.key), asNginx);
+    expect(over.statusCode).toBe(403);
+    expect(over.headers["latchkey-status"]).toBe("429");
+    expect(Number(over.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(over.headers["latchkey-error"] as string)).toEqual(over.json());
+    expect(over.json().error.code).toBe("RATE_LIMITED");
+    const bad = await nginx("POST", "/v1/onramp", key(limited.key), {
+      ...asNginx,
+      "latchkey-environment": "x",
+    });
+    expect([bad.statusCode, bad.headers["latchkey-status"]]).toEqual([403, "400"]);
+    const unknown = await nginx("POST", "/v1/onramp", key(generateToken("lk", "live", "sk")), asNginx);
+    expect([unknown.statusCode, unknown.headers["latchkey-status"]]).toEqual([401, "401"]);
+    // Other gateways pass any status on: no extra headers for them.
+    const plain = await nginx("POST", "/v1/onramp", key(limited.key));
+    expect(plain.statusCode).toBe(429);
+    expect(plain.headers["latchkey-error"]).toBeUndefined();
+  });
+
   it("counts every answer in the key's usage, refusals as denied", async () => {
     const counted = await h.createKey(co, { permissions: ["onramp:create"] });
     expect((await nginx("POST", "/v1/onramp", key(counted.key))).statusCode).toBe(200);

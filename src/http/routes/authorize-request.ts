@@ -7,6 +7,7 @@ import { ROUTE_METHODS } from "../../core/routes.ts";
 import type { Authorization } from "../../services/authorization.ts";
 import { verifierScope } from "../../services/verification.ts";
 import { authorizeKeyCaller, presentedCredentials } from "../auth.ts";
+import { latchkeyErrorReply, unexpectedErrorReply } from "../errors.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -81,7 +82,44 @@ function setRateLimitHeaders(reply: FastifyReply, limit: Authorization["result"]
   if (limit.retry_after !== null) reply.header("retry-after", String(limit.retry_after));
 }
 
+/**
+ * nginx's `auth_request` passes on only a 401 or a 403 (anything else becomes a 500) and drops the
+ * body. A gateway that says `Latchkey-Gateway: nginx` gets every other refusal as a 403, with the real
+ * status in `Latchkey-Status` and the envelope in `Latchkey-Error`, which the shipped configuration
+ * sends on to the client as they were.
+ */
+function sendRefusal(request: FastifyRequest, reply: FastifyReply, err: unknown) {
+  const answer =
+    err instanceof LatchkeyError
+      ? latchkeyErrorReply(err, request.id)
+      : unexpectedErrorReply(err, request.id, (e) => request.log.error({ err: e }, "unhandled error"));
+  if (answer.retryAfter !== null) reply.header("retry-after", String(answer.retryAfter));
+  let status = answer.status;
+  if (single(request, "latchkey-gateway") === "nginx") {
+    // A header carries Latin-1 only: anything beyond ASCII is escaped, which JSON reads back the same.
+    const body = JSON.stringify(answer.body).replace(
+      /[\u007f-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+    reply.header("latchkey-status", String(status));
+    reply.header("latchkey-error", body);
+    if (status !== 401 && status !== 403) status = 403;
+  }
+  return reply.code(status).type("application/json").send(answer.body);
+}
+
 function authorize(services: RouteDeps["services"], access: Policy) {
+  const decide = decideFor(services, access);
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    try {
+      return await decide(request, reply);
+    } catch (err) {
+      return sendRefusal(request, reply, err);
+    }
+  };
+}
+
+function decideFor(services: RouteDeps["services"], access: Policy) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const verifyKey = single(request, "latchkey-verify-key");
     if (!verifyKey) {

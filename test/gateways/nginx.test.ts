@@ -120,7 +120,12 @@ http {
     const revoked = await h.createKey(co, { permissions: ["onramp:create"] });
     expect((await send("POST", "/v1/onramp", { "x-api-key": revoked.key })).status).toBe(200);
     expect((await h.call("DELETE", `/v1/keys/${revoked.id}`, { key: co.key })).statusCode).toBe(200);
-    for (const headers of [{}, { "x-api-key": revoked.key }, { authorization: `Bearer ${revoked.key}` }]) {
+    const clients: Record<string, string>[] = [
+      {},
+      { "x-api-key": revoked.key },
+      { authorization: `Bearer ${revoked.key}` },
+    ];
+    for (const headers of clients) {
       const res = await send("POST", "/v1/onramp", headers);
       expect(res.status).toBe(401);
       expect(res.headers.get("www-authenticate")).toBe('Bearer realm="api"');
@@ -132,7 +137,12 @@ http {
     const here = await h.createKey(co, { permissions: ["onramp:create"], allowed_ips: ["127.0.0.1"] });
     const elsewhere = await h.createKey(co, { permissions: ["onramp:create"], allowed_ips: ["203.0.113.7"] });
     expect((await send("POST", "/v1/onramp", { "x-api-key": here.key })).status).toBe(200);
-    for (const spoof of [{}, { "x-forwarded-for": "203.0.113.7" }, { "x-real-ip": "203.0.113.7" }]) {
+    const spoofs: Record<string, string>[] = [
+      {},
+      { "x-forwarded-for": "203.0.113.7" },
+      { "x-real-ip": "203.0.113.7" },
+    ];
+    for (const spoof of spoofs) {
       const res = await send("POST", "/v1/onramp", { "x-api-key": elsewhere.key, ...spoof });
       expect(res.status, JSON.stringify(spoof)).toBe(403);
       expect(await res.json()).toMatchObject({

@@ -151,10 +151,12 @@ function decideFor(services: RouteDeps["services"], access: Policy) {
       if (refusal.code === "UNAUTHORIZED") reply.header("www-authenticate", WWW_AUTHENTICATE);
       throw new LatchkeyError(refusal.code, refusal.message, refusal.details);
     }
-    if (result.key_id !== null) reply.header("latchkey-key-id", result.key_id);
-    if (result.credential_id !== null) reply.header("latchkey-credential-id", result.credential_id);
-    if (result.company_id !== null) reply.header("latchkey-company-id", result.company_id);
-    if (result.environment !== null) reply.header("latchkey-environment", result.environment);
+    // Always all four, empty when there is none (an API user's password has no key id): a gateway that
+    // copies a header it did not get may pass on the client's own, or (Caddy 2.6) a placeholder.
+    reply.header("latchkey-key-id", result.key_id ?? "");
+    reply.header("latchkey-credential-id", result.credential_id ?? "");
+    reply.header("latchkey-company-id", result.company_id ?? "");
+    reply.header("latchkey-environment", result.environment ?? "");
     return reply.code(200).send();
   };
 }

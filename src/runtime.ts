@@ -71,7 +71,16 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       ...(cluster ? { limiter: cluster.limiter } : {}),
       ...(log ? { onBackgroundError: (err: unknown) => log.error({ err }, "background work failed") } : {}),
     });
-    await cluster?.start(services.changes, services.verification);
+    // The bus's verdict on hearing the other nodes goes to this node's cache and to the SDKs it streams to.
+    await cluster?.start(services.changes, {
+      limitCacheTtl(ttlMs) {
+        services.verification.limitCacheTtl(ttlMs);
+        services.changeStream.setHearing(ttlMs === null);
+      },
+      get cacheTtlMs() {
+        return services.verification.cacheTtlMs;
+      },
+    });
     let closed: Promise<void> | null = null;
     return {
       store,
@@ -150,6 +159,7 @@ export function runtimeOptions(config: Config, command: string): RuntimeOptions 
       loginLimits: config.loginLimits,
       loginIpLimits: config.loginIpLimits,
       cache: { ttlMs: config.cacheTtlMs, max: config.cacheMaxKeys, graceMs: config.cacheGraceMs },
+      degradedCacheTtlMs: config.degradedCacheTtlMs,
     },
   };
 }

@@ -3,11 +3,23 @@
  * them. The verification cache listens to every change; in cluster mode the bus publishes this node's
  * own changes and delivers the other nodes' ones.
  */
-export type Change =
+export type Change = (
   | { kind: "key"; keyId: string }
   /** A new key: drops a cached "no such key" answer. The fingerprint is the cache's key, never the key. */
   | { kind: "key_created"; fingerprint: string }
-  | { kind: "credential"; credentialId: string };
+  | { kind: "credential"; credentialId: string }
+) &
+  ChangeScope;
+
+/**
+ * Whose object changed, so a change is told only to those who may see the object (a company's
+ * verify-key stream). Absent in a change from a node that predates it: then nobody is told what changed,
+ * only that something did.
+ */
+export interface ChangeScope {
+  companyId?: string | null;
+  environment?: "live" | "test" | null;
+}
 
 type Listener = (change: Change) => void;
 

@@ -240,7 +240,12 @@ export class CredentialService {
       return this.view(next);
     });
     // Its keys' cached answers carry its status, permissions and allowlist.
-    this.deps.changes.emit({ kind: "credential", credentialId: id });
+    this.deps.changes.emit({
+      kind: "credential",
+      credentialId: id,
+      companyId,
+      environment: updated.environment,
+    });
     return (await shownTo(this.deps.db, ctx.actor, [updated]))[0] as CredentialView;
   }
 

@@ -110,14 +110,23 @@ export class KeyService {
     const created = await this.deps.db
       .transaction()
       .execute((tx) => this.createIn(tx, companyId, input, ctx));
-    this.deps.changes.emit({ kind: "key_created", fingerprint: fingerprint(created.key) });
+    this.deps.changes.emit({
+      kind: "key_created",
+      fingerprint: fingerprint(created.key),
+      companyId,
+      environment: created.environment,
+    });
     return created;
   }
 
   /** Runs a change to one key in a transaction, then tells the caches once it has committed. */
-  private async changingKey<T>(id: string, work: (tx: Db) => Promise<T>): Promise<T> {
+  private async changingKey<T extends { environment: Environment }>(
+    companyId: string,
+    id: string,
+    work: (tx: Db) => Promise<T>,
+  ): Promise<T> {
     const result = await this.deps.db.transaction().execute(work);
-    this.deps.changes.emit({ kind: "key", keyId: id });
+    this.deps.changes.emit({ kind: "key", keyId: id, companyId, environment: result.environment });
     return result;
   }
 
@@ -310,7 +319,7 @@ export class KeyService {
     const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
     const rateLimits = patch.rate_limits === undefined ? undefined : checkRateLimits(patch.rate_limits);
     const ctx = await this.deps.guard.confirm(given, "keys.update", patch);
-    const view = await this.changingKey(id, async (tx) => {
+    const view = await this.changingKey(companyId, id, async (tx) => {
       const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, row.environment, "API key");
       const effective = effectivePermissions(row.permissions, credentialPermissions);
@@ -378,7 +387,7 @@ export class KeyService {
   /** Immediate and final. Revoking a revoked key changes nothing and succeeds. */
   async revoke(companyId: string, id: string, given: Ctx): Promise<KeyView> {
     const ctx = await this.deps.guard.confirm(given, "keys.revoke", undefined);
-    const view = await this.changingKey(id, async (tx) => {
+    const view = await this.changingKey(companyId, id, async (tx) => {
       const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, row.environment, "API key");
       if (row.status === "revoked") return this.view(row, credentialPermissions);
@@ -419,7 +428,7 @@ export class KeyService {
     }
     const expiresAt = this.futureDate(input.expires_at, "expires_at");
     const ctx = await this.deps.guard.confirm(given, "keys.rotate", input);
-    const rotated = await this.changingKey(id, async (tx) => {
+    const rotated = await this.changingKey(companyId, id, async (tx) => {
       const { row: old } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, old.environment, "API key");
       const now = this.deps.clock();
@@ -474,14 +483,19 @@ export class KeyService {
         previous_key: { id: old.id, expires_at: oldExpiry.toISOString() },
       };
     });
-    this.deps.changes.emit({ kind: "key_created", fingerprint: fingerprint(rotated.key) });
+    this.deps.changes.emit({
+      kind: "key_created",
+      fingerprint: fingerprint(rotated.key),
+      companyId,
+      environment: rotated.environment,
+    });
     return rotated;
   }
 
   /** For a rotated key still in its overlap: reset its expiry to 24 h from now, or end it now. */
   async changeExpiry(companyId: string, id: string, action: "reset" | "now", given: Ctx): Promise<KeyView> {
     const ctx = await this.deps.guard.confirm(given, "keys.expiry", { action });
-    const view = await this.changingKey(id, async (tx) => {
+    const view = await this.changingKey(companyId, id, async (tx) => {
       const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, row.environment, "API key");
       if (row.replaced_by === null) throw new LatchkeyError("KEY_NOT_ROTATED");

@@ -7,6 +7,7 @@ import type { Database } from "../store/schema.ts";
 import { AccessGuard } from "./access.ts";
 import { AuditService } from "./audit.ts";
 import { AuthorizationService } from "./authorization.ts";
+import { ChangeStream } from "./change-stream.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { KeyService } from "./keys.ts";
@@ -33,6 +34,8 @@ export interface ServiceOptions {
   /** Limits on sign-in attempts per address; defaults to `loginLimits`. */
   loginIpLimits?: readonly RateLimit[];
   cache?: { max?: number; ttlMs?: number; negativeTtlMs?: number; graceMs?: number };
+  /** The cache TTL while the cluster bus is deaf, told to change-stream subscribers. */
+  degradedCacheTtlMs?: number;
 }
 
 export interface Services {
@@ -45,6 +48,8 @@ export interface Services {
   verification: VerificationService;
   /** Forward auth: may a gateway's client make this request? */
   authorization: AuthorizationService;
+  /** Every change this node hears, for verify keys that cache answers themselves (the SDK). */
+  changeStream: ChangeStream;
   usage: UsageRecorder;
   /** Announced after every committed change; caches listen (and, in cluster mode, a bus). */
   changes: Changes;
@@ -101,6 +106,9 @@ export function createServices(opts: ServiceOptions): Services {
     keys,
     verification,
     authorization: new AuthorizationService({ catalog: opts.catalog, verification }),
+    changeStream: new ChangeStream(changes, {
+      ...(opts.degradedCacheTtlMs !== undefined ? { degradedTtlMs: opts.degradedCacheTtlMs } : {}),
+    }),
     usage,
     changes,
     limiter,

@@ -31,6 +31,11 @@ export interface Policy {
    * are the second factor of an integration). A function decides from the action's input.
    */
   stepUp?: true | ((input: StepUpInput) => boolean);
+  /**
+   * Answers with a stream that stays open (server-sent events). The security suite's one-shot calls
+   * cannot wait for its success; its refusals are tested beside the route (verify-changes.test.ts).
+   */
+  stream?: true;
 }
 
 /** What a step-up rule may look at: the action's input (a request body). */
@@ -88,6 +93,12 @@ export const POLICY = {
   "keys.expiry": { route: "POST /v1/keys/:id/expiry", ...KEYS_WRITE, stepUp: true },
 
   "keys.verify": { route: "POST /v1/verify", caller: "verifier", perms: { all: ["keys:verify"] } },
+  "keys.changes": {
+    route: "GET /v1/verify/changes",
+    caller: "verifier",
+    perms: { all: ["keys:verify"] },
+    stream: true,
+  },
   "keys.authorize": { route: "ALL /v1/authorize", caller: "gateway", perms: { all: ["keys:verify"] } },
   "keys.authorize_path": { route: "ALL /v1/authorize/*", caller: "gateway", perms: { all: ["keys:verify"] } },
 

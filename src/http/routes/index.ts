@@ -25,6 +25,7 @@ import logout from "./logout.ts";
 import openapi from "./openapi.ts";
 import revokeKey from "./revoke-key.ts";
 import rotateKey from "./rotate-key.ts";
+import streamVerifyChanges from "./stream-verify-changes.ts";
 import totpConfirm from "./totp-confirm.ts";
 import totpSetup from "./totp-setup.ts";
 import updateCredential from "./update-credential.ts";
@@ -56,6 +57,7 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     changeKeyExpiry,
     verifyKey,
     authorizeRequest,
+    streamVerifyChanges,
     login,
     logout,
     getMe,

@@ -137,6 +137,33 @@ describe("two nodes on PostgreSQL and Redis", () => {
     await within(1000, async () => (await verifyCode(b, t, key.key)) === "REVOKED");
   });
 
+  it("streams a revocation made on one node to a verify key listening on the other", async () => {
+    const key = await createKey(a, t);
+    const controller = new AbortController();
+    const res = await fetch(`${b.url}/v1/verify/changes`, {
+      headers: { "x-api-key": t.verifyKey },
+      signal: controller.signal,
+    });
+    expect(res.status).toBe(200);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    const until = async (needle: string) => {
+      while (!text.includes(needle)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${needle}:\n${text}`);
+        text += decoder.decode(value, { stream: true });
+      }
+    };
+    try {
+      await until("event: ready");
+      expect((await call(a, "DELETE", `/v1/keys/${key.id}`, { key: t.managementKey })).status).toBe(200);
+      await until(`"key_id":"${key.id}"`);
+    } finally {
+      controller.abort();
+    }
+  });
+
   it("credential deactivation, permission and allowlist changes on one node reach the other", async () => {
     const cred = await call(b, "POST", "/v1/credentials", {
       key: t.managementKey,

@@ -144,7 +144,8 @@ export class Cluster {
   private beat(): void {
     setImmediate(() => {
       const oldest = this.beats[0];
-      if (oldest !== undefined && Date.now() - oldest.sentAt > this.timeoutMs)
+      // While connecting, start() gives Redis its 2 s; afterwards, the timeout is the bound.
+      if (this.state === "connected" && oldest !== undefined && Date.now() - oldest.sentAt > this.timeoutMs)
         this.onLost(`it did not answer for ${this.timeoutMs} ms`);
       if (this.closing) return;
       // Lost ones (sent to a connection that then died) are forgotten once later ones are in flight.

@@ -96,13 +96,24 @@ export function isStoreFull(err: unknown, depth = 0): boolean {
 const WRITES = new Set(["InsertQueryNode", "UpdateQueryNode", "DeleteQueryNode"]);
 
 /**
- * Kysely's query log, used to say a full disk once per episode rather than once per refused request:
- * the first refused statement logs that the disk is full, the first write that succeeds after it logs
- * that writes work again (reads keep working throughout, so only a write ends the episode).
+ * Kysely's query log, used to say a full disk once per episode rather than once per refused request.
+ * The first refused statement logs that the disk is full; the episode ends, with a line, at the first
+ * write that is kept: one outside a transaction, or the commit of a transaction that wrote (a write
+ * inside a transaction that then fails is not kept, and reads keep working throughout). Transactions
+ * are followed by their BEGIN and COMMIT/ROLLBACK, which is exact on PGlite's one connection and close
+ * enough for a log line on a pool.
  */
 function diskFullEpisodes(log: StoreLog, where: string): (event: LogEvent) => void {
   let full = false;
+  let inTransaction = false;
+  let wrote = false;
   return (event) => {
+    const statement = event.query.sql.trimStart().slice(0, 8).toLowerCase();
+    const ends = statement.startsWith("commit") || statement.startsWith("rollback");
+    if (statement.startsWith("begin")) {
+      inTransaction = true;
+      wrote = false;
+    } else if (ends) inTransaction = false;
     if (event.level === "error") {
       if (full || !isStoreFull(event.error)) return;
       full = true;
@@ -110,7 +121,15 @@ function diskFullEpisodes(log: StoreLog, where: string): (event: LogEvent) => vo
         `the disk holding ${where} is full: writes answer 503 STORE_FULL until space is freed ` +
           `(${event.error instanceof Error ? event.error.message : String(event.error)})`,
       );
-    } else if (full && WRITES.has(event.query.query.kind)) {
+      return;
+    }
+    const isWrite = WRITES.has(event.query.query.kind);
+    if (inTransaction) {
+      wrote ||= isWrite;
+      return;
+    }
+    const kept = statement.startsWith("commit") ? wrote : isWrite && !ends;
+    if (full && kept) {
       full = false;
       log.info(`the disk holding ${where} has space again: writes work`);
     }

@@ -10,6 +10,7 @@ import {
   isStoreUnavailable,
   migrateToLatest,
   openStore,
+  ownerOnly,
   type Store,
   type StoreOptions,
 } from "./store/store.ts";
@@ -77,6 +78,9 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   try {
     const secret = typeof opts.secret === "function" ? opts.secret() : opts.secret;
     if (owned) await migrateToLatest(store.db);
+    // Migrations made files (PGlite makes them 0666): the data dir is owner-only again.
+    const dataDir = "db" in opts.store || opts.store.kind !== "pglite" ? undefined : opts.store.dataDir;
+    if (dataDir) ownerOnly(dataDir);
     const log = opts.log;
     cluster = opts.redis ? new Cluster({ ...opts.redis, log: log ?? SILENT }) : null;
     const services = createServices({

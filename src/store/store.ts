@@ -199,9 +199,10 @@ async function initDataDir(dataDir: string): Promise<void> {
  * Makes a data dir owner-only: the directories 0700 and every file without group or world bits. A data
  * dir that already existed (a mounted volume, often 0777) is not ours to leave open, and PGlite's
  * WebAssembly file layer creates its files 0666 whatever the umask. Files PGlite creates later keep
- * that mode, but sit in directories no other user can enter. Runs at every open, before the database.
+ * that mode, but sit in directories no other user can enter. Runs at every open, before the database,
+ * and again by the runtime once migrations have made their tables.
  */
-function ownerOnly(path: string): void {
+export function ownerOnly(path: string): void {
   const stat = lstatSync(path);
   if (stat.isSymbolicLink()) return;
   if (stat.isDirectory()) {

@@ -25,7 +25,7 @@ const TEXT = "^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$";
 
 export const Name = Type.String({ minLength: 1, maxLength: 200, pattern: TEXT });
 
-/** A new company and its owner: POST /v1/admin/companies and `latchkey bootstrap` check the same. */
+/** A new company and its owner (POST /v1/admin/companies; `latchkey bootstrap` checks the email format first). */
 export const CreateCompanyBody = Type.Object(
   {
     name: Name,

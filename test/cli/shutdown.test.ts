@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { baseEnv, killChildren, type Server, serve } from "../helpers/cli.ts";
 
 /**
- * SIGTERM on a real `latchkey serve` with real keep-alive connections: it stops accepting, finishes
+ * SIGTERM (and SIGINT) on a real `latchkey serve` with real keep-alive connections: it stops accepting, finishes
  * what is in flight, answers what arrives on connections already open in the first moments (each
  * answer with the envelope and `Connection: close`), never resets one, and exits 0 after the flush.
  */
@@ -58,7 +58,7 @@ function send(agent: Agent, url: string, path: string, key: string, json?: unkno
   });
 }
 
-describe("latchkey serve on SIGTERM", () => {
+describe.each(["SIGTERM", "SIGINT"] as const)("latchkey serve on %s", (signal) => {
   const dir = mkdtempSync(join(tmpdir(), "latchkey-shutdown-"));
   let server: Server;
   let key = "";
@@ -91,7 +91,7 @@ describe("latchkey serve on SIGTERM", () => {
       const warm = await Promise.all(Array.from({ length: sockets }, (_, i) => (i % 2 ? verify() : list())));
       for (const a of warm) expect(a.status).toBe(200);
 
-      // A request in flight at SIGTERM: its headers and half its body are sent before, the rest after.
+      // A request in flight at the signal: its headers and half its body are sent before, the rest after.
       const body = JSON.stringify({ key, permissions: ["keys:manage"] });
       const slow = connect(server.port, "127.0.0.1");
       let slowAnswer = "";
@@ -109,8 +109,8 @@ describe("latchkey serve on SIGTERM", () => {
       );
       await sleep(100);
 
-      process.kill(server.pid, "SIGTERM");
-      // Requests on the connections already open, in the first moments after SIGTERM.
+      process.kill(server.pid, signal);
+      // Requests on the connections already open, in the first moments after the signal.
       const late = Array.from({ length: sockets - 2 }, (_, i) =>
         sleep(i * 40).then(() => (i % 2 ? verify() : list())),
       );

@@ -107,13 +107,11 @@ export function failureLine(err: unknown, { config }: FailureContext = {}): stri
     }
   }
 
-  if (
-    code === "ENOSPC" ||
-    code === "EDQUOT" ||
-    code === "53100" ||
-    /No space left on device/.test(messageOf(err))
-  )
-    return diskFull(config);
+  const noSpace = code === "ENOSPC" || code === "EDQUOT" || /No space left on device/.test(messageOf(err));
+  // SQLSTATE 53100 from PostgreSQL is the database server's disk, not this machine's.
+  if (code === "53100" && config?.databaseUrl)
+    return `the disk of PostgreSQL at ${database(config).where} is full (SQLSTATE 53100; DATABASE_URL): free space on the database server`;
+  if (noSpace || code === "53100") return diskFull(config);
 
   if (config?.databaseUrl) {
     const db = database(config);

@@ -78,9 +78,9 @@ async function asPlatform<T>(
 }
 
 /**
- * Checks --owner-email before any store or server is reached, with the email format TypeBox defines
- * (the one CreateCompanyBody names); the server checks the whole body again. TypeBox's schema and value
- * modules are not loaded for this: they take longer to load than the rest of the command.
+ * Checks --owner-email before any store or server is reached, with TypeBox's email format (the format
+ * POST /v1/admin/companies' schema gives owner_email); the server checks the whole body again.
+ * TypeBox's schema and value modules are not loaded for this: they take longer than the whole command.
  */
 async function checkOwnerEmail(email: string): Promise<void> {
   const { IsEmail } = await import("typebox/format");
@@ -131,7 +131,7 @@ program
       const lost = running.services.usage.pendingKeys;
       if (lost > 0) {
         console.error(
-          `latchkey: shutting down: the usage (last use, counts) of ${lost} key(s) since the last flush could not be written, so it is lost: the store did not answer`,
+          `latchkey: shutting down: the usage (last use, counts) of ${lost} key(s) since the last flush could not be written to the store, so it is lost`,
         );
         process.exit(1);
       }

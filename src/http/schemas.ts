@@ -24,15 +24,6 @@ export {
 const TEXT = "^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$";
 
 export const Name = Type.String({ minLength: 1, maxLength: 200, pattern: TEXT });
-
-/** A new company and its owner (POST /v1/admin/companies; `latchkey bootstrap` checks the email format first). */
-export const CreateCompanyBody = Type.Object(
-  {
-    name: Name,
-    owner_email: Type.String({ format: "email", minLength: 3, maxLength: 254 }),
-  },
-  { additionalProperties: false },
-);
 export const Description = Type.String({ maxLength: 1000, pattern: TEXT });
 const Permission = Type.String({
   minLength: 3,

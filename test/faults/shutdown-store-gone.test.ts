@@ -56,7 +56,7 @@ describe.runIf(RUN)("shutting down while PostgreSQL is gone", () => {
     expect(await server.stop()).toBe(1);
     const lines = server.output().trim().split("\n");
     expect(lines.at(-1)).toBe(
-      "latchkey: shutting down: the usage (last use, counts) of 1 key(s) since the last flush could not be written, so it is lost: the store did not answer",
+      "latchkey: shutting down: the usage (last use, counts) of 1 key(s) since the last flush could not be written to the store, so it is lost",
     );
     expect(server.output()).not.toMatch(/\n\s+at /);
   });

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import { ctxOf, requirePlatform } from "../auth.ts";
-import { CreateCompanyBody, CreatedKey, ErrorEnvelope, Ok } from "../schemas.ts";
+import { CreatedKey, ErrorEnvelope, Name, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -12,7 +12,13 @@ export default function createCompany(app: App, { services, platformTokens, cont
         tags: ["platform"],
         summary: "Create a company with its owner, default API credential and management key",
         security: [{ bearer: [] }],
-        body: CreateCompanyBody,
+        body: Type.Object(
+          {
+            name: Name,
+            owner_email: Type.String({ format: "email", minLength: 3, maxLength: 254 }),
+          },
+          { additionalProperties: false },
+        ),
         response: {
           201: Ok(
             Type.Object({

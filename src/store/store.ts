@@ -195,20 +195,29 @@ async function initDataDir(dataDir: string): Promise<void> {
   }
 }
 
-/**
- * Makes a data dir owner-only: the directories 0700 and every file without group or world bits. A data
- * dir that already existed (a mounted volume, often 0777) is not ours to leave open, and PGlite's
- * WebAssembly file layer creates its files 0666 whatever the umask. Files PGlite creates later keep
- * that mode, but sit in directories no other user can enter. Runs at every open, before the database,
- * and again by the runtime once migrations have made their tables.
- */
-export function ownerOnly(path: string): void {
+/** The directories 0700 and every file without group or world bits, under `path`. */
+function ownerOnlyTree(path: string): void {
   const stat = lstatSync(path);
   if (stat.isSymbolicLink()) return;
   if (stat.isDirectory()) {
     if ((stat.mode & 0o777) !== 0o700) chmodSync(path, 0o700);
-    for (const name of readdirSync(path)) ownerOnly(join(path, name));
+    for (const name of readdirSync(path)) ownerOnlyTree(join(path, name));
   } else if (stat.mode & 0o077) chmodSync(path, stat.mode & 0o700);
+}
+
+/**
+ * Makes what Latchkey keeps in a data dir owner-only: the dir itself 0700 (one that already existed, a
+ * mounted volume often 0777, is not left open), and the database, the secret and the lock without
+ * group or world bits. PGlite's WebAssembly file layer creates its files 0666 whatever the umask;
+ * files it creates later keep that mode, but sit in directories no other user can enter. Anything else
+ * someone keeps in the dir is left alone. Runs at every open, before the database, and again by the
+ * runtime once migrations have made their tables.
+ */
+export function ownerOnly(dataDir: string): void {
+  chmodSync(dataDir, 0o700);
+  for (const name of ["pgdata", "secret", "latchkey.lock"]) {
+    if (existsSync(join(dataDir, name))) ownerOnlyTree(join(dataDir, name));
+  }
 }
 
 /** Whether `dataDir` already holds an embedded store (one `latchkey serve` initialised). */

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -84,8 +84,13 @@ describe("the embedded data dir is owner-only", () => {
     // As a release before this one left it: PGlite's files 0666, the data dir 0777.
     chmodSync(dataDir, 0o777);
     chmodSync(join(dataDir, "pgdata", "PG_VERSION"), 0o666);
+    // Something of the operator's beside Latchkey's files is not Latchkey's to change.
+    const notes = join(dataDir, "operator-notes.txt");
+    writeFileSync(notes, "backed up nightly\n");
+    chmodSync(notes, 0o644);
     server = await serve(baseEnv({ LATCHKEY_DATA_DIR: dataDir }));
-    expect(modes(dataDir).filter(([, mode]) => mode & 0o077)).toEqual([]);
+    expect(modes(dataDir).filter(([path, mode]) => mode & 0o077 && path !== notes)).toEqual([]);
     expect(lstatSync(dataDir).mode & 0o777).toBe(0o700);
+    expect(lstatSync(notes).mode & 0o777).toBe(0o644);
   });
 });

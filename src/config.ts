@@ -47,6 +47,31 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/** pino's levels (what Fastify's logger takes), and "silent" for none. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/**
+ * A PostgreSQL connection string. node-postgres reads anything else as a socket path or a host name
+ * ("localhost/db" becomes a lookup of the host "base"), so only a URL is taken (a socket directory
+ * goes in `?host=`). A password in a bad value is not echoed.
+ */
+function databaseUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    // not a URL at all
+  }
+  if (url === null || (url.protocol !== "postgres:" && url.protocol !== "postgresql:")) {
+    const shown = raw.replace(/\/\/[^/@]*@/, "//…@");
+    throw new ConfigError(
+      `DATABASE_URL must be a postgres:// or postgresql:// URL such as postgres://user:password@host:5432/db (got "${shown}")`,
+    );
+  }
+  return raw;
+}
+
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
@@ -68,6 +93,14 @@ function limitList(env: NodeJS.ProcessEnv, name: string, fallback: string): Rate
     );
   }
   return limits;
+}
+
+function logLevel(raw: string | undefined): string {
+  const level = raw || "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")} (got "${level}")`);
+  }
+  return level;
 }
 
 export function readCatalog(path: string | undefined): Catalog {
@@ -124,7 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: integer(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
-    databaseUrl: env.DATABASE_URL || undefined,
+    databaseUrl: databaseUrl(env.DATABASE_URL),
     dataDir: resolve(env.LATCHKEY_DATA_DIR || ".latchkey"),
     secret,
     keyPrefix,
@@ -136,7 +169,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     usageFlushMs: integer(env, "LATCHKEY_USAGE_FLUSH_MS", 5000, 100, 3_600_000),
     sessionIdleMinutes: integer(env, "LATCHKEY_SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
     sessionMaxHours: integer(env, "LATCHKEY_SESSION_MAX_HOURS", 12, 1, 24 * 30),
-    logLevel: env.LOG_LEVEL || "info",
+    logLevel: logLevel(env.LOG_LEVEL),
     redisUrl,
     redisPrefix: env.LATCHKEY_REDIS_PREFIX || "latchkey:",
     rateLimitWhenRedisDown: whenDown,

@@ -5,7 +5,15 @@ import { Cluster, type ClusterOptions } from "./cluster/cluster.ts";
 import { type Config, ConfigError } from "./config.ts";
 import type { Catalog } from "./core/catalog.ts";
 import { createServices, type ServiceOptions, type Services } from "./services/services.ts";
-import { migrateToLatest, openStore, type Store, type StoreOptions } from "./store/store.ts";
+import {
+  isStoreFull,
+  isStoreUnavailable,
+  migrateToLatest,
+  openStore,
+  ownerOnly,
+  type Store,
+  type StoreOptions,
+} from "./store/store.ts";
 
 /** Where the cluster and background work report (the server hands in its logger, redaction included). */
 export type RuntimeLog = ClusterOptions["log"];
@@ -32,6 +40,16 @@ export interface RuntimeOptions {
 }
 
 const SILENT: RuntimeLog = { info() {}, warn() {}, error() {} };
+
+/**
+ * Background work (the usage flush) that failed. A lost database or a full disk is said once per
+ * episode by the store, and the work is retried on the next round, so it is not logged again every
+ * round with a stack; anything else is.
+ */
+function backgroundError(log: RuntimeLog, err: unknown): void {
+  if (isStoreUnavailable(err) || isStoreFull(err)) return;
+  log.error({ err }, "background work failed");
+}
 
 /** Everything a node runs on but its HTTP server: the store, the services and, in cluster mode, the bus. */
 export interface Runtime {
@@ -60,6 +78,9 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   try {
     const secret = typeof opts.secret === "function" ? opts.secret() : opts.secret;
     if (owned) await migrateToLatest(store.db);
+    // Migrations made files (PGlite makes them 0666): the data dir is owner-only again.
+    const dataDir = "db" in opts.store || opts.store.kind !== "pglite" ? undefined : opts.store.dataDir;
+    if (dataDir) ownerOnly(dataDir);
     const log = opts.log;
     cluster = opts.redis ? new Cluster({ ...opts.redis, log: log ?? SILENT }) : null;
     const services = createServices({
@@ -69,7 +90,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       secret,
       keyPrefix: opts.keyPrefix,
       ...(cluster ? { limiter: cluster.limiter } : {}),
-      ...(log ? { onBackgroundError: (err: unknown) => log.error({ err }, "background work failed") } : {}),
+      ...(log ? { onBackgroundError: (err: unknown) => backgroundError(log, err) } : {}),
     });
     // The bus's verdict on hearing the other nodes goes to this node's cache and to the SDKs it streams to.
     await cluster?.start(services.changes, {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../src/config.ts";
+import { ConfigError, LOG_LEVELS, loadConfig } from "../src/config.ts";
 
 const SECRET = "s".repeat(32);
 const TOKEN = "t".repeat(24);
@@ -208,5 +208,30 @@ describe("cluster, cache and rate-limit settings", () => {
     expect(rejects({ LATCHKEY_REDIS_TIMEOUT_MS: "10" }).message).toMatch(
       /REDIS_TIMEOUT_MS must be an integer from 50/,
     );
+  });
+});
+
+describe("DATABASE_URL and LOG_LEVEL", () => {
+  it("takes postgres:// and postgresql:// URLs, a socket directory in ?host= included", () => {
+    for (const url of [
+      "postgres://u:p@db.internal:5432/latchkey",
+      "postgresql://u@127.0.0.1/latchkey?sslmode=require",
+      "postgres:///latchkey?host=/var/run/postgresql",
+    ])
+      expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+  });
+
+  it("refuses anything else, naming DATABASE_URL, without echoing a password", () => {
+    for (const bad of ["localhost/db", "localhost:5432/db", "mysql://u@h/db", "db.internal"])
+      expect(rejects({ DATABASE_URL: bad }).message).toMatch(/^DATABASE_URL must be a postgres:\/\//);
+    expect(rejects({ DATABASE_URL: "http://admin:s3cret-pass@h/db" }).message).not.toContain("s3cret-pass");
+  });
+
+  it("takes exactly pino's levels and silent, listing them when refused", async () => {
+    const pino = (await import("pino")).default;
+    expect([...LOG_LEVELS].sort()).toEqual([...Object.keys(pino.levels.values), "silent"].sort());
+    for (const level of LOG_LEVELS) expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
+    const message = rejects({ LOG_LEVEL: "verbose" }).message;
+    expect(message).toBe(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")} (got "verbose")`);
   });
 });

@@ -2,12 +2,20 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command } from "commander";
 import { type Config, ConfigError, loadConfig } from "../config.ts";
-import { createRuntime, runtimeOptions, storeOptions } from "../runtime.ts";
-import { startServer } from "../server.ts";
-import { platformCtx } from "../services/actor.ts";
 import type { Services } from "../services/services.ts";
-import { DataDirLockedError, readLock } from "../store/lock.ts";
-import { embeddedStoreExists, MigrationError, migrateToLatest, openStore } from "../store/store.ts";
+import { CommandError, type FailureContext, report } from "./failures.ts";
+
+// The store, the services and the server (Fastify, PGlite, node-postgres) are imported by the commands
+// that use them, not here: `latchkey --version` and `--help` would otherwise load all of it first.
+
+/** What a failure is reported with: the configuration, once a command has read it. */
+const context: FailureContext = {};
+
+/** Reads the configuration and keeps it for the failure report. */
+function config(): Config {
+  context.config = loadConfig();
+  return context.config;
+}
 
 /**
  * Runs a platform operation: through the running embedded server's API when one holds the data dir
@@ -20,6 +28,7 @@ async function asPlatform<T>(
   local: (services: Services) => Promise<T>,
   opts: { createStore?: boolean } = {},
 ): Promise<T> {
+  const { readLock } = await import("../store/lock.ts");
   const holder = config.databaseUrl ? null : readLock(config.dataDir);
   if (holder?.url && holder.control_token) {
     const res = await fetch(`${holder.url}${http.path}`, {
@@ -36,11 +45,15 @@ async function asPlatform<T>(
       error?: { code: string; message: string };
     };
     if (!json.success || json.data === undefined)
-      throw new Error(`${json.error?.code}: ${json.error?.message}`);
+      throw new CommandError(
+        json.error?.code ?? "INTERNAL_ERROR",
+        json.error?.message ?? `HTTP ${res.status}`,
+      );
     return json.data;
   }
   // A command run where no store is (a terminal without the server's DATABASE_URL, another directory)
   // would otherwise make a new embedded one and write there, unseen by the real server.
+  const { embeddedStoreExists } = await import("../store/store.ts");
   if (!config.databaseUrl && !opts.createStore && !embeddedStoreExists(config.dataDir)) {
     throw new ConfigError(
       `no store to ${command} into: DATABASE_URL is unset and ${resolve(config.dataDir)} (LATCHKEY_DATA_DIR) holds no ` +
@@ -49,13 +62,33 @@ async function asPlatform<T>(
     );
   }
   // A one-shot command: no cluster and no usage flush timer, only the store and the services.
+  const { createRuntime, runtimeOptions } = await import("../runtime.ts");
   const { store, secret, catalog, keyPrefix } = runtimeOptions(config, command);
   const runtime = await createRuntime({ store, secret, catalog, keyPrefix });
   try {
     return await local(runtime.services);
+  } catch (err) {
+    // A service's refusal (EMAIL_TAKEN, …) reads as the server's would over HTTP.
+    const { LatchkeyError } = await import("../core/errors.ts");
+    if (err instanceof LatchkeyError) throw new CommandError(err.code, err.message);
+    throw err;
   } finally {
     await runtime.close();
   }
+}
+
+/**
+ * Checks --owner-email before any store or server is reached, with TypeBox's email format (the format
+ * POST /v1/admin/companies' schema gives owner_email); the server checks the whole body again.
+ * TypeBox's schema and value modules are not loaded for this: they take longer than the whole command.
+ */
+async function checkOwnerEmail(email: string): Promise<void> {
+  const { IsEmail } = await import("typebox/format");
+  if (!IsEmail(email))
+    throw new CommandError(
+      "VALIDATION_ERROR",
+      `--owner-email ${JSON.stringify(email)} is not an email address`,
+    );
 }
 
 /** The release, from package.json (the CLI runs from a checkout or an installed package alike). */
@@ -74,19 +107,34 @@ program
   .command("serve")
   .description("Start the server (embedded store unless DATABASE_URL is set); migrations are applied first")
   .action(async () => {
-    const config = loadConfig();
-    const running = await startServer(config);
+    const cfg = config();
+    const { startServer } = await import("../server.ts");
+    const running = await startServer(cfg);
     running.app.log.info(
       {
         url: running.url,
         store: running.store.kind,
-        data_dir: running.store.kind === "pglite" ? config.dataDir : undefined,
+        data_dir: running.store.kind === "pglite" ? cfg.dataDir : undefined,
       },
       "latchkey is listening",
     );
+    // Stops accepting, lets what is in flight finish (answers from now on close their connection),
+    // flushes usage and exits 0; a problem on the way is one line and exit 1.
     const shutdown = async (signal: string) => {
       running.app.log.info({ signal }, "shutting down");
-      await running.stop();
+      try {
+        await running.stop();
+      } catch (err) {
+        console.error(report(err, context).replace(/^latchkey: /, "latchkey: shutting down: "));
+        process.exit(1);
+      }
+      const lost = running.services.usage.pendingKeys;
+      if (lost > 0) {
+        console.error(
+          `latchkey: shutting down: the usage (last use, counts) of ${lost} key(s) since the last flush could not be written to the store, so it is lost`,
+        );
+        process.exit(1);
+      }
       process.exit(0);
     };
     process.once("SIGINT", () => void shutdown("SIGINT"));
@@ -97,8 +145,10 @@ program
   .command("migrate")
   .description("Apply pending migrations and exit")
   .action(async () => {
-    const config = loadConfig();
-    const store = await openStore(storeOptions(config, "migrate"));
+    const cfg = config();
+    const { storeOptions } = await import("../runtime.ts");
+    const { migrateToLatest, openStore } = await import("../store/store.ts");
+    const store = await openStore(storeOptions(cfg, "migrate"));
     try {
       const applied = await migrateToLatest(store.db);
       console.log(applied.length ? `applied: ${applied.join(", ")}` : "already up to date");
@@ -115,10 +165,12 @@ program
   .option("--json", "print the result as JSON (the same as POST /v1/admin/companies)")
   .option("--create-store", "with no server running and no store in LATCHKEY_DATA_DIR, create one there")
   .action(async (opts: { company: string; ownerEmail: string; json?: boolean; createStore?: boolean }) => {
-    const config = loadConfig();
+    const cfg = config();
     const body = { name: opts.company, owner_email: opts.ownerEmail };
+    await checkOwnerEmail(body.owner_email);
+    const { platformCtx } = await import("../services/actor.ts");
     const data = await asPlatform(
-      config,
+      cfg,
       "bootstrap",
       { method: "POST", path: "/v1/admin/companies", body },
       (services) => services.companies.create(body, platformCtx()),
@@ -150,9 +202,8 @@ program
   .description("Check every audit hash chain; exits 1 when an event was edited or deleted")
   .option("--json", "print the result as JSON")
   .action(async (opts: { json?: boolean }) => {
-    const config = loadConfig();
     const result = await asPlatform(
-      config,
+      config(),
       "audit verify",
       { method: "GET", path: "/v1/admin/audit/verify" },
       (services) => services.audit.verifyAll(),
@@ -171,10 +222,6 @@ program
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const known =
-    err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof MigrationError;
-  console.error(
-    `latchkey: ${known ? (err as Error).message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
-  );
+  console.error(report(err, context));
   process.exit(1);
 });

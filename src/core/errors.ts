@@ -57,6 +57,10 @@ export const ERRORS = {
   INTERNAL_ERROR: { status: 500, message: "Something went wrong on our side." },
   SERVICE_UNAVAILABLE: { status: 503, message: "The service is not ready." },
   STORE_UNAVAILABLE: { status: 503, message: "The database cannot be reached. Try again shortly." },
+  STORE_FULL: {
+    status: 503,
+    message: "The database's disk is full, so nothing was written. Try again once space is freed.",
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -151,6 +151,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       return server;
     },
     clientErrorHandler: (err, socket) => clientError(err, socket),
+    // A stopping server drains its connections first (src/server.ts); a request that still reaches a
+    // closing Fastify is served, as the store is open until it has closed, rather than given Fastify's
+    // own 503, which lacks the envelope.
+    return503OnClosing: false,
     genReqId: nextRequestId,
     // Client-supplied request ids are not trusted: ours are the ones logged and returned.
     requestIdHeader: false,

@@ -1,9 +1,12 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERRORS, type ErrorCode, LatchkeyError } from "../core/errors.ts";
-import { isStoreUnavailable } from "../store/store.ts";
+import { isStoreFull, isStoreUnavailable } from "../store/store.ts";
 
 /** Seconds a caller is asked to wait while the store is unreachable (a restart takes about that). */
 export const STORE_RETRY_AFTER_SECONDS = 1;
+
+/** Seconds a caller is asked to wait while the store's disk is full (freeing space takes an operator). */
+export const STORE_FULL_RETRY_AFTER_SECONDS = 30;
 
 /** Fastify's own error codes for bad input, mapped onto our catalog. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -55,12 +58,16 @@ export function storeUnavailable(): LatchkeyError {
 }
 
 /**
- * What an error that is not a LatchkeyError answers: 503 with Retry-After when the store is unreachable,
- * else a 500 (`log` is told of the 500s only: an outage is logged once by the store). For the error
- * handler and the verify fast path.
+ * What an error that is not a LatchkeyError answers: 503 with Retry-After when the store is unreachable
+ * or its disk is full, else a 500 (`log` is told of the 500s only: an outage and a full disk are logged
+ * once by the store). For the error handler and the verify fast path.
  */
 export function unexpectedErrorReply(err: unknown, requestId: string, log: (err: unknown) => void) {
   if (isStoreUnavailable(err)) return latchkeyErrorReply(storeUnavailable(), requestId);
+  if (isStoreFull(err)) {
+    const full = new LatchkeyError("STORE_FULL", undefined, { retry_after: STORE_FULL_RETRY_AFTER_SECONDS });
+    return latchkeyErrorReply(full, requestId);
+  }
   log(err);
   return {
     status: 500,

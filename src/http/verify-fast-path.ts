@@ -146,7 +146,7 @@ export function verifyFastPath(opts: FastPathOptions) {
   }
 
   return {
-    /** Fastify is closing: new requests go to it, so they get its 503. */
+    /** Fastify is closing: new requests go to it (a stopping server has drained its connections first). */
     close() {
       closing = true;
     },

@@ -58,6 +58,11 @@ export class UsageRecorder {
     }
   }
 
+  /** How many keys have usage not yet written (after a failed final flush: what shutting down loses). */
+  get pendingKeys(): number {
+    return this.pending.size;
+  }
+
   start(intervalMs: number): void {
     this.timer = setInterval(() => void this.flush(), intervalMs);
     this.timer.unref();

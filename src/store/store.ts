@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
-import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
+import { Kysely, type LogEvent, Migrator, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { acquireDataDirLock, type DataDirLock } from "./lock.ts";
 import { migrationProvider } from "./migrations/index.ts";
@@ -79,6 +79,63 @@ export function isStoreUnavailable(err: unknown, depth = 0): boolean {
   return isStoreUnavailable(cause, depth + 1);
 }
 
+/**
+ * Whether an error means the store's disk is full: SQLSTATE 53100 (disk_full), which PostgreSQL and
+ * PGlite both raise when a table, index or status file cannot grow, or ENOSPC/EDQUOT from a file
+ * Latchkey writes itself. The statement was not applied; it may succeed once space is freed. The one
+ * place that decides it: the HTTP error handler answers these with 503 STORE_FULL, the store logs them.
+ */
+export function isStoreFull(err: unknown, depth = 0): boolean {
+  if (typeof err !== "object" || err === null || depth > 3) return false;
+  const { code, message, cause } = err as { code?: unknown; message?: unknown; cause?: unknown };
+  if (code === "53100" || code === "ENOSPC" || code === "EDQUOT") return true;
+  if (typeof message === "string" && /No space left on device/.test(message)) return true;
+  return isStoreFull(cause, depth + 1);
+}
+
+const WRITES = new Set(["InsertQueryNode", "UpdateQueryNode", "DeleteQueryNode"]);
+
+/**
+ * Kysely's query log, used to say a full disk once per episode rather than once per refused request.
+ * The first refused statement logs that the disk is full; the episode ends, with a line, at the first
+ * write that is kept: one outside a transaction, or the commit of a transaction that wrote (a write
+ * inside a transaction that then fails is not kept, and reads keep working throughout). Transactions
+ * are followed by their BEGIN and COMMIT/ROLLBACK, which is exact on PGlite's one connection and close
+ * enough for a log line on a pool.
+ */
+function diskFullEpisodes(log: StoreLog, where: string): (event: LogEvent) => void {
+  let full = false;
+  let inTransaction = false;
+  let wrote = false;
+  return (event) => {
+    const statement = event.query.sql.trimStart().slice(0, 8).toLowerCase();
+    const ends = statement.startsWith("commit") || statement.startsWith("rollback");
+    if (statement.startsWith("begin")) {
+      inTransaction = true;
+      wrote = false;
+    } else if (ends) inTransaction = false;
+    if (event.level === "error") {
+      if (full || !isStoreFull(event.error)) return;
+      full = true;
+      log.warn(
+        `the disk holding ${where} is full: writes answer 503 STORE_FULL until space is freed ` +
+          `(${event.error instanceof Error ? event.error.message : String(event.error)})`,
+      );
+      return;
+    }
+    const isWrite = WRITES.has(event.query.query.kind);
+    if (inTransaction) {
+      wrote ||= isWrite;
+      return;
+    }
+    const kept = statement.startsWith("commit") ? wrote : isWrite && !ends;
+    if (full && kept) {
+      full = false;
+      log.info(`the disk holding ${where} has space again: writes work`);
+    }
+  };
+}
+
 /** Rejects after `ms` unless `work` settles first. */
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -114,6 +171,7 @@ const PGLITE_START_PARAMS = [
  * then opens the new data dir afresh (about 0.3 s).
  */
 async function initDataDir(dataDir: string): Promise<void> {
+  const existedBefore = existsSync(dataDir);
   const moduleUrl = pathToFileURL(createRequire(import.meta.url).resolve("@electric-sql/pglite")).href;
   const script = `const { PGlite } = await import(${JSON.stringify(moduleUrl)});
     const db = new PGlite({ dataDir: ${JSON.stringify(dataDir)}, startParams: ${JSON.stringify(PGLITE_START_PARAMS)} });
@@ -128,9 +186,37 @@ async function initDataDir(dataDir: string): Promise<void> {
   });
   const [code] = (await once(child, "exit")) as [number | null];
   if (code !== 0) {
+    // A half-made data dir (a full disk, a kill) would make every later start fail on it; the next
+    // start initialises afresh.
+    if (!existedBefore) rmSync(dataDir, { recursive: true, force: true });
     throw new Error(
       `initialising the embedded store in ${dataDir} failed: ${stderr.trim() || `exit ${code}`}`,
     );
+  }
+}
+
+/** The directories 0700 and every file without group or world bits, under `path`. */
+function ownerOnlyTree(path: string): void {
+  const stat = lstatSync(path);
+  if (stat.isSymbolicLink()) return;
+  if (stat.isDirectory()) {
+    if ((stat.mode & 0o777) !== 0o700) chmodSync(path, 0o700);
+    for (const name of readdirSync(path)) ownerOnlyTree(join(path, name));
+  } else if (stat.mode & 0o077) chmodSync(path, stat.mode & 0o700);
+}
+
+/**
+ * Makes what Latchkey keeps in a data dir owner-only: the dir itself 0700 (one that already existed, a
+ * mounted volume often 0777, is not left open), and the database, the secret and the lock without
+ * group or world bits. PGlite's WebAssembly file layer creates its files 0666 whatever the umask;
+ * files it creates later keep that mode, but sit in directories no other user can enter. Anything else
+ * someone keeps in the dir is left alone. Runs at every open, before the database, and again by the
+ * runtime once migrations have made their tables.
+ */
+export function ownerOnly(dataDir: string): void {
+  chmodSync(dataDir, 0o700);
+  for (const name of ["pgdata", "secret", "latchkey.lock"]) {
+    if (existsSync(join(dataDir, name))) ownerOnlyTree(join(dataDir, name));
   }
 }
 
@@ -184,7 +270,10 @@ export async function openStore(options: StoreOptions, log: StoreLog = STDERR_LO
       },
       log,
     );
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool }),
+      log: diskFullEpisodes(log, "the PostgreSQL database"),
+    });
     return {
       kind: "postgres",
       db,
@@ -201,13 +290,17 @@ export async function openStore(options: StoreOptions, log: StoreLog = STDERR_LO
   try {
     const dataDir = options.dataDir ? join(options.dataDir, "pgdata") : undefined;
     if (dataDir && !existsSync(join(dataDir, "PG_VERSION"))) await initDataDir(dataDir);
+    if (options.dataDir) ownerOnly(options.dataDir);
     const pglite = new PGlite({
       ...(dataDir ? { dataDir } : {}),
       ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
       startParams: PGLITE_START_PARAMS,
     });
     await pglite.waitReady;
-    const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+    const db = new Kysely<Database>({
+      dialect: new PGliteDialect(pglite),
+      log: diskFullEpisodes(log, options.dataDir ? `${options.dataDir} (LATCHKEY_DATA_DIR)` : "memory"),
+    });
     return {
       kind: "pglite",
       db,

@@ -1,127 +1,13 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS, TEST_DATABASE_URL } from "../helpers/backends.ts";
-import { freePort } from "../helpers/nodes.ts";
+import { baseEnv, killChildren, type Result, ROOT, run, type Server, serve } from "../helpers/cli.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const BIN = join(ROOT, "bin/latchkey.js");
 const SLOW = { timeout: 180_000 };
-
-/** The parent's environment without anything Latchkey reads, so only what a test sets applies. */
-function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith("LATCHKEY_") || name === "DATABASE_URL" || name === "PORT" || name === "HOST") {
-      delete env[name];
-    }
-  }
-  delete env.NODE_OPTIONS;
-  return { ...env, HOST: "127.0.0.1", ...extra };
-}
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-const children = new Set<ChildProcess>();
-
-function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 90_000): Promise<Result> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    children.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      fail(new Error(`latchkey ${args.join(" ")} timed out\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on("error", fail);
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      // Let the pipes drain before reporting.
-      setImmediate(() => done({ code, signal, stdout, stderr }));
-    });
-  });
-}
-
-interface Server {
-  pid: number;
-  url: string;
-  output(): string;
-  /** SIGTERM, then the exit code. */
-  stop(): Promise<number | null>;
-}
-
-async function serve(env: NodeJS.ProcessEnv): Promise<Server> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [BIN, "serve"], {
-    cwd: ROOT,
-    env: { ...env, PORT: String(port) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  let out = "";
-  child.stdout.on("data", (d) => {
-    out += d;
-  });
-  child.stderr.on("data", (d) => {
-    out += d;
-  });
-  const exited = new Promise<number | null>((r) =>
-    child.on("exit", (code) => {
-      children.delete(child);
-      r(code);
-    }),
-  );
-  let gone = false;
-  void exited.then(() => {
-    gone = true;
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (gone) throw new Error(`serve exited before answering:\n${out}`);
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`serve did not answer /healthz in time:\n${out}`);
-    }
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return {
-    pid: child.pid as number,
-    url,
-    output: () => out,
-    async stop() {
-      child.kill("SIGTERM");
-      return exited;
-    },
-  };
-}
 
 // Response bodies are read field by field in assertions; a full type per route would add nothing here.
 // biome-ignore lint/suspicious/noExplicitAny: JSON from the server under test
@@ -168,7 +54,7 @@ const tempDir = () => {
 };
 
 afterAll(() => {
-  for (const child of children) child.kill("SIGKILL");
+  killChildren();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 

@@ -2,10 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Changes } from "../../src/cluster/changes.ts";
 import { fingerprint } from "../../src/core/hashing.ts";
 import { generateToken } from "../../src/core/key-format.ts";
+import { PING_MS } from "../../src/http/routes/stream-verify-changes.ts";
 import { ChangeStream, type StreamEvent } from "../../src/services/change-stream.ts";
 import { PLATFORM_SCOPE } from "../../src/services/verification.ts";
-import { BACKENDS } from "../helpers/backends.ts";
-import { type Company, createHarness, type Harness } from "../helpers/harness.ts";
+import { BACKENDS, createTestSchema } from "../helpers/backends.ts";
+import { ADMIN_TOKEN, type Company, createHarness, type Harness } from "../helpers/harness.ts";
+import { startNode } from "../helpers/nodes.ts";
 
 /** One server-sent event as a client reads it. */
 interface Sse {
@@ -223,6 +225,30 @@ describe.each(BACKENDS)("GET /v1/verify/changes on %s", (kind) => {
       expect(s.res.status).toBe(200);
       expect((await s.next()).event).toBe("ready");
       s.close();
+    }
+  });
+});
+
+describe.runIf(BACKENDS.includes("postgres"))("a node that stops (SIGTERM's drain)", () => {
+  it("ends its streams within a ping of stopping to listen, so its drain is not held up", async () => {
+    const db = await createTestSchema();
+    const node = await startNode({ databaseUrl: db.url, prefix: `lk-stream-${Date.now()}:` });
+    try {
+      const verify = await fetch(`${node.url}/v1/admin/verify-keys`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "sdk" }),
+      });
+      const key = ((await verify.json()) as { data: { key: string } }).data.key;
+      const s = await open(`${node.url}/v1/verify/changes`, { "x-api-key": key });
+      expect((await s.next()).event).toBe("ready");
+      const started = performance.now();
+      await node.stop();
+      // The drain's second, then at most one ping interval, not the request timeout (10 s).
+      expect(performance.now() - started).toBeLessThan(1000 + PING_MS + 1500);
+    } finally {
+      await node.stop();
+      await db.drop();
     }
   });
 });

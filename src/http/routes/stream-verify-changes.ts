@@ -56,7 +56,9 @@ export default function streamVerifyChanges(app: App, { services }: RouteDeps) {
       res.writeHead(200, {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-store",
-        connection: "keep-alive",
+        // Nothing follows a stream on its connection (a client reconnects afresh), and a stream that
+        // ends while its server drains must take its connection with it, not leave it idle.
+        connection: "close",
         // A buffering proxy (nginx) would hold the events back.
         "x-accel-buffering": "no",
         "x-request-id": request.id,
@@ -68,7 +70,12 @@ export default function streamVerifyChanges(app: App, { services }: RouteDeps) {
         typeof last === "string" ? last : undefined,
         (event) => send(res, event),
       );
-      const ping = setInterval(() => write(res, "ping", null, {}), PING_MS);
+      const ping = setInterval(() => {
+        // A draining server has stopped listening: its streams end at the next ping, and the client
+        // reconnects (through the load balancer) to a node that is not stopping.
+        if (!app.server.listening) res.end();
+        else write(res, "ping", null, {});
+      }, PING_MS);
       open.add(res);
       const end = () => {
         clearInterval(ping);

@@ -83,6 +83,22 @@ describe("routes in the catalog: the Web3pay doc's table", () => {
   });
 });
 
+describe("routes in the catalog: the Adyen example (its balance platform APIs' paths)", () => {
+  const { routes } = loadCatalog(
+    JSON.parse(readFileSync(join(import.meta.dirname, "../../examples/catalogs/adyen.json"), "utf8")),
+  );
+  it.each([
+    ["POST", "/transfers", "transfer:create"],
+    ["GET", "/transactions/EVJN42272224222B5JB8BRC84N686ZEUR", "transfer:read"],
+    ["PATCH", "/accountHolders/AH3227C223222B5GG3XHDRBCN", "account_holder:write"],
+    ["POST", "/paymentInstruments/reveal", "payment_instrument:reveal"],
+    ["GET", "/paymentInstruments/PI32272223222B5CMD3MQ3HXX", "unmapped"],
+    ["POST", "/legalEntities/LE322JV223222D5GG42KN6869/onboardingLinks", "onboarding_session:create"],
+  ])("%s %s needs %s", (method, url, wanted) => {
+    expect(permission(routes.lookup(method, url))).toBe(wanted);
+  });
+});
+
 describe("routes in the catalog: what is refused at load", () => {
   it.each([
     [{ a: ["POST /v1/x"], b: ["POST /v1/x"] }, /overlaps .*actions\[0\]\.routes\[0\] "POST \/v1\/x"/],

@@ -6,6 +6,10 @@ export const ERRORS = {
   VALIDATION_ERROR: { status: 400, message: "The request is not valid." },
   WEAK_PASSWORD: { status: 400, message: "The new password is too weak." },
   INVALID_JSON: { status: 400, message: "The request body is not valid JSON." },
+  INVALID_ENCODING: {
+    status: 400,
+    message: "The request body cannot be decoded as its Content-Encoding says.",
+  },
   UNKNOWN_PERMISSION: { status: 400, message: "A permission is not in the catalog." },
   INVALID_IP_RULE: { status: 400, message: "An allowed IP entry is not a valid address or CIDR range." },
   INVALID_RATE_LIMIT: { status: 400, message: "A rate limit is not valid." },
@@ -52,6 +56,10 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },
   URI_TOO_LONG: { status: 414, message: "The URL is too long." },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Send the request body as application/json." },
+  UNSUPPORTED_ENCODING: {
+    status: 415,
+    message: "Send the request body uncompressed or in one of gzip, deflate or br.",
+  },
   RATE_LIMITED: { status: 429, message: "Too many requests." },
   LOGIN_LOCKED: { status: 429, message: "Too many failed sign-ins. Try again later." },
   INTERNAL_ERROR: { status: 500, message: "Something went wrong on our side." },

@@ -1,4 +1,10 @@
-import { createServer, type ServerOptions, type ServerResponse, STATUS_CODES } from "node:http";
+import {
+  createServer,
+  type IncomingMessage,
+  type ServerOptions,
+  type ServerResponse,
+  STATUS_CODES,
+} from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import cookie from "@fastify/cookie";
@@ -10,6 +16,7 @@ import { clientIp, compileTrustedProxies } from "../core/ip.ts";
 import { randomBase62 } from "../core/random.ts";
 import type { Services } from "../services/services.ts";
 import { registerConsole } from "./console.ts";
+import { codingOf, decodedBody } from "./content-encoding.ts";
 import { errorEnvelope, errorHandler, sendError } from "./errors.ts";
 import { registerRoutes } from "./routes/index.ts";
 import type { App } from "./types.ts";
@@ -92,6 +99,13 @@ const BAD_HTTP = {
   code: "VALIDATION_ERROR",
   message: "The request is not valid HTTP.",
 } as const;
+
+/** Whether a request carries a body Fastify may read: not a GET, HEAD or TRACE, and a length or chunks. */
+function hasBody(raw: IncomingMessage): boolean {
+  if (raw.method === "GET" || raw.method === "HEAD" || raw.method === "TRACE") return false;
+  const length = raw.headers["content-length"];
+  return raw.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
 
 /** Request ids: `req_` + 10 random base62 characters for this process + a base-36 counter. */
 function requestIds(): () => string {
@@ -224,6 +238,18 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     const text = body.toString();
     if (text.trim() === "") return done(null, {});
     parseJson(request, text, done);
+  });
+
+  // A compressed body is decoded before it is parsed, within the same body limit (content-encoding.ts);
+  // a coding we do not decode is refused with 415, never parsed as plain. Methods whose body Fastify
+  // never reads (GET, HEAD, TRACE) and requests without a body are left alone.
+  app.addHook("preParsing", (request, reply, payload, done) => {
+    const header = request.headers["content-encoding"];
+    if (header === undefined || !hasBody(request.raw)) return done(null, payload);
+    const coding = codingOf(header);
+    if (coding === null) return done(null, payload);
+    if (coding instanceof LatchkeyError) return done(coding);
+    done(null, decodedBody(request.raw, reply.raw, coding, bodyLimit));
   });
 
   // A POST with no body at all reads the same as an empty one. (Hooks on every request are written in

@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../src/http/app.ts";
@@ -230,6 +231,39 @@ describe.each(BACKENDS)("bad input on %s", (kind) => {
         );
       },
     );
+
+    /** The route's valid body, under a Content-Encoding of our choosing. */
+    const encoded = (encoding: string, payload: Buffer) =>
+      h.call(route.method, urlOf(route.path), {
+        headers: { ...auth(route), "content-type": "application/json", "content-encoding": encoding },
+        payload,
+      });
+
+    it.each(["foo", "compress", "gzip, br"])(
+      "refuses content-encoding %s with 415 UNSUPPORTED_ENCODING, never reading it as plain",
+      async (encoding) => {
+        expectError(
+          await encoded(encoding, Buffer.from(JSON.stringify(route.valid()))),
+          415,
+          "UNSUPPORTED_ENCODING",
+        );
+      },
+    );
+
+    it("refuses a corrupt gzip body with 400 INVALID_ENCODING", async () => {
+      const gz = gzipSync(JSON.stringify(route.valid()));
+      // The right magic bytes, then garbage; and a body cut short.
+      const corrupt = Buffer.concat([gz.subarray(0, 10), Buffer.from("not deflate data at all")]);
+      expectError(await encoded("gzip", corrupt), 400, "INVALID_ENCODING");
+      expectError(await encoded("gzip", gz.subarray(0, gz.length - 8)), 400, "INVALID_ENCODING");
+    });
+
+    it("refuses a gzip body that decodes past the limit with 413 PAYLOAD_TOO_LARGE", async () => {
+      const payload = JSON.stringify({ ...route.valid(), padding: "x".repeat(10 * 1024) });
+      const gz = gzipSync(payload);
+      expect(gz.length).toBeLessThan(BODY_LIMIT);
+      expectError(await encoded("gzip", gz), 413, "PAYLOAD_TOO_LARGE");
+    });
 
     it.each(['{"name": ', "{'name': 'x'}", '{"name": "x",}', "{name: 1}", "\u0000", '{"a":1}{"b":2}'])(
       "refuses malformed JSON %j with 400 INVALID_JSON",

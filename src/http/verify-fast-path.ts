@@ -54,8 +54,8 @@ export interface FastPathOptions {
  * serves, and at tens of thousands a second Fastify's hooks, routing and reply object cost more than
  * the verification itself.
  *
- * The fast path takes only the ordinary request: a JSON body of known length within the limit, and a
- * key in X-API-Key or a Bearer header. Anything else goes to Fastify untouched. A body it read but
+ * The fast path takes only the ordinary request: an uncoded JSON body (no Content-Encoding) of known
+ * length within the limit, and a key in X-API-Key or a Bearer header. Anything else goes to Fastify untouched. A body it read but
  * cannot use (not JSON, or refused by the route's schema) goes to Fastify too, replayed, before
  * anything has been counted, so every validation error still comes from the one error handler. From
  * the caller check on, the answer is the fast path's: the same checks (authorizeKeyCaller), the same
@@ -161,6 +161,8 @@ export function verifyFastPath(opts: FastPathOptions) {
       if (!isJson(headers["content-type"])) return false;
       const length = Number(headers["content-length"]);
       if (!(length > 0 && length <= bodyLimit) || headers["transfer-encoding"] !== undefined) return false;
+      // A compressed body (or any Content-Encoding, even identity) is Fastify's to decode or refuse.
+      if (headers["content-encoding"] !== undefined) return false;
       const presented = presentedCredentials(headers);
       if (presented === null || presented.key === undefined) return false;
       const chunks: Buffer[] = [];

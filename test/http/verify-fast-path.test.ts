@@ -2,6 +2,7 @@ import { once } from "node:events";
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import net from "node:net";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateToken } from "../../src/core/key-format.ts";
 import { buildApp } from "../../src/http/app.ts";
@@ -612,6 +613,29 @@ describe.each(BACKENDS)("POST /v1/verify fast path on %s", (kind) => {
       code: "VALID",
       request: async () =>
         json(JSON.stringify({ key: subject.key }), { "content-type": "Application/JSON; charset=UTF-8" }),
+    },
+    {
+      name: "a gzip body",
+      status: 200,
+      code: "VALID",
+      request: async () => ({
+        ...json(""),
+        headers: { ...json("").headers, "content-encoding": "gzip" },
+        body: gzipSync(JSON.stringify({ key: subject.key })),
+      }),
+    },
+    {
+      name: "a Content-Encoding: identity body",
+      status: 200,
+      code: "VALID",
+      request: async () => json(JSON.stringify({ key: subject.key }), { "content-encoding": "identity" }),
+    },
+    {
+      // Plain JSON under a coding nobody decodes: never read as plain.
+      name: "a body in an unknown Content-Encoding",
+      status: 415,
+      code: "UNSUPPORTED_ENCODING",
+      request: async () => json(JSON.stringify({ key: subject.key }), { "content-encoding": "foo" }),
     },
     {
       name: "a chunked body without Content-Length",

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Cluster, type ClusterOptions } from "./cluster/cluster.ts";
 import { type Config, ConfigError } from "./config.ts";
 import type { Catalog } from "./core/catalog.ts";
+import { NodeStats } from "./services/node-stats.ts";
 import { createServices, type ServiceOptions, type Services } from "./services/services.ts";
 import {
   isStoreFull,
@@ -35,7 +36,7 @@ export interface RuntimeOptions {
   /** The rest of what the services are built with: clock, usage flush, sessions, sign-in limits, cache. */
   services?: Omit<
     ServiceOptions,
-    "db" | "catalog" | "secret" | "keyPrefix" | "limiter" | "onBackgroundError"
+    "db" | "catalog" | "secret" | "keyPrefix" | "limiter" | "onBackgroundError" | "stats"
   >;
 }
 
@@ -82,13 +83,16 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     const dataDir = "db" in opts.store || opts.store.kind !== "pglite" ? undefined : opts.store.dataDir;
     if (dataDir) ownerOnly(dataDir);
     const log = opts.log;
-    cluster = opts.redis ? new Cluster({ ...opts.redis, log: log ?? SILENT }) : null;
+    // Counted by the services and the bus alike, read by /metrics.
+    const stats = new NodeStats();
+    cluster = opts.redis ? new Cluster({ ...opts.redis, log: log ?? SILENT, observe: stats }) : null;
     const services = createServices({
       ...opts.services,
       db: store.db,
       catalog: opts.catalog,
       secret,
       keyPrefix: opts.keyPrefix,
+      stats,
       ...(cluster ? { limiter: cluster.limiter } : {}),
       ...(log ? { onBackgroundError: (err: unknown) => backgroundError(log, err) } : {}),
     });

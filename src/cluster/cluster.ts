@@ -16,6 +16,8 @@ export interface ClusterOptions {
    */
   timeoutMs?: number;
   log: { info(msg: string): void; warn(msg: string): void; error(obj: unknown, msg: string): void };
+  /** Told of every Redis error, and of how long each change from another node took to arrive (/metrics). */
+  observe?: { redisError(): void; busLag(ms: number): void };
 }
 
 export type BusState = "connecting" | "connected" | "unreachable";
@@ -29,6 +31,8 @@ export interface CacheTtlControl {
 interface Envelope {
   node: string;
   change: Change;
+  /** When it was published (ms since the epoch), so the receiver can tell how long the bus took. */
+  sentAt?: number;
 }
 
 /** Unanswered heartbeats remembered at most; by then Redis has long counted as away. */
@@ -127,7 +131,7 @@ export class Cluster {
   private onConnected: () => void = () => {};
 
   private publish(change: Change): void {
-    const envelope: Envelope = { node: this.nodeId, change };
+    const envelope: Envelope = { node: this.nodeId, change, sentAt: Date.now() };
     this.client.publish(this.channel, JSON.stringify(envelope)).catch((err) => {
       // The other nodes are most likely cut off too, and so on the short TTL; if not, their normal
       // TTL bounds how long they can miss this change.
@@ -212,6 +216,9 @@ export class Cluster {
       return;
     }
     if (envelope.node === this.nodeId || !isChange(envelope.change)) return;
+    // A node of an older version sends no timestamp; clocks a little apart can make the lag negative.
+    if (typeof envelope.sentAt === "number")
+      this.opts.observe?.busLag(Math.max(0, Date.now() - envelope.sentAt));
     this.receive(envelope.change);
   }
 
@@ -222,6 +229,7 @@ export class Cluster {
    */
   private noteError(err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
+    this.opts.observe?.redisError();
     if (this.state === "connected" && message !== this.lastError)
       this.opts.log.error({ err }, "cluster: Redis error");
     if (this.state === "unreachable") this.errorsWhileAway++;

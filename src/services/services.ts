@@ -11,6 +11,7 @@ import { ChangeStream } from "./change-stream.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { KeyService } from "./keys.ts";
+import { NodeStats } from "./node-stats.ts";
 import { PeopleService } from "./people/index.ts";
 import { UsageRecorder } from "./usage.ts";
 import { VerificationService } from "./verification.ts";
@@ -36,6 +37,8 @@ export interface ServiceOptions {
   cache?: { max?: number; ttlMs?: number; negativeTtlMs?: number; graceMs?: number };
   /** The cache TTL while the cluster bus is deaf, told to change-stream subscribers. */
   degradedCacheTtlMs?: number;
+  /** What this node counts for /metrics; the runtime shares it with the cluster bus. */
+  stats?: NodeStats;
 }
 
 export interface Services {
@@ -54,6 +57,7 @@ export interface Services {
   /** Announced after every committed change; caches listen (and, in cluster mode, a bus). */
   changes: Changes;
   limiter: RateLimiter;
+  stats: NodeStats;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -67,6 +71,7 @@ export function createServices(opts: ServiceOptions): Services {
   const audit = new AuditService({ db: opts.db, clock });
   const changes = new Changes();
   const limiter = opts.limiter ?? new LocalRateLimiter();
+  const stats = opts.stats ?? new NodeStats();
   // Step-up codes are checked by the people service; the key and credential services ask through it.
   const guard = new AccessGuard((actor, code, ctx) => people.stepUp(actor, code, ctx));
   const credentials = new CredentialService({ ...base, secret: opts.secret, audit, changes, guard });
@@ -95,6 +100,7 @@ export function createServices(opts: ServiceOptions): Services {
     clock,
     changes,
     limiter,
+    stats,
     ...(opts.cache ? { cache: opts.cache } : {}),
   });
   return {
@@ -112,6 +118,7 @@ export function createServices(opts: ServiceOptions): Services {
     usage,
     changes,
     limiter,
+    stats,
     close: () => usage.stop(),
   };
 }

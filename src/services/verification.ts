@@ -14,6 +14,7 @@ import { apiKeys, credentials } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
 import { isStoreUnavailable } from "../store/store.ts";
 import { KeyCache } from "./key-cache.ts";
+import type { NodeStats } from "./node-stats.ts";
 import type { UsageRecorder } from "./usage.ts";
 
 export interface VerifyInput {
@@ -57,6 +58,8 @@ export interface VerificationDeps {
   clock: () => Date;
   changes: Changes;
   limiter: RateLimiter;
+  /** Where cache hits and misses and rate-limit decisions are counted (/metrics). */
+  stats?: NodeStats;
   cache?: {
     max?: number;
     maxNegative?: number;
@@ -255,6 +258,11 @@ export class VerificationService {
     return this.ttlMs;
   }
 
+  /** Entries in the verification cache, found keys and remembered unknown ones (/metrics). */
+  get cacheSize(): number {
+    return this.cache.size;
+  }
+
   /**
    * One query for all the requests that miss on the same key at once: when a popular key's entry
    * expires, a gateway's concurrent requests for it would otherwise each query the store. A request
@@ -361,6 +369,7 @@ export class VerificationService {
       if (parsed === null || parsed.kind !== "sk") return failure("MALFORMED");
       const fp = fingerprint(input.key);
       const cached = this.cache.get(fp);
+      if (this.deps.stats) this.deps.stats[cached === undefined ? "cacheMisses" : "cacheHits"]++;
       const found = cached !== undefined ? cached : await this.lookup(input.key, fp, parsed.prefix);
       if (found === null || !inScope(scope, found.companyId, found.environment)) return failure("NOT_FOUND");
       if (found.secretHash !== null) {
@@ -407,6 +416,7 @@ export class VerificationService {
     if (code === "VALID" && subject.limits.length > 0) {
       limit = await this.deps.limiter.consume(subject.limits, now.getTime());
       if (!limit.allowed) code = "RATE_LIMITED";
+      if (this.deps.stats) this.deps.stats[limit.allowed ? "rateLimitAllowed" : "rateLimitRefused"]++;
     }
     if (subject.keyId !== null)
       this.deps.usage.record(subject.keyId, now, input.ip ?? null, code === "VALID");

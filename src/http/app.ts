@@ -10,14 +10,16 @@ import type { TLSSocket } from "node:tls";
 import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, { type ConnectionError, type FastifyServerOptions } from "fastify";
+import Fastify, { type ConnectionError, type FastifyError, type FastifyServerOptions } from "fastify";
 import { ERRORS, type ErrorCode, LatchkeyError } from "../core/errors.ts";
 import { clientIp, compileTrustedProxies } from "../core/ip.ts";
 import { randomBase62 } from "../core/random.ts";
 import type { Services } from "../services/services.ts";
+import { isStoreUnavailable } from "../store/store.ts";
 import { registerConsole } from "./console.ts";
 import { codingOf, decodedBody } from "./content-encoding.ts";
 import { errorEnvelope, errorHandler, sendError } from "./errors.ts";
+import { createMetrics, UNMATCHED_ROUTE } from "./metrics.ts";
 import { registerRoutes } from "./routes/index.ts";
 import type { App } from "./types.ts";
 import { verifyFastPath } from "./verify-fast-path.ts";
@@ -127,6 +129,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const trusted = compileTrustedProxies(opts.trustedProxies ?? []);
   // Unique per node and cheap: a random node part and a counter (no entropy is needed per request).
   const nextRequestId = requestIds();
+  const metrics = createMetrics(opts.services);
   const fast =
     opts.verifyFastPath === false
       ? null
@@ -135,6 +138,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
           trusted,
           bodyLimit,
           nextRequestId,
+          metrics,
           logError: (err) => app.log.error({ err }, "unhandled error"),
         });
   const app = Fastify({
@@ -285,7 +289,21 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     reply.header("cache-control", "no-store");
     done();
   });
-  app.setErrorHandler(errorHandler);
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof LatchkeyError ? err.code === "STORE_UNAVAILABLE" : isStoreUnavailable(err))
+      metrics.storeUnavailable();
+    return errorHandler(err, request, reply);
+  });
+  // Every answer Fastify gives is timed by its route's pattern (never the URL: ids stay out of labels).
+  app.addHook("onResponse", (request, reply, done) => {
+    const route = request.is404 ? undefined : request.routeOptions.url;
+    metrics.answered(route ?? UNMATCHED_ROUTE, request.method, reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+  app.addHook("onClose", (_app, done) => {
+    metrics.close();
+    done();
+  });
   app.setNotFoundHandler(async () => {
     throw new LatchkeyError("ROUTE_NOT_FOUND");
   });
@@ -319,6 +337,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     health: opts.health ?? (() => ({})),
     // An app built without a store to ask (a bench or a test of the HTTP layer alone) is ready.
     ready: opts.ready ?? (async () => {}),
+    metrics,
   });
   await registerConsole(app);
   return app;

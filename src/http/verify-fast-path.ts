@@ -8,6 +8,7 @@ import type { Services } from "../services/services.ts";
 import { type VerifyResult, verifierScope } from "../services/verification.ts";
 import { authorizeKeyCaller, type Presented, presentedCredentials, rateLimitHeaders } from "./auth.ts";
 import { latchkeyErrorReply, unexpectedErrorReply } from "./errors.ts";
+import type { Metrics } from "./metrics.ts";
 import { VERIFY_ACCESS, VerifyBody } from "./verify-request.ts";
 
 /** The route's own body schema. */
@@ -46,6 +47,8 @@ export interface FastPathOptions {
   trusted: IpMatcher;
   bodyLimit: number;
   nextRequestId: () => string;
+  /** Verifications by code and durations are counted here as on the route (the route never sees these). */
+  metrics: Metrics;
   logError: (err: unknown) => void;
 }
 
@@ -62,7 +65,8 @@ export interface FastPathOptions {
  * envelopes, the same headers and the same bytes as the route. A test holds the two to that.
  */
 export function verifyFastPath(opts: FastPathOptions) {
-  const { services, trusted, bodyLimit, nextRequestId, logError } = opts;
+  const { services, trusted, bodyLimit, nextRequestId, logError, metrics } = opts;
+  const counted = metrics.fastPath;
   let closing = false;
 
   /**
@@ -73,16 +77,19 @@ export function verifyFastPath(opts: FastPathOptions) {
    * is what a request cost most (measured here: 58 µs of server CPU per request written one at a time,
    * 40 µs batched; throughput up 40 %, p99 no worse). The wait is one turn of the event loop.
    */
-  const outbox: { res: ServerResponse; status: number; headers: string[]; body: Buffer }[] = [];
+  const outbox: { res: ServerResponse; status: number; headers: string[]; body: Buffer; started: number }[] =
+    [];
   function flush() {
-    for (const { res, status, headers, body } of outbox.splice(0)) {
+    for (const { res, status, headers, body, started } of outbox.splice(0)) {
       res.writeHead(status, headers);
       res.end(body);
+      counted.answered(status, (performance.now() - started) / 1000);
     }
   }
 
   function send(
     res: ServerResponse,
+    started: number,
     status: number,
     body: Buffer,
     requestId: string,
@@ -102,12 +109,13 @@ export function verifyFastPath(opts: FastPathOptions) {
     if (limit !== null) for (const [name, value] of rateLimitHeaders(limit)) headers.push(name, value);
     if (retryAfter !== null && !headers.includes("retry-after"))
       headers.push("retry-after", String(retryAfter));
-    if (outbox.push({ res, status, headers, body }) === 1) setImmediate(flush);
+    if (outbox.push({ res, status, headers, body, started }) === 1) setImmediate(flush);
   }
 
   async function answer(
     req: IncomingMessage,
     res: ServerResponse,
+    started: number,
     presented: Presented,
     body: Buffer,
     handoff: () => void,
@@ -132,16 +140,17 @@ export function verifyFastPath(opts: FastPathOptions) {
       limit = caller.limit;
       if (caller.refusal !== null) throw caller.refusal;
       const result = await services.verification.verify(input, verifierScope(caller.actor));
-      send(res, 200, answerBytes(result), requestId, limit);
+      counted.verified(result.code);
+      send(res, started, 200, answerBytes(result), requestId, limit);
     } catch (err) {
-      if (err instanceof LatchkeyError) {
-        const reply = latchkeyErrorReply(err, requestId);
-        send(res, reply.status, Buffer.from(JSON.stringify(reply.body)), requestId, limit, reply.retryAfter);
-        return;
-      }
+      const known = err instanceof LatchkeyError;
       // A store outage is a 503 with Retry-After, as on the Fastify route; anything else a logged 500.
-      const reply = unexpectedErrorReply(err, requestId, logError);
-      send(res, reply.status, Buffer.from(JSON.stringify(reply.body)), requestId, null, reply.retryAfter);
+      const reply = known
+        ? latchkeyErrorReply(err, requestId)
+        : unexpectedErrorReply(err, requestId, logError);
+      if (reply.body.error.code === "STORE_UNAVAILABLE") metrics.storeUnavailable();
+      const body = Buffer.from(JSON.stringify(reply.body));
+      send(res, started, reply.status, body, requestId, known ? limit : null, reply.retryAfter);
     }
   }
 
@@ -157,6 +166,7 @@ export function verifyFastPath(opts: FastPathOptions) {
       fastify: (req: IncomingMessage, res: ServerResponse) => void,
     ) {
       if (closing || req.method !== "POST" || req.url !== "/v1/verify") return false;
+      const started = performance.now();
       const headers = req.headers;
       if (!isJson(headers["content-type"])) return false;
       const length = Number(headers["content-length"]);
@@ -169,7 +179,7 @@ export function verifyFastPath(opts: FastPathOptions) {
       req.on("data", (chunk: Buffer) => chunks.push(chunk));
       req.on("end", () => {
         const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-        void answer(req, res, presented, body, () => {
+        void answer(req, res, started, presented, body, () => {
           replays.set(req, body);
           fastify(req, res);
         });

@@ -43,9 +43,12 @@ function errorCode(res: { statusCode: number; json(): { error?: { code?: string 
   return res.statusCode >= 400 ? res.json().error?.code : undefined;
 }
 
-/** The API's own routes: under /v1, liveness, readiness and the OpenAPI document (the rest serves the console). */
+/**
+ * The API's own routes: under /v1, liveness, readiness, metrics and the OpenAPI document (the rest
+ * serves the console).
+ */
 const isApi = (path: string) =>
-  path.startsWith("/v1/") || path === "/healthz" || path === "/readyz" || path === "/openapi.json";
+  path.startsWith("/v1/") || ["/healthz", "/readyz", "/metrics", "/openapi.json"].includes(path);
 
 const FAKE_ID: Record<string, string> = {
   keys: "key_0000000000000000000000",

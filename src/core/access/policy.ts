@@ -76,6 +76,7 @@ export const POLICY = {
   "companies.create": { route: "POST /v1/admin/companies", caller: "platform" },
   "verify_keys.create": { route: "POST /v1/admin/verify-keys", caller: "platform" },
   "audit.verify_all": { route: "GET /v1/admin/audit/verify", caller: "platform" },
+  "metrics.get": { route: "GET /metrics", caller: "platform" },
 
   "credentials.create": { route: "POST /v1/credentials", ...CREDENTIALS_WRITE, stepUp: addsIps },
   "credentials.list": { route: "GET /v1/credentials", ...CREDENTIALS_READ },

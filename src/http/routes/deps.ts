@@ -1,4 +1,5 @@
 import type { Services } from "../../services/services.ts";
+import type { Metrics } from "../metrics.ts";
 
 export interface RouteDeps {
   services: Services;
@@ -6,4 +7,5 @@ export interface RouteDeps {
   controlToken?: string;
   health: () => Record<string, unknown>;
   ready: (timeoutMs: number) => Promise<void>;
+  metrics: Metrics;
 }

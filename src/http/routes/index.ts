@@ -14,6 +14,7 @@ import getCredential from "./get-credential.ts";
 import getKey from "./get-key.ts";
 import getKeyUsage from "./get-key-usage.ts";
 import getMe from "./get-me.ts";
+import getMetrics from "./get-metrics.ts";
 import health from "./health.ts";
 import inviteUser from "./invite-user.ts";
 import listAudit from "./list-audit.ts";
@@ -38,6 +39,7 @@ import verifyKey from "./verify-key.ts";
 export function registerRoutes(app: App, deps: RouteDeps) {
   for (const route of [
     health,
+    getMetrics,
     openapi,
     getCatalog,
     createCompany,

@@ -8,7 +8,7 @@ import { replayedBody } from "../verify-fast-path.ts";
 import { VERIFY_ACCESS, VerifyBody } from "../verify-request.ts";
 import type { RouteDeps } from "./deps.ts";
 
-export default function verifyKey(app: App, { services }: RouteDeps) {
+export default function verifyKey(app: App, { services, metrics }: RouteDeps) {
   app.post(
     "/v1/verify",
     {
@@ -47,10 +47,9 @@ export default function verifyKey(app: App, { services }: RouteDeps) {
     },
     async (request) => {
       const actor = actorOf(request);
-      return {
-        success: true as const,
-        data: await services.verification.verify(request.body, verifierScope(actor)),
-      };
+      const data = await services.verification.verify(request.body, verifierScope(actor));
+      metrics.verified(data.code);
+      return { success: true as const, data };
     },
   );
 }

@@ -57,12 +57,13 @@ export interface FastPathOptions {
  * serves, and at tens of thousands a second Fastify's hooks, routing and reply object cost more than
  * the verification itself.
  *
- * The fast path takes only the ordinary request: an uncoded JSON body (no Content-Encoding) of known
- * length within the limit, and a key in X-API-Key or a Bearer header. Anything else goes to Fastify untouched. A body it read but
- * cannot use (not JSON, or refused by the route's schema) goes to Fastify too, replayed, before
- * anything has been counted, so every validation error still comes from the one error handler. From
- * the caller check on, the answer is the fast path's: the same checks (authorizeKeyCaller), the same
- * envelopes, the same headers and the same bytes as the route. A test holds the two to that.
+ * The fast path takes only the ordinary request: a JSON body of known length within the limit, with no
+ * Content-Encoding, and a key in X-API-Key or a Bearer header. Anything else goes to Fastify untouched.
+ * A body it read but cannot use (not JSON, or refused by the route's schema) goes to Fastify too,
+ * replayed, before anything has been counted, so every validation error still comes from the one
+ * error handler. From the caller check on, the answer is the fast path's: the same checks
+ * (authorizeKeyCaller), the same envelopes, the same headers and the same bytes as the route, and the
+ * same counts in /metrics. A test holds the two to that.
  */
 export function verifyFastPath(opts: FastPathOptions) {
   const { services, trusted, bodyLimit, nextRequestId, logError, metrics } = opts;

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateToken } from "../../src/core/key-format.ts";
+import { generateToken, parseToken } from "../../src/core/key-format.ts";
 import { buildApp } from "../../src/http/app.ts";
 import type { App } from "../../src/http/types.ts";
 import type { Running } from "../../src/server.ts";
@@ -203,7 +203,9 @@ describe.each(BACKENDS)("what /metrics counts on %s", (kind) => {
     for (const secret of [
       valid.id,
       valid.key,
-      valid.key.slice(0, 16),
+      // The displayed prefix (`lk_live_sk_a1b2c3d4`), as lists show it.
+      parseToken(valid.key)?.prefix as string,
+      parseToken(revoked.key)?.prefix as string,
       valid.secret as string,
       revoked.id,
       revoked.key,

@@ -5,7 +5,7 @@ import { generateToken } from "../../src/core/key-format.ts";
 import { AuthorizationService } from "../../src/services/authorization.ts";
 import { PLATFORM_SCOPE } from "../../src/services/verification.ts";
 import { BACKENDS } from "../helpers/backends.ts";
-import { type Company, createHarness, type Harness } from "../helpers/harness.ts";
+import { ADMIN_TOKEN, type Company, createHarness, type Harness } from "../helpers/harness.ts";
 
 /**
  * Forward auth as each gateway asks it: nginx (X-Original-Method + X-Original-URI), Traefik and Caddy
@@ -331,6 +331,21 @@ describe.each(BACKENDS)("/v1/authorize on %s", (kind) => {
     const plain = await nginx("POST", "/v1/onramp", key(limited.key));
     expect(plain.statusCode).toBe(429);
     expect(plain.headers["latchkey-error"]).toBeUndefined();
+  });
+
+  it("counts each answer in latchkey_verifications_total, as /v1/verify's", async () => {
+    const count = async (code: string) => {
+      const res = await h.call("GET", "/metrics", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const line = res.body
+        .split("\n")
+        .find((l) => l.startsWith(`latchkey_verifications_total{code="${code}"}`));
+      return Number(line?.split(" ")[1] ?? 0);
+    };
+    const [valid, lacking] = [await count("VALID"), await count("INSUFFICIENT_PERMISSIONS")];
+    expect((await nginx("POST", "/v1/onramp", key(onramp.key))).statusCode).toBe(200);
+    expect((await nginx("GET", "/v1/transactions", key(onramp.key))).statusCode).toBe(403);
+    expect(await count("VALID")).toBe(valid + 1);
+    expect(await count("INSUFFICIENT_PERMISSIONS")).toBe(lacking + 1);
   });
 
   it("counts every answer in the key's usage, refusals as denied", async () => {

@@ -108,8 +108,8 @@ function sendRefusal(request: FastifyRequest, reply: FastifyReply, err: unknown)
   return reply.code(status).type("application/json").send(answer.body);
 }
 
-function authorize(services: RouteDeps["services"], access: Policy) {
-  const decide = decideFor(services, access);
+function authorize(services: RouteDeps["services"], metrics: RouteDeps["metrics"], access: Policy) {
+  const decide = decideFor(services, metrics, access);
   return async (request: FastifyRequest, reply: FastifyReply) => {
     try {
       return await decide(request, reply);
@@ -119,7 +119,7 @@ function authorize(services: RouteDeps["services"], access: Policy) {
   };
 }
 
-function decideFor(services: RouteDeps["services"], access: Policy) {
+function decideFor(services: RouteDeps["services"], metrics: RouteDeps["metrics"], access: Policy) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const verifyKey = single(request, "latchkey-verify-key");
     if (!verifyKey) {
@@ -146,6 +146,8 @@ function decideFor(services: RouteDeps["services"], access: Policy) {
       { ...presented, ip: request.clientIp, environment, method: route.method, url: route.url },
       verifierScope(gateway.actor),
     );
+    // A verification of the client's key, as /v1/verify's are counted.
+    metrics.verified(result.code);
     setRateLimitHeaders(reply, result.rate_limit);
     if (refusal !== null) {
       if (refusal.code === "UNAUTHORIZED") reply.header("www-authenticate", WWW_AUTHENTICATE);
@@ -161,7 +163,7 @@ function decideFor(services: RouteDeps["services"], access: Policy) {
   };
 }
 
-export default function authorizeRequest(app: App, { services }: RouteDeps) {
+export default function authorizeRequest(app: App, { services, metrics }: RouteDeps) {
   for (const [url, access] of [
     [PREFIX, POLICY["keys.authorize"]],
     [`${PREFIX}/*`, POLICY["keys.authorize_path"]],
@@ -187,7 +189,7 @@ export default function authorizeRequest(app: App, { services }: RouteDeps) {
       logLevel: "warn",
       // Answered before any body is read: a gateway's request carries none worth reading (Envoy may pass
       // the client's), and whatever it is must not decide the answer.
-      onRequest: authorize(services, access),
+      onRequest: authorize(services, metrics, access),
       handler: async () => {
         throw new LatchkeyError("INTERNAL_ERROR");
       },

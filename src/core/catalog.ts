@@ -32,6 +32,11 @@ export interface Catalog {
   routes: RouteMap;
   /** What /v1/authorize does with a route the catalog does not map: refuse it, or let any good key by. */
   unmappedRoutes: "deny" | "allow";
+  /**
+   * The routes of Latchkey's built-in permissions as the document declared them, kept so that
+   * `GET /v1/catalog` can hand a gateway (the SDK) everything it needs to map routes as this server does.
+   */
+  managementRoutes: Record<string, string[]>;
 }
 
 export const PRESETS = ["read_only", "write", "full_access"] as const;
@@ -166,13 +171,26 @@ export function loadCatalog(doc: unknown): Catalog {
   groups.push(MANAGEMENT_GROUP);
   const permissions = new Set<string>();
   for (const g of groups) for (const p of groupPermissions(g)) permissions.add(p);
-  routes.push(...managementRoutes(raw.management_routes));
+  const management = managementRoutes(raw.management_routes);
+  routes.push(...management);
+  const managementByPermission: Record<string, string[]> = {};
+  for (const entry of management) {
+    const list = managementByPermission[entry.permission] ?? [];
+    list.push(entry.route);
+    managementByPermission[entry.permission] = list;
+  }
   const unmapped = raw.unmapped_routes ?? "deny";
   if (unmapped !== "deny" && unmapped !== "allow") {
     throw new CatalogError(`unmapped_routes must be "deny" or "allow" (got ${JSON.stringify(unmapped)})`);
   }
   try {
-    return { groups, permissions, routes: compileRoutes(routes), unmappedRoutes: unmapped };
+    return {
+      groups,
+      permissions,
+      routes: compileRoutes(routes),
+      unmappedRoutes: unmapped,
+      managementRoutes: managementByPermission,
+    };
   } catch (err) {
     if (err instanceof RouteError) throw new CatalogError(err.message);
     throw err;

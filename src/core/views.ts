@@ -139,11 +139,18 @@ const CatalogGroup = Type.Object({
   entities: Type.Array(CatalogEntity),
   built_in: Type.Optional(Type.Boolean()),
 });
-/** `GET /v1/catalog`: the groups, every permission, and the preset names. */
+/**
+ * `GET /v1/catalog`: the groups, every permission, the preset names, and how routes map, so a gateway
+ * that maps its own routes (the SDK's middleware) answers exactly as `/v1/authorize` does.
+ */
 export const CatalogDoc = Type.Object({
   groups: Type.Array(CatalogGroup),
   permissions: Type.Array(Type.String()),
   presets: Type.Array(Type.String()),
+  /** The platform's routes for Latchkey's built-in permissions: `{"keys:manage": ["ALL /v1/keys"]}`. */
+  management_routes: Type.Record(Type.String(), Type.Array(Type.String())),
+  /** What a route the catalog does not map gets: refused, or let by for any good key. */
+  unmapped_routes: Type.Union([Type.Literal("deny"), Type.Literal("allow")]),
 });
 
 export type Environment = Static<typeof Environment>;

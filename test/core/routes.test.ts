@@ -152,6 +152,14 @@ describe("routes in the catalog: what is refused at load", () => {
     expect(permission(routes.lookup("GET", "/v1/p/pay_1/refunds"))).toBe("payment:read");
   });
 
+  it("keeps the management routes as declared, for GET /v1/catalog to hand to the SDK", () => {
+    expect(loadCatalog(WEB3PAY).managementRoutes).toEqual({
+      "keys:manage": ["ALL /v1/keys", "ALL /v1/keys/*"],
+      "webhooks:manage": ["ALL /v1/webhooks", "ALL /v1/webhooks/*"],
+    });
+    expect(withRoutes({ a: ["GET /x"] }).managementRoutes).toEqual({});
+  });
+
   it("allows unmapped routes when the catalog says so", () => {
     expect(withRoutes({ a: ["GET /x"] }, { unmapped_routes: "allow" }).unmappedRoutes).toBe("allow");
     expect(withRoutes({ a: [] }).routes.size).toBe(0);

@@ -23,6 +23,8 @@ export default function getCatalog(app: App, { services }: RouteDeps) {
         groups: services.catalog.groups,
         permissions: [...services.catalog.permissions],
         presets: [...PRESETS],
+        management_routes: services.catalog.managementRoutes,
+        unmapped_routes: services.catalog.unmappedRoutes,
       },
     }),
   );

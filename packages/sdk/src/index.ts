@@ -1,4 +1,20 @@
+export {
+  type ErrorEnvelope,
+  type GuardAnswer,
+  type GuardOptions,
+  type GuardRequest,
+  LatchkeyGuard,
+  type LatchkeyIdentity,
+} from "./guard.ts";
 export { checkKey, type KeyShape } from "./key-format.ts";
+export {
+  type CatalogDocument,
+  CatalogRouteError,
+  compileCatalogRoutes,
+  fetchCatalog,
+  type RouteMapper,
+  type RouteMatch,
+} from "./routes.ts";
 export {
   LatchkeyVerifier,
   type StreamState,

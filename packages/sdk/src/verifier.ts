@@ -167,6 +167,11 @@ export class LatchkeyVerifier {
     };
   }
 
+  /** Latchkey's base URL, as given (without a trailing slash): the middleware reads the catalog there. */
+  get url(): string {
+    return this.opts.url;
+  }
+
   /** The stream's state: `live` means answers are kept for `ttlMs`. */
   get streamState(): StreamState {
     return this.state;

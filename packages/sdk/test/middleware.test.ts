@@ -1,0 +1,301 @@
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { getConnInfo } from "@hono/node-server/conninfo";
+import express from "express";
+import Fastify from "fastify";
+import { Hono } from "hono";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Company, createHarness, type Harness } from "../../../test/helpers/harness.ts";
+import { latchkey as expressLatchkey } from "../src/express.ts";
+import { latchkey as fastifyLatchkey } from "../src/fastify.ts";
+import { latchkey as honoLatchkey, type LatchkeyVariables } from "../src/hono.ts";
+import { LatchkeyVerifier, type VerifierOptions } from "../src/index.ts";
+
+/**
+ * The middleware in real apps of each framework, on real HTTP servers, against a real Latchkey serving
+ * the Web3pay catalog (its routes read from `GET /v1/catalog`): each app serves the doc's routes and
+ * answers with the identity the middleware attached, and counts the requests that reached it.
+ */
+
+const ROUTES: [method: "get" | "post", path: string][] = [
+  ["get", "/v1/onramp"],
+  ["get", "/v1/onramp/:session_id"],
+  ["post", "/v1/onramp"],
+  ["get", "/v1/transactions"],
+  ["get", "/v1/unmapped"],
+];
+
+interface Served {
+  url: string;
+  /** Requests that reached a handler. */
+  handled: () => number;
+  close: () => Promise<void>;
+}
+
+/** Each framework's app: trusting a proxy on loopback by its own setting, so X-Forwarded-For is honoured. */
+const APPS: Record<string, (opts: { verifier: LatchkeyVerifier }) => Promise<Served>> = {
+  async fastify({ verifier }) {
+    let handled = 0;
+    const app = Fastify({ trustProxy: "127.0.0.1" });
+    await app.register(fastifyLatchkey, { verifier });
+    for (const [method, path] of ROUTES)
+      app[method](path, async (request) => {
+        handled++;
+        return { ok: true, latchkey: request.latchkey };
+      });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = app.server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, handled: () => handled, close: () => app.close() };
+  },
+  async express({ verifier }) {
+    let handled = 0;
+    const app = express();
+    app.set("trust proxy", "loopback");
+    app.use(await expressLatchkey({ verifier }));
+    for (const [method, path] of ROUTES)
+      app[method](path, (req, res) => {
+        handled++;
+        res.json({ ok: true, latchkey: req.latchkey });
+      });
+    const server = app.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      handled: () => handled,
+      close: () => new Promise((r) => server.close(() => r())),
+    };
+  },
+  async hono({ verifier }) {
+    let handled = 0;
+    const app = new Hono<{ Variables: LatchkeyVariables }>();
+    // Hono has no trust-proxy setting: the app says whom it trusts, here a proxy on loopback.
+    const clientIp = (c: Parameters<typeof getConnInfo>[0]) => {
+      const peer = getConnInfo(c).remote.address;
+      const forwarded = c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim();
+      return peer === "127.0.0.1" && forwarded ? forwarded : peer;
+    };
+    app.use(await honoLatchkey({ verifier, clientIp }));
+    for (const [method, path] of ROUTES)
+      app[method](path, (c) => {
+        handled++;
+        return c.json({ ok: true, latchkey: c.get("latchkey") });
+      });
+    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
+    await once(server, "listening");
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      handled: () => handled,
+      close: () => new Promise((r) => server.close(() => r())),
+    };
+  },
+};
+
+const within = async (ms: number, check: () => Promise<boolean>): Promise<void> => {
+  const started = performance.now();
+  while (!(await check())) {
+    if (performance.now() - started > ms) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe("the SDK's middleware", () => {
+  let h: Harness;
+  let co: Company;
+  let latchkeyUrl = "";
+  let verifyKey = "";
+  const verifiers: LatchkeyVerifier[] = [];
+  const verifier = async (opts: Partial<VerifierOptions> = {}) => {
+    const v = new LatchkeyVerifier({ url: latchkeyUrl, verifyKey, ...opts });
+    verifiers.push(v);
+    await v.start();
+    return v;
+  };
+
+  beforeAll(async () => {
+    h = await createHarness("pglite", { catalogPath: "examples/catalogs/web3pay.json" });
+    await h.app.listen({ port: 0, host: "127.0.0.1" });
+    latchkeyUrl = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+    co = await h.createCompany("Middleware Co");
+    verifyKey = await h.verifyKey("middleware");
+  });
+  afterAll(async () => {
+    for (const v of verifiers) v.close();
+    await h.close();
+  });
+
+  describe.each(Object.keys(APPS))("for %s", (framework) => {
+    let app: Served;
+    beforeAll(async () => {
+      const start = APPS[framework as keyof typeof APPS];
+      if (start === undefined) throw new Error(framework);
+      app = await start({ verifier: await verifier() });
+    });
+    afterAll(() => app.close());
+
+    const call = (method: string, path: string, headers: Record<string, string> = {}) =>
+      fetch(`${app.url}${path}`, { method, headers });
+
+    it("lets a key through a route its permission maps, with the identity attached", async () => {
+      const k = await h.createKey(co, { permissions: ["onramp:read"] });
+      const res = await call("GET", "/v1/onramp/ses_123?expand=quote", { "x-api-key": k.key });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        ok: true,
+        latchkey: {
+          keyId: k.id,
+          credentialId: co.credentialId,
+          companyId: co.id,
+          environment: "live",
+          permissions: ["onramp:read"],
+          permission: "onramp:read",
+          source: "latchkey",
+        },
+      });
+      // As a bearer token too, and answered from the cache the second time.
+      const bearer = await call("GET", "/v1/onramp", { authorization: `Bearer ${k.key}` });
+      expect(bearer.status).toBe(200);
+      expect((await bearer.json()).latchkey).toMatchObject({ keyId: k.id, source: "cache" });
+    });
+
+    it("refuses a route the key's permissions do not cover with 403, before the handler", async () => {
+      const k = await h.createKey(co, { permissions: ["onramp:read"] });
+      const before = app.handled();
+      const res = await call("POST", "/v1/onramp", { "x-api-key": k.key });
+      expect(res.status).toBe(403);
+      expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+      expect(await res.json()).toEqual({
+        success: false,
+        error: {
+          code: "INSUFFICIENT_PERMISSIONS",
+          message: "This needs onramp:create.",
+          details: { required: ["onramp:create"] },
+        },
+      });
+      expect(app.handled()).toBe(before);
+    });
+
+    it("refuses a route the catalog does not map, and a path not in normal form, with ROUTE_NOT_MAPPED", async () => {
+      const k = await h.createKey(co, { permissions: ["onramp:read", "onramp:create", "transactions:read"] });
+      const before = app.handled();
+      for (const path of ["/v1/unmapped", "/v1/onramp/..%2Fkeys", "/v1/onramp/%2e%2e/x"]) {
+        const res = await call("GET", path, { "x-api-key": k.key });
+        expect(res.status, path).toBe(403);
+        expect((await res.json()).error.code, path).toBe("ROUTE_NOT_MAPPED");
+      }
+      expect(app.handled()).toBe(before);
+      // A dead key on an unmapped route is still told its key is no good.
+      const res = await call("GET", "/v1/unmapped", {
+        "x-api-key": `${k.key.slice(0, -1)}${k.key.endsWith("0") ? "1" : "0"}`,
+      });
+      expect(res.status).toBe(401);
+    });
+
+    it("answers 401 with WWW-Authenticate for no key, a bad key, or Basic auth", async () => {
+      for (const headers of [
+        {} as Record<string, string>,
+        { "x-api-key": "lk_live_sk_nonsense" },
+        { authorization: `Basic ${Buffer.from("ws_1@Co:pw").toString("base64")}` },
+      ]) {
+        const res = await call("GET", "/v1/onramp", headers);
+        expect(res.status, JSON.stringify(headers)).toBe(401);
+        expect(res.headers.get("www-authenticate")).toBe('Bearer realm="api"');
+        expect((await res.json()).error.code).toBe("UNAUTHORIZED");
+      }
+    });
+
+    it("refuses a key once it is revoked, though its answer was cached (the change stream)", async () => {
+      const k = await h.createKey(co, { permissions: ["transactions:read"] });
+      expect((await call("GET", "/v1/transactions", { "x-api-key": k.key })).status).toBe(200);
+      expect((await call("GET", "/v1/transactions", { "x-api-key": k.key })).status).toBe(200);
+      expect((await h.call("DELETE", `/v1/keys/${k.id}`, { key: co.key })).statusCode).toBe(200);
+      await within(
+        2000,
+        async () => (await call("GET", "/v1/transactions", { "x-api-key": k.key })).status === 401,
+      );
+    });
+
+    it("holds a key to its IP allowlist, reading the address through the app's trusted proxy", async () => {
+      const k = await h.createKey(co, { permissions: ["onramp:read"], allowed_ips: ["203.0.113.0/24"] });
+      const direct = await call("GET", "/v1/onramp", { "x-api-key": k.key });
+      expect(direct.status).toBe(403);
+      expect((await direct.json()).error).toMatchObject({
+        code: "IP_NOT_ALLOWED",
+        details: { ip: "127.0.0.1" },
+      });
+      const proxied = await call("GET", "/v1/onramp", {
+        "x-api-key": k.key,
+        "x-forwarded-for": "203.0.113.7",
+      });
+      expect(proxied.status).toBe(200);
+      const elsewhere = await call("GET", "/v1/onramp", {
+        "x-api-key": k.key,
+        "x-forwarded-for": "198.51.100.7",
+      });
+      expect(elsewhere.status).toBe(403);
+    });
+
+    it("answers 429 with Retry-After once a key's rate limit is spent", async () => {
+      const k = await h.createKey(co, {
+        permissions: ["onramp:read"],
+        rate_limits: [{ limit: 2, window: "1m" }],
+      });
+      const first = await call("GET", "/v1/onramp", { "x-api-key": k.key });
+      expect(first.status).toBe(200);
+      expect(first.headers.get("ratelimit-remaining")).toBe("1");
+      expect((await call("GET", "/v1/onramp", { "x-api-key": k.key })).status).toBe(200);
+      const limited = await call("GET", "/v1/onramp", { "x-api-key": k.key });
+      expect(limited.status).toBe(429);
+      const retryAfter = Number(limited.headers.get("retry-after"));
+      expect(retryAfter).toBeGreaterThan(0);
+      // Latchkey's sliding window says when; the middleware passes it on, in the header and the body.
+      expect(retryAfter).toBeLessThanOrEqual(120);
+      expect((await limited.json()).error).toMatchObject({
+        code: "RATE_LIMITED",
+        details: { retry_after: retryAfter },
+      });
+    });
+  });
+
+  describe("when Latchkey cannot be asked", () => {
+    const catalog = async () => (await (await fetch(`${latchkeyUrl}/v1/catalog`)).json()).data;
+
+    it("answers 503 with Retry-After by default, and lets the request by only with failOpen", async () => {
+      const key = (await h.createKey(co, { permissions: ["onramp:read"] })).key;
+      for (const failOpen of [false, true]) {
+        let handled = 0;
+        const app = express();
+        const away = new LatchkeyVerifier({
+          url: "http://127.0.0.1:1",
+          verifyKey,
+          stream: false,
+          failOpen,
+          timeoutMs: 300,
+        });
+        app.use(await expressLatchkey({ verifier: away, catalog: await catalog() }));
+        app.get("/v1/onramp", (req, res) => {
+          handled++;
+          res.json({ latchkey: req.latchkey });
+        });
+        const server = app.listen(0, "127.0.0.1");
+        await once(server, "listening");
+        const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/onramp`, {
+          headers: { "x-api-key": key },
+        });
+        server.close();
+        if (failOpen) {
+          expect(res.status).toBe(200);
+          expect((await res.json()).latchkey).toMatchObject({ keyId: null, source: "fail-open" });
+          expect(handled).toBe(1);
+        } else {
+          expect(res.status).toBe(503);
+          expect(res.headers.get("retry-after")).toBe("1");
+          expect((await res.json()).error.code).toBe("SERVICE_UNAVAILABLE");
+          expect(handled).toBe(0);
+        }
+      }
+    });
+  });
+});

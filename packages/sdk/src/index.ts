@@ -1,3 +1,16 @@
+export type * from "./api-types.ts";
+export {
+  type Caller,
+  type CallOptions,
+  type ClientOptions,
+  type ForwardAuthAnswer,
+  type ForwardAuthRequest,
+  LatchkeyApiError,
+  LatchkeyClient,
+  OPERATIONS,
+  type Operation,
+  type OperationName,
+} from "./client.ts";
 export {
   type ErrorEnvelope,
   type GuardAnswer,

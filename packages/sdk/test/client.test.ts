@@ -1,0 +1,197 @@
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ADMIN_TOKEN, createHarness, type Harness } from "../../../test/helpers/harness.ts";
+import { LatchkeyApiError, LatchkeyClient, OPERATIONS, type Operation } from "../src/index.ts";
+
+/**
+ * The typed client against a real Latchkey: its operation table matches the server's /openapi.json
+ * both ways (every documented operation has a client method, and the client calls nothing the server
+ * does not document, with the same query and body fields and the same kind of caller), and real calls
+ * round-trip over HTTP.
+ */
+
+interface OpenApiOperation {
+  security?: Record<string, unknown>[];
+  parameters?: { in: string; name: string }[];
+  requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> };
+}
+type OpenApi = { paths: Record<string, Record<string, OpenApiOperation>> };
+
+const ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+const TABLE = Object.entries(OPERATIONS) as [string, Operation][];
+
+describe("LatchkeyClient", () => {
+  let h: Harness;
+  let url = "";
+  let doc: OpenApi;
+  let admin: LatchkeyClient;
+
+  beforeAll(async () => {
+    h = await createHarness("pglite", { catalogPath: "examples/catalogs/web3pay.json" });
+    await h.app.listen({ port: 0, host: "127.0.0.1" });
+    url = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+    const res = await fetch(`${url}/openapi.json`);
+    expect(res.status).toBe(200);
+    doc = (await res.json()) as OpenApi;
+    admin = new LatchkeyClient({ url, adminToken: ADMIN_TOKEN });
+  });
+  afterAll(() => h.close());
+
+  describe("against /openapi.json", () => {
+    const documented = (): Map<string, OpenApiOperation> => {
+      const out = new Map<string, OpenApiOperation>();
+      for (const [path, ops] of Object.entries(doc.paths))
+        for (const [method, op] of Object.entries(ops)) out.set(`${method.toUpperCase()} ${path}`, op);
+      return out;
+    };
+    const inTable = (): Map<string, [string, Operation]> => {
+      const out = new Map<string, [string, Operation]>();
+      for (const [name, op] of TABLE)
+        for (const method of op.method === "ALL" ? ALL : [op.method]) {
+          expect(out.has(`${method} ${op.path}`), `${method} ${op.path} twice`).toBe(false);
+          out.set(`${method} ${op.path}`, [name, op]);
+        }
+      return out;
+    };
+
+    it("has an operation in its table for every documented operation, and no other", () => {
+      expect([...inTable().keys()].sort()).toEqual([...documented().keys()].sort());
+      expect(documented().size).toBeGreaterThan(35);
+    });
+
+    it("has a method on the client for every operation of its table", () => {
+      const client = new LatchkeyClient({ url }) as unknown as Record<string, unknown>;
+      for (const [name] of TABLE) {
+        const method = name
+          .split(".")
+          .reduce<unknown>((at, part) => (at as Record<string, unknown>)?.[part], client);
+        expect(typeof method, name).toBe("function");
+      }
+    });
+
+    it.each(TABLE)("sends %s the query and body fields the server documents", (_name, op) => {
+      const found = documented().get(`${op.method === "ALL" ? "GET" : op.method} ${op.path}`);
+      expect(found).toBeDefined();
+      const query = (found?.parameters ?? []).filter((p) => p.in === "query").map((p) => p.name);
+      expect([...(op.query ?? [])].sort()).toEqual(query.sort());
+      const body = Object.keys(found?.requestBody?.content["application/json"]?.schema.properties ?? {});
+      expect([...(op.body ?? [])].sort()).toEqual(body.sort());
+      // Who calls it, as the document's security says: none, the admin bearer token, a gateway's verify key.
+      const security = found?.security?.flatMap((s) => Object.keys(s));
+      const caller =
+        security === undefined
+          ? ["key", "session"]
+          : security.length === 0
+            ? ["public"]
+            : security.includes("verifyKey")
+              ? ["gateway"]
+              : ["admin"];
+      expect(caller).toContain(op.caller);
+    });
+  });
+
+  describe("over HTTP", () => {
+    it("creates a key, reads it, verifies it, revokes it, and sees it refused", async () => {
+      const created = await admin.admin.createCompany({
+        name: "Client Co",
+        owner_email: "owner@client.test",
+      });
+      const manager = new LatchkeyClient({ url, key: created.management_key.key });
+      const key = await manager.keys.create({
+        name: "payments",
+        environment: "live",
+        permissions: ["onramp:read"],
+      });
+      expect(key).toMatchObject({ name: "payments", status: "active", permissions: ["onramp:read"] });
+      expect(key.key).toMatch(/^lk_live_sk_/);
+
+      expect(await manager.keys.get(key.id)).toMatchObject({
+        id: key.id,
+        prefix: key.prefix,
+        status: "active",
+      });
+      const listed = await manager.keys.list({ environment: "live", limit: 100 });
+      expect(listed.keys.map((k) => k.id)).toContain(key.id);
+      expect(await manager.keys.update(key.id, { description: "the payments box" })).toMatchObject({
+        description: "the payments box",
+      });
+
+      const gateway = new LatchkeyClient({
+        url,
+        key: (await admin.admin.createVerifyKey({ name: "gw" })).key,
+      });
+      expect(await gateway.verify({ key: key.key, permissions: ["onramp:read"] })).toMatchObject({
+        valid: true,
+        code: "VALID",
+        key_id: key.id,
+        company_id: created.company.id,
+      });
+      // Forward auth, as nginx asks it, maps the route through the catalog.
+      expect(
+        await gateway.authorize({
+          method: "GET",
+          uri: "/v1/onramp/ses_1",
+          headers: { "x-api-key": key.key },
+        }),
+      ).toMatchObject({ allowed: true, status: 200, keyId: key.id, companyId: created.company.id });
+      expect(
+        await gateway.authorize({ method: "POST", uri: "/v1/onramp", headers: { "x-api-key": key.key } }),
+      ).toMatchObject({ allowed: false, status: 403, error: { code: "INSUFFICIENT_PERMISSIONS" } });
+
+      expect(await manager.keys.revoke(key.id)).toMatchObject({ id: key.id });
+      expect(await gateway.verify({ key: key.key })).toMatchObject({ valid: false, code: "REVOKED" });
+      expect((await manager.keys.get(key.id)).status).toBe("revoked");
+      expect((await manager.keys.usage(key.id, { days: 7 })).key_id).toBe(key.id);
+    });
+
+    it("throws LatchkeyApiError with the code, status, request id and details of a refusal", async () => {
+      const created = await admin.admin.createCompany({
+        name: "Errors Co",
+        owner_email: "owner@errors.test",
+      });
+      const manager = new LatchkeyClient({ url, key: created.management_key.key });
+      // Another company's key is no key of this one's.
+      const other = await admin.admin.createCompany({ name: "Other Co", owner_email: "owner@other.test" });
+      const missing = await manager.keys.get(other.management_key.id).catch((e: unknown) => e);
+      expect(missing).toBeInstanceOf(LatchkeyApiError);
+      expect(missing).toMatchObject({ status: 404, code: "NOT_FOUND" });
+      expect((missing as LatchkeyApiError).requestId).toMatch(/.+/);
+      const unknown = await manager.keys
+        .create({ name: "x", environment: "live", permissions: ["nothing:here"] })
+        .catch((e: unknown) => e);
+      expect(unknown).toMatchObject({ status: 400, code: "UNKNOWN_PERMISSION" });
+      const malformed = await manager.keys.get("nope").catch((e: unknown) => e);
+      expect(malformed).toMatchObject({ status: 400, code: "VALIDATION_ERROR", field: expect.any(String) });
+      const nobody = await new LatchkeyClient({ url }).keys.list().catch((e: unknown) => e);
+      expect(nobody).toMatchObject({ status: 401, code: "UNAUTHORIZED" });
+    });
+
+    it("reads the catalog, the audit trail, the API users, and a session's own answers", async () => {
+      const catalog = await new LatchkeyClient({ url }).catalog();
+      expect(catalog.unmapped_routes).toBe("deny");
+      expect(catalog.management_routes["keys:manage"]).toEqual(["ALL /v1/keys", "ALL /v1/keys/*"]);
+      const created = await admin.admin.createCompany({ name: "Audit Co", owner_email: "owner@audit.test" });
+      const manager = new LatchkeyClient({ url, key: created.management_key.key });
+      const credentials = await manager.credentials.list();
+      expect(credentials.credentials.map((c) => c.id)).toContain(created.default_credential.id);
+      expect((await manager.credentials.get(created.default_credential.id)).username).toBe(
+        created.default_credential.username,
+      );
+      const events = await manager.audit.list({ limit: 50 });
+      expect(events.events.length).toBeGreaterThan(0);
+      expect((await manager.audit.export()).length).toBe(events.events.length);
+      expect(await manager.audit.verify()).toMatchObject({ valid: true });
+      expect((await admin.admin.verifyAudit()).valid).toBe(true);
+
+      const person = new LatchkeyClient({ url });
+      const session = await person.auth.login({
+        email: "owner@audit.test",
+        password: created.owner.temporary_password,
+      });
+      expect(session.company.id).toBe(created.company.id);
+      expect(await person.me()).toMatchObject({ company_id: created.company.id, role: "owner" });
+      await person.auth.logout();
+      await expect(person.me()).rejects.toMatchObject({ status: 401 });
+    });
+  });
+});

@@ -52,7 +52,8 @@ export function latchkeyMiddleware(
       return new Response(JSON.stringify(answer.body), { status: answer.status, headers: answer.headers });
     }
     c.set("latchkey", answer.identity);
+    // Set before the handler runs, so they reach whatever Response it makes.
+    for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
     await next();
-    for (const [name, value] of Object.entries(answer.headers)) c.res.headers.set(name, value);
   };
 }

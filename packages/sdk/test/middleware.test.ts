@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
@@ -93,6 +94,24 @@ const APPS: Record<string, (opts: { verifier: LatchkeyVerifier }) => Promise<Ser
   },
 };
 
+/**
+ * A GET with the path exactly as given: fetch resolves `%2e%2e` and `..` itself, as a browser would, so
+ * a hostile client is played with node's own client, which sends the request line untouched.
+ */
+const rawGet = (base: string, path: string, headers: Record<string, string>) =>
+  new Promise<{ status: number; body: { error?: { code: string } } }>((resolve, reject) => {
+    const req = httpRequest(`${base}/`, { path, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => {
+        text += chunk;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+
 const within = async (ms: number, check: () => Promise<boolean>): Promise<void> => {
   const started = performance.now();
   while (!(await check())) {
@@ -180,10 +199,16 @@ describe("the SDK's middleware", () => {
     it("refuses a route the catalog does not map, and a path not in normal form, with ROUTE_NOT_MAPPED", async () => {
       const k = await h.createKey(co, { permissions: ["onramp:read", "onramp:create", "transactions:read"] });
       const before = app.handled();
-      for (const path of ["/v1/unmapped", "/v1/onramp/..%2Fkeys", "/v1/onramp/%2e%2e/x"]) {
-        const res = await call("GET", path, { "x-api-key": k.key });
+      for (const path of [
+        "/v1/unmapped",
+        "/v1/onramp/..%2Fkeys",
+        "/v1/onramp/%2e%2e/transactions",
+        "/v1/keys/../onramp",
+        "/v1/onramp//ses_1",
+      ]) {
+        const res = await rawGet(app.url, path, { "x-api-key": k.key });
         expect(res.status, path).toBe(403);
-        expect((await res.json()).error.code, path).toBe("ROUTE_NOT_MAPPED");
+        expect(res.body.error?.code, path).toBe("ROUTE_NOT_MAPPED");
       }
       expect(app.handled()).toBe(before);
       // A dead key on an unmapped route is still told its key is no good.
@@ -257,6 +282,32 @@ describe("the SDK's middleware", () => {
         details: { retry_after: retryAfter },
       });
     });
+  });
+
+  it("takes a catalog document given directly, and lets unmapped routes by when it says allow", async () => {
+    const served = (await (await fetch(`${latchkeyUrl}/v1/catalog`)).json()).data;
+    const app = Fastify();
+    await app.register(fastifyLatchkey, {
+      verifier: await verifier(),
+      catalog: { ...served, unmapped_routes: "allow" },
+    });
+    app.get("/v1/unmapped", async (request) => ({ latchkey: request.latchkey }));
+    app.get("/v1/onramp/*", async (request) => ({ latchkey: request.latchkey }));
+    const k = await h.createKey(co, { permissions: ["transactions:read"] });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const ask = (path: string, key?: string) => rawGet(base, path, key ? { "x-api-key": key } : {});
+    const open = await ask("/v1/unmapped", k.key);
+    expect(open.status).toBe(200);
+    expect((open.body as { latchkey?: unknown }).latchkey).toMatchObject({ keyId: k.id, permission: null });
+    // Allowing unmapped routes lets no one by without a good key, nor a path not in normal form.
+    expect((await ask("/v1/unmapped")).status).toBe(401);
+    const hostile = await ask("/v1/onramp/%2e%2e/unmapped", k.key);
+    expect(hostile.status).toBe(403);
+    expect(hostile.body.error?.code).toBe("ROUTE_NOT_MAPPED");
+    // A mapped route still needs its permission.
+    expect((await ask("/v1/onramp/ses_1", k.key)).body.error?.code).toBe("INSUFFICIENT_PERMISSIONS");
+    await app.close();
   });
 
   describe("when Latchkey cannot be asked", () => {

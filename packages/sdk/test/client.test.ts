@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_TOKEN, createHarness, type Harness } from "../../../test/helpers/harness.ts";
+import type * as Api from "../src/api-types.ts";
 import { LatchkeyApiError, LatchkeyClient, OPERATIONS, type Operation } from "../src/index.ts";
 
 /**
@@ -16,6 +17,246 @@ interface OpenApiOperation {
   requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> };
 }
 type OpenApi = { paths: Record<string, Record<string, OpenApiOperation>> };
+
+/** The keys of T a value must carry, and those it may. */
+type RequiredKeys<T> = { [K in keyof T]-?: object extends Pick<T, K> ? never : K }[keyof T];
+type OptionalKeys<T> = Exclude<keyof T, RequiredKeys<T>>;
+type Exhaustive<All, Listed> = [Exclude<All, Listed>] extends [never]
+  ? unknown
+  : { missing: Exclude<All, Listed> };
+
+/**
+ * A type's fields written out, checked by the compiler to be exactly the type's (none left out, none
+ * made up, required and optional apart), so the test can hold them to the document's schema.
+ */
+const shape =
+  <T>() =>
+  <const R extends readonly RequiredKeys<T>[], const O extends readonly OptionalKeys<T>[]>(
+    fields: { required: R; optional: O } & Exhaustive<RequiredKeys<T>, R[number]> &
+      Exhaustive<OptionalKeys<T>, O[number]>,
+  ) => ({ required: [...fields.required] as string[], optional: [...fields.optional] as string[] });
+
+const KEY = [
+  "id",
+  "name",
+  "description",
+  "environment",
+  "prefix",
+  "permissions",
+  "permission_summary",
+  "allowed_ips",
+  "rate_limits",
+  "status",
+  "has_secret",
+  "credential_id",
+  "expires_at",
+  "revoked_at",
+  "replaced_by",
+  "last_used_at",
+  "last_used_ip",
+  "created_at",
+  "created_by",
+] as const;
+const CREDENTIAL = [
+  "id",
+  "username",
+  "name",
+  "environment",
+  "description",
+  "status",
+  "is_default",
+  "permissions",
+  "permission_summary",
+  "allowed_ips",
+  "rate_limits",
+  "has_password",
+  "password_created_at",
+  "created_at",
+  "created_by",
+  "updated_at",
+] as const;
+
+/** The client's types, by the operation (and `response` or `body`) the document describes them for. */
+const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<ReturnType<typeof shape>>][] =
+  [
+    ["GET /v1/keys/{id}", "response", shape<Api.Key>()({ required: KEY, optional: [] })],
+    [
+      "POST /v1/keys",
+      "response",
+      shape<Api.CreatedKey>()({ required: [...KEY, "key"], optional: ["secret"] }),
+    ],
+    [
+      "POST /v1/keys/{id}/rotate",
+      "response",
+      shape<Api.RotatedKey>()({ required: [...KEY, "key", "previous_key"], optional: ["secret"] }),
+    ],
+    [
+      "DELETE /v1/keys/{id}",
+      "response",
+      shape<Api.RevokedKey>()({ required: ["message", "id", "revoked_at"], optional: [] }),
+    ],
+    [
+      "GET /v1/keys/{id}/usage",
+      "response",
+      shape<Api.KeyUsage>()({
+        required: ["key_id", "days", "total_requests", "last_used_at", "last_used_ip"],
+        optional: [],
+      }),
+    ],
+    [
+      "POST /v1/keys",
+      "body",
+      shape<Api.CreateKeyBody>()({
+        required: ["name", "environment"],
+        optional: [
+          "description",
+          "credential_id",
+          "permissions",
+          "preset",
+          "allowed_ips",
+          "rate_limits",
+          "expires_at",
+          "with_secret",
+          "totp_code",
+        ],
+      }),
+    ],
+    [
+      "PATCH /v1/keys/{id}",
+      "body",
+      shape<Api.UpdateKeyBody>()({
+        required: [],
+        optional: ["name", "description", "allowed_ips", "rate_limits", "permissions", "totp_code"],
+      }),
+    ],
+    ["GET /v1/credentials/{id}", "response", shape<Api.Credential>()({ required: CREDENTIAL, optional: [] })],
+    [
+      "POST /v1/credentials",
+      "body",
+      shape<Api.CreateCredentialBody>()({
+        required: ["name", "permissions"],
+        optional: ["environment", "description", "allowed_ips", "rate_limits", "totp_code"],
+      }),
+    ],
+    [
+      "PATCH /v1/credentials/{id}",
+      "body",
+      shape<Api.UpdateCredentialBody>()({
+        required: [],
+        optional: ["name", "description", "permissions", "allowed_ips", "rate_limits", "status", "totp_code"],
+      }),
+    ],
+    [
+      "POST /v1/credentials/{id}/password",
+      "response",
+      shape<Api.CredentialPassword>()({ required: ["username", "password", "created_at"], optional: [] }),
+    ],
+    [
+      "POST /v1/verify",
+      "body",
+      shape<Api.VerifyBody>()({
+        required: [],
+        optional: ["key", "secret", "username", "password", "permissions", "ip", "environment"],
+      }),
+    ],
+    [
+      "POST /v1/verify",
+      "response",
+      shape<Api.VerifyResult>()({
+        required: [
+          "valid",
+          "code",
+          "key_id",
+          "credential_id",
+          "company_id",
+          "environment",
+          "permissions",
+          "expires_at",
+          "rate_limit",
+        ],
+        optional: [],
+      }),
+    ],
+    [
+      "GET /v1/catalog",
+      "response",
+      shape<Api.Catalog>()({
+        required: ["groups", "permissions", "presets", "management_routes", "unmapped_routes"],
+        optional: [],
+      }),
+    ],
+    [
+      "POST /v1/admin/companies",
+      "response",
+      shape<Api.CreatedCompany>()({
+        required: ["company", "owner", "default_credential", "default_test_credential", "management_key"],
+        optional: [],
+      }),
+    ],
+    [
+      "POST /v1/admin/verify-keys",
+      "response",
+      shape<Api.CreatedVerifyKey>()({ required: ["id", "key", "prefix"], optional: [] }),
+    ],
+    [
+      "GET /v1/admin/audit/verify",
+      "response",
+      shape<Api.PlatformAuditVerification>()({ required: ["valid", "chains"], optional: [] }),
+    ],
+    [
+      "GET /v1/audit/verify",
+      "response",
+      shape<Api.AuditVerification>()({
+        required: ["valid", "events_checked", "first_broken_event_id"],
+        optional: [],
+      }),
+    ],
+    [
+      "POST /v1/auth/login",
+      "response",
+      shape<Api.Session>()({
+        required: [
+          "user",
+          "company",
+          "role",
+          "csrf_token",
+          "expires_at",
+          "password_change_required",
+          "totp_enrolled",
+        ],
+        optional: [],
+      }),
+    ],
+    [
+      "GET /v1/me",
+      "response",
+      shape<Api.Me>()({
+        required: ["user", "company_id", "role", "csrf_token", "password_change_required", "totp_enrolled"],
+        optional: [],
+      }),
+    ],
+    [
+      "PATCH /v1/users/{id}",
+      "response",
+      shape<Api.User>()({
+        required: [
+          "id",
+          "email",
+          "role",
+          "status",
+          "totp_enrolled",
+          "password_change_required",
+          "created_at",
+        ],
+        optional: [],
+      }),
+    ],
+    [
+      "POST /v1/users",
+      "response",
+      shape<Api.InvitedUser>()({ required: ["id", "email", "role", "temporary_password"], optional: [] }),
+    ],
+  ];
 
 const ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 const TABLE = Object.entries(OPERATIONS) as [string, Operation][];
@@ -87,6 +328,33 @@ describe("LatchkeyClient", () => {
               ? ["gateway"]
               : ["admin"];
       expect(caller).toContain(op.caller);
+    });
+  });
+
+  describe("its types, against the schemas of /openapi.json", () => {
+    interface Schema {
+      properties?: Record<string, Schema>;
+      required?: string[];
+    }
+    const schemaOf = (operation: string, part: "response" | "body"): Schema | undefined => {
+      const [method, path] = operation.split(" ") as [string, string];
+      const op = doc.paths[path]?.[method.toLowerCase()] as
+        | (OpenApiOperation & {
+            responses?: Record<string, { content?: Record<string, { schema: Schema }> }>;
+          })
+        | undefined;
+      if (part === "body") return op?.requestBody?.content["application/json"]?.schema as Schema | undefined;
+      const ok = op?.responses?.["200"] ?? op?.responses?.["201"];
+      return ok?.content?.["application/json"]?.schema.properties?.data;
+    };
+
+    it.each(SHAPES)("%s (%s) has the fields the client's type declares", (operation, part, fields) => {
+      const schema = schemaOf(operation, part);
+      expect(schema?.properties, operation).toBeDefined();
+      const required = schema?.required ?? [];
+      const optional = Object.keys(schema?.properties ?? {}).filter((k) => !required.includes(k));
+      expect([...fields.required].sort()).toEqual([...required].sort());
+      expect([...fields.optional].sort()).toEqual(optional.sort());
     });
   });
 

@@ -78,7 +78,8 @@ type Presented = { key: string; secret: string | undefined } | { basic: true } |
 function presented(request: GuardRequest): Presented {
   const secret = request.header("x-api-secret") || undefined;
   const apiKey = request.header("x-api-key");
-  if (apiKey) return { key: apiKey, secret };
+  // Present though empty, X-API-Key is still the key presented (and refused): never a fallback to another.
+  if (apiKey !== undefined) return { key: apiKey, secret };
   const auth = request.header("authorization");
   if (!auth) return null;
   const space = auth.indexOf(" ");

@@ -219,7 +219,10 @@ describe("the SDK's middleware", () => {
     });
 
     it("answers 401 with WWW-Authenticate for no key, a bad key, or Basic auth", async () => {
+      const good = await h.createKey(co, { permissions: ["onramp:read"] });
       for (const headers of [
+        // An empty X-API-Key is the key presented, as Latchkey reads it: no falling back to the bearer.
+        { "x-api-key": "", authorization: `Bearer ${good.key}` },
         {} as Record<string, string>,
         { "x-api-key": "lk_live_sk_nonsense" },
         { authorization: `Basic ${Buffer.from("ws_1@Co:pw").toString("base64")}` },

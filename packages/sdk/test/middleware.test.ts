@@ -11,7 +11,7 @@ import { type Company, createHarness, type Harness } from "../../../test/helpers
 import { latchkey as expressLatchkey } from "../src/express.ts";
 import { latchkey as fastifyLatchkey } from "../src/fastify.ts";
 import { latchkey as honoLatchkey, type LatchkeyVariables } from "../src/hono.ts";
-import { LatchkeyVerifier, type VerifierOptions } from "../src/index.ts";
+import { LatchkeyClient, LatchkeyVerifier, type VerifierOptions } from "../src/index.ts";
 
 /**
  * The middleware in real apps of each framework, on real HTTP servers, against a real Latchkey serving
@@ -285,6 +285,50 @@ describe("the SDK's middleware", () => {
         details: { retry_after: retryAfter },
       });
     });
+  });
+
+  it("refuses what /v1/authorize refuses, with the same status and code", async () => {
+    const app = await APPS.fastify?.({ verifier: await verifier() });
+    if (app === undefined) throw new Error("no fastify app");
+    const gateway = new LatchkeyClient({ url: latchkeyUrl, key: verifyKey });
+    const reader = await h.createKey(co, { permissions: ["onramp:read"] });
+    const revoked = await h.createKey(co, { permissions: ["onramp:read"] });
+    await h.call("DELETE", `/v1/keys/${revoked.id}`, { key: co.key });
+    const limited = await h.createKey(co, {
+      permissions: ["onramp:read"],
+      rate_limits: [{ limit: 2, window: "1h" }],
+    });
+    // Each case is asked of both: the limited key's first case spends its budget of two, its second finds it spent.
+    const cases: [method: string, path: string, headers: Record<string, string>][] = [
+      ["GET", "/v1/onramp/ses_1", { "x-api-key": reader.key }],
+      ["GET", "/v1/onramp/ses_1", { authorization: `Bearer ${reader.key}` }],
+      ["POST", "/v1/onramp", { "x-api-key": reader.key }],
+      ["GET", "/v1/unmapped", { "x-api-key": reader.key }],
+      ["GET", "/v1/onramp/%2e%2e/keys", { "x-api-key": reader.key }],
+      ["GET", "/v1/onramp//ses_1", { "x-api-key": reader.key }],
+      ["GET", "/v1/onramp", {}],
+      ["GET", "/v1/onramp", { "x-api-key": "lk_live_sk_nonsense" }],
+      ["GET", "/v1/onramp", { "x-api-key": revoked.key }],
+      ["GET", "/v1/onramp", { "x-api-key": limited.key }],
+      ["GET", "/v1/onramp", { "x-api-key": limited.key }],
+    ];
+    try {
+      for (const [method, path, headers] of cases) {
+        const theirs = await gateway.authorize({ method, uri: path, headers });
+        const ours =
+          method === "GET"
+            ? await rawGet(app.url, path, headers)
+            : await fetch(`${app.url}${path}`, { method, headers }).then(async (r) => ({
+                status: r.status,
+                body: (await r.json()) as { error?: { code: string } },
+              }));
+        const what = `${method} ${path} ${JSON.stringify(Object.keys(headers))}`;
+        expect(ours.status, what).toBe(theirs.status);
+        expect(ours.body.error?.code, what).toBe(theirs.error?.code);
+      }
+    } finally {
+      await app.close();
+    }
   });
 
   it("takes a catalog document given directly, and lets unmapped routes by when it says allow", async () => {

@@ -35,10 +35,13 @@ export interface AuthorizeRequest {
   requestId: string;
 }
 
-/** An answer, ready to write: headers in the order they go on the wire (set twice: the later value). */
+/**
+ * An answer, ready to write: headers as name, value, name, value, … in the order they go on the wire
+ * (a name set twice keeps its place and the later value), after the `first` the caller gave.
+ */
 export interface AuthorizeAnswer {
   status: number;
-  headers: [string, string][];
+  headers: string[];
   /** Empty for a 200, the envelope's JSON for a refusal. */
   body: Buffer;
 }
@@ -66,21 +69,26 @@ function single(headers: IncomingHttpHeaders, name: string): string | undefined 
 function routeOf(req: AuthorizeRequest): { method: string; url: string } | null {
   const rest = req.url.slice(AUTHORIZE_PREFIX.length);
   if (rest.startsWith("/")) return { method: req.method, url: rest };
-  const claims: { method: string; url: string }[] = [];
-  for (const [methodHeader, uriHeader] of [
-    ["x-original-method", "x-original-uri"],
-    ["x-forwarded-method", "x-forwarded-uri"],
-  ] as const) {
-    const uri = single(req.headers, uriHeader);
-    const method = single(req.headers, methodHeader);
-    if (uri === null || method === null) return null;
-    if (uri === undefined && method === undefined) continue;
-    if (uri === undefined || method === undefined) return null;
-    claims.push({ method: method.toUpperCase(), url: uri });
-  }
-  const [first, ...others] = claims;
-  if (first === undefined) return null;
-  return others.every((c) => c.method === first.method && c.url === first.url) ? first : null;
+  const original = claimed(req.headers, "x-original-method", "x-original-uri");
+  const forwarded = claimed(req.headers, "x-forwarded-method", "x-forwarded-uri");
+  if (original === null || forwarded === null) return null;
+  if (original === undefined) return forwarded ?? null;
+  if (forwarded === undefined) return original;
+  return original.method === forwarded.method && original.url === forwarded.url ? original : null;
+}
+
+/** One pair's claim: undefined when neither header is there, null when only one is (or one is doubled). */
+function claimed(
+  headers: IncomingHttpHeaders,
+  methodHeader: string,
+  uriHeader: string,
+): { method: string; url: string } | undefined | null {
+  const uri = single(headers, uriHeader);
+  const method = single(headers, methodHeader);
+  if (uri === null || method === null) return null;
+  if (uri === undefined && method === undefined) return undefined;
+  if (uri === undefined || method === undefined) return null;
+  return { method: method.toUpperCase(), url: uri };
 }
 
 /** A gateway serving one environment (a live host, a test host) says so; a key of the other is refused. */
@@ -92,20 +100,34 @@ function environmentOf(headers: IncomingHttpHeaders): "live" | "test" | undefine
   });
 }
 
-/** The gateway's own address: its verify key's allowlist is about it, not about its clients. */
+/**
+ * The gateway's own address: its verify key's allowlist is about it, not about its clients. Remembered:
+ * a node hears from a few gateways, and parsing and formatting an address (BigInts) on every request
+ * was a visible part of an answer's cost. Bounded all the same, as peers are not ours to choose.
+ */
+const peers = new Map<string, string>();
 function normalPeer(peer: string): string {
+  const known = peers.get(peer);
+  if (known !== undefined) return known;
   const parsed = parseIp(peer);
-  return parsed === null ? peer : formatIp(parsed);
+  const normal = parsed === null ? peer : formatIp(parsed);
+  if (peers.size >= 256) peers.clear();
+  peers.set(peer, normal);
+  return normal;
 }
 
 /** Sets a header as Fastify's reply.header does: a name set again keeps its place and takes the value. */
-function put(headers: [string, string][], name: string, value: string): void {
-  const at = headers.findIndex(([n]) => n === name);
-  if (at === -1) headers.push([name, value]);
-  else headers[at] = [name, value];
+function put(headers: string[], name: string, value: string): void {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === name) {
+      headers[i + 1] = value;
+      return;
+    }
+  }
+  headers.push(name, value);
 }
 
-function putRateLimit(headers: [string, string][], limit: Authorization["result"]["rate_limit"]): void {
+function putRateLimit(headers: string[], limit: Authorization["result"]["rate_limit"]): void {
   if (limit === null) return;
   put(headers, "ratelimit-limit", String(limit.limit));
   put(headers, "ratelimit-remaining", String(limit.remaining));
@@ -123,7 +145,7 @@ function putRateLimit(headers: [string, string][], limit: Authorization["result"
 function refusal(
   deps: AuthorizeDeps,
   req: AuthorizeRequest,
-  headers: [string, string][],
+  headers: string[],
   err: unknown,
 ): AuthorizeAnswer {
   const answer =
@@ -150,15 +172,18 @@ function refusal(
 
 /**
  * May this request of the gateway's client pass? `access` is the policy of the route it came by
- * (`/v1/authorize` or `/v1/authorize/*`). Never throws: every failure is an answer.
+ * (`/v1/authorize` or `/v1/authorize/*`). Never throws: every failure is an answer. `first`: headers
+ * the caller writes before these (the fast path's x-request-id and cache-control), in the same form.
  */
 export async function authorizeAnswer(
   deps: AuthorizeDeps,
   access: Policy,
   req: AuthorizeRequest,
+  first: string[] = [],
 ): Promise<AuthorizeAnswer> {
   const { services, metrics } = deps;
-  const headers: [string, string][] = [];
+  // Built on the caller's own first headers, so the fast path writes this array as it is.
+  const headers = first;
   try {
     const verifyKey = single(req.headers, "latchkey-verify-key");
     if (!verifyKey) {

@@ -52,11 +52,15 @@ const AUTHORIZE_METHODS: ReadonlySet<string> = new Set(ROUTE_METHODS);
  * could hand to the other route), and far below the router's maxParamLength.
  */
 const PLAIN_ENVOY_PATH = /^\/v1\/authorize\/[A-Za-z0-9\-._~!$&'()*+,=:@/]{0,99}[A-Za-z0-9\-._~!$&'()*+,=:@]$/;
-const BARE = { pattern: AUTHORIZE_PREFIX, access: POLICY["keys.authorize"] };
-const ENVOY = { pattern: `${AUTHORIZE_PREFIX}/*`, access: POLICY["keys.authorize_path"] };
+interface AuthorizeRoute {
+  pattern: string;
+  access: Policy;
+}
+const BARE: AuthorizeRoute = { pattern: AUTHORIZE_PREFIX, access: POLICY["keys.authorize"] };
+const ENVOY: AuthorizeRoute = { pattern: `${AUTHORIZE_PREFIX}/*`, access: POLICY["keys.authorize_path"] };
 
 /** The authorize route a URL surely reaches in Fastify's router, or null to leave it to the router. */
-function authorizeRoute(url: string): { pattern: string; access: Policy } | null {
+function authorizeRoute(url: string): AuthorizeRoute | null {
   if (url === AUTHORIZE_PREFIX) return BARE;
   if (!url.startsWith(`${AUTHORIZE_PREFIX}/`)) return null;
   const query = url.indexOf("?");
@@ -105,9 +109,8 @@ export function verifyFastPath(opts: FastPathOptions) {
     headers: string[];
     body: Buffer;
     started: number;
-    /** For an authorize answer, the route pattern and method it is timed under; null for /v1/verify. */
-    route: string | null;
-    method: string;
+    /** For an authorize answer, its timer (route pattern and method); null for /v1/verify. */
+    timed: ((status: number, seconds: number) => void) | null;
   }
   const outbox: Outgoing[] = [];
   function flush() {
@@ -118,10 +121,8 @@ export function verifyFastPath(opts: FastPathOptions) {
     }
     // Timed once all are written, so no answer waits for the others' bookkeeping.
     const now = performance.now();
-    for (const { status, started, route, method } of sent) {
-      if (route === null) counted.answered(status, (now - started) / 1000);
-      else metrics.answered(route, method, status, (now - started) / 1000);
-    }
+    for (const { status, started, timed } of sent)
+      (timed ?? counted.answered)(status, (now - started) / 1000);
   }
   function enqueue(out: Outgoing) {
     if (outbox.push(out) === 1) setImmediate(flush);
@@ -149,7 +150,23 @@ export function verifyFastPath(opts: FastPathOptions) {
     if (limit !== null) for (const [name, value] of rateLimitHeaders(limit)) headers.push(name, value);
     if (retryAfter !== null && !headers.includes("retry-after"))
       headers.push("retry-after", String(retryAfter));
-    enqueue({ res, status, headers, body, started, route: null, method: "POST" });
+    enqueue({ res, status, headers, body, started, timed: null });
+  }
+
+  /** Each authorize route's timers by method, bound once (methods are the few ROUTE_METHODS). */
+  const timers = new Map<AuthorizeRoute, Map<string, (status: number, seconds: number) => void>>();
+  function timerOf(route: AuthorizeRoute, method: string) {
+    let byMethod = timers.get(route);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      timers.set(route, byMethod);
+    }
+    let timer = byMethod.get(method);
+    if (timer === undefined) {
+      timer = metrics.fastPath.timer(route.pattern, method);
+      byMethod.set(method, timer);
+    }
+    return timer;
   }
 
   /**
@@ -160,32 +177,34 @@ export function verifyFastPath(opts: FastPathOptions) {
     req: IncomingMessage,
     res: ServerResponse,
     started: number,
-    route: { pattern: string; access: Policy },
+    route: AuthorizeRoute,
   ) {
     const requestId = nextRequestId();
     const peer = req.socket.remoteAddress ?? "";
-    const answer = await authorizeAnswer({ services, metrics, logError }, route.access, {
-      method: req.method as string,
-      url: req.url as string,
-      headers: req.headers,
-      peer,
-      clientIp: clientIp(peer, req.headers["x-forwarded-for"], trusted, req.headers["x-real-ip"]),
-      requestId,
-    });
-    const headers: string[] = ["x-request-id", requestId, "cache-control", "no-store"];
-    for (const [name, value] of answer.headers) headers.push(name, value);
+    const answer = await authorizeAnswer(
+      { services, metrics, logError },
+      route.access,
+      {
+        method: req.method as string,
+        url: req.url as string,
+        headers: req.headers,
+        peer,
+        clientIp: clientIp(peer, req.headers["x-forwarded-for"], trusted, req.headers["x-real-ip"]),
+        requestId,
+      },
+      ["x-request-id", requestId, "cache-control", "no-store"],
+    );
+    const headers = answer.headers;
     // As Fastify: an empty answer to HEAD says no length (it would be the GET's, which is not known).
     if (answer.body.length > 0 || req.method !== "HEAD")
       headers.push("content-length", String(answer.body.length));
-    const method = req.method as string;
     enqueue({
       res,
       status: answer.status,
       headers,
       body: answer.body,
       started,
-      route: route.pattern,
-      method,
+      timed: timerOf(route, req.method as string),
     });
   }
 

@@ -29,6 +29,9 @@ interface LatchkeyInfo {
   managementKey: string;
 }
 
+/** The load generator the sections' loader child found (wrk or autocannon), for the tables' titles. */
+export let loaderUsed = "autocannon";
+
 export interface HttpFigure {
   rps: number;
   p50: number;
@@ -51,6 +54,7 @@ async function interleaved(
   requests: Omit<LoadRequest, "seconds" | "connections">[],
   names: string[],
 ): Promise<HttpFigure[]> {
+  loaderUsed = (loader.first as { loader: string }).loader;
   const load = (request: (typeof requests)[number], seconds: number) =>
     ask<LoadResult>(loader, { type: "load", ...request, seconds, connections: CONNECTIONS }, "loaded");
   for (const [i, request] of requests.entries()) {

@@ -9,6 +9,7 @@ import {
   authorizeVsVerify,
   type ForwardAuthResult,
   forwardAuth,
+  loaderUsed,
   sdk,
 } from "./forward-auth.ts";
 import type { InProcessResult } from "./inprocess.ts";
@@ -646,7 +647,7 @@ const httpRow = (
 if (want("forward-auth")) {
   out.push(
     "",
-    `### 9. Forward auth through nginx (${loaderName}, ${CONNECTIONS} keep-alive connections, ${HTTP_SECONDS} s per run)`,
+    `### 9. Forward auth through nginx (${loaderUsed}, ${CONNECTIONS} keep-alive connections, ${HTTP_SECONDS} s per run)`,
     "",
   );
   if (typeof gateway === "string") {
@@ -678,7 +679,7 @@ if (want("forward-auth")) {
 if (want("authorize") && authorizing !== null) {
   out.push(
     "",
-    `### 10. GET /v1/authorize against POST /v1/verify (${loaderName}, ${CONNECTIONS} keep-alive connections, ${HTTP_SECONDS} s per run)`,
+    `### 10. GET /v1/authorize against POST /v1/verify (${loaderUsed}, ${CONNECTIONS} keep-alive connections, ${HTTP_SECONDS} s per run)`,
     "",
   );
   out.push(

@@ -83,17 +83,23 @@ export interface Fixture {
   /** One key of the company's; the template the bulk keys copy. */
   key: string;
   keyId: string;
+  /** The company's management key (revokes its keys over HTTP). */
+  managementKey: string;
 }
 
 /**
  * The runtime as `latchkey serve` builds it, on the bench's store: wall clock, usage batched in memory
  * and flushed every 5 s. Closing it leaves the store open.
  */
-export function benchRuntime(bench: BenchStore, cache?: ServiceOptions["cache"]): Promise<Runtime> {
+export function benchRuntime(
+  bench: BenchStore,
+  cache?: ServiceOptions["cache"],
+  catalogPath?: string,
+): Promise<Runtime> {
   return createRuntime({
     store: bench.store,
     secret: SECRET,
-    catalog: readCatalog(undefined),
+    catalog: readCatalog(catalogPath),
     keyPrefix: KEY_PREFIX,
     services: { usageFlushMs: 5000, ...(cache ? { cache } : {}) },
   });
@@ -113,6 +119,7 @@ export async function seed(services: Services): Promise<Fixture> {
     verifyKey: verifyKey.key,
     key: first.key,
     keyId: first.id,
+    managementKey: company.management_key.key,
   };
 }
 

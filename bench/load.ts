@@ -7,6 +7,8 @@ import autocannon from "autocannon";
 
 export interface LoadRequest {
   url: string;
+  /** POST unless told; a request with an empty body is sent with none (no Content-Length). */
+  method?: string;
   headers: Record<string, string>;
   body: string;
   /**
@@ -48,7 +50,7 @@ const LOADER = hasWrk() ? "wrk" : "autocannon";
 
 /** Sends the request's method, headers and body(s); bodies round robin, as autocannon does. */
 const WRK_SCRIPT = `
-wrk.method = "POST"
+wrk.method = os.getenv("BENCH_METHOD")
 local headers = {}
 for line in io.lines(os.getenv("BENCH_HEADERS")) do
   local name, value = line:match("^([^:]+): (.*)$")
@@ -60,6 +62,7 @@ for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line en
 local i = 0
 request = function()
   i = i % #bodies + 1
+  if bodies[i] == "" then return wrk.format(nil, nil, nil, nil) end
   return wrk.format(nil, nil, nil, bodies[i])
 end
 `;
@@ -90,7 +93,12 @@ async function runWrk(request: LoadRequest): Promise<LoadResult> {
         "wrk",
         [...args, "-s", join(dir, "load.lua"), request.url],
         {
-          env: { ...process.env, BENCH_HEADERS: join(dir, "headers"), BENCH_BODIES: join(dir, "bodies") },
+          env: {
+            ...process.env,
+            BENCH_HEADERS: join(dir, "headers"),
+            BENCH_BODIES: join(dir, "bodies"),
+            BENCH_METHOD: request.method ?? "POST",
+          },
         },
         (err, stdout) => (err ? reject(err) : resolve(stdout)),
       ),
@@ -119,9 +127,9 @@ async function runAutocannon(request: LoadRequest): Promise<LoadResult> {
     connections: request.connections,
     duration: request.seconds,
     pipelining: 1,
-    method: "POST",
+    method: (request.method ?? "POST") as "POST",
     headers: request.headers,
-    body: request.body,
+    ...(request.body === "" ? {} : { body: request.body }),
     // autocannon rebuilds every request when bodies vary, which costs it CPU: only for slow servers.
     ...(bodies && bodies.length > 0
       ? { requests: [{ setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }] }

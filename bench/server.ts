@@ -1,13 +1,14 @@
 // A server in its own process, so the load generator (in the parent) never shares its event loop.
-// argv: "bare" <response body>  |  "latchkey" <store kind>  |  "better-auth" <"pglite" | "postgres">
-// Tells the parent {type:"ready", port, rss, ...} once listening; answers "rss" and "stop" messages.
+// argv: "bare" <response body>  |  "latchkey" <store kind> [catalog file]  |  "better-auth" <"pglite" | "postgres">
+// Tells the parent {type:"ready", port, rss, ...} once listening; answers "rss" and "stop" messages, and
+// Latchkey "keys" (n more keys of the bench company, as {id, key}).
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BenchStoreKind } from "./fixture.ts";
 import type { PeerStoreKind } from "./peer.ts";
 import { gc, settle } from "./stats.ts";
 
-type Message = { type: "rss" } | { type: "stop" };
+type Message = { type: "rss" } | { type: "stop" } | { type: "keys"; n: number };
 
 const send = (message: Record<string, unknown>) => process.send?.(message);
 
@@ -42,12 +43,12 @@ function bare(body: string): Promise<{ port: number; startupRss?: number; stop()
   });
 }
 
-async function latchkey(kind: BenchStoreKind) {
+async function latchkey(kind: BenchStoreKind, catalogPath?: string) {
   // Imported here so the bare server's RSS carries none of Latchkey's modules.
   const { buildApp } = await import("../src/http/app.ts");
-  const { benchRuntime, openBenchStore, seed } = await import("./fixture.ts");
+  const { benchRuntime, createKey, openBenchStore, seed } = await import("./fixture.ts");
   const bench = await openBenchStore(kind);
-  const runtime = await benchRuntime(bench);
+  const runtime = await benchRuntime(bench, undefined, catalogPath);
   const services = runtime.services;
   const app = await buildApp({ services, logger: false, health: () => ({ store: bench.store.kind }) });
   await app.listen({ port: 0, host: "127.0.0.1" });
@@ -60,6 +61,15 @@ async function latchkey(kind: BenchStoreKind) {
     key: fx.key,
     verifyKey: fx.verifyKey,
     permission: fx.permission,
+    managementKey: fx.managementKey,
+    async keys(n: number) {
+      const made: { id: string; key: string }[] = [];
+      for (let i = 0; i < n; i++) {
+        const k = await createKey(services, fx.companyId, fx.credentialId);
+        made.push({ id: k.id, key: k.key });
+      }
+      return made;
+    },
     async stop() {
       await app.close();
       await runtime.close();
@@ -130,13 +140,16 @@ const running =
     ? await bare(arg ?? "{}")
     : mode === "better-auth"
       ? await betterAuthServer(arg as PeerStoreKind)
-      : await latchkey(arg as BenchStoreKind);
-const { stop, ...info } = running;
+      : await latchkey(arg as BenchStoreKind, process.argv[4]);
+const { stop, keys, ...info } = running as typeof running & {
+  keys?: (n: number) => Promise<{ id: string; key: string }[]>;
+};
 const rss = await idleRss();
 send({ type: "ready", ...info, startupRss: info.startupRss ?? rss, rss });
 
 process.on("message", async (message: Message) => {
   if (message.type === "rss") send({ type: "rss", rss: await idleRss() });
+  if (message.type === "keys") send({ type: "keys", keys: (await keys?.(message.n)) ?? [] });
   if (message.type === "stop") {
     await stop();
     process.disconnect();

@@ -44,7 +44,7 @@ export interface AppOptions {
   health?: () => Record<string, unknown>;
   /** Readiness: resolves when the store answers within `timeoutMs` (the runtime's `store.ping`). */
   ready?: (timeoutMs: number) => Promise<void>;
-  /** False sends every /v1/verify through Fastify (the tests compare the two paths). */
+  /** False sends every /v1/verify and /v1/authorize through Fastify (the tests compare the two paths). */
   verifyFastPath?: boolean;
 }
 

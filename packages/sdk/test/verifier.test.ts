@@ -68,6 +68,24 @@ describe("the SDK's in-process verification", () => {
     expect(asked).toBe(before);
   });
 
+  it("answers a cached key without its checksum, but never a key built to match another's cache entry", async () => {
+    const v = await verifier();
+    const pair = await h.createKey(co, { permissions: ["payin:read"], with_secret: true });
+    const secret = pair.secret as string;
+    const plain = await h.createKey(co, { permissions: ["payin:read"] });
+    expect(await v.verify({ key: pair.key, secret, ip: "203.0.113.7" })).toMatchObject({ valid: true });
+    expect(await v.verify({ key: plain.key, ip: "203.0.113.7" })).toMatchObject({ valid: true });
+    expect(v.verify({ key: plain.key, ip: "203.0.113.7" })).toMatchObject({ valid: true, source: "cache" });
+    // The cache keys of those two answers, presented as keys: refused offline, not answered VALID.
+    for (const forged of [`${pair.key}\n${secret}\n203.0.113.7`, `${plain.key}\n\n203.0.113.7`])
+      expect(await v.verify({ key: forged })).toMatchObject({
+        valid: false,
+        code: "MALFORMED",
+        source: "offline",
+      });
+    expect(await v.verify({ key: plain.key, secret: "\n203.0.113.7" })).toMatchObject({ code: "MALFORMED" });
+  });
+
   it("asks Latchkey once per key, however many ask at once, then answers from its cache", async () => {
     const v = await verifier();
     expect(v.streamState).toBe("live");

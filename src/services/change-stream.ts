@@ -45,15 +45,14 @@ export class ChangeStream {
   private readonly kept: Kept[] = [];
   private readonly keep: number;
   private readonly listeners = new Set<{ scope: VerifierScope; listener: Listener }>();
-  private deafSince: number | null = null;
+  private deaf = false;
+  private readonly degradedTtlMs: number;
   /** The last status event's sequence number: a subscriber that missed one cannot be caught up. */
   private lastStatusSeq = 0;
 
-  constructor(
-    changes: Changes,
-    private readonly opts: ChangeStreamOptions = {},
-  ) {
+  constructor(changes: Changes, opts: ChangeStreamOptions = {}) {
     this.keep = opts.keep ?? 10_000;
+    this.degradedTtlMs = opts.degradedTtlMs ?? 1000;
     changes.on((change) => this.heard(change));
   }
 
@@ -76,11 +75,11 @@ export class ChangeStream {
    * answers briefly; hearing again, they start afresh, as this node's own cache does.
    */
   setHearing(hearing: boolean): void {
-    if (!hearing && this.deafSince === null) {
-      this.deafSince = Date.now();
-      this.broadcast((id) => ({ type: "degraded", id, ttl_ms: this.opts.degradedTtlMs ?? 1000 }));
-    } else if (hearing && this.deafSince !== null) {
-      this.deafSince = null;
+    if (!hearing && !this.deaf) {
+      this.deaf = true;
+      this.broadcast((id) => ({ type: "degraded", id, ttl_ms: this.degradedTtlMs }));
+    } else if (hearing && this.deaf) {
+      this.deaf = false;
       this.broadcast((id) => ({ type: "reset", id }));
     }
   }
@@ -109,8 +108,7 @@ export class ChangeStream {
         if (event) listener(event);
       }
     }
-    if (this.deafSince !== null)
-      listener({ type: "degraded", id: this.id(this.seq), ttl_ms: this.opts.degradedTtlMs ?? 1000 });
+    if (this.deaf) listener({ type: "degraded", id: this.id(this.seq), ttl_ms: this.degradedTtlMs });
     this.listeners.add(entry);
     return () => this.listeners.delete(entry);
   }
@@ -132,10 +130,6 @@ export class ChangeStream {
   /** The id a new subscriber starts from (this stream's latest event). */
   get latestId(): string {
     return this.id(this.seq);
-  }
-
-  get subscribers(): number {
-    return this.listeners.size;
   }
 }
 

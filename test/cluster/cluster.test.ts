@@ -6,6 +6,7 @@ import type { Running } from "../../src/server.ts";
 import { createTestSchema } from "../helpers/backends.ts";
 import { ADMIN_TOKEN } from "../helpers/harness.ts";
 import { startNode, TEST_REDIS_URL } from "../helpers/nodes.ts";
+import { within } from "../helpers/wait.ts";
 import { DisposableRedis } from "./disposable-redis.ts";
 
 /**
@@ -39,16 +40,6 @@ async function call(
     error?: { code: string };
   };
   return { status: res.status, body };
-}
-
-/** Polls until `check` holds, failing after `withinMs`; returns how long it took. */
-async function within(withinMs: number, check: () => Promise<boolean>): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await check()) return performance.now() - started;
-    if (performance.now() - started > withinMs) throw new Error(`not within ${withinMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 interface Tenant {

@@ -5,6 +5,7 @@ import { DisposableRedis } from "../cluster/disposable-redis.ts";
 import { BACKENDS, createTestSchema } from "../helpers/backends.ts";
 import { ADMIN_TOKEN } from "../helpers/harness.ts";
 import { freePort, startNode } from "../helpers/nodes.ts";
+import { within } from "../helpers/wait.ts";
 
 /**
  * A frozen Redis (SIGSTOP: a partition that keeps every connection open and answers nothing). The
@@ -38,15 +39,6 @@ async function call(
   // biome-ignore lint/suspicious/noExplicitAny: JSON from the server, checked by each test
   const body = (await res.json()) as any;
   return { status: res.status, body, ms: performance.now() - started };
-}
-
-async function within(withinMs: number, check: () => Promise<boolean>): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await check()) return performance.now() - started;
-    if (performance.now() - started > withinMs) throw new Error(`not within ${withinMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe.runIf(RUN)("Redis frozen (SIGSTOP) under two nodes", () => {

@@ -8,6 +8,7 @@ import Fastify from "fastify";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Company, createHarness, type Harness } from "../../../test/helpers/harness.ts";
+import { within } from "../../../test/helpers/wait.ts";
 import { latchkey as expressLatchkey } from "../src/express.ts";
 import { latchkey as fastifyLatchkey } from "../src/fastify.ts";
 import { latchkey as honoLatchkey, type LatchkeyVariables } from "../src/hono.ts";
@@ -111,14 +112,6 @@ const rawGet = (base: string, path: string, headers: Record<string, string>) =>
     req.on("error", reject);
     req.end();
   });
-
-const within = async (ms: number, check: () => Promise<boolean>): Promise<void> => {
-  const started = performance.now();
-  while (!(await check())) {
-    if (performance.now() - started > ms) throw new Error(`not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 describe("the SDK's middleware", () => {
   let h: Harness;

@@ -1,21 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateToken } from "../../../src/core/key-format.ts";
 import { type Company, createHarness, type Harness } from "../../../test/helpers/harness.ts";
+import { within } from "../../../test/helpers/wait.ts";
 import { checkKey, LatchkeyVerifier, type VerifierOptions } from "../src/index.ts";
 
 /**
  * The SDK against a real Latchkey (the embedded store, listening on a spare port): answers from its
  * cache, asks once per miss, and hears revocations over the change stream.
  */
-
-const within = async (ms: number, check: () => Promise<boolean> | boolean): Promise<number> => {
-  const started = performance.now();
-  for (;;) {
-    if (await check()) return performance.now() - started;
-    if (performance.now() - started > ms) throw new Error(`not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
 
 describe("the SDK's in-process verification", () => {
   let h: Harness;

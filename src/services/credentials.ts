@@ -28,6 +28,7 @@ import type { CredentialRow, Database } from "../store/schema.ts";
 import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
+import type { EventOutbox } from "./events.ts";
 import { type CredentialView, credentialView, shownTo } from "./views.ts";
 
 export interface CreateCredentialInput {
@@ -55,6 +56,8 @@ export interface CredentialServiceDeps {
   secret: string;
   clock: () => Date;
   audit: AuditService;
+  /** The webhook outbox: events are emitted in the transaction of their change. */
+  events: EventOutbox;
   changes: Changes;
   guard: AccessGuard;
 }

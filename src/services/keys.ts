@@ -28,6 +28,7 @@ import type { ApiKeyRow, Database } from "../store/schema.ts";
 import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
+import type { EventOutbox } from "./events.ts";
 import { type KeyView, keyStatus, keyView, shownTo } from "./views.ts";
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
@@ -57,6 +58,8 @@ export interface KeyServiceDeps {
   keyPrefix: string;
   clock: () => Date;
   audit: AuditService;
+  /** The webhook outbox: events are emitted in the transaction of their change. */
+  events: EventOutbox;
   changes: Changes;
   guard: AccessGuard;
 }

@@ -10,6 +10,7 @@ import { AuthorizationService } from "./authorization.ts";
 import { ChangeStream } from "./change-stream.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
+import { EventOutbox } from "./events.ts";
 import { KeyService } from "./keys.ts";
 import { NodeStats } from "./node-stats.ts";
 import { PeopleService } from "./people/index.ts";
@@ -47,6 +48,8 @@ export interface Services {
   credentials: CredentialService;
   keys: KeyService;
   audit: AuditService;
+  /** The webhook outbox, written in the transaction of each change. */
+  events: EventOutbox;
   people: PeopleService;
   verification: VerificationService;
   /** Forward auth: may a gateway's client make this request? */
@@ -69,17 +72,19 @@ export function createServices(opts: ServiceOptions): Services {
   const usage = new UsageRecorder(opts.db, opts.onBackgroundError);
   if (opts.usageFlushMs !== undefined) usage.start(opts.usageFlushMs);
   const audit = new AuditService({ db: opts.db, clock });
+  const events = new EventOutbox({ clock });
   const changes = new Changes();
   const limiter = opts.limiter ?? new LocalRateLimiter();
   const stats = opts.stats ?? new NodeStats();
   // Step-up codes are checked by the people service; the key and credential services ask through it.
   const guard = new AccessGuard((actor, code, ctx) => people.stepUp(actor, code, ctx));
-  const credentials = new CredentialService({ ...base, secret: opts.secret, audit, changes, guard });
+  const credentials = new CredentialService({ ...base, secret: opts.secret, audit, events, changes, guard });
   const keys = new KeyService({
     ...base,
     secret: opts.secret,
     keyPrefix: opts.keyPrefix,
     audit,
+    events,
     changes,
     guard,
   });
@@ -87,6 +92,7 @@ export function createServices(opts: ServiceOptions): Services {
     ...base,
     secret: opts.secret,
     audit,
+    events,
     ...(opts.sessionIdleMinutes ? { sessionIdleMinutes: opts.sessionIdleMinutes } : {}),
     ...(opts.sessionMaxHours ? { sessionMaxHours: opts.sessionMaxHours } : {}),
     loginLimits: compileStored(opts.loginLimits),
@@ -107,6 +113,7 @@ export function createServices(opts: ServiceOptions): Services {
     catalog: opts.catalog,
     companies: new CompanyService({ ...base, credentials, keys, audit }),
     audit,
+    events,
     people,
     credentials,
     keys,

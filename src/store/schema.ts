@@ -143,6 +143,17 @@ export interface KeyUsageDailyTable {
   denied: ColumnType<string, number, number>;
 }
 
+/** The outbox of events for webhooks, written with the change they tell of (migration 006). */
+export interface EventsTable {
+  id: string;
+  seq: ColumnType<string, never, never>;
+  company_id: string;
+  environment: "live" | "test";
+  type: string;
+  data: Json<Record<string, unknown>>;
+  created_at: Timestamp;
+}
+
 export interface Database {
   companies: CompaniesTable;
   users: UsersTable;
@@ -154,6 +165,7 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_heads: AuditHeadsTable;
   key_usage_daily: KeyUsageDailyTable;
+  events: EventsTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;
@@ -163,3 +175,4 @@ export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type NewApiKey = Insertable<ApiKeysTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
 export type SessionRow = Selectable<SessionsTable>;
+export type EventRow = Selectable<EventsTable>;

@@ -7,6 +7,7 @@ import type { Role } from "../../core/roles.ts";
 import type { Database, SessionRow, UserRow } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
+import type { EventOutbox } from "../events.ts";
 import { LoginLockout } from "./lockout.ts";
 import { PeopleManagement } from "./management.ts";
 import { SecondFactorService } from "./second-factor.ts";
@@ -24,6 +25,8 @@ export interface PeopleOptions {
   secret: string;
   clock: () => Date;
   audit: AuditService;
+  /** The webhook outbox: events are emitted in the transaction of their change. */
+  events: EventOutbox;
   /** Counts sign-in attempts and step-up codes: this node's own counters, or Redis in cluster mode. */
   limiter: RateLimiter;
   /** Minutes of inactivity after which a session ends. */
@@ -79,7 +82,7 @@ export class PeopleService {
       emailLimits,
       ipLimits: o.loginIpLimits ?? emailLimits,
     });
-    this.management = new PeopleManagement({ ...base, sessions: this.sessions });
+    this.management = new PeopleManagement({ ...base, events: o.events, sessions: this.sessions });
   }
 
   login(

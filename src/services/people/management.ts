@@ -8,6 +8,7 @@ import { mayAssignRole, type Role } from "../../core/roles.ts";
 import type { Database } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
+import type { EventOutbox } from "../events.ts";
 import type { SessionService } from "./sessions.ts";
 import { normalizeEmail, type UserView, userById, userView } from "./users.ts";
 
@@ -15,6 +16,8 @@ export interface ManagementOptions {
   db: Kysely<Database>;
   clock: () => Date;
   audit: AuditService;
+  /** The webhook outbox (user.invited, user.role_changed), written with the change. */
+  events: EventOutbox;
   sessions: SessionService;
 }
 

@@ -1,0 +1,26 @@
+/**
+ * The events a company's webhooks can hear. Each is `{type, timestamp, data}` on the wire; `data` is a
+ * view of the object (a key's, an API user's, a person's), never a key, secret, password or code.
+ */
+export const EVENT_TYPES = [
+  "key.created",
+  "key.rotated",
+  "key.revoked",
+  "key.expiring",
+  "key.expired",
+  "key.leaked",
+  "key.usage_exhausted",
+  "credential.created",
+  "credential.updated",
+  "credential.deactivated",
+  "user.invited",
+  "user.role_changed",
+] as const;
+
+export type EventType = (typeof EVENT_TYPES)[number];
+
+const KNOWN = new Set<string>(EVENT_TYPES);
+
+export function isEventType(value: string): value is EventType {
+  return KNOWN.has(value);
+}

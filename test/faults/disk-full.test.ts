@@ -119,8 +119,13 @@ describe.runIf(MOUNTED)("the embedded store's disk fills up while it runs", () =
     expect(verified.body.data).toMatchObject({ valid: true });
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
 
+    // Once per episode, not once per refused write. A checkpoint can free a page between two writes, so
+    // the disk may come back and fill again inside the burst: each episode is then told exactly once.
     const out = server.output();
-    expect(out.match(/is full: writes answer 503 STORE_FULL/g) ?? []).toHaveLength(1);
+    const full = (out.match(/is full: writes answer 503 STORE_FULL/g) ?? []).length;
+    const recovered = (out.match(/has space again: writes work/g) ?? []).length;
+    expect(full, out).toBe(recovered + 1);
+    expect(full, out).toBeLessThanOrEqual(3);
     expect(out).not.toMatch(/\n\s+at /);
     expect(out).not.toContain("unhandled error");
 

@@ -2,10 +2,15 @@ import { createHash, generateKeyPairSync, type KeyObject, sign } from "node:cryp
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.ts";
 import { generateToken } from "../../src/core/key-format.ts";
+import { buildApp } from "../../src/http/app.ts";
 import { BACKENDS } from "../helpers/backends.ts";
-import { type Company, createHarness, type Harness } from "../helpers/harness.ts";
+import { ADMIN_TOKEN, type Company, createHarness, type Harness } from "../helpers/harness.ts";
+import { asPerson, freshCode, newCompany, onboardOwner } from "../people/people-helpers.ts";
 
 /** A key pair standing in for GitHub's: the public half goes in the operator's file. */
 function keyPair() {
@@ -240,6 +245,75 @@ describe.each(BACKENDS)("leaked keys on %s", (kind) => {
       }
     });
 
+    it("commits the revocation, the record, the audit events and key.leaked together or not at all", async () => {
+      const live = await h.createKey(a, { name: "Rolled back" });
+      const failing = "https://fail.example/leak";
+      // The event is the transaction's last write: refusing it must undo everything before it.
+      await sql`ALTER TABLE events ADD CONSTRAINT leaks_test_refuse
+        CHECK (data #>> '{found,url}' IS DISTINCT FROM ${sql.lit(failing)})`.execute(h.store.db);
+      try {
+        const res = await signed([found(live.key, failing)]);
+        expect(res.statusCode).toBe(500);
+      } finally {
+        await sql`ALTER TABLE events DROP CONSTRAINT leaks_test_refuse`.execute(h.store.db);
+      }
+      expect(await verify(live.key)).toBe("VALID");
+      expect((await getKey(a, live.id)).leak).toBeNull();
+      expect(await eventsOf(live.id)).toHaveLength(0);
+      expect((await auditOf(a, live.id)).map((e) => e.action)).toEqual(["key.created"]);
+    });
+
+    it("never logs a reported token", async () => {
+      const lines: string[] = [];
+      const stream = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+          done();
+        },
+      });
+      const logged = await buildApp({
+        services: h.services,
+        platformTokens: [ADMIN_TOKEN],
+        logger: { level: "trace", stream },
+      });
+      try {
+        const live = await h.createKey(a, { name: "Logged?" });
+        const other = await h.createKey(a, { name: "Logged too?" });
+        const body = JSON.stringify([found(live.key)]);
+        const post = (url: string, payload: string, headers: Record<string, string> = {}) =>
+          logged.inject({
+            method: "POST",
+            url,
+            payload,
+            headers: { "content-type": "application/json", ...headers },
+            remoteAddress: "192.0.2.200",
+          });
+        expect(
+          (
+            await post("/v1/leaks/github", body, {
+              "github-public-key-identifier": GH_ID,
+              "github-public-key-signature": signOf(body, gh.privateKey),
+            })
+          ).statusCode,
+        ).toBe(200);
+        expect((await post("/v1/leaks/github", body)).statusCode).toBe(401);
+        expect((await post("/v1/leaks", JSON.stringify({ token: other.key, bad: 1 }))).statusCode).toBe(400);
+        expect((await post("/v1/leaks", `{"token":"${other.key}`)).statusCode).toBe(400);
+        expect((await post("/v1/leaks", JSON.stringify({ token: other.key }))).statusCode).toBe(202);
+        await h.services.leaks.settled();
+        logged.log.error(
+          { body: { token: other.key }, reports: [{ token: live.key }] },
+          "a line with tokens",
+        );
+        expect(lines.some((l) => l.includes('"incoming request"'))).toBe(true);
+        const text = lines.join("\n");
+        expect(text).not.toContain(live.key);
+        expect(text).not.toContain(other.key);
+      } finally {
+        await logged.close();
+      }
+    });
+
     it("answers 404 SECRET_SCANNING_NOT_CONFIGURED without a keys file", async () => {
       const bare = await createHarness(kind);
       try {
@@ -372,9 +446,71 @@ describe.each(BACKENDS)("leaked keys on %s", (kind) => {
       expect(ofBPolicies[0]).toMatchObject({ environment: "live", action: "revoke", is_default: true });
     });
 
+    it("lets an owner change it with a fresh code, audited, and keeps a test session to the test policy", async () => {
+      const co = await newCompany(h, "Policy Owner Co");
+      const owner = await onboardOwner(h, co);
+      const patch = (json: unknown, opts: { code?: string; headers?: Record<string, string> } = {}) =>
+        asPerson(h, owner.session, "PATCH", "/v1/policies/leaks", { json, ...opts });
+
+      const asked = await patch({ environment: "live", action: "notify" });
+      expect(asked.json().error.code).toBe("TOTP_REQUIRED");
+      const ok = await patch({ environment: "live", action: "notify" }, { code: freshCode(h, owner) });
+      expect(ok.statusCode, ok.body).toBe(200);
+      expect(ok.json().data).toMatchObject({ environment: "live", action: "notify", is_default: false });
+
+      const test = { "latchkey-environment": "test" };
+      const refused = await patch(
+        { environment: "live", action: "revoke" },
+        { code: freshCode(h, owner), headers: test },
+      );
+      expect(refused.statusCode, refused.body).toBe(403);
+      expect(refused.json().error.code).toBe("ENVIRONMENT_NOT_ALLOWED");
+      const own = await patch({ action: "revoke" }, { code: freshCode(h, owner), headers: test });
+      expect(own.json().data).toMatchObject({ environment: "test", action: "revoke" });
+
+      const read = await asPerson(h, owner.session, "GET", "/v1/policies/leaks");
+      expect(read.json().data.policies).toMatchObject([
+        { environment: "live", action: "notify" },
+        { environment: "test", action: "revoke" },
+      ]);
+      const audit = await h.call("GET", "/v1/audit?action=leak_policy.changed", { key: co.key });
+      const changes = audit.json().data.events.map((e: { changes: unknown }) => e.changes);
+      expect(changes).toEqual([
+        { before: { action: "notify" }, after: { action: "revoke" } },
+        { before: { action: "revoke" }, after: { action: "notify" } },
+      ]);
+      // Another company's policy is its own.
+      const other = (await h.call("GET", "/v1/policies/leaks", { key: a.key })).json().data.policies;
+      expect(other[0]).toMatchObject({ environment: "live", action: "revoke", is_default: true });
+    });
+
     it("refuses a key on PATCH (owners' sessions only)", async () => {
       const res = await h.call("PATCH", "/v1/policies/leaks", { key: a.key, json: { action: "notify" } });
       expect(res.statusCode).toBe(401);
     });
+  });
+});
+
+describe("leak settings", () => {
+  it("stops start-up on a keys file that is not GitHub's document, and parses the report limit", () => {
+    const dir = mkdtempSync(join(tmpdir(), "latchkey-leaks-config-"));
+    try {
+      const bad = join(dir, "bad.json");
+      writeFileSync(bad, JSON.stringify({ keys: [] }));
+      for (const path of [bad, join(dir, "missing.json")]) {
+        expect(() => loadConfig({ LATCHKEY_GITHUB_SECRET_SCANNING_KEYS: path })).toThrow(ConfigError);
+      }
+      const good = join(dir, "good.json");
+      writeKeys(good, [{ id: "k", pem: keyPair().pem }]);
+      expect(loadConfig({ LATCHKEY_GITHUB_SECRET_SCANNING_KEYS: good }).githubScanningKeys).toBe(good);
+      expect(loadConfig({}).leakReportLimits).toEqual([
+        { limit: 10, window: "1m" },
+        { limit: 100, window: "1h" },
+      ]);
+      expect(loadConfig({ LATCHKEY_LEAK_REPORT_RATE_LIMIT: "off" }).leakReportLimits).toEqual([]);
+      expect(() => loadConfig({ LATCHKEY_LEAK_REPORT_RATE_LIMIT: "lots" })).toThrow(ConfigError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

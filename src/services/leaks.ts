@@ -231,7 +231,8 @@ export class LeakService {
         companyId,
         environment,
         type: "key.leaked",
-        data: { key: view as KeyView, found: { reporter, url: where.url, source: where.source }, action },
+        // The key's view, as the API shows it, with where it was found and what was done.
+        data: { ...(view as KeyView), found: { reporter, url: where.url, source: where.source }, action },
       });
     }
     return { revoked: action === "revoked", emitted: news, environment };

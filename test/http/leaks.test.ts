@@ -85,7 +85,7 @@ describe.each(BACKENDS)("leaked keys on %s", (kind) => {
       .selectAll()
       .where("type", "=", "key.leaked")
       .execute()
-      .then((rows) => rows.filter((r) => (r.data as { key: { id: string } }).key.id === keyId));
+      .then((rows) => rows.filter((r) => (r.data as { id: string }).id === keyId));
   const auditOf = async (company: Company, keyId: string) =>
     (await h.call("GET", `/v1/audit?target=${keyId}`, { key: company.key })).json().data.events as {
       action: string;
@@ -128,7 +128,12 @@ describe.each(BACKENDS)("leaked keys on %s", (kind) => {
       const event = events[0] as NonNullable<(typeof events)[0]>;
       expect(event).toMatchObject({ company_id: a.id, environment: "live", type: "key.leaked" });
       expect(event.data).toMatchObject({
-        key: { id: live.id, status: "revoked", prefix: expect.any(String), environment: "live" },
+        id: live.id,
+        name: "Evented",
+        status: "revoked",
+        prefix: expect.any(String),
+        environment: "live",
+        leak: { reporter: "github", action: "revoked", reports: 1 },
         found: {
           reporter: "github",
           url: "https://github.com/acme/app/blob/abc/config.js",

@@ -194,6 +194,23 @@ describe.each(BACKENDS)("leaked keys on %s", (kind) => {
       expect(leaks.map((l) => l.action).sort()).toEqual(["already_revoked", "already_revoked", "revoked"]);
     });
 
+    it("revokes a leaked platform verify key, recorded in the platform's chain, with no company event", async () => {
+      const gateway = await h.verifyKey("Leaked gateway");
+      const before = await h.store.db.selectFrom("events").select("id").execute();
+      const res = await signed([found(gateway)]);
+      expect(res.json()[0].label).toBe("true_positive");
+      const asGateway = await h.call("POST", "/v1/verify", { key: gateway, json: { key: a.key } });
+      expect(asGateway.statusCode).toBe(401);
+      const platform = await h.store.db
+        .selectFrom("audit_events")
+        .select(["action", "changes"])
+        .where("chain", "=", "platform")
+        .where("action", "in", ["key.leaked", "key.revoked"])
+        .execute();
+      expect(platform.map((e) => e.action).sort()).toEqual(["key.leaked", "key.revoked"]);
+      expect(await h.store.db.selectFrom("events").select("id").execute()).toHaveLength(before.length);
+    });
+
     it("refuses a wrong signature, a wrong key id, a tampered body and missing headers, doing nothing", async () => {
       const live = await h.createKey(a, { name: "Untouched" });
       const body = JSON.stringify([found(live.key)]);

@@ -5,6 +5,7 @@ import defaultCatalog from "./core/default-catalog.json" with { type: "json" };
 import { normalizeAllowlist } from "./core/ip.ts";
 import { BRAND_PATTERN } from "./core/key-format.ts";
 import { parseLimitList, type RateLimit } from "./core/rate-limit.ts";
+import { parseScanningKeys } from "./core/secret-scanning.ts";
 
 /** Everything Latchkey reads from its environment, checked once at start-up. */
 export interface Config {
@@ -41,6 +42,10 @@ export interface Config {
   cacheGraceMs: number;
   /** How long a Redis command, or the bus's heartbeat, may take before Redis counts as away. */
   redisTimeoutMs: number;
+  /** GitHub's secret scanning public keys document; unset: POST /v1/leaks/github answers 404. */
+  githubScanningKeys: string | undefined;
+  /** Public leak reports (POST /v1/leaks) per client address. */
+  leakReportLimits: RateLimit[];
 }
 
 export class ConfigError extends Error {
@@ -118,6 +123,25 @@ export function readCatalog(path: string | undefined): Catalog {
   }
 }
 
+/** The path of GitHub's public keys document, checked now so a bad file stops start-up, not a report. */
+function scanningKeysPath(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  const path = resolve(raw);
+  const name = "LATCHKEY_GITHUB_SECRET_SCANNING_KEYS";
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new ConfigError(`${name}: cannot read ${path} as JSON: ${(err as Error).message}`);
+  }
+  try {
+    parseScanningKeys(doc);
+  } catch (err) {
+    throw new ConfigError(`${name} (${path}): ${(err as Error).message}`);
+  }
+  return path;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const keyPrefix = env.LATCHKEY_KEY_PREFIX || "lk";
   if (!BRAND_PATTERN.test(keyPrefix)) {
@@ -180,5 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheMaxKeys: integer(env, "LATCHKEY_CACHE_MAX_KEYS", 100_000, 0, 10_000_000),
     cacheGraceMs: integer(env, "LATCHKEY_CACHE_GRACE_MS", 60_000, 0, 3_600_000),
     redisTimeoutMs: integer(env, "LATCHKEY_REDIS_TIMEOUT_MS", 500, 50, 10_000),
+    githubScanningKeys: scanningKeysPath(env.LATCHKEY_GITHUB_SECRET_SCANNING_KEYS),
+    leakReportLimits: limitList(env, "LATCHKEY_LEAK_REPORT_RATE_LIMIT", "10/1m,100/1h"),
   };
 }

@@ -185,6 +185,8 @@ export function runtimeOptions(config: Config, command: string): RuntimeOptions 
       loginIpLimits: config.loginIpLimits,
       cache: { ttlMs: config.cacheTtlMs, max: config.cacheMaxKeys, graceMs: config.cacheGraceMs },
       degradedCacheTtlMs: config.degradedCacheTtlMs,
+      ...(config.githubScanningKeys ? { githubScanningKeys: config.githubScanningKeys } : {}),
+      leakReportLimits: config.leakReportLimits,
     },
   };
 }

@@ -14,6 +14,10 @@ export const ERRORS = {
   INVALID_IP_RULE: { status: 400, message: "An allowed IP entry is not a valid address or CIDR range." },
   INVALID_RATE_LIMIT: { status: 400, message: "A rate limit is not valid." },
   UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials." },
+  SIGNATURE_INVALID: {
+    status: 401,
+    message: "Github-Public-Key-Signature does not sign this body with a key in the configured file.",
+  },
   INVALID_LOGIN: { status: 401, message: "The email or password is wrong." },
   SESSION_EXPIRED: { status: 401, message: "The session has ended. Sign in again." },
   TOTP_REQUIRED: { status: 403, message: "This needs a current two-factor code (X-TOTP-Code or totp_code)." },
@@ -41,6 +45,11 @@ export const ERRORS = {
   },
   NOT_FOUND: { status: 404, message: "Not found." },
   ROUTE_NOT_FOUND: { status: 404, message: "No such route." },
+  SECRET_SCANNING_NOT_CONFIGURED: {
+    status: 404,
+    message:
+      "GitHub secret scanning reports are not taken here (LATCHKEY_GITHUB_SECRET_SCANNING_KEYS is unset).",
+  },
   METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed." },
   REQUEST_TIMEOUT: { status: 408, message: "The request did not arrive in time." },
   CONFLICT: { status: 409, message: "The request conflicts with the current state." },

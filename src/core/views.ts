@@ -25,6 +25,16 @@ export const RateLimitState = Type.Object({
   retry_after: Nullable(Type.Integer({ description: "seconds to wait, when refused" })),
 });
 export const Environment = Type.Union([Type.Literal("live"), Type.Literal("test")]);
+/** The latest report that a key was found in public, and how many there were (see README, Leaked keys). */
+export const KeyLeak = Type.Object({
+  reported_at: Type.String(),
+  first_reported_at: Type.String(),
+  reports: Type.Integer({ minimum: 1 }),
+  reporter: Type.Union([Type.Literal("github"), Type.Literal("public")]),
+  url: Nullable(Type.String()),
+  source: Nullable(Type.String()),
+  action: Type.Union([Type.Literal("revoked"), Type.Literal("notified"), Type.Literal("already_revoked")]),
+});
 export const KeyView = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -45,6 +55,8 @@ export const KeyView = Type.Object({
   last_used_ip: Nullable(Type.String()),
   created_at: Type.String(),
   created_by: Type.String(),
+  /** Null unless the key was reported as found in public. */
+  leak: Nullable(KeyLeak),
 });
 
 /** A key as shown once: id, then the key (and secret), then its metadata, as the Web3pay doc shows it. */
@@ -162,3 +174,14 @@ export type UserView = Static<typeof UserView>;
 export type AuditEvent = Static<typeof AuditEvent>;
 export type KeyUsage = Static<typeof KeyUsage>;
 export type CatalogDoc = Static<typeof CatalogDoc>;
+export type KeyLeak = Static<typeof KeyLeak>;
+export type LeakPolicyView = Static<typeof LeakPolicyView>;
+
+/** What a company does with a leaked key of one environment. */
+export const LeakPolicyView = Type.Object({
+  environment: Environment,
+  action: Type.Union([Type.Literal("revoke"), Type.Literal("notify")]),
+  /** True while the company has not chosen: the default of the environment applies. */
+  is_default: Type.Boolean(),
+  updated_at: Nullable(Type.String()),
+});

@@ -72,6 +72,9 @@ const REDACT = [
   "*.secret",
   "*.password",
   "*.temporary_password",
+  // Leak reports carry the leaked token itself.
+  "*.token",
+  "*[*].token",
 ];
 
 type ServerTimeouts = "keepAliveTimeout" | "requestTimeout" | "connectionTimeout";

@@ -29,7 +29,7 @@ import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { EventOutbox } from "./events.ts";
-import { type KeyView, keyStatus, keyView, shownTo } from "./views.ts";
+import { type KeyView, keyStatus, keyView, shownTo, withLeaks } from "./views.ts";
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
 export const MAX_GRACE_SECONDS = 7 * 24 * 3600;
@@ -135,7 +135,7 @@ export class KeyService {
 
   /** A key as the actor may read it (see `shownTo`). */
   private async shown(actor: Actor, view: KeyView): Promise<KeyView> {
-    return (await shownTo(this.deps.db, actor, [view]))[0] as KeyView;
+    return (await shownTo(this.deps.db, actor, await withLeaks(this.deps.db, [view])))[0] as KeyView;
   }
 
   /**
@@ -275,7 +275,7 @@ export class KeyService {
       this.view(r, r.credential_id === null ? null : (held.get(r.credential_id) ?? null)),
     );
     return {
-      keys: await shownTo(this.deps.db, actor, views),
+      keys: await shownTo(this.deps.db, actor, await withLeaks(this.deps.db, views)),
       next_cursor: more ? (shown.at(-1)?.id ?? null) : null,
     };
   }

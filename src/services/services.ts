@@ -12,8 +12,10 @@ import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { EventOutbox } from "./events.ts";
 import { KeyService } from "./keys.ts";
+import { LeakService } from "./leaks.ts";
 import { NodeStats } from "./node-stats.ts";
 import { PeopleService } from "./people/index.ts";
+import { ScanningKeyFile } from "./scanning-keys.ts";
 import { UsageRecorder } from "./usage.ts";
 import { VerificationService } from "./verification.ts";
 
@@ -40,6 +42,10 @@ export interface ServiceOptions {
   degradedCacheTtlMs?: number;
   /** What this node counts for /metrics; the runtime shares it with the cluster bus. */
   stats?: NodeStats;
+  /** Path of GitHub's secret scanning public keys document; unset: GitHub's reports are not taken. */
+  githubScanningKeys?: string;
+  /** Public leak reports per client address (default 10 a minute, 100 an hour); [] for none. */
+  leakReportLimits?: readonly RateLimit[];
 }
 
 export interface Services {
@@ -47,6 +53,8 @@ export interface Services {
   companies: CompanyService;
   credentials: CredentialService;
   keys: KeyService;
+  /** Keys found in public: GitHub's and anyone's reports, and each company's policy for them. */
+  leaks: LeakService;
   audit: AuditService;
   /** The webhook outbox, written in the transaction of each change. */
   events: EventOutbox;
@@ -64,6 +72,11 @@ export interface Services {
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
+
+const DEFAULT_LEAK_REPORT_LIMITS: readonly RateLimit[] = [
+  { limit: 10, window: "1m" },
+  { limit: 100, window: "1h" },
+];
 
 /** Builds every service once, in one place. */
 export function createServices(opts: ServiceOptions): Services {
@@ -99,6 +112,22 @@ export function createServices(opts: ServiceOptions): Services {
     ...(opts.loginIpLimits ? { loginIpLimits: compileStored(opts.loginIpLimits) } : {}),
     limiter,
   });
+  const leaks = new LeakService({
+    ...base,
+    secret: opts.secret,
+    audit,
+    events,
+    changes,
+    guard,
+    limiter,
+    reportLimits: compileStored(opts.leakReportLimits ?? DEFAULT_LEAK_REPORT_LIMITS),
+    scanningKeys: opts.githubScanningKeys
+      ? new ScanningKeyFile(opts.githubScanningKeys, (message) =>
+          opts.onBackgroundError?.(new Error(message)),
+        )
+      : null,
+    onBackgroundError: opts.onBackgroundError,
+  });
   const verification = new VerificationService({
     db: opts.db,
     secret: opts.secret,
@@ -117,6 +146,7 @@ export function createServices(opts: ServiceOptions): Services {
     people,
     credentials,
     keys,
+    leaks,
     verification,
     authorization: new AuthorizationService({ catalog: opts.catalog, verification }),
     changeStream: new ChangeStream(changes, {
@@ -126,6 +156,10 @@ export function createServices(opts: ServiceOptions): Services {
     changes,
     limiter,
     stats,
-    close: () => usage.stop(),
+    // Public leak reports still being handled are finished first: each was promised a 202.
+    close: async () => {
+      await leaks.settled();
+      await usage.stop();
+    },
   };
 }

@@ -2,7 +2,7 @@ import { actingEnvironment, seesActor } from "../core/access/environments.ts";
 import type { Actor } from "../core/actor.ts";
 import { type Catalog, describeSelection } from "../core/catalog.ts";
 import type { CredentialView, KeyView } from "../core/views.ts";
-import { actorEnvironments, type Db } from "../store/repositories.ts";
+import { actorEnvironments, type Db, keyLeaks } from "../store/repositories.ts";
 import type { ApiKeyRow, CredentialRow } from "../store/schema.ts";
 
 export type { CredentialView, KeyView };
@@ -60,7 +60,37 @@ export function keyView(row: ApiKeyRow, catalog: Catalog, now: Date): KeyView {
     last_used_ip: row.last_used_ip,
     created_at: row.created_at.toISOString(),
     created_by: row.created_by,
+    leak: null,
   };
+}
+
+/** Views with their leak reports filled in (keyView leaves `leak` null: it reads one row only). */
+export async function withLeaks(db: Db, views: KeyView[]): Promise<KeyView[]> {
+  const found = new Map(
+    (
+      await keyLeaks.latestOf(
+        db,
+        views.map((v) => v.id),
+      )
+    ).map((r) => [r.key_id, r] as const),
+  );
+  if (found.size === 0) return views;
+  return views.map((v) => {
+    const r = found.get(v.id);
+    if (!r) return v;
+    return {
+      ...v,
+      leak: {
+        reported_at: new Date(r.reported_at).toISOString(),
+        first_reported_at: new Date(r.first_reported_at).toISOString(),
+        reports: Number(r.reports),
+        reporter: r.reporter,
+        url: r.url,
+        source: r.source,
+        action: r.action,
+      },
+    };
+  });
 }
 
 export function credentialView(row: CredentialRow, catalog: Catalog): CredentialView {

@@ -287,3 +287,36 @@ export const keyUsage = {
     return rows.map((r) => ({ day: r.day, requests: Number(r.requests), denied: Number(r.denied) }));
   },
 };
+
+export const keyLeaks = {
+  /**
+   * The latest report of each of `keyIds` that was reported, with the first report's time and the count:
+   * what a key's view shows. One query for a whole page of keys.
+   */
+  async latestOf(db: Db, keyIds: readonly string[]) {
+    if (keyIds.length === 0) return [];
+    const rows = await sql<{
+      key_id: string;
+      reporter: "github" | "public";
+      url: string | null;
+      source: string | null;
+      action: "revoked" | "notified" | "already_revoked";
+      reported_at: Date;
+      first_reported_at: Date;
+      reports: string;
+    }>`
+      SELECT DISTINCT ON (key_id) key_id, reporter, url, source, action, reported_at,
+        min(reported_at) OVER (PARTITION BY key_id) AS first_reported_at,
+        count(*) OVER (PARTITION BY key_id) AS reports
+      FROM key_leaks
+      WHERE key_id IN (${sql.join(keyIds)})
+      ORDER BY key_id, reported_at DESC, id DESC`.execute(db);
+    return rows.rows;
+  },
+  /** Whether the key was reported before from this place (a repeat tells its webhooks nothing new). */
+  async seenAt(db: Db, keyId: string, url: string | null): Promise<boolean> {
+    let q = db.selectFrom("key_leaks").select("id").where("key_id", "=", keyId);
+    q = url === null ? q.where("url", "is", null) : q.where("url", "=", url);
+    return (await q.limit(1).executeTakeFirst()) !== undefined;
+  },
+};

@@ -154,6 +154,28 @@ export interface EventsTable {
   created_at: Timestamp;
 }
 
+/** A report that matched a key: where it was found, who said so, what was done (migration 008). */
+export interface KeyLeaksTable {
+  id: string;
+  key_id: string;
+  company_id: string;
+  environment: "live" | "test";
+  reporter: "github" | "public";
+  url: string | null;
+  source: string | null;
+  action: "revoked" | "notified" | "already_revoked";
+  reported_at: Timestamp;
+}
+
+/** A company's leak policy for one environment; no row is the default. */
+export interface LeakPoliciesTable {
+  company_id: string;
+  environment: "live" | "test";
+  action: "revoke" | "notify";
+  updated_at: Timestamp;
+  updated_by: string;
+}
+
 export interface Database {
   companies: CompaniesTable;
   users: UsersTable;
@@ -166,6 +188,8 @@ export interface Database {
   audit_heads: AuditHeadsTable;
   key_usage_daily: KeyUsageDailyTable;
   events: EventsTable;
+  key_leaks: KeyLeaksTable;
+  leak_policies: LeakPoliciesTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;
@@ -176,3 +200,4 @@ export type NewApiKey = Insertable<ApiKeysTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type EventRow = Selectable<EventsTable>;
+export type KeyLeakRow = Selectable<KeyLeaksTable>;

@@ -71,7 +71,14 @@ let counter = 0;
 
 export async function createHarness(
   kind: StoreKind,
-  opts: { trustedProxies?: string[]; keyPrefix?: string; catalogPath?: string; bodyLimit?: number } = {},
+  opts: {
+    trustedProxies?: string[];
+    keyPrefix?: string;
+    catalogPath?: string;
+    bodyLimit?: number;
+    /** More service options (a leak report limit, GitHub's keys file). */
+    services?: Omit<NonNullable<Parameters<typeof createRuntime>[0]["services"]>, "clock">;
+  } = {},
 ): Promise<Harness> {
   const store = await openTestStore(kind);
   const clock = new TestClock();
@@ -81,7 +88,7 @@ export async function createHarness(
     secret: SECRET,
     catalog,
     keyPrefix: opts.keyPrefix ?? "lk",
-    services: { clock: clock.read },
+    services: { ...opts.services, clock: clock.read },
   });
   const services = runtime.services;
   const app = await buildApp({

@@ -166,6 +166,7 @@ describe("the policy table, as the server enforces it", () => {
     "credentials.create": () => ({ name: "c", permissions: ["payin:read"], allowed_ips: ["10.0.0.1"] }),
     "credentials.update": () => ({ allowed_ips: ["10.0.0.1"] }),
     "credentials.password": () => undefined,
+    "leak_policy.update": () => ({ environment: "test", action: "notify" }),
   };
 
   it("has a sample input for every action that can ask for a code", () => {

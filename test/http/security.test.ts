@@ -195,6 +195,13 @@ const ROUTES: Route[] = [
   },
   {
     method: "GET",
+    path: "/v1/policies/leaks",
+    needs: needsOf("GET /v1/policies/leaks"),
+    ok: 200,
+    prepare: async () => ({ url: "/v1/policies/leaks" }),
+  },
+  {
+    method: "GET",
     path: "/v1/audit",
     needs: needsOf("GET /v1/audit"),
     ok: 200,

@@ -14,6 +14,17 @@ export interface RateLimit {
   window: string;
 }
 
+/** The latest report that a key was found in public (the server's README, Leaked keys). */
+export interface KeyLeak {
+  reported_at: string;
+  first_reported_at: string;
+  reports: number;
+  reporter: "github" | "public";
+  url: string | null;
+  source: string | null;
+  action: "revoked" | "notified" | "already_revoked";
+}
+
 export interface Key {
   id: string;
   name: string;
@@ -34,6 +45,8 @@ export interface Key {
   last_used_ip: string | null;
   created_at: string;
   created_by: string;
+  /** Null unless the key was reported as found in public. */
+  leak: KeyLeak | null;
 }
 
 /** A key as shown once, at creation or rotation: with the key itself (and its secret). */
@@ -284,4 +297,27 @@ export interface InvitedUser {
 export interface Health {
   status: "ok" | "degraded";
   [more: string]: unknown;
+}
+
+/** What a company does with a leaked key of one environment. */
+export interface LeakPolicy {
+  environment: Environment;
+  action: "revoke" | "notify";
+  is_default: boolean;
+  updated_at: string | null;
+}
+
+/** A token GitHub's secret scanning found, as GitHub posts it. */
+export interface FoundToken {
+  token: string;
+  type: string;
+  url?: string;
+  source?: string;
+}
+
+/** GitHub's feedback for one found token. */
+export interface TokenFeedback {
+  token_hash: string;
+  token_type: string;
+  label: "true_positive" | "false_positive";
 }

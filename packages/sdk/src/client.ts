@@ -11,10 +11,12 @@ import type {
   Credential,
   CredentialPassword,
   Environment,
+  FoundToken,
   Health,
   InvitedUser,
   Key,
   KeyUsage,
+  LeakPolicy,
   ListKeysQuery,
   Me,
   PlatformAuditVerification,
@@ -23,6 +25,7 @@ import type {
   Role,
   RotatedKey,
   Session,
+  TokenFeedback,
   UpdateCredentialBody,
   UpdateKeyBody,
   User,
@@ -157,6 +160,15 @@ export const OPERATIONS = {
   "users.list": { method: "GET", path: "/v1/users", caller: "session" },
   "users.invite": { method: "POST", path: "/v1/users", caller: "session", body: ["email", "role"] },
   "users.update": { method: "PATCH", path: "/v1/users/{id}", caller: "session", body: ["role", "status"] },
+  "leaks.report": { method: "POST", path: "/v1/leaks", caller: "public", body: ["token", "url", "source"] },
+  "leaks.github": { method: "POST", path: "/v1/leaks/github", caller: "public" },
+  "leakPolicy.get": { method: "GET", path: "/v1/policies/leaks", caller: "key" },
+  "leakPolicy.update": {
+    method: "PATCH",
+    path: "/v1/policies/leaks",
+    caller: "session",
+    body: ["environment", "action", "totp_code"],
+  },
   "audit.list": {
     method: "GET",
     path: "/v1/audit",
@@ -441,6 +453,35 @@ export class LatchkeyClient {
     invite: (body: { email: string; role: Role }) => this.call<InvitedUser>("users.invite", { body }),
     update: (id: string, body: { role?: Role; status?: "active" | "disabled" }) =>
       this.call<User>("users.update", { params: { id }, body }),
+  };
+
+  // --- leaked keys -----------------------------------------------------------------------------
+
+  readonly leaks = {
+    /** Reports a key found in public: the answer is the same whatever the token was. */
+    report: (body: { token: string; url?: string; source?: string }) =>
+      this.call<{ message: string }>("leaks.report", { body }),
+    /**
+     * GitHub's secret scanning call, for testing a deployment: the signature must cover
+     * `JSON.stringify(found)`, which is the body sent.
+     */
+    github: (found: FoundToken[], signature: { keyId: string; signature: string }) =>
+      this.call<TokenFeedback[]>("leaks.github", {
+        body: found,
+        options: {
+          headers: {
+            "github-public-key-identifier": signature.keyId,
+            "github-public-key-signature": signature.signature,
+          },
+        },
+      }),
+  };
+
+  readonly leakPolicy = {
+    get: () => this.call<{ policies: LeakPolicy[] }>("leakPolicy.get"),
+    /** Owners only, with a current 2FA code. */
+    update: (body: { environment?: Environment; action: LeakPolicy["action"] }, options?: CallOptions) =>
+      this.call<LeakPolicy>("leakPolicy.update", { body, options }),
   };
 
   // --- audit -----------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ const KEY = [
   "last_used_ip",
   "created_at",
   "created_by",
+  "leak",
 ] as const;
 const CREDENTIAL = [
   "id",

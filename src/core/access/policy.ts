@@ -114,6 +114,17 @@ export const POLICY = {
   "users.invite": { route: "POST /v1/users", ...PEOPLE },
   "users.update": { route: "PATCH /v1/users/:id", ...PEOPLE },
 
+  "leaks.github": { route: "POST /v1/leaks/github", caller: "public" },
+  "leaks.report": { route: "POST /v1/leaks", caller: "public" },
+  "leak_policy.get": { route: "GET /v1/policies/leaks", ...KEYS_READ },
+  "leak_policy.update": {
+    route: "PATCH /v1/policies/leaks",
+    caller: "session",
+    roles: ["owner"],
+    write: true,
+    stepUp: true,
+  },
+
   "audit.list": { route: "GET /v1/audit", ...AUDIT_READ },
   "audit.export": { route: "GET /v1/audit/export", ...AUDIT_READ },
   "audit.verify": { route: "GET /v1/audit/verify", ...AUDIT_READ },

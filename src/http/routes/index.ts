@@ -13,6 +13,7 @@ import getCatalog from "./get-catalog.ts";
 import getCredential from "./get-credential.ts";
 import getKey from "./get-key.ts";
 import getKeyUsage from "./get-key-usage.ts";
+import getLeakPolicy from "./get-leak-policy.ts";
 import getMe from "./get-me.ts";
 import getMetrics from "./get-metrics.ts";
 import health from "./health.ts";
@@ -24,6 +25,8 @@ import listUsers from "./list-users.ts";
 import login from "./login.ts";
 import logout from "./logout.ts";
 import openapi from "./openapi.ts";
+import reportGitHubLeaks from "./report-github-leaks.ts";
+import reportLeak from "./report-leak.ts";
 import revokeKey from "./revoke-key.ts";
 import rotateKey from "./rotate-key.ts";
 import streamVerifyChanges from "./stream-verify-changes.ts";
@@ -31,6 +34,7 @@ import totpConfirm from "./totp-confirm.ts";
 import totpSetup from "./totp-setup.ts";
 import updateCredential from "./update-credential.ts";
 import updateKey from "./update-key.ts";
+import updateLeakPolicy from "./update-leak-policy.ts";
 import updateUser from "./update-user.ts";
 import verifyAllAudit from "./verify-all-audit.ts";
 import verifyAudit from "./verify-audit.ts";
@@ -57,6 +61,10 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     revokeKey,
     rotateKey,
     changeKeyExpiry,
+    reportGitHubLeaks,
+    reportLeak,
+    getLeakPolicy,
+    updateLeakPolicy,
     verifyKey,
     authorizeRequest,
     streamVerifyChanges,

@@ -7,6 +7,7 @@ import type {
   Environment,
   KeyUsage,
   KeyView,
+  LeakPolicyView,
   LoginResult,
   Me,
   RateLimit,
@@ -44,6 +45,8 @@ export const ENDPOINTS = {
   changeExpiry: ["POST", "/v1/keys/{id}/expiry"],
   keyUsage: ["GET", "/v1/keys/{id}/usage"],
   listAudit: ["GET", "/v1/audit"],
+  leakPolicies: ["GET", "/v1/policies/leaks"],
+  setLeakPolicy: ["PATCH", "/v1/policies/leaks"],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type Endpoint = keyof typeof ENDPOINTS;
@@ -267,6 +270,14 @@ export class Client {
   }
   keyUsage(id: string, days = 30) {
     return this.call<KeyUsage>("keyUsage", { params: { id }, query: { days } });
+  }
+
+  // Leaked keys.
+  leakPolicies() {
+    return this.call<{ policies: LeakPolicyView[] }>("leakPolicies");
+  }
+  setLeakPolicy(environment: Environment, action: LeakPolicyView["action"], totp: string) {
+    return this.call<LeakPolicyView>("setLeakPolicy", { body: { environment, action }, totp });
   }
 
   // Audit.

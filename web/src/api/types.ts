@@ -10,8 +10,10 @@ export type {
   CreatedKey,
   CredentialView,
   Environment,
+  KeyLeak,
   KeyUsage,
   KeyView,
+  LeakPolicyView,
   RateLimit,
   UserView,
 } from "../../../src/core/views.ts";

@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import { api } from "../api/client.ts";
 import type { KeyView, RateLimit, RotatedKey } from "../api/types.ts";
 import { errorFor, FormError } from "./errors.tsx";
+import { LeakBanner } from "./LeakBanner.tsx";
 import { limitsProblem, RateLimitEditor } from "./RateLimitEditor.tsx";
 import { ShowOnceModal } from "./ShowOnce.tsx";
 import { TotpInput } from "./TotpInput.tsx";
@@ -97,6 +98,10 @@ export function RotateDialog({
   const s = useStepUp();
   const [grace, setGrace] = useState("86400");
   const [rotated, setRotated] = useState<RotatedKey | null>(null);
+  // A leaked key is in strangers' hands: by default its replacement ends it at once, with no overlap.
+  useEffect(() => {
+    if (keyView) setGrace(keyView.leak ? "0" : "86400");
+  }, [keyView]);
   const close = () => {
     s.setError(null);
     setGrace("86400");
@@ -120,6 +125,7 @@ export function RotateDialog({
             }}
           >
             <Stack>
+              <LeakBanner k={keyView} />
               <Text>
                 A new key replaces <strong>{keyView.name}</strong> with the same permissions and IP list. The
                 old key keeps working for the grace period, so you can switch your integration over without

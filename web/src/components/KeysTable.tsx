@@ -15,6 +15,7 @@ import { can } from "../lib/roles.ts";
 import { useRouter } from "../lib/router.tsx";
 import { useSession } from "../lib/session.tsx";
 import { ExpiryDialog, RateLimitsDialog, RevokeDialog, RotateDialog } from "./KeyDialogs.tsx";
+import { LeakBanner, ReplaceDialog } from "./LeakBanner.tsx";
 import { formatLimits } from "./RateLimitEditor.tsx";
 
 function Limits({ k }: { k: KeyView }) {
@@ -114,6 +115,7 @@ export function KeysTable({
   const [revoking, setRevoking] = useState<KeyView | null>(null);
   const [rotating, setRotating] = useState<KeyView | null>(null);
   const [limiting, setLimiting] = useState<KeyView | null>(null);
+  const [replacing, setReplacing] = useState<KeyView | null>(null);
   const [expiry, setExpiry] = useState<{ key: KeyView; action: "reset" | "now" } | null>(null);
   const groupNames = new Map(catalog.groups.map((g) => [g.id, g.name]));
   const credName = new Map((credentials ?? []).map((c) => [c.id, c.name]));
@@ -142,6 +144,16 @@ export function KeysTable({
       </Menu>
     );
   };
+  /**
+   * A leaked key's replacement, one click away: a rotation while it works (with no overlap by default),
+   * else a new key with its settings. A rotated key already has its replacement: Expire now ends it.
+   */
+  const replace = (k: KeyView) => {
+    if (!can.writeKey(me.role, k.environment) || k.credential_id === null) return undefined;
+    if (k.status === "active") return k.replaced_by === null ? () => setRotating(k) : undefined;
+    return () => setReplacing(k);
+  };
+  const banner = (k: KeyView) => (k.leak ? <LeakBanner k={k} onReplace={replace(k)} /> : null);
   const expiryControls = (k: KeyView) =>
     can.writeKey(me.role, k.environment)
       ? {
@@ -156,6 +168,7 @@ export function KeysTable({
       <RotateDialog keyView={rotating} onClose={() => setRotating(null)} onDone={onChanged} />
       <ExpiryDialog target={expiry} onClose={() => setExpiry(null)} onDone={onChanged} />
       <RateLimitsDialog keyView={limiting} onClose={() => setLimiting(null)} onDone={onChanged} />
+      <ReplaceDialog keyView={replacing} onClose={() => setReplacing(null)} onDone={onChanged} />
     </>
   );
 
@@ -192,6 +205,7 @@ export function KeysTable({
               Created {formatDate(k.created_at)} · last used {relativeTime(k.last_used_at, now)}
             </Text>
             <Expiry k={k} now={now} labelled {...expiryControls(k)} />
+            {banner(k)}
           </Card>
         ))}
       </Stack>
@@ -232,6 +246,7 @@ export function KeysTable({
                       {k.description}
                     </Text>
                   ) : null}
+                  {banner(k)}
                 </Table.Td>
                 <Table.Td>
                   <EnvBadge env={k.environment} />

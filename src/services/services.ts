@@ -11,6 +11,8 @@ import { ChangeStream } from "./change-stream.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { EventOutbox } from "./events.ts";
+import { ExpiryPolicyService } from "./expiry-policies.ts";
+import { ExpiryScheduler } from "./expiry-scheduler.ts";
 import { KeyService } from "./keys.ts";
 import { NodeStats } from "./node-stats.ts";
 import { PeopleService } from "./people/index.ts";
@@ -40,6 +42,8 @@ export interface ServiceOptions {
   degradedCacheTtlMs?: number;
   /** What this node counts for /metrics; the runtime shares it with the cluster bus. */
   stats?: NodeStats;
+  /** How often the expiry scheduler sweeps; unset: it does not run on its own (tests call runOnce). */
+  expirySweepMs?: number;
 }
 
 export interface Services {
@@ -61,6 +65,10 @@ export interface Services {
   changes: Changes;
   limiter: RateLimiter;
   stats: NodeStats;
+  /** Each company's expiry policy per environment, and how its keys stand against it. */
+  expiryPolicies: ExpiryPolicyService;
+  /** Expiry notices and the revocation of unused keys, swept every `expirySweepMs`. */
+  expiryScheduler: ExpiryScheduler;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -79,6 +87,7 @@ export function createServices(opts: ServiceOptions): Services {
   // Step-up codes are checked by the people service; the key and credential services ask through it.
   const guard = new AccessGuard((actor, code, ctx) => people.stepUp(actor, code, ctx));
   const credentials = new CredentialService({ ...base, secret: opts.secret, audit, events, changes, guard });
+  const expiryPolicies = new ExpiryPolicyService({ db: opts.db, clock, audit, guard });
   const keys = new KeyService({
     ...base,
     secret: opts.secret,
@@ -87,7 +96,16 @@ export function createServices(opts: ServiceOptions): Services {
     events,
     changes,
     guard,
+    expiryPolicies,
   });
+  const expiryScheduler = new ExpiryScheduler({
+    ...base,
+    audit,
+    events,
+    changes,
+    ...(opts.onBackgroundError ? { onError: opts.onBackgroundError } : {}),
+  });
+  if (opts.expirySweepMs !== undefined) expiryScheduler.start(opts.expirySweepMs);
   const people = new PeopleService({
     ...base,
     secret: opts.secret,
@@ -126,6 +144,11 @@ export function createServices(opts: ServiceOptions): Services {
     changes,
     limiter,
     stats,
-    close: () => usage.stop(),
+    expiryPolicies,
+    expiryScheduler,
+    close: async () => {
+      await expiryScheduler.stop();
+      await usage.stop();
+    },
   };
 }

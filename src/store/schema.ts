@@ -154,6 +154,24 @@ export interface EventsTable {
   created_at: Timestamp;
 }
 
+/** A company's expiry policy for one environment (migration 009); no row is no policy. */
+export interface ExpiryPoliciesTable {
+  company_id: string;
+  environment: "live" | "test";
+  max_lifetime_days: number | null;
+  must_expire: boolean;
+  revoke_unused_after_days: number | null;
+  updated_at: Timestamp;
+  updated_by: string;
+}
+
+/** The expiry scheduler's notices, one row per key and notice: the row is the claim to send it. */
+export interface KeyNoticesTable {
+  key_id: string;
+  notice: string;
+  sent_at: Timestamp;
+}
+
 export interface Database {
   companies: CompaniesTable;
   users: UsersTable;
@@ -166,6 +184,8 @@ export interface Database {
   audit_heads: AuditHeadsTable;
   key_usage_daily: KeyUsageDailyTable;
   events: EventsTable;
+  expiry_policies: ExpiryPoliciesTable;
+  key_notices: KeyNoticesTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;
@@ -176,3 +196,4 @@ export type NewApiKey = Insertable<ApiKeysTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type EventRow = Selectable<EventsTable>;
+export type ExpiryPolicyRow = Selectable<ExpiryPoliciesTable>;

@@ -219,3 +219,4 @@ export type AuditEvent = Static<typeof AuditEvent>;
 export type KeyUsage = Static<typeof KeyUsage>;
 export type CatalogDoc = Static<typeof CatalogDoc>;
 export type ExpiryPolicyDoc = Static<typeof ExpiryPolicyDoc>;
+export type EnvironmentExpiryPolicy = Static<typeof EnvironmentExpiryPolicy>;

@@ -166,6 +166,7 @@ describe("the policy table, as the server enforces it", () => {
     "credentials.create": () => ({ name: "c", permissions: ["payin:read"], allowed_ips: ["10.0.0.1"] }),
     "credentials.update": () => ({ allowed_ips: ["10.0.0.1"] }),
     "credentials.password": () => undefined,
+    "policies.expiry_update": () => ({ live: { max_lifetime_days: 90 } }),
   };
 
   it("has a sample input for every action that can ask for a code", () => {

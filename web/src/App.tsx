@@ -22,6 +22,7 @@ import { SessionContext, useSession } from "./lib/session.tsx";
 import { AccessControl } from "./screens/AccessControl.tsx";
 import { ApiUserDetail } from "./screens/ApiUserDetail.tsx";
 import { AuditLog } from "./screens/AuditLog.tsx";
+import { ExpiryPolicy } from "./screens/ExpiryPolicy.tsx";
 import { KeysPage } from "./screens/KeysPage.tsx";
 import { ChangePassword, EnrolTotp, SignIn } from "./screens/SignIn.tsx";
 import { UsagePage } from "./screens/UsagePage.tsx";
@@ -133,6 +134,7 @@ function Shell() {
     { to: "/usage", label: "Usage", show: true },
     { to: "/audit", label: "Audit log", show: can.readAudit(me.role) },
     { to: "/settings/access", label: "Settings › Access control", show: true },
+    { to: "/settings/expiry", label: "Settings › Expiry policy", show: true },
   ].filter((n) => n.show);
 
   const go = (to: string) => {
@@ -225,6 +227,7 @@ function Routes() {
   if (usage) return <UsagePage keyId={usage.id ?? null} />;
   if (match("/usage", path)) return <UsagePage keyId={null} />;
   if (match("/audit", path) && can.readAudit(me.role)) return <AuditLog />;
+  if (match("/settings/expiry", path)) return <ExpiryPolicy />;
   if (match("/settings/access/people", path)) return <AccessControl tab="people" />;
   if (match("/settings/access", path) || match("/settings/access/api-users", path))
     return <AccessControl tab="api-users" />;

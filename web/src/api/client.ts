@@ -5,6 +5,8 @@ import type {
   CreatedKey,
   CredentialView,
   Environment,
+  ExpiryPolicyDoc,
+  ExpiryPolicyPatch,
   KeyUsage,
   KeyView,
   LoginResult,
@@ -44,6 +46,8 @@ export const ENDPOINTS = {
   changeExpiry: ["POST", "/v1/keys/{id}/expiry"],
   keyUsage: ["GET", "/v1/keys/{id}/usage"],
   listAudit: ["GET", "/v1/audit"],
+  getExpiryPolicy: ["GET", "/v1/policies/expiry"],
+  updateExpiryPolicy: ["PATCH", "/v1/policies/expiry"],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type Endpoint = keyof typeof ENDPOINTS;
@@ -274,6 +278,14 @@ export class Client {
     return this.call<{ events: AuditEvent[]; next_cursor: string | null }>("listAudit", {
       query: { ...filters, limit: 100 },
     });
+  }
+
+  // Expiry policy.
+  getExpiryPolicy() {
+    return this.call<ExpiryPolicyDoc>("getExpiryPolicy");
+  }
+  updateExpiryPolicy(body: ExpiryPolicyPatch, totp: string) {
+    return this.call<ExpiryPolicyDoc>("updateExpiryPolicy", { body, totp });
   }
 
   /** Follows next_cursor to the end: companies have tens or hundreds of keys, not millions. */

@@ -154,6 +154,7 @@ export class ExpiryScheduler {
         policy.environment,
         now,
         idleBefore,
+        new Date(now.getTime() - days(UNUSED_NOTICE_DAYS)),
         BATCH,
       );
       for (const row of keys) {
@@ -172,7 +173,7 @@ export class ExpiryScheduler {
 
   private async noticeUnused(row: ApiKeyRow, notice: string, idleSince: Date, afterDays: number, now: Date) {
     const sent = await this.deps.db.transaction().execute(async (tx) => {
-      const won = await keyNotices.claim(tx, row.id, [notice], now);
+      const won = await keyNotices.claim(tx, row.id, [notice], now, idleSince);
       if (!won.has(notice)) return false;
       await this.deps.events.emit(tx, {
         companyId: row.company_id as string,

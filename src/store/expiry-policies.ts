@@ -61,10 +61,16 @@ export const keyNotices = {
    * in the transaction that sends them: a concurrent claim of the same notice waits for it and then
    * finds the row, so exactly one sender wins.
    */
-  async claim(db: Db, keyId: string, notices: readonly string[], now: Date): Promise<Set<string>> {
+  async claim(
+    db: Db,
+    keyId: string,
+    notices: readonly string[],
+    now: Date,
+    idleSince: Date | null = null,
+  ): Promise<Set<string>> {
     const rows = await db
       .insertInto("key_notices")
-      .values(notices.map((notice) => ({ key_id: keyId, notice, sent_at: now })))
+      .values(notices.map((notice) => ({ key_id: keyId, notice, sent_at: now, idle_since: idleSince })))
       .onConflict((oc) => oc.columns(["key_id", "notice"]).doNothing())
       .returning("notice")
       .execute();
@@ -112,13 +118,18 @@ export const keyNotices = {
       .limit(limit)
       .execute();
   },
-  /** Active, unrotated, unexpired keys of one company environment idle since `idleBefore` or longer. */
+  /**
+   * Active, unrotated, unexpired keys of one company environment idle since `idleBefore` or longer,
+   * leaving out those whose notice for this idleness went out after `noticedAfter` (not yet due), so a
+   * batch is never filled by keys that can only wait.
+   */
   idle(
     db: Db,
     companyId: string,
     environment: "live" | "test",
     now: Date,
     idleBefore: Date,
+    noticedAfter: Date,
     limit: number,
   ): Promise<ApiKeyRow[]> {
     return db
@@ -130,7 +141,11 @@ export const keyNotices = {
       .where("replaced_by", "is", null)
       .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]))
       .where(sql<boolean>`coalesce(last_used_at, created_at) <= ${idleBefore}`)
-      .orderBy("id")
+      .where(
+        sql<boolean>`NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = api_keys.id
+          AND n.idle_since = coalesce(api_keys.last_used_at, api_keys.created_at) AND n.sent_at > ${noticedAfter})`,
+      )
+      .orderBy(sql`coalesce(last_used_at, created_at)`)
       .limit(limit)
       .execute();
   },

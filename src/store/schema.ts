@@ -170,6 +170,8 @@ export interface KeyNoticesTable {
   key_id: string;
   notice: string;
   sent_at: Timestamp;
+  /** For an unused-key notice: the start of the idleness it warned of. */
+  idle_since: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface Database {

@@ -22,6 +22,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       key_id text COLLATE "C" NOT NULL REFERENCES api_keys(id),
       notice text COLLATE "C" NOT NULL,
       sent_at timestamptz NOT NULL,
+      -- For an unused-key notice: since when the key was unused, so a sweep can pass over keys whose
+      -- notice is still running without reading each one.
+      idle_since timestamptz,
       PRIMARY KEY (key_id, notice)
     )`.execute(db);
   // Keys that expired before there was a scheduler expired long ago: a first sweep telling of each of

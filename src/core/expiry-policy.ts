@@ -1,9 +1,9 @@
 import { LatchkeyError } from "./errors.ts";
-import type { Environment } from "./key-format.ts";
 
 /**
  * A company's expiry policy for one environment: the rules for new keys, and when an unused key is
- * revoked. Pure rules over plain data; the store keeps the values, the services apply them.
+ * revoked. Pure rules over plain data; the store keeps the values, the services apply them, and the
+ * API's schema (views.ts) takes its bounds from here.
  */
 export interface EnvironmentExpiryPolicy {
   /** New keys expire at most this many days after they are made; null: no maximum. */
@@ -19,6 +19,9 @@ export const NO_POLICY: EnvironmentExpiryPolicy = {
   must_expire: false,
   revoke_unused_after_days: null,
 };
+
+/** Not key-format's Environment: the console imports these bounds (via views.ts) and cannot load node:zlib. */
+type Environment = "live" | "test";
 
 export const MAX_LIFETIME_DAYS = 3650;
 /** How long before an unused key's revocation its `key.unused` notice goes out, at the least. */

@@ -1,4 +1,5 @@
 import { type Static, type TSchema, Type } from "typebox";
+import { MAX_LIFETIME_DAYS, MIN_UNUSED_DAYS, UNUSED_NOTICE_DAYS } from "./expiry-policy.ts";
 import { MAX_LIMIT, MAX_LIMITS, WINDOW_PATTERN } from "./rate-limit.ts";
 
 /*
@@ -163,15 +164,18 @@ export const CatalogDoc = Type.Object({
 /** One environment's expiry policy, as stored and as changed (every field null or false: no policy). */
 export const EnvironmentExpiryPolicy = Type.Object({
   max_lifetime_days: Nullable(
-    Type.Integer({ minimum: 1, maximum: 3650, description: "new keys expire at most this many days on" }),
+    Type.Integer({
+      minimum: 1,
+      maximum: MAX_LIFETIME_DAYS,
+      description: "new keys expire at most this many days on",
+    }),
   ),
   must_expire: Type.Boolean({ description: "new keys must have an expiry" }),
   revoke_unused_after_days: Nullable(
     Type.Integer({
-      minimum: 14,
-      maximum: 3650,
-      description:
-        "active keys unused this long are revoked, after a key.unused notice at least 7 days before",
+      minimum: MIN_UNUSED_DAYS,
+      maximum: MAX_LIFETIME_DAYS,
+      description: `active keys unused this long are revoked, after a key.unused notice at least ${UNUSED_NOTICE_DAYS} days before`,
     }),
   ),
 });

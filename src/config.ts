@@ -24,6 +24,8 @@ export interface Config {
   /** Milliseconds a request's headers and body have to arrive before it gets 408. */
   requestTimeoutMs: number;
   usageFlushMs: number;
+  /** How often the expiry scheduler sweeps for notices to send and unused keys to revoke. */
+  expirySweepMs: number;
   sessionIdleMinutes: number;
   sessionMaxHours: number;
   logLevel: string;
@@ -191,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: integer(env, "LATCHKEY_BODY_LIMIT", 64 * 1024, 1024, 10 * 1024 * 1024),
     requestTimeoutMs: integer(env, "LATCHKEY_REQUEST_TIMEOUT_MS", 10_000, 1000, 3_600_000),
     usageFlushMs: integer(env, "LATCHKEY_USAGE_FLUSH_MS", 5000, 100, 3_600_000),
+    expirySweepMs: integer(env, "LATCHKEY_EXPIRY_SWEEP_MS", 60_000, 1000, 86_400_000),
     sessionIdleMinutes: integer(env, "LATCHKEY_SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
     sessionMaxHours: integer(env, "LATCHKEY_SESSION_MAX_HOURS", 12, 1, 24 * 30),
     logLevel: logLevel(env.LOG_LEVEL),

@@ -179,6 +179,8 @@ export function runtimeOptions(config: Config, command: string): RuntimeOptions 
       : {}),
     services: {
       usageFlushMs: config.usageFlushMs,
+      // Only a serving node sweeps; a one-shot command (bootstrap, migrate) leaves that to the servers.
+      ...(command === "serve" ? { expirySweepMs: config.expirySweepMs } : {}),
       sessionIdleMinutes: config.sessionIdleMinutes,
       sessionMaxHours: config.sessionMaxHours,
       loginLimits: config.loginLimits,

@@ -9,6 +9,18 @@ import type { Role } from "./roles.ts";
 export type Actor =
   | { kind: "platform" }
   | {
+      /**
+       * Latchkey itself, doing what a company's policy asks without anyone asking at that moment (the
+       * expiry scheduler revoking an unused key). It acts in the environment of what it changes and
+       * holds nothing, so it can grant nothing.
+       */
+      kind: "system";
+      job: "expiry";
+      companyId: string;
+      environment: Environment;
+      permissions: readonly string[];
+    }
+  | {
       kind: "key";
       keyId: string;
       prefix: string;
@@ -43,6 +55,8 @@ export function actorRef(actor: Actor): string {
   switch (actor.kind) {
     case "platform":
       return "platform";
+    case "system":
+      return `system:${actor.job}`;
     case "key":
       return actor.keyId;
     case "credential":
@@ -57,6 +71,8 @@ export function actorLabel(actor: Actor): string | null {
   switch (actor.kind) {
     case "platform":
       return "platform";
+    case "system":
+      return `${actor.job} policy`;
     case "key":
       return actor.prefix;
     case "credential":

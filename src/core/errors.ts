@@ -13,6 +13,10 @@ export const ERRORS = {
   UNKNOWN_PERMISSION: { status: 400, message: "A permission is not in the catalog." },
   INVALID_IP_RULE: { status: 400, message: "An allowed IP entry is not a valid address or CIDR range." },
   INVALID_RATE_LIMIT: { status: 400, message: "A rate limit is not valid." },
+  EXPIRY_POLICY: {
+    status: 400,
+    message: "The key's expiry does not comply with the company's expiry policy.",
+  },
   UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials." },
   SIGNATURE_INVALID: {
     status: 401,

@@ -8,6 +8,8 @@ export const EVENT_TYPES = [
   "key.revoked",
   "key.expiring",
   "key.expired",
+  /** A key unused long enough that the expiry policy will revoke it; sent days before the revocation. */
+  "key.unused",
   "key.leaked",
   "key.usage_exhausted",
   "credential.created",

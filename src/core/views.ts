@@ -1,4 +1,5 @@
 import { type Static, type TSchema, Type } from "typebox";
+import { MAX_LIFETIME_DAYS, MIN_UNUSED_DAYS, UNUSED_NOTICE_DAYS } from "./expiry-policy.ts";
 import { MAX_LIMIT, MAX_LIMITS, WINDOW_PATTERN } from "./rate-limit.ts";
 
 /*
@@ -35,6 +36,8 @@ export const KeyLeak = Type.Object({
   source: Nullable(Type.String()),
   action: Type.Union([Type.Literal("revoked"), Type.Literal("notified"), Type.Literal("already_revoked")]),
 });
+/** Why a key falls short of its expiry policy: it never expires, or lives longer than the maximum. */
+export const ExpiryPolicyIssue = Type.Union([Type.Literal("no_expiry"), Type.Literal("lifetime_too_long")]);
 export const KeyView = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -57,6 +60,11 @@ export const KeyView = Type.Object({
   created_by: Type.String(),
   /** Null unless the key was reported as found in public. */
   leak: Nullable(KeyLeak),
+  /**
+   * Where the key falls short of its environment's expiry policy as it is now (see ExpiryPolicyDoc);
+   * empty when it complies. Policies apply to new keys, so an older key is reported, never changed.
+   */
+  policy_issues: Type.Optional(Type.Array(ExpiryPolicyIssue)),
 });
 
 /** A key as shown once: id, then the key (and secret), then its metadata, as the Web3pay doc shows it. */
@@ -165,6 +173,58 @@ export const CatalogDoc = Type.Object({
   unmapped_routes: Type.Union([Type.Literal("deny"), Type.Literal("allow")]),
 });
 
+/** One environment's expiry policy, as stored and as changed (every field null or false: no policy). */
+export const EnvironmentExpiryPolicy = Type.Object({
+  max_lifetime_days: Nullable(
+    Type.Integer({
+      minimum: 1,
+      maximum: MAX_LIFETIME_DAYS,
+      description: "new keys expire at most this many days on",
+    }),
+  ),
+  must_expire: Type.Boolean({ description: "new keys must have an expiry" }),
+  revoke_unused_after_days: Nullable(
+    Type.Integer({
+      minimum: MIN_UNUSED_DAYS,
+      maximum: MAX_LIFETIME_DAYS,
+      description: `active keys unused this long are revoked, after a key.unused notice at least ${UNUSED_NOTICE_DAYS} days before`,
+    }),
+  ),
+});
+
+/** `GET /v1/policies/expiry`: the company's policy per environment and the keys that fall short of it. */
+export const ExpiryPolicyDoc = Type.Object({
+  /** Absent for a caller acting in test, which sees the test policy only. */
+  live: Type.Optional(
+    Type.Object({
+      ...EnvironmentExpiryPolicy.properties,
+      updated_at: Nullable(Type.String()),
+      updated_by: Nullable(Type.String()),
+    }),
+  ),
+  test: Type.Object({
+    ...EnvironmentExpiryPolicy.properties,
+    updated_at: Nullable(Type.String()),
+    updated_by: Nullable(Type.String()),
+  }),
+  /** Days before its revocation at which an unused key's `key.unused` notice goes out, at the least. */
+  unused_notice_days: Type.Integer(),
+  /** Days before a key's expiry at which `key.expiring` goes out, once each. */
+  expiring_notice_days: Type.Array(Type.Integer()),
+  /** Active keys that do not comply with the policy of their environment (the first 100). */
+  noncompliant_keys: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      prefix: Type.String(),
+      environment: Environment,
+      expires_at: Nullable(Type.String()),
+      issues: Type.Array(ExpiryPolicyIssue),
+    }),
+  ),
+  noncompliant_count: Type.Integer(),
+});
+
 export type Environment = Static<typeof Environment>;
 export type RateLimit = Static<typeof RateLimit>;
 export type KeyView = Static<typeof KeyView>;
@@ -185,3 +245,5 @@ export const LeakPolicyView = Type.Object({
   is_default: Type.Boolean(),
   updated_at: Nullable(Type.String()),
 });
+export type ExpiryPolicyDoc = Static<typeof ExpiryPolicyDoc>;
+export type EnvironmentExpiryPolicy = Static<typeof EnvironmentExpiryPolicy>;

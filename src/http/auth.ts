@@ -185,7 +185,7 @@ export async function authorizeKeyCaller(
       }),
     );
   }
-  if (!actor || actor.kind === "platform" || actor.kind === "user")
+  if (!actor || actor.kind === "platform" || actor.kind === "system" || actor.kind === "user")
     return refuse(new LatchkeyError("UNAUTHORIZED"));
   if (access.caller !== "verifier" && access.caller !== "gateway" && actor.companyId === null) {
     return refuse(new LatchkeyError("FORBIDDEN", "A platform verify key cannot manage a company's objects."));

@@ -7,6 +7,8 @@ export {
   CreatedKey,
   CredentialView,
   Environment,
+  EnvironmentExpiryPolicy,
+  ExpiryPolicyDoc,
   KeyUsage,
   KeyView,
   Nullable,

@@ -29,6 +29,7 @@ import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { EventOutbox } from "./events.ts";
+import type { ExpiryPolicyService } from "./expiry-policies.ts";
 import { type KeyView, keyStatus, keyView, shownTo, withLeaks } from "./views.ts";
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
@@ -62,6 +63,8 @@ export interface KeyServiceDeps {
   events: EventOutbox;
   changes: Changes;
   guard: AccessGuard;
+  /** The company's expiry policy: what new keys may ask for, and how existing ones stand. */
+  expiryPolicies: ExpiryPolicyService;
 }
 
 export class KeyService {
@@ -154,7 +157,7 @@ export class KeyService {
       });
     }
     const now = this.deps.clock();
-    const expiresAt = this.futureDate(input.expires_at, "expires_at");
+    const asked = this.futureDate(input.expires_at, "expires_at");
     const allowedIps = checkAllowlist(input.allowed_ips);
     const rateLimits = checkRateLimits(input.rate_limits);
     {
@@ -169,6 +172,7 @@ export class KeyService {
         );
       }
       if (credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
+      const expiresAt = await this.deps.expiryPolicies.expiryFor(tx, companyId, input.environment, asked);
       const permissions = keyGrant(this.deps.catalog, input, credential.permissions, grantable(actor));
       const minted = this.mint(input.environment, input.with_secret === true);
       const row: ApiKeyRow = {
@@ -275,14 +279,20 @@ export class KeyService {
       this.view(r, r.credential_id === null ? null : (held.get(r.credential_id) ?? null)),
     );
     return {
-      keys: await shownTo(this.deps.db, actor, await withLeaks(this.deps.db, views)),
+      keys: await this.deps.expiryPolicies.annotate(
+        companyId,
+        await shownTo(this.deps.db, actor, await withLeaks(this.deps.db, views)),
+      ),
       next_cursor: more ? (shown.at(-1)?.id ?? null) : null,
     };
   }
 
   async get(companyId: string, id: string, actor: Actor): Promise<KeyView> {
     const { row, credentialPermissions } = await this.found(this.deps.db, companyId, id, actor);
-    return this.shown(actor, this.view(row, credentialPermissions));
+    const [view] = await this.deps.expiryPolicies.annotate(companyId, [
+      this.view(row, credentialPermissions),
+    ]);
+    return this.shown(actor, view as KeyView);
   }
 
   /** Requests per UTC day over the last `days` days (today included), zeros where nothing was counted. */
@@ -429,7 +439,7 @@ export class KeyService {
         field: "grace_seconds",
       });
     }
-    const expiresAt = this.futureDate(input.expires_at, "expires_at");
+    const asked = this.futureDate(input.expires_at, "expires_at");
     const ctx = await this.deps.guard.confirm(given, "keys.rotate", input);
     const rotated = await this.changingKey(companyId, id, async (tx) => {
       const { row: old } = await this.found(tx, companyId, id, ctx.actor, true);
@@ -448,6 +458,8 @@ export class KeyService {
       // Rotation mints a key with the old one's permissions, so the caller must hold them, as at creation
       // (all it was given: what its API user holds today bounds it at verification, not for good).
       assertHoldsAll(this.deps.catalog, ctx.actor, old.permissions);
+      // The replacement is a new key: the policy of today applies to it, whatever the old one had.
+      const expiresAt = await this.deps.expiryPolicies.expiryFor(tx, companyId, old.environment, asked);
       const minted = this.mint(old.environment, old.secret_hash !== null);
       const fresh: ApiKeyRow = {
         ...old,

@@ -11,6 +11,8 @@ import { ChangeStream } from "./change-stream.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
 import { EventOutbox } from "./events.ts";
+import { ExpiryPolicyService } from "./expiry-policies.ts";
+import { ExpiryScheduler } from "./expiry-scheduler.ts";
 import { KeyService } from "./keys.ts";
 import { LeakService } from "./leaks.ts";
 import { NodeStats } from "./node-stats.ts";
@@ -46,6 +48,8 @@ export interface ServiceOptions {
   githubScanningKeys?: string;
   /** Public leak reports per client address (default 10 a minute, 100 an hour); [] for none. */
   leakReportLimits?: readonly RateLimit[];
+  /** How often the expiry scheduler sweeps; unset: it does not run on its own (tests call runOnce). */
+  expirySweepMs?: number;
 }
 
 export interface Services {
@@ -69,6 +73,10 @@ export interface Services {
   changes: Changes;
   limiter: RateLimiter;
   stats: NodeStats;
+  /** Each company's expiry policy per environment, and how its keys stand against it. */
+  expiryPolicies: ExpiryPolicyService;
+  /** Expiry notices and the revocation of unused keys, swept every `expirySweepMs`. */
+  expiryScheduler: ExpiryScheduler;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -92,6 +100,7 @@ export function createServices(opts: ServiceOptions): Services {
   // Step-up codes are checked by the people service; the key and credential services ask through it.
   const guard = new AccessGuard((actor, code, ctx) => people.stepUp(actor, code, ctx));
   const credentials = new CredentialService({ ...base, secret: opts.secret, audit, events, changes, guard });
+  const expiryPolicies = new ExpiryPolicyService({ db: opts.db, clock, audit, guard });
   const keys = new KeyService({
     ...base,
     secret: opts.secret,
@@ -100,7 +109,16 @@ export function createServices(opts: ServiceOptions): Services {
     events,
     changes,
     guard,
+    expiryPolicies,
   });
+  const expiryScheduler = new ExpiryScheduler({
+    ...base,
+    audit,
+    events,
+    changes,
+    ...(opts.onBackgroundError ? { onError: opts.onBackgroundError } : {}),
+  });
+  if (opts.expirySweepMs !== undefined) expiryScheduler.start(opts.expirySweepMs);
   const people = new PeopleService({
     ...base,
     secret: opts.secret,
@@ -156,8 +174,11 @@ export function createServices(opts: ServiceOptions): Services {
     changes,
     limiter,
     stats,
+    expiryPolicies,
+    expiryScheduler,
     // Public leak reports still being handled are finished first: each was promised a 202.
     close: async () => {
+      await expiryScheduler.stop();
       await leaks.settled();
       await usage.stop();
     },

@@ -176,6 +176,26 @@ export interface LeakPoliciesTable {
   updated_by: string;
 }
 
+/** A company's expiry policy for one environment (migration 009); no row is no policy. */
+export interface ExpiryPoliciesTable {
+  company_id: string;
+  environment: "live" | "test";
+  max_lifetime_days: number | null;
+  must_expire: boolean;
+  revoke_unused_after_days: number | null;
+  updated_at: Timestamp;
+  updated_by: string;
+}
+
+/** The expiry scheduler's notices, one row per key and notice: the row is the claim to send it. */
+export interface KeyNoticesTable {
+  key_id: string;
+  notice: string;
+  sent_at: Timestamp;
+  /** For an unused-key notice: the start of the idleness it warned of. */
+  idle_since: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
 export interface Database {
   companies: CompaniesTable;
   users: UsersTable;
@@ -190,6 +210,8 @@ export interface Database {
   events: EventsTable;
   key_leaks: KeyLeaksTable;
   leak_policies: LeakPoliciesTable;
+  expiry_policies: ExpiryPoliciesTable;
+  key_notices: KeyNoticesTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;
@@ -201,3 +223,4 @@ export type AuditEventRow = Selectable<AuditEventsTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type KeyLeakRow = Selectable<KeyLeaksTable>;
+export type ExpiryPolicyRow = Selectable<ExpiryPoliciesTable>;

@@ -167,6 +167,7 @@ describe("the policy table, as the server enforces it", () => {
     "credentials.update": () => ({ allowed_ips: ["10.0.0.1"] }),
     "credentials.password": () => undefined,
     "leak_policy.update": () => ({ environment: "test", action: "notify" }),
+    "policies.expiry_update": () => ({ live: { max_lifetime_days: 90 } }),
   };
 
   it("has a sample input for every action that can ask for a code", () => {

@@ -222,6 +222,13 @@ const ROUTES: Route[] = [
     prepare: async () => ({ url: "/v1/audit/verify" }),
   },
   {
+    method: "GET",
+    path: "/v1/policies/expiry",
+    needs: needsOf("GET /v1/policies/expiry"),
+    ok: 200,
+    prepare: async () => ({ url: "/v1/policies/expiry" }),
+  },
+  {
     method: "POST",
     path: "/v1/verify",
     needs: needsOf("POST /v1/verify"),

@@ -22,6 +22,7 @@ import { SessionContext, useSession } from "./lib/session.tsx";
 import { AccessControl } from "./screens/AccessControl.tsx";
 import { ApiUserDetail } from "./screens/ApiUserDetail.tsx";
 import { AuditLog } from "./screens/AuditLog.tsx";
+import { ExpiryPolicy } from "./screens/ExpiryPolicy.tsx";
 import { KeysPage } from "./screens/KeysPage.tsx";
 import { LeakPolicy } from "./screens/LeakPolicy.tsx";
 import { ChangePassword, EnrolTotp, SignIn } from "./screens/SignIn.tsx";
@@ -135,6 +136,7 @@ function Shell() {
     { to: "/audit", label: "Audit log", show: can.readAudit(me.role) },
     { to: "/settings/access", label: "Settings › Access control", show: true },
     { to: "/settings/leaks", label: "Settings › Leaked keys", show: true },
+    { to: "/settings/expiry", label: "Settings › Expiry policy", show: true },
   ].filter((n) => n.show);
 
   const go = (to: string) => {
@@ -228,6 +230,7 @@ function Routes() {
   if (match("/usage", path)) return <UsagePage keyId={null} />;
   if (match("/audit", path) && can.readAudit(me.role)) return <AuditLog />;
   if (match("/settings/leaks", path)) return <LeakPolicy />;
+  if (match("/settings/expiry", path)) return <ExpiryPolicy />;
   if (match("/settings/access/people", path)) return <AccessControl tab="people" />;
   if (match("/settings/access", path) || match("/settings/access/api-users", path))
     return <AccessControl tab="api-users" />;

@@ -47,6 +47,35 @@ export interface Key {
   created_by: string;
   /** Null unless the key was reported as found in public. */
   leak: KeyLeak | null;
+  /** Where the key falls short of its environment's expiry policy (lists and gets); absent or empty when it complies. */
+  policy_issues?: ExpiryPolicyIssue[];
+}
+
+export type ExpiryPolicyIssue = "no_expiry" | "lifetime_too_long";
+
+/** A company's expiry policy for one environment. */
+export interface EnvironmentExpiryPolicy {
+  max_lifetime_days: number | null;
+  must_expire: boolean;
+  revoke_unused_after_days: number | null;
+}
+
+/** `GET /v1/policies/expiry`: the policy per environment and the active keys that fall short of it. */
+export interface ExpiryPolicy {
+  /** Absent for a caller acting in test. */
+  live?: EnvironmentExpiryPolicy & { updated_at: string | null; updated_by: string | null };
+  test: EnvironmentExpiryPolicy & { updated_at: string | null; updated_by: string | null };
+  unused_notice_days: number;
+  expiring_notice_days: number[];
+  noncompliant_keys: {
+    id: string;
+    name: string;
+    prefix: string;
+    environment: Environment;
+    expires_at: string | null;
+    issues: ExpiryPolicyIssue[];
+  }[];
+  noncompliant_count: number;
 }
 
 /** A key as shown once, at creation or rotation: with the key itself (and its secret). */

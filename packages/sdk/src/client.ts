@@ -11,6 +11,8 @@ import type {
   Credential,
   CredentialPassword,
   Environment,
+  EnvironmentExpiryPolicy,
+  ExpiryPolicy,
   FoundToken,
   Health,
   InvitedUser,
@@ -168,6 +170,13 @@ export const OPERATIONS = {
     path: "/v1/policies/leaks",
     caller: "session",
     body: ["environment", "action", "totp_code"],
+  },
+  "expiryPolicy.get": { method: "GET", path: "/v1/policies/expiry", caller: "key" },
+  "expiryPolicy.update": {
+    method: "PATCH",
+    path: "/v1/policies/expiry",
+    caller: "session",
+    body: ["live", "test", "totp_code"],
   },
   "audit.list": {
     method: "GET",
@@ -482,6 +491,15 @@ export class LatchkeyClient {
     /** Owners only, with a current 2FA code. */
     update: (body: { environment?: Environment; action: LeakPolicy["action"] }, options?: CallOptions) =>
       this.call<LeakPolicy>("leakPolicy.update", { body, options }),
+  };
+
+  readonly expiryPolicy = {
+    get: () => this.call<ExpiryPolicy>("expiryPolicy.get"),
+    /** Owners only, with a current 2FA code; only the environments and fields given change. */
+    update: (
+      body: { live?: Partial<EnvironmentExpiryPolicy>; test?: Partial<EnvironmentExpiryPolicy> },
+      options?: CallOptions,
+    ) => this.call<ExpiryPolicy>("expiryPolicy.update", { body, options }),
   };
 
   // --- audit -----------------------------------------------------------------------------------

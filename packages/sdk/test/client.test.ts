@@ -80,16 +80,19 @@ const CREDENTIAL = [
 /** The client's types, by the operation (and `response` or `body`) the document describes them for. */
 const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<ReturnType<typeof shape>>][] =
   [
-    ["GET /v1/keys/{id}", "response", shape<Api.Key>()({ required: KEY, optional: [] })],
+    ["GET /v1/keys/{id}", "response", shape<Api.Key>()({ required: KEY, optional: ["policy_issues"] })],
     [
       "POST /v1/keys",
       "response",
-      shape<Api.CreatedKey>()({ required: [...KEY, "key"], optional: ["secret"] }),
+      shape<Api.CreatedKey>()({ required: [...KEY, "key"], optional: ["secret", "policy_issues"] }),
     ],
     [
       "POST /v1/keys/{id}/rotate",
       "response",
-      shape<Api.RotatedKey>()({ required: [...KEY, "key", "previous_key"], optional: ["secret"] }),
+      shape<Api.RotatedKey>()({
+        required: [...KEY, "key", "previous_key"],
+        optional: ["secret", "policy_issues"],
+      }),
     ],
     [
       "DELETE /v1/keys/{id}",

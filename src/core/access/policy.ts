@@ -128,6 +128,16 @@ export const POLICY = {
   "audit.list": { route: "GET /v1/audit", ...AUDIT_READ },
   "audit.export": { route: "GET /v1/audit/export", ...AUDIT_READ },
   "audit.verify": { route: "GET /v1/audit/verify", ...AUDIT_READ },
+
+  // Expiry policies: read by anyone who may see keys; changed by owners only, with a fresh code.
+  "policies.expiry_get": { route: "GET /v1/policies/expiry", ...KEYS_READ },
+  "policies.expiry_update": {
+    route: "PATCH /v1/policies/expiry",
+    caller: "session",
+    roles: ["owner"],
+    write: true,
+    stepUp: true,
+  },
 } as const satisfies Record<string, Policy>;
 
 export type Action = keyof typeof POLICY;

@@ -11,6 +11,7 @@ import exportAudit from "./export-audit.ts";
 import generateCredentialPassword from "./generate-credential-password.ts";
 import getCatalog from "./get-catalog.ts";
 import getCredential from "./get-credential.ts";
+import getExpiryPolicy from "./get-expiry-policy.ts";
 import getKey from "./get-key.ts";
 import getKeyUsage from "./get-key-usage.ts";
 import getLeakPolicy from "./get-leak-policy.ts";
@@ -33,6 +34,7 @@ import streamVerifyChanges from "./stream-verify-changes.ts";
 import totpConfirm from "./totp-confirm.ts";
 import totpSetup from "./totp-setup.ts";
 import updateCredential from "./update-credential.ts";
+import updateExpiryPolicy from "./update-expiry-policy.ts";
 import updateKey from "./update-key.ts";
 import updateLeakPolicy from "./update-leak-policy.ts";
 import updateUser from "./update-user.ts";
@@ -81,6 +83,8 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     verifyAudit,
     verifyAllAudit,
     exportAudit,
+    getExpiryPolicy,
+    updateExpiryPolicy,
   ]) {
     route(app, deps);
   }

@@ -6,6 +6,7 @@ import * as m004 from "./004-key-families.ts";
 import * as m005 from "./005-environments.ts";
 import * as m006 from "./006-events.ts";
 import * as m008 from "./008-leaks.ts";
+import * as m009 from "./009-expiry-policies.ts";
 
 /** Migrations live in code (not a folder scan) so they work the same from tsx, a bundle or tests. */
 export const migrationProvider: MigrationProvider = {
@@ -18,6 +19,7 @@ export const migrationProvider: MigrationProvider = {
       "005-environments": m005,
       "006-events": m006,
       "008-leaks": m008,
+      "009-expiry-policies": m009,
     };
   },
 };

@@ -5,6 +5,8 @@ import type {
   CreatedKey,
   CredentialView,
   Environment,
+  ExpiryPolicyDoc,
+  ExpiryPolicyPatch,
   KeyUsage,
   KeyView,
   LeakPolicyView,
@@ -47,6 +49,8 @@ export const ENDPOINTS = {
   listAudit: ["GET", "/v1/audit"],
   leakPolicies: ["GET", "/v1/policies/leaks"],
   setLeakPolicy: ["PATCH", "/v1/policies/leaks"],
+  getExpiryPolicy: ["GET", "/v1/policies/expiry"],
+  updateExpiryPolicy: ["PATCH", "/v1/policies/expiry"],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type Endpoint = keyof typeof ENDPOINTS;
@@ -285,6 +289,14 @@ export class Client {
     return this.call<{ events: AuditEvent[]; next_cursor: string | null }>("listAudit", {
       query: { ...filters, limit: 100 },
     });
+  }
+
+  // Expiry policy.
+  getExpiryPolicy() {
+    return this.call<ExpiryPolicyDoc>("getExpiryPolicy");
+  }
+  updateExpiryPolicy(body: ExpiryPolicyPatch, totp: string) {
+    return this.call<ExpiryPolicyDoc>("updateExpiryPolicy", { body, totp });
   }
 
   /** Follows next_cursor to the end: companies have tens or hundreds of keys, not millions. */

@@ -1,4 +1,4 @@
-import type { CatalogDoc, CreatedKey, UserView } from "../../../src/core/views.ts";
+import type { CatalogDoc, CreatedKey, EnvironmentExpiryPolicy, UserView } from "../../../src/core/views.ts";
 
 /**
  * The server's answer shapes, defined once in src/core/views.ts (the routes validate and document
@@ -11,6 +11,8 @@ export type {
   CredentialView,
   Environment,
   KeyLeak,
+  EnvironmentExpiryPolicy,
+  ExpiryPolicyDoc,
   KeyUsage,
   KeyView,
   LeakPolicyView,
@@ -41,3 +43,6 @@ export interface LoginResult {
 }
 
 export type RotatedKey = CreatedKey & { previous_key: { id: string; expires_at: string } };
+
+/** A change to the expiry policy: the environments and fields given; the rest stay. */
+export type ExpiryPolicyPatch = Partial<Record<"live" | "test", Partial<EnvironmentExpiryPolicy>>>;

@@ -45,6 +45,43 @@ export function StatusBadge({ status }: { status: string }) {
   );
 }
 
+const SOON_MS = 7 * 86_400_000;
+const ISSUE_TEXT: Record<string, string> = {
+  no_expiry: "it never expires",
+  lifetime_too_long: "it lives longer than the maximum lifetime",
+};
+
+/**
+ * Marks for what the expiry policy says of a key: that it falls short of the policy as it is now (the
+ * policy applies to new keys; older ones are reported, not changed), and that it expires within a week.
+ */
+export function PolicyMarks({ k, now }: { k: KeyView; now: number }) {
+  const issues = k.policy_issues ?? [];
+  const left = k.expires_at ? new Date(k.expires_at).getTime() - now : null;
+  const soon =
+    k.status === "active" && k.replaced_by === null && left !== null && left > 0 && left <= SOON_MS;
+  if (issues.length === 0 && !soon) return null;
+  return (
+    <>
+      {issues.length > 0 ? (
+        <Badge
+          color="#8a4b00"
+          variant="light"
+          data-testid="policy-mark"
+          title={`Does not comply with the expiry policy: ${issues.map((i) => ISSUE_TEXT[i] ?? i).join("; ")}`}
+        >
+          Not compliant
+        </Badge>
+      ) : null}
+      {soon ? (
+        <Badge color="#8a4b00" variant="outline" data-testid="expiring-mark" title={formatDate(k.expires_at)}>
+          Expires {relativeTime(k.expires_at, now)}
+        </Badge>
+      ) : null}
+    </>
+  );
+}
+
 /** "Payments: Read-only, Payouts: Custom" from the server's per-group summary. */
 export function permissionSummary(summary: Record<string, string>, groupNames: Map<string, string>): string {
   const parts = Object.entries(summary).map(
@@ -198,6 +235,7 @@ export function KeysTable({
             <Group gap={6} my={6}>
               <EnvBadge env={k.environment} />
               <StatusBadge status={k.status} />
+              <PolicyMarks k={k} now={now} />
             </Group>
             <Text size="sm">{permissionSummary(k.permission_summary, groupNames)}</Text>
             <Limits k={k} />
@@ -280,8 +318,11 @@ export function KeysTable({
                 <Table.Td>
                   <Expiry k={k} now={now} {...expiryControls(k)} />
                 </Table.Td>
-                <Table.Td style={{ whiteSpace: "nowrap" }}>
-                  <StatusBadge status={k.status} />
+                <Table.Td>
+                  <Stack gap={4} align="start">
+                    <StatusBadge status={k.status} />
+                    <PolicyMarks k={k} now={now} />
+                  </Stack>
                 </Table.Td>
                 <Table.Td>{actions(k)}</Table.Td>
               </Table.Tr>

@@ -15,6 +15,8 @@ export const can = {
   /** Only an owner makes owners. */
   assignRole: (actor: Role, target: Role) =>
     actor === "owner" || (actor === "moderator" && target !== "owner"),
+  /** The expiry policy decides which keys may be made and which are revoked: owners only. */
+  setExpiryPolicy: (role: Role) => role === "owner",
   /** Viewers may skip 2FA enrolment: they cannot change anything. */
   mustEnrol: (role: Role) => role !== "viewer",
 };

@@ -41,6 +41,10 @@ export interface Config {
   cacheGraceMs: number;
   /** How long a Redis command, or the bus's heartbeat, may take before Redis counts as away. */
   redisTimeoutMs: number;
+  /** Special networks (loopback, private, …) webhooks may still be delivered to: CIDRs or addresses. */
+  webhookAllowedNetworks: string[];
+  /** How long a webhook attempt may take. */
+  webhookTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -154,6 +158,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`REDIS_URL must start with redis:// or rediss:// (got "${redisUrl}")`);
   }
   const cacheTtlMs = integer(env, "LATCHKEY_CACHE_TTL_MS", 10_000, 0, 3_600_000);
+  const webhookNetworks = normalizeAllowlist(
+    (env.LATCHKEY_WEBHOOK_ALLOWED_NETWORKS ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+  if (!webhookNetworks.ok) {
+    throw new ConfigError(
+      `LATCHKEY_WEBHOOK_ALLOWED_NETWORKS: "${webhookNetworks.invalid}" ${webhookNetworks.reason}`,
+    );
+  }
   return {
     port: integer(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -180,5 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheMaxKeys: integer(env, "LATCHKEY_CACHE_MAX_KEYS", 100_000, 0, 10_000_000),
     cacheGraceMs: integer(env, "LATCHKEY_CACHE_GRACE_MS", 60_000, 0, 3_600_000),
     redisTimeoutMs: integer(env, "LATCHKEY_REDIS_TIMEOUT_MS", 500, 50, 10_000),
+    webhookAllowedNetworks: webhookNetworks.entries,
+    webhookTimeoutMs: integer(env, "LATCHKEY_WEBHOOK_TIMEOUT_MS", 15_000, 1000, 60_000),
   };
 }

@@ -185,6 +185,7 @@ export function runtimeOptions(config: Config, command: string): RuntimeOptions 
       loginIpLimits: config.loginIpLimits,
       cache: { ttlMs: config.cacheTtlMs, max: config.cacheMaxKeys, graceMs: config.cacheGraceMs },
       degradedCacheTtlMs: config.degradedCacheTtlMs,
+      webhooks: { timeoutMs: config.webhookTimeoutMs, allowedNetworks: config.webhookAllowedNetworks },
     },
   };
 }

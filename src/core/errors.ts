@@ -13,6 +13,12 @@ export const ERRORS = {
   UNKNOWN_PERMISSION: { status: 400, message: "A permission is not in the catalog." },
   INVALID_IP_RULE: { status: 400, message: "An allowed IP entry is not a valid address or CIDR range." },
   INVALID_RATE_LIMIT: { status: 400, message: "A rate limit is not valid." },
+  UNKNOWN_EVENT_TYPE: { status: 400, message: "An event type is not one webhooks can hear." },
+  WEBHOOK_URL_REFUSED: {
+    status: 400,
+    message:
+      "The webhook URL's host is or resolves to a loopback, private, link-local or other special address.",
+  },
   UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials." },
   INVALID_LOGIN: { status: 401, message: "The email or password is wrong." },
   SESSION_EXPIRED: { status: 401, message: "The session has ended. Sign in again." },
@@ -52,6 +58,7 @@ export const ERRORS = {
     message: "Only a rotated key in its overlap period has an expiry to change.",
   },
   CREDENTIAL_INACTIVE: { status: 409, message: "The API credential is inactive." },
+  WEBHOOK_DISABLED: { status: 409, message: "The webhook endpoint is disabled. Enable it first." },
   EMAIL_TAKEN: { status: 409, message: "That email is already in use." },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },
   URI_TOO_LONG: { status: 414, message: "The URL is too long." },

@@ -1,6 +1,7 @@
 import type { EventType } from "../core/events.ts";
 import { newId } from "../core/ids.ts";
 import type { Environment } from "../core/key-format.ts";
+import type { TEST_EVENT_TYPE } from "../core/webhooks.ts";
 import type { Db } from "../store/repositories.ts";
 import type { EventRow } from "../store/schema.ts";
 
@@ -8,7 +9,8 @@ export interface OutgoingEvent {
   companyId: string;
   /** The environment of what the event is about: test keys' events go to test endpoints only. */
   environment: Environment;
-  type: EventType;
+  /** `webhook.test` only from the test route, with `only` naming its one endpoint. */
+  type: EventType | typeof TEST_EVENT_TYPE;
   /** A view of the object, never a secret: callers pass the same fields the API returns. */
   data: Record<string, unknown>;
 }
@@ -33,7 +35,13 @@ export class EventOutbox {
 
   constructor(private readonly deps: { clock: () => Date }) {}
 
-  async emit(tx: Db, event: OutgoingEvent): Promise<string> {
+  /**
+   * Writes the event and, in the same transaction, one pending delivery for each enabled endpoint of its
+   * company and environment that hears its type (`only`: that one endpoint). Fanning out here rather than
+   * when a deliverer picks the event up means the event and its deliveries commit together, so there is
+   * no second step that could miss an event, and an endpoint's queue is what it heard when it happened.
+   */
+  async emit(tx: Db, event: OutgoingEvent, opts: { only?: string } = {}): Promise<string> {
     const now = this.deps.clock();
     const id = newId("msg", now);
     await tx
@@ -47,6 +55,30 @@ export class EventOutbox {
         created_at: now,
       })
       .execute();
+    let endpoints = tx
+      .selectFrom("webhook_endpoints")
+      .select(["id", "events"])
+      .where("company_id", "=", event.companyId)
+      .where("environment", "=", event.environment)
+      .where("status", "=", "enabled");
+    if (opts.only !== undefined) endpoints = endpoints.where("id", "=", opts.only);
+    const hearing = (await endpoints.orderBy("id").execute()).filter(
+      (e) => opts.only !== undefined || e.events === null || e.events.includes(event.type),
+    );
+    if (hearing.length > 0) {
+      await tx
+        .insertInto("webhook_deliveries")
+        .values(
+          hearing.map((e) => ({
+            id: newId("dlv", now),
+            endpoint_id: e.id,
+            event_id: id,
+            next_attempt_at: now,
+            created_at: now,
+          })),
+        )
+        .execute();
+    }
     return id;
   }
 

@@ -3,6 +3,7 @@ import { Changes } from "../cluster/changes.ts";
 import { LocalRateLimiter, type RateLimiter } from "../cluster/rate-limiter.ts";
 import type { Catalog } from "../core/catalog.ts";
 import { compileStored, type RateLimit } from "../core/rate-limit.ts";
+import { SecretBox } from "../core/secret-box.ts";
 import type { Database } from "../store/schema.ts";
 import { AccessGuard } from "./access.ts";
 import { AuditService } from "./audit.ts";
@@ -16,6 +17,9 @@ import { NodeStats } from "./node-stats.ts";
 import { PeopleService } from "./people/index.ts";
 import { UsageRecorder } from "./usage.ts";
 import { VerificationService } from "./verification.ts";
+import { WebhookDeliverer } from "./webhook-deliverer.ts";
+import { WebhookDestinations } from "./webhook-destinations.ts";
+import { WebhookService } from "./webhooks.ts";
 
 export interface ServiceOptions {
   db: Kysely<Database>;
@@ -40,6 +44,8 @@ export interface ServiceOptions {
   degradedCacheTtlMs?: number;
   /** What this node counts for /metrics; the runtime shares it with the cluster bus. */
   stats?: NodeStats;
+  /** Webhook delivery: the attempt timeout, and the special networks the operator allows (SSRF). */
+  webhooks?: { timeoutMs?: number; allowedNetworks?: readonly string[] };
 }
 
 export interface Services {
@@ -61,6 +67,10 @@ export interface Services {
   changes: Changes;
   limiter: RateLimiter;
   stats: NodeStats;
+  /** Webhook endpoints, their secrets and delivery logs. */
+  webhooks: WebhookService;
+  /** Sends the queued deliveries; `latchkey serve` starts it, tests drive it with `tick()`. */
+  webhookDeliverer: WebhookDeliverer;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -109,6 +119,19 @@ export function createServices(opts: ServiceOptions): Services {
     stats,
     ...(opts.cache ? { cache: opts.cache } : {}),
   });
+  const box = new SecretBox(opts.secret, "webhook-secret");
+  const destinations = new WebhookDestinations(opts.webhooks?.allowedNetworks ?? []);
+  const webhooks = new WebhookService({ db: opts.db, clock, audit, events, guard, box, destinations });
+  const webhookDeliverer = new WebhookDeliverer({
+    db: opts.db,
+    clock,
+    audit,
+    events,
+    box,
+    destinations,
+    ...(opts.webhooks?.timeoutMs !== undefined ? { timeoutMs: opts.webhooks.timeoutMs } : {}),
+    ...(opts.onBackgroundError ? { onError: opts.onBackgroundError } : {}),
+  });
   return {
     catalog: opts.catalog,
     companies: new CompanyService({ ...base, credentials, keys, audit }),
@@ -126,6 +149,11 @@ export function createServices(opts: ServiceOptions): Services {
     changes,
     limiter,
     stats,
-    close: () => usage.stop(),
+    webhooks,
+    webhookDeliverer,
+    async close() {
+      await webhookDeliverer.stop();
+      await usage.stop();
+    },
   };
 }

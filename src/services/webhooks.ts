@@ -330,10 +330,16 @@ export class WebhookService {
       .selectAll("d")
       .select("e.type as event_type")
       .where("d.endpoint_id", "=", id)
-      .orderBy("d.id", "desc")
+      // Queue order, not id order: two deliveries made in one millisecond have ids in no set order.
+      .orderBy("d.seq", "desc")
       .limit(page.limit + 1);
     if (filters.status) query = query.where("d.status", "=", filters.status);
-    if (page.cursor) query = query.where("d.id", "<", page.cursor);
+    const cursor = page.cursor;
+    if (cursor) {
+      query = query.where("d.seq", "<", (qb) =>
+        qb.selectFrom("webhook_deliveries").select("seq").where("id", "=", cursor),
+      );
+    }
     const rows = await query.execute();
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;

@@ -71,7 +71,14 @@ let counter = 0;
 
 export async function createHarness(
   kind: StoreKind,
-  opts: { trustedProxies?: string[]; keyPrefix?: string; catalogPath?: string; bodyLimit?: number } = {},
+  opts: {
+    trustedProxies?: string[];
+    keyPrefix?: string;
+    catalogPath?: string;
+    bodyLimit?: number;
+    /** Webhook delivery settings (the receivers of tests listen on 127.0.0.1, which must be allowed). */
+    webhooks?: { timeoutMs?: number; allowedNetworks?: string[] };
+  } = {},
 ): Promise<Harness> {
   const store = await openTestStore(kind);
   const clock = new TestClock();
@@ -81,7 +88,7 @@ export async function createHarness(
     secret: SECRET,
     catalog,
     keyPrefix: opts.keyPrefix ?? "lk",
-    services: { clock: clock.read },
+    services: { clock: clock.read, ...(opts.webhooks ? { webhooks: opts.webhooks } : {}) },
   });
   const services = runtime.services;
   const app = await buildApp({

@@ -25,6 +25,7 @@ import { AuditLog } from "./screens/AuditLog.tsx";
 import { KeysPage } from "./screens/KeysPage.tsx";
 import { ChangePassword, EnrolTotp, SignIn } from "./screens/SignIn.tsx";
 import { UsagePage } from "./screens/UsagePage.tsx";
+import { WebhooksPage } from "./screens/WebhooksPage.tsx";
 
 type State =
   | { kind: "loading" }
@@ -132,6 +133,7 @@ function Shell() {
     { to: "/keys", label: "API keys", show: true },
     { to: "/usage", label: "Usage", show: true },
     { to: "/audit", label: "Audit log", show: can.readAudit(me.role) },
+    { to: "/webhooks", label: "Webhooks", show: can.manageWebhooks(me.role) },
     { to: "/settings/access", label: "Settings › Access control", show: true },
   ].filter((n) => n.show);
 
@@ -225,6 +227,7 @@ function Routes() {
   if (usage) return <UsagePage keyId={usage.id ?? null} />;
   if (match("/usage", path)) return <UsagePage keyId={null} />;
   if (match("/audit", path) && can.readAudit(me.role)) return <AuditLog />;
+  if (match("/webhooks", path) && can.manageWebhooks(me.role)) return <WebhooksPage />;
   if (match("/settings/access/people", path)) return <AccessControl tab="people" />;
   if (match("/settings/access", path) || match("/settings/access/api-users", path))
     return <AccessControl tab="api-users" />;

@@ -15,6 +15,11 @@ export type {
   RateLimit,
   UserView,
 } from "../../../src/core/views.ts";
+export type {
+  WebhookDeliveryView,
+  WebhookView,
+  WebhookWithSecret,
+} from "../../../src/core/webhook-views.ts";
 export type Role = UserView["role"];
 export type CatalogGroup = CatalogDoc["groups"][number];
 

@@ -15,7 +15,7 @@ import {
   TextInput,
   Title,
 } from "@mantine/core";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { EVENT_TYPES } from "../../../src/core/events.ts";
 import { api } from "../api/client.ts";
 import type { WebhookDeliveryView, WebhookView, WebhookWithSecret } from "../api/types.ts";
@@ -36,7 +36,7 @@ function eventsText(events: string[] | null): string {
 
 function WebhookStatus({ status }: { status: WebhookView["status"] }) {
   return (
-    <Badge color={status === "enabled" ? "#0b6b4f" : "red.9"} variant="light">
+    <Badge color={status === "enabled" ? "#0b6b4f" : "red.9"} variant="outline">
       {status === "enabled" ? "Enabled" : "Disabled"}
     </Badge>
   );
@@ -107,7 +107,7 @@ export function WebhooksPage() {
             <Button
               mt="xs"
               size="compact-sm"
-              variant="light"
+              color="red.9"
               onClick={() => void act(() => api.updateWebhook(w.id, { status: "enabled" }))}
             >
               Enable again
@@ -247,6 +247,13 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
   const deliveries = useLoad(() => api.listWebhookDeliveries(webhook.id), [webhook.id]);
   const [error, setError] = useState<unknown>(null);
   const rows = deliveries.data?.deliveries ?? [];
+  const waiting = rows.some((d) => d.status === "pending");
+  // While something waits to go out, the list follows it on its own.
+  useEffect(() => {
+    if (!waiting) return;
+    const t = setInterval(() => void deliveries.reload(), 3000);
+    return () => clearInterval(t);
+  }, [waiting, deliveries.reload]);
   const retry = async (d: WebhookDeliveryView) => {
     setError(null);
     try {
@@ -294,7 +301,7 @@ function Deliveries({ webhook }: { webhook: WebhookView }) {
                     </Text>
                   </Table.Td>
                   <Table.Td>
-                    <Badge variant="light" color={DELIVERY_COLORS[d.status]}>
+                    <Badge variant="outline" color={DELIVERY_COLORS[d.status]}>
                       {d.status}
                     </Badge>
                   </Table.Td>

@@ -82,7 +82,7 @@ describe("console: webhooks", () => {
       .poll(
         async () => {
           await p.getByRole("button", { name: "Refresh" }).click();
-          return row.innerText();
+          return row.textContent();
         },
         { timeout: 10_000 },
       )
@@ -99,10 +99,10 @@ describe("console: webhooks", () => {
     await p.reload();
     const notice = p.getByTestId("webhook-disabled-notice");
     await notice.waitFor();
-    await expect(notice.innerText()).resolves.toContain("410 Gone");
+    await expect(notice.textContent()).resolves.toContain("410 Gone");
     await shoot(p, "32-webhook-disabled");
     await notice.getByRole("button", { name: "Enable again" }).click();
     await expect.poll(() => notice.count()).toBe(0);
-    await expect(p.getByTestId("webhook-row").innerText()).resolves.toMatch(/enabled/i);
+    await expect(p.getByTestId("webhook-row").textContent()).resolves.toMatch(/enabled/i);
   });
 });

@@ -68,6 +68,8 @@ export class WebhookDeliverer {
   private again = false;
   private stopping = new AbortController();
   private unsubscribe: (() => void) | null = null;
+  /** Attempts one round makes at most (each to another endpoint), so a backlog is worked off in steps. */
+  private readonly batch = 50;
 
   constructor(private readonly deps: DelivererDeps) {
     this.timeoutMs = deps.timeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS;
@@ -128,18 +130,25 @@ export class WebhookDeliverer {
     const now = this.deps.clock();
     const leaseUntil = new Date(now.getTime() + this.leaseMs);
     const token = randomBytes(12).toString("base64url");
-    // The subquery finds each endpoint's head (its oldest pending delivery); the outer conditions are
-    // checked again on the row PostgreSQL locks, so of two nodes racing for one head only the first
-    // gets it and the other finds its lease taken.
+    // The subquery finds each enabled endpoint's head (its oldest pending delivery) and takes the due
+    // ones, longest waiting first, at most `batch` a round; the outer conditions are checked again on
+    // the row PostgreSQL locks, so of two nodes racing for one head only the first gets it and the
+    // other finds its lease taken.
     const { rows } = await sql<Claimed>`
       UPDATE webhook_deliveries AS d
       SET lease_until = ${leaseUntil}, lease_token = ${token}
       FROM webhook_endpoints AS w, events AS e
       WHERE d.id IN (
-          SELECT DISTINCT ON (q.endpoint_id) q.id
-          FROM webhook_deliveries AS q
-          WHERE q.status = 'pending'
-          ORDER BY q.endpoint_id, q.seq
+          SELECT head.id FROM (
+            SELECT DISTINCT ON (q.endpoint_id) q.id, q.next_attempt_at, q.lease_until
+            FROM webhook_deliveries AS q
+            JOIN webhook_endpoints AS qw ON qw.id = q.endpoint_id AND qw.status = 'enabled'
+            WHERE q.status = 'pending'
+            ORDER BY q.endpoint_id, q.seq
+          ) AS head
+          WHERE head.next_attempt_at <= ${now} AND (head.lease_until IS NULL OR head.lease_until < ${now})
+          ORDER BY head.next_attempt_at
+          LIMIT ${this.batch}
         )
         AND w.id = d.endpoint_id AND w.status = 'enabled'
         AND e.id = d.event_id

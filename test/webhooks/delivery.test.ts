@@ -308,6 +308,9 @@ describe.each(BACKENDS)("webhook delivery on %s", (kind) => {
     await tick();
     expect(live.received.map((x) => JSON.parse(x.body).data.name)).toEqual(["a live key"]);
     expect(test.received.map((x) => JSON.parse(x.body).data.name)).toEqual(["a test key"]);
+    // Made by the live management key, which a test endpoint's reader may not learn, as the API hides it.
+    expect(JSON.parse(test.received[0]?.body as string).data.created_by).toBe("live");
+    expect(JSON.parse(live.received[0]?.body as string).data.created_by).toBe(co.keyId);
     // The test route's event goes to its one endpoint.
     const sent = await h.call("POST", `/v1/webhooks/${testEndpoint.id}/test`, { key: testKey.key });
     expect(sent.statusCode, sent.body).toBe(202);

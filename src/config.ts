@@ -48,6 +48,10 @@ export interface Config {
   githubScanningKeys: string | undefined;
   /** Public leak reports (POST /v1/leaks) per client address. */
   leakReportLimits: RateLimit[];
+  /** Special networks (loopback, private, …) webhooks may still be delivered to: CIDRs or addresses. */
+  webhookAllowedNetworks: string[];
+  /** How long a webhook attempt may take. */
+  webhookTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -180,6 +184,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`REDIS_URL must start with redis:// or rediss:// (got "${redisUrl}")`);
   }
   const cacheTtlMs = integer(env, "LATCHKEY_CACHE_TTL_MS", 10_000, 0, 3_600_000);
+  const webhookNetworks = normalizeAllowlist(
+    (env.LATCHKEY_WEBHOOK_ALLOWED_NETWORKS ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+  if (!webhookNetworks.ok) {
+    throw new ConfigError(
+      `LATCHKEY_WEBHOOK_ALLOWED_NETWORKS: "${webhookNetworks.invalid}" ${webhookNetworks.reason}`,
+    );
+  }
   return {
     port: integer(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -209,5 +224,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisTimeoutMs: integer(env, "LATCHKEY_REDIS_TIMEOUT_MS", 500, 50, 10_000),
     githubScanningKeys: scanningKeysPath(env.LATCHKEY_GITHUB_SECRET_SCANNING_KEYS),
     leakReportLimits: limitList(env, "LATCHKEY_LEAK_REPORT_RATE_LIMIT", "10/1m,100/1h"),
+    webhookAllowedNetworks: webhookNetworks.entries,
+    webhookTimeoutMs: integer(env, "LATCHKEY_WEBHOOK_TIMEOUT_MS", 15_000, 1000, 60_000),
   };
 }

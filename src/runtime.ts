@@ -189,6 +189,7 @@ export function runtimeOptions(config: Config, command: string): RuntimeOptions 
       degradedCacheTtlMs: config.degradedCacheTtlMs,
       ...(config.githubScanningKeys ? { githubScanningKeys: config.githubScanningKeys } : {}),
       leakReportLimits: config.leakReportLimits,
+      webhooks: { timeoutMs: config.webhookTimeoutMs, allowedNetworks: config.webhookAllowedNetworks },
     },
   };
 }

@@ -126,6 +126,9 @@ export async function startServer(
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
     const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
     store.lock?.update({ url, ...(controlToken ? { control_token: controlToken } : {}) });
+    // Only a serving node delivers webhooks (CLI commands open the same runtime and must not); the
+    // runtime's close stops it.
+    services.webhookDeliverer.start();
     let stopped: Promise<void> | null = null;
     return {
       app: built,

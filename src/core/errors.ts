@@ -17,6 +17,12 @@ export const ERRORS = {
     status: 400,
     message: "The key's expiry does not comply with the company's expiry policy.",
   },
+  UNKNOWN_EVENT_TYPE: { status: 400, message: "An event type is not one webhooks can hear." },
+  WEBHOOK_URL_REFUSED: {
+    status: 400,
+    message:
+      "The webhook URL's host is or resolves to a loopback, private, link-local or other special address.",
+  },
   UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials." },
   SIGNATURE_INVALID: {
     status: 401,
@@ -65,6 +71,7 @@ export const ERRORS = {
     message: "Only a rotated key in its overlap period has an expiry to change.",
   },
   CREDENTIAL_INACTIVE: { status: 409, message: "The API credential is inactive." },
+  WEBHOOK_DISABLED: { status: 409, message: "The webhook endpoint is disabled. Enable it first." },
   EMAIL_TAKEN: { status: 409, message: "That email is already in use." },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },
   URI_TOO_LONG: { status: 414, message: "The URL is too long." },

@@ -128,6 +128,16 @@ export class CredentialService {
   }
 
   async create(companyId: string, input: CreateCredentialInput, given: Ctx): Promise<CredentialView> {
+    const created = await this.createOnly(companyId, input, given);
+    this.deps.events.committed();
+    return created;
+  }
+
+  private async createOnly(
+    companyId: string,
+    input: CreateCredentialInput,
+    given: Ctx,
+  ): Promise<CredentialView> {
     // Unless told, an API user is made in the world its creator acts in.
     const environment = input.environment ?? actingEnvironment(given.actor);
     assertMayCreateIn(given.actor, environment);
@@ -145,7 +155,9 @@ export class CredentialService {
         { ...input, environment, permissions, allowed_ips: allowedIps, rate_limits: rateLimits },
         ctx,
       );
-      return this.view(row);
+      const view = this.view(row);
+      await this.deps.events.emit(tx, { companyId, environment, type: "credential.created", data: view });
+      return view;
     });
   }
 
@@ -240,8 +252,25 @@ export class CredentialService {
           changes,
         });
       }
-      return this.view(next);
+      const view = this.view(next);
+      // Deactivation is an event of its own; any other change (reactivation included) is an update.
+      const deactivated = row.status === "active" && next.status === "inactive";
+      const updatedOtherwise = events.some(([action]) => action !== "credential.deactivated");
+      const environment = row.environment;
+      if (deactivated) {
+        await this.deps.events.emit(tx, {
+          companyId,
+          environment,
+          type: "credential.deactivated",
+          data: view,
+        });
+      }
+      if (updatedOtherwise) {
+        await this.deps.events.emit(tx, { companyId, environment, type: "credential.updated", data: view });
+      }
+      return view;
     });
+    this.deps.events.committed();
     // Its keys' cached answers carry its status, permissions and allowlist.
     this.deps.changes.emit({
       kind: "credential",

@@ -1,14 +1,16 @@
 import type { EventType } from "../core/events.ts";
 import { newId } from "../core/ids.ts";
 import type { Environment } from "../core/key-format.ts";
-import type { Db } from "../store/repositories.ts";
+import type { TEST_EVENT_TYPE } from "../core/webhooks.ts";
+import { actorEnvironments, type Db } from "../store/repositories.ts";
 import type { EventRow } from "../store/schema.ts";
 
 export interface OutgoingEvent {
   companyId: string;
   /** The environment of what the event is about: test keys' events go to test endpoints only. */
   environment: Environment;
-  type: EventType;
+  /** `webhook.test` only from the test route, with `only` naming its one endpoint. */
+  type: EventType | typeof TEST_EVENT_TYPE;
   /** A view of the object, never a secret: callers pass the same fields the API returns. */
   data: Record<string, unknown>;
 }
@@ -33,9 +35,16 @@ export class EventOutbox {
 
   constructor(private readonly deps: { clock: () => Date }) {}
 
-  async emit(tx: Db, event: OutgoingEvent): Promise<string> {
+  /**
+   * Writes the event and, in the same transaction, one pending delivery for each enabled endpoint of its
+   * company and environment that hears its type (`only`: that one endpoint). Fanning out here rather than
+   * when a deliverer picks the event up means the event and its deliveries commit together, so there is
+   * no second step that could miss an event, and an endpoint's queue is what it heard when it happened.
+   */
+  async emit(tx: Db, event: OutgoingEvent, opts: { only?: string } = {}): Promise<string> {
     const now = this.deps.clock();
     const id = newId("msg", now);
+    const data = await withoutOtherWorld(tx, event);
     await tx
       .insertInto("events")
       .values({
@@ -43,10 +52,34 @@ export class EventOutbox {
         company_id: event.companyId,
         environment: event.environment,
         type: event.type,
-        data: JSON.stringify(event.data),
+        data: JSON.stringify(data),
         created_at: now,
       })
       .execute();
+    let endpoints = tx
+      .selectFrom("webhook_endpoints")
+      .select(["id", "events"])
+      .where("company_id", "=", event.companyId)
+      .where("environment", "=", event.environment)
+      .where("status", "=", "enabled");
+    if (opts.only !== undefined) endpoints = endpoints.where("id", "=", opts.only);
+    const hearing = (await endpoints.orderBy("id").execute()).filter(
+      (e) => opts.only !== undefined || e.events === null || e.events.includes(event.type),
+    );
+    if (hearing.length > 0) {
+      await tx
+        .insertInto("webhook_deliveries")
+        .values(
+          hearing.map((e) => ({
+            id: newId("dlv", now),
+            endpoint_id: e.id,
+            event_id: id,
+            next_attempt_at: now,
+            created_at: now,
+          })),
+        )
+        .execute();
+    }
     return id;
   }
 
@@ -59,4 +92,15 @@ export class EventOutbox {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+}
+
+/**
+ * A test object's event goes to test endpoints, whose readers may not learn live keys and API users: a
+ * `created_by` naming a live one says "live", as the API shows it to a test caller (see views.ts).
+ */
+async function withoutOtherWorld(tx: Db, event: OutgoingEvent): Promise<Record<string, unknown>> {
+  const by = event.data.created_by;
+  if (event.environment !== "test" || typeof by !== "string" || !/^(key|cred)_/.test(by)) return event.data;
+  const environments = await actorEnvironments(tx, [by]);
+  return environments.get(by) === "test" ? event.data : { ...event.data, created_by: "live" };
 }

@@ -116,6 +116,7 @@ export class KeyService {
     const created = await this.deps.db
       .transaction()
       .execute((tx) => this.createIn(tx, companyId, input, ctx));
+    this.deps.events.committed();
     this.deps.changes.emit({
       kind: "key_created",
       fingerprint: fingerprint(created.key),
@@ -132,6 +133,7 @@ export class KeyService {
     work: (tx: Db) => Promise<T>,
   ): Promise<T> {
     const result = await this.deps.db.transaction().execute(work);
+    this.deps.events.committed();
     this.deps.changes.emit({ kind: "key", keyId: id, companyId, environment: result.environment });
     return result;
   }
@@ -206,6 +208,12 @@ export class KeyService {
         environment: row.environment,
         target: { type: "key", id: row.id },
         changes: { after: auditFields(view) },
+      });
+      await this.deps.events.emit(tx, {
+        companyId,
+        environment: row.environment,
+        type: "key.created",
+        data: view,
       });
       return withToken(view, minted.key, minted.secret);
     }
@@ -418,7 +426,14 @@ export class KeyService {
           prefix: row.prefix,
         },
       });
-      return this.view({ ...row, status: "revoked", revoked_at: now }, credentialPermissions);
+      const revoked = this.view({ ...row, status: "revoked", revoked_at: now }, credentialPermissions);
+      await this.deps.events.emit(tx, {
+        companyId,
+        environment: row.environment,
+        type: "key.revoked",
+        data: revoked,
+      });
+      return revoked;
     });
     return this.shown(ctx.actor, view);
   }
@@ -493,8 +508,23 @@ export class KeyService {
           grace_seconds: grace,
         },
       });
+      const freshView = this.view(fresh, credential.permissions);
+      // Both views, no key material: the receiver learns which key replaced which, and until when the
+      // old one works.
+      await this.deps.events.emit(tx, {
+        companyId,
+        environment: old.environment,
+        type: "key.rotated",
+        data: {
+          old_key: this.view(
+            { ...old, expires_at: oldExpiry, replaced_by: fresh.id },
+            credential.permissions,
+          ),
+          new_key: freshView,
+        },
+      });
       return {
-        ...withToken(this.view(fresh, credential.permissions), minted.key, minted.secret),
+        ...withToken(freshView, minted.key, minted.secret),
         previous_key: { id: old.id, expires_at: oldExpiry.toISOString() },
       };
     });

@@ -3,6 +3,7 @@ import { Changes } from "../cluster/changes.ts";
 import { LocalRateLimiter, type RateLimiter } from "../cluster/rate-limiter.ts";
 import type { Catalog } from "../core/catalog.ts";
 import { compileStored, type RateLimit } from "../core/rate-limit.ts";
+import { SecretBox } from "../core/secret-box.ts";
 import type { Database } from "../store/schema.ts";
 import { AccessGuard } from "./access.ts";
 import { AuditService } from "./audit.ts";
@@ -20,6 +21,9 @@ import { PeopleService } from "./people/index.ts";
 import { ScanningKeyFile } from "./scanning-keys.ts";
 import { UsageRecorder } from "./usage.ts";
 import { VerificationService } from "./verification.ts";
+import { WebhookDeliverer } from "./webhook-deliverer.ts";
+import { WebhookDestinations } from "./webhook-destinations.ts";
+import { WebhookService } from "./webhooks.ts";
 
 export interface ServiceOptions {
   db: Kysely<Database>;
@@ -50,6 +54,8 @@ export interface ServiceOptions {
   leakReportLimits?: readonly RateLimit[];
   /** How often the expiry scheduler sweeps; unset: it does not run on its own (tests call runOnce). */
   expirySweepMs?: number;
+  /** Webhook delivery: the attempt timeout, and the special networks the operator allows (SSRF). */
+  webhooks?: { timeoutMs?: number; allowedNetworks?: readonly string[] };
 }
 
 export interface Services {
@@ -77,6 +83,10 @@ export interface Services {
   expiryPolicies: ExpiryPolicyService;
   /** Expiry notices and the revocation of unused keys, swept every `expirySweepMs`. */
   expiryScheduler: ExpiryScheduler;
+  /** Webhook endpoints, their secrets and delivery logs. */
+  webhooks: WebhookService;
+  /** Sends the queued deliveries; `latchkey serve` starts it, tests drive it with `tick()`. */
+  webhookDeliverer: WebhookDeliverer;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -156,6 +166,19 @@ export function createServices(opts: ServiceOptions): Services {
     stats,
     ...(opts.cache ? { cache: opts.cache } : {}),
   });
+  const box = new SecretBox(opts.secret, "webhook-secret");
+  const destinations = new WebhookDestinations(opts.webhooks?.allowedNetworks ?? []);
+  const webhooks = new WebhookService({ db: opts.db, clock, audit, events, guard, box, destinations });
+  const webhookDeliverer = new WebhookDeliverer({
+    db: opts.db,
+    clock,
+    audit,
+    events,
+    box,
+    destinations,
+    ...(opts.webhooks?.timeoutMs !== undefined ? { timeoutMs: opts.webhooks.timeoutMs } : {}),
+    ...(opts.onBackgroundError ? { onError: opts.onBackgroundError } : {}),
+  });
   return {
     catalog: opts.catalog,
     companies: new CompanyService({ ...base, credentials, keys, audit }),
@@ -176,8 +199,11 @@ export function createServices(opts: ServiceOptions): Services {
     stats,
     expiryPolicies,
     expiryScheduler,
+    webhooks,
+    webhookDeliverer,
     // Public leak reports still being handled are finished first: each was promised a 202.
-    close: async () => {
+    async close() {
+      await webhookDeliverer.stop();
       await expiryScheduler.stop();
       await leaks.settled();
       await usage.stop();

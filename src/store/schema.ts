@@ -196,6 +196,60 @@ export interface KeyNoticesTable {
   idle_since: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
+/** A company's webhook endpoint (migration 007). */
+export interface WebhookEndpointsTable {
+  id: string;
+  company_id: string;
+  environment: "live" | "test";
+  url: string;
+  description: string;
+  /** The event types it hears; null: all of them. */
+  events: ColumnType<string[] | null, string | null, string | null>;
+  status: ColumnType<"enabled" | "disabled", "enabled" | "disabled" | undefined, "enabled" | "disabled">;
+  disabled_reason: string | null;
+  disabled_at: Date | null;
+  /** Sealed with the server secret (SecretBox, purpose "webhook-secret"). */
+  secret_sealed: string;
+  previous_secret_sealed: string | null;
+  previous_secret_expires_at: Date | null;
+  created_at: Timestamp;
+  created_by: string;
+  updated_at: Timestamp;
+}
+
+/** One event's delivery to one endpoint. */
+export interface WebhookDeliveriesTable {
+  id: string;
+  seq: ColumnType<string, never, never>;
+  endpoint_id: string;
+  event_id: string;
+  status: ColumnType<
+    "pending" | "delivered" | "failed",
+    "pending" | undefined,
+    "pending" | "delivered" | "failed"
+  >;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Date | null;
+  lease_until: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  lease_token: ColumnType<string | null, string | null | undefined, string | null>;
+  last_status_code: ColumnType<number | null, number | null | undefined, number | null>;
+  last_error: ColumnType<string | null, string | null | undefined, string | null>;
+  last_attempt_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  delivered_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  created_at: Timestamp;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<string>;
+  delivery_id: string;
+  attempt: number;
+  started_at: Date;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  next_attempt_at: Date | null;
+}
+
 export interface Database {
   companies: CompaniesTable;
   users: UsersTable;
@@ -212,6 +266,9 @@ export interface Database {
   leak_policies: LeakPoliciesTable;
   expiry_policies: ExpiryPoliciesTable;
   key_notices: KeyNoticesTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;
@@ -224,3 +281,6 @@ export type SessionRow = Selectable<SessionsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type KeyLeakRow = Selectable<KeyLeaksTable>;
 export type ExpiryPolicyRow = Selectable<ExpiryPoliciesTable>;
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
+export type WebhookAttemptRow = Selectable<WebhookAttemptsTable>;

@@ -176,7 +176,7 @@ describe("the policy table", () => {
     expect(needsStepUp("keys.list", undefined)).toBe(false);
   });
 
-  it("needs enrolled 2FA for every key and credential write, and for nothing else", () => {
+  it("needs enrolled 2FA for every key, credential, webhook and key-policy write, and for nothing else", () => {
     const writes = Object.entries(POLICY)
       .filter(([action]) => needsEnrolment(action as keyof typeof POLICY))
       .map(([action]) => action)
@@ -191,6 +191,14 @@ describe("the policy table", () => {
         "keys.revoke",
         "keys.rotate",
         "keys.update",
+        "leak_policy.update",
+        "policies.expiry_update",
+        "webhooks.create",
+        "webhooks.delete",
+        "webhooks.retry",
+        "webhooks.rotate_secret",
+        "webhooks.test",
+        "webhooks.update",
       ].sort(),
     );
   });

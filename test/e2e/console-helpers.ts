@@ -30,7 +30,12 @@ export interface Env {
  * A real server listening on a free port, built the way `latchkey serve` builds it (console included),
  * on a fresh embedded store started from the run's migrated template; and a headless Chromium.
  */
-export async function startConsole(): Promise<Env> {
+export async function startConsole(
+  opts: {
+    /** Deliver webhooks, as `latchkey serve` does, to receivers at these special addresses. */
+    webhooks?: { allowedNetworks: string[] };
+  } = {},
+): Promise<Env> {
   const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LATCHKEY_ADMIN_TOKEN: ADMIN });
   const store = await openTestStore("pglite");
   const runtime = await createRuntime({
@@ -38,8 +43,9 @@ export async function startConsole(): Promise<Env> {
     secret: "e2e-secret-0123456789abcdef0123456789abcdef",
     catalog: config.catalog,
     keyPrefix: config.keyPrefix,
-    services: { usageFlushMs: 100 },
+    services: { usageFlushMs: 100, ...(opts.webhooks ? { webhooks: opts.webhooks } : {}) },
   });
+  if (opts.webhooks) runtime.services.webhookDeliverer.start(200);
   const app = await buildApp({ services: runtime.services, platformTokens: [ADMIN], logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
   const address = app.server.address();

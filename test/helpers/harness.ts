@@ -78,6 +78,8 @@ export async function createHarness(
     bodyLimit?: number;
     /** More service options (a leak report limit, GitHub's keys file). */
     services?: Omit<NonNullable<Parameters<typeof createRuntime>[0]["services"]>, "clock">;
+    /** Webhook delivery settings (the receivers of tests listen on 127.0.0.1, which must be allowed). */
+    webhooks?: { timeoutMs?: number; allowedNetworks?: string[] };
   } = {},
 ): Promise<Harness> {
   const store = await openTestStore(kind);
@@ -88,7 +90,7 @@ export async function createHarness(
     secret: SECRET,
     catalog,
     keyPrefix: opts.keyPrefix ?? "lk",
-    services: { ...opts.services, clock: clock.read },
+    services: { ...opts.services, clock: clock.read, ...(opts.webhooks ? { webhooks: opts.webhooks } : {}) },
   });
   const services = runtime.services;
   const app = await buildApp({

@@ -54,11 +54,15 @@ const FAKE_ID: Record<string, string> = {
   keys: "key_0000000000000000000000",
   credentials: "cred_0000000000000000000000",
   users: "usr_0000000000000000000000",
+  webhooks: "wh_0000000000000000000000",
 };
 function urlOf(policy: Policy): { method: "GET" | "POST" | "PATCH" | "DELETE"; url: string } {
   const [method, path] = policy.route.split(" ") as ["GET" | "POST" | "PATCH" | "DELETE", string];
   const resource = path.split("/")[2] ?? "";
-  return { method, url: path.replace(":id", FAKE_ID[resource] ?? "x") };
+  return {
+    method,
+    url: path.replace(":id", FAKE_ID[resource] ?? "x").replace(":delivery_id", "dlv_0000000000000000000000"),
+  };
 }
 
 describe("the policy table, as the server enforces it", () => {
@@ -168,6 +172,10 @@ describe("the policy table, as the server enforces it", () => {
     "credentials.password": () => undefined,
     "leak_policy.update": () => ({ environment: "test", action: "notify" }),
     "policies.expiry_update": () => ({ live: { max_lifetime_days: 90 } }),
+    // A public address as a literal: checked without a DNS lookup, and never sent to (nothing delivers here).
+    "webhooks.create": () => ({ url: "https://93.184.215.14/hook" }),
+    "webhooks.update": () => ({ url: "https://93.184.215.14/other" }),
+    "webhooks.rotate_secret": () => undefined,
   };
 
   it("has a sample input for every action that can ask for a code", () => {

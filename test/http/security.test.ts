@@ -18,7 +18,7 @@ interface Call {
   url: string;
   json?: unknown;
   /** The object the call acts on, read back to prove a refused call changed nothing. */
-  target?: { kind: "credential" | "key"; id: string };
+  target?: { kind: "credential" | "key" | "webhook"; id: string };
 }
 
 interface Route {
@@ -51,6 +51,28 @@ async function rotatedKey(h: Harness, owner: Company): Promise<string> {
   });
   expect(res.statusCode, res.body).toBe(200);
   return id;
+}
+
+/**
+ * A webhook endpoint of `owner`'s. A public address as a literal: checked without a DNS lookup, and
+ * never sent to (this harness starts no deliverer).
+ */
+async function freshWebhook(h: Harness, owner: Company): Promise<string> {
+  const res = await h.call("POST", "/v1/webhooks", {
+    key: owner.key,
+    json: { url: "https://93.184.215.14/hooks", events: ["key.created"] },
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  return res.json().data.id;
+}
+
+/** A webhook endpoint with one delivery queued (a key.created event). */
+async function queuedDelivery(h: Harness, owner: Company): Promise<{ id: string; deliveryId: string }> {
+  const id = await freshWebhook(h, owner);
+  await freshKey(h, owner);
+  const res = await h.call("GET", `/v1/webhooks/${id}/deliveries`, { key: owner.key });
+  expect(res.statusCode, res.body).toBe(200);
+  return { id, deliveryId: res.json().data.deliveries[0].id };
 }
 
 /** What a key caller needs for a route, as the policy table says (any one of these). */
@@ -230,6 +252,94 @@ const ROUTES: Route[] = [
   },
   {
     method: "POST",
+    path: "/v1/webhooks",
+    needs: needsOf("POST /v1/webhooks"),
+    ok: 201,
+    prepare: async () => ({ url: "/v1/webhooks", json: { url: "https://93.184.215.14/new" } }),
+  },
+  {
+    method: "GET",
+    path: "/v1/webhooks",
+    needs: needsOf("GET /v1/webhooks"),
+    ok: 200,
+    prepare: async () => ({ url: "/v1/webhooks" }),
+  },
+  {
+    method: "GET",
+    path: "/v1/webhooks/:id",
+    needs: needsOf("GET /v1/webhooks/:id"),
+    ok: 200,
+    async prepare(h, owner) {
+      const id = await freshWebhook(h, owner);
+      return { url: `/v1/webhooks/${id}`, target: { kind: "webhook", id } };
+    },
+  },
+  {
+    method: "PATCH",
+    path: "/v1/webhooks/:id",
+    needs: needsOf("PATCH /v1/webhooks/:id"),
+    ok: 200,
+    async prepare(h, owner) {
+      const id = await freshWebhook(h, owner);
+      return {
+        url: `/v1/webhooks/${id}`,
+        json: { url: "https://93.184.215.14/moved", status: "disabled", events: null },
+        target: { kind: "webhook", id },
+      };
+    },
+  },
+  {
+    method: "DELETE",
+    path: "/v1/webhooks/:id",
+    needs: needsOf("DELETE /v1/webhooks/:id"),
+    ok: 200,
+    async prepare(h, owner) {
+      const id = await freshWebhook(h, owner);
+      return { url: `/v1/webhooks/${id}`, target: { kind: "webhook", id } };
+    },
+  },
+  {
+    method: "POST",
+    path: "/v1/webhooks/:id/rotate-secret",
+    needs: needsOf("POST /v1/webhooks/:id/rotate-secret"),
+    ok: 200,
+    async prepare(h, owner) {
+      const id = await freshWebhook(h, owner);
+      return { url: `/v1/webhooks/${id}/rotate-secret`, target: { kind: "webhook", id } };
+    },
+  },
+  {
+    method: "GET",
+    path: "/v1/webhooks/:id/deliveries",
+    needs: needsOf("GET /v1/webhooks/:id/deliveries"),
+    ok: 200,
+    async prepare(h, owner) {
+      const { id } = await queuedDelivery(h, owner);
+      return { url: `/v1/webhooks/${id}/deliveries`, target: { kind: "webhook", id } };
+    },
+  },
+  {
+    method: "POST",
+    path: "/v1/webhooks/:id/deliveries/:delivery_id/retry",
+    needs: needsOf("POST /v1/webhooks/:id/deliveries/:delivery_id/retry"),
+    ok: 200,
+    async prepare(h, owner) {
+      const { id, deliveryId } = await queuedDelivery(h, owner);
+      return { url: `/v1/webhooks/${id}/deliveries/${deliveryId}/retry`, target: { kind: "webhook", id } };
+    },
+  },
+  {
+    method: "POST",
+    path: "/v1/webhooks/:id/test",
+    needs: needsOf("POST /v1/webhooks/:id/test"),
+    ok: 202,
+    async prepare(h, owner) {
+      const id = await freshWebhook(h, owner);
+      return { url: `/v1/webhooks/${id}/test`, target: { kind: "webhook", id } };
+    },
+  },
+  {
+    method: "POST",
     path: "/v1/verify",
     needs: needsOf("POST /v1/verify"),
     ok: 200,
@@ -341,14 +451,14 @@ describe.each(BACKENDS)("authorization on %s", (kind) => {
 
   /** The owner's view of an object, to compare before and after a stranger's attempt. */
   async function read(owner: Company, target: NonNullable<Call["target"]>) {
-    const path = target.kind === "key" ? "keys" : "credentials";
+    const path = target.kind === "key" ? "keys" : target.kind === "webhook" ? "webhooks" : "credentials";
     const res = await h.call("GET", `/v1/${path}/${target.id}`, { key: owner.key });
     expect(res.statusCode, res.body).toBe(200);
     return res.json().data;
   }
 
   /** Every object of a list, across all pages. */
-  async function listAll(key: string, path: "keys" | "credentials", query = "") {
+  async function listAll(key: string, path: "keys" | "credentials" | "webhooks", query = "") {
     const items: { id: string }[] = [];
     let cursor: string | null = null;
     do {
@@ -425,7 +535,7 @@ describe.each(BACKENDS)("authorization on %s", (kind) => {
       const permissions = everything().filter((p) => !route.needs.includes(p));
       lacking[id] = (await h.createKey(a, { name: `Lacks ${id}`, permissions })).key;
     }
-    for (const p of ["credentials:manage", "keys:manage", "keys:verify", "audit:read"]) {
+    for (const p of ["credentials:manage", "keys:manage", "keys:verify", "audit:read", "webhooks:manage"]) {
       only[p] = (await h.createKey(a, { name: `Only ${p}`, permissions: [p, DATA] })).key;
     }
 
@@ -571,7 +681,18 @@ describe.each(BACKENDS)("authorization on %s", (kind) => {
     expect(secretFields(keys)).toEqual([]);
     expect(secretFields(credentials)).toEqual([]);
 
-    for (const url of [`/v1/keys/${pair.id}`, `/v1/credentials/${credentialId}`]) {
+    const webhookId = await freshWebhook(h, a);
+    const webhooks = await listAll(a.key, "webhooks");
+    expect(webhooks.map((w) => w.id)).toContain(webhookId);
+    expect(secretFields(webhooks)).toEqual([]);
+    // Another company's list never holds it.
+    expect((await listAll(b.key, "webhooks")).map((w) => w.id)).not.toContain(webhookId);
+
+    for (const url of [
+      `/v1/keys/${pair.id}`,
+      `/v1/credentials/${credentialId}`,
+      `/v1/webhooks/${webhookId}`,
+    ]) {
       const res = await h.call("GET", url, { key: a.key });
       expect(res.statusCode, res.body).toBe(200);
       expect(secretFields(res.json())).toEqual([]);

@@ -27,6 +27,7 @@ import { KeysPage } from "./screens/KeysPage.tsx";
 import { LeakPolicy } from "./screens/LeakPolicy.tsx";
 import { ChangePassword, EnrolTotp, SignIn } from "./screens/SignIn.tsx";
 import { UsagePage } from "./screens/UsagePage.tsx";
+import { WebhooksPage } from "./screens/WebhooksPage.tsx";
 
 type State =
   | { kind: "loading" }
@@ -134,6 +135,7 @@ function Shell() {
     { to: "/keys", label: "API keys", show: true },
     { to: "/usage", label: "Usage", show: true },
     { to: "/audit", label: "Audit log", show: can.readAudit(me.role) },
+    { to: "/webhooks", label: "Webhooks", show: can.manageWebhooks(me.role) },
     { to: "/settings/access", label: "Settings › Access control", show: true },
     { to: "/settings/leaks", label: "Settings › Leaked keys", show: true },
     { to: "/settings/expiry", label: "Settings › Expiry policy", show: true },
@@ -231,6 +233,7 @@ function Routes() {
   if (match("/audit", path) && can.readAudit(me.role)) return <AuditLog />;
   if (match("/settings/leaks", path)) return <LeakPolicy />;
   if (match("/settings/expiry", path)) return <ExpiryPolicy />;
+  if (match("/webhooks", path) && can.manageWebhooks(me.role)) return <WebhooksPage />;
   if (match("/settings/access/people", path)) return <AccessControl tab="people" />;
   if (match("/settings/access", path) || match("/settings/access/api-users", path))
     return <AccessControl tab="api-users" />;

@@ -53,6 +53,51 @@ export interface Key {
 
 export type ExpiryPolicyIssue = "no_expiry" | "lifetime_too_long";
 
+/** A webhook endpoint: never its secret, except once when created or rotated. */
+export interface Webhook {
+  id: string;
+  url: string;
+  description: string;
+  environment: Environment;
+  /** The event types it hears; null: every type. */
+  events: string[] | null;
+  status: "enabled" | "disabled";
+  disabled_reason: string | null;
+  disabled_at: string | null;
+  previous_secret_expires_at: string | null;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+/** An endpoint as created or after rotate-secret: the only times its signing secret (whsec_…) is shown. */
+export interface WebhookWithSecret extends Webhook {
+  secret: string;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  /** Sent as `webhook-id` on every attempt. */
+  event_id: string;
+  event_type: string;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  next_attempt_at: string | null;
+  last_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  delivered_at: string | null;
+  created_at: string;
+  attempt_log: {
+    attempt: number;
+    at: string;
+    duration_ms: number;
+    status_code: number | null;
+    error: string | null;
+    next_attempt_at: string | null;
+  }[];
+}
+
 /** A company's expiry policy for one environment. */
 export interface EnvironmentExpiryPolicy {
   max_lifetime_days: number | null;

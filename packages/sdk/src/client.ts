@@ -33,6 +33,9 @@ import type {
   User,
   VerifyBody,
   VerifyResult,
+  Webhook,
+  WebhookDelivery,
+  WebhookWithSecret,
 } from "./api-types.ts";
 
 /**
@@ -171,6 +174,44 @@ export const OPERATIONS = {
     caller: "session",
     body: ["environment", "action", "totp_code"],
   },
+  "webhooks.create": {
+    method: "POST",
+    path: "/v1/webhooks",
+    caller: "key",
+    body: ["url", "events", "description", "totp_code"],
+  },
+  "webhooks.list": {
+    method: "GET",
+    path: "/v1/webhooks",
+    caller: "key",
+    query: ["environment", "limit", "cursor"],
+  },
+  "webhooks.get": { method: "GET", path: "/v1/webhooks/{id}", caller: "key" },
+  "webhooks.update": {
+    method: "PATCH",
+    path: "/v1/webhooks/{id}",
+    caller: "key",
+    body: ["url", "events", "description", "status", "totp_code"],
+  },
+  "webhooks.delete": { method: "DELETE", path: "/v1/webhooks/{id}", caller: "key" },
+  "webhooks.rotateSecret": {
+    method: "POST",
+    path: "/v1/webhooks/{id}/rotate-secret",
+    caller: "key",
+    body: ["totp_code"],
+  },
+  "webhooks.deliveries": {
+    method: "GET",
+    path: "/v1/webhooks/{id}/deliveries",
+    caller: "key",
+    query: ["status", "limit", "cursor"],
+  },
+  "webhooks.retry": {
+    method: "POST",
+    path: "/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+    caller: "key",
+  },
+  "webhooks.test": { method: "POST", path: "/v1/webhooks/{id}/test", caller: "key" },
   "expiryPolicy.get": { method: "GET", path: "/v1/policies/expiry", caller: "key" },
   "expiryPolicy.update": {
     method: "PATCH",
@@ -491,6 +532,39 @@ export class LatchkeyClient {
     /** Owners only, with a current 2FA code. */
     update: (body: { environment?: Environment; action: LeakPolicy["action"] }, options?: CallOptions) =>
       this.call<LeakPolicy>("leakPolicy.update", { body, options }),
+  };
+
+  readonly webhooks = {
+    /** The signing secret is in this answer only. */
+    create: (body: { url: string; events?: string[]; description?: string }, options?: CallOptions) =>
+      this.call<WebhookWithSecret>("webhooks.create", { body, options }),
+    list: (query?: { environment?: Environment; limit?: number; cursor?: string }) =>
+      this.call<{ webhooks: Webhook[]; next_cursor: string | null }>("webhooks.list", { query }),
+    get: (id: string) => this.call<Webhook>("webhooks.get", { params: { id } }),
+    /** `events: null` hears every type; `status: "enabled"` re-enables a disabled endpoint. */
+    update: (
+      id: string,
+      body: { url?: string; events?: string[] | null; description?: string; status?: Webhook["status"] },
+      options?: CallOptions,
+    ) => this.call<Webhook>("webhooks.update", { params: { id }, body, options }),
+    delete: (id: string, options?: CallOptions) =>
+      this.call<Webhook>("webhooks.delete", { params: { id }, options }),
+    /** A new secret, shown once; the old one keeps signing beside it for 24 h. */
+    rotateSecret: (id: string, options?: CallOptions) =>
+      this.call<WebhookWithSecret>("webhooks.rotateSecret", { params: { id }, body: {}, options }),
+    deliveries: (
+      id: string,
+      query?: { status?: WebhookDelivery["status"]; limit?: number; cursor?: string },
+    ) =>
+      this.call<{ deliveries: WebhookDelivery[]; next_cursor: string | null }>("webhooks.deliveries", {
+        params: { id },
+        query,
+      }),
+    retry: (id: string, deliveryId: string) =>
+      this.call<WebhookDelivery>("webhooks.retry", { params: { id, delivery_id: deliveryId }, body: {} }),
+    /** A `webhook.test` event to this endpoint only. */
+    test: (id: string) =>
+      this.call<{ event_id: string; delivery_id: string }>("webhooks.test", { params: { id }, body: {} }),
   };
 
   readonly expiryPolicy = {

@@ -62,6 +62,14 @@ const CREDENTIALS_WRITE = {
   roles: MANAGER_ROLES,
   write: true,
 } as const;
+const WEBHOOKS_READ = {
+  caller: "caller",
+  perms: { all: ["webhooks:manage"] },
+  roles: MANAGER_ROLES,
+} as const;
+const WEBHOOKS_WRITE = { ...WEBHOOKS_READ, write: true } as const;
+/** Pointing an endpoint somewhere else sends the company's events there: a credential-like write. */
+const changesUrl = (input: StepUpInput) => input?.url !== undefined;
 const AUDIT_READ = { caller: "caller", perms: { all: ["audit:read"] }, roles: MANAGER_ROLES } as const;
 const OWN_SESSION = { caller: "session", roles: EVERY_ROLE, allowPending: true } as const;
 const PEOPLE = { caller: "session", roles: MANAGER_ROLES } as const;
@@ -138,6 +146,18 @@ export const POLICY = {
     write: true,
     stepUp: true,
   },
+  "webhooks.create": { route: "POST /v1/webhooks", ...WEBHOOKS_WRITE, stepUp: true },
+  "webhooks.list": { route: "GET /v1/webhooks", ...WEBHOOKS_READ },
+  "webhooks.get": { route: "GET /v1/webhooks/:id", ...WEBHOOKS_READ },
+  "webhooks.update": { route: "PATCH /v1/webhooks/:id", ...WEBHOOKS_WRITE, stepUp: changesUrl },
+  "webhooks.delete": { route: "DELETE /v1/webhooks/:id", ...WEBHOOKS_WRITE },
+  "webhooks.rotate_secret": { route: "POST /v1/webhooks/:id/rotate-secret", ...WEBHOOKS_WRITE, stepUp: true },
+  "webhooks.deliveries": { route: "GET /v1/webhooks/:id/deliveries", ...WEBHOOKS_READ },
+  "webhooks.retry": {
+    route: "POST /v1/webhooks/:id/deliveries/:delivery_id/retry",
+    ...WEBHOOKS_WRITE,
+  },
+  "webhooks.test": { route: "POST /v1/webhooks/:id/test", ...WEBHOOKS_WRITE },
 } as const satisfies Record<string, Policy>;
 
 export type Action = keyof typeof POLICY;

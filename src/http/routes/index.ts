@@ -6,6 +6,8 @@ import createCompany from "./create-company.ts";
 import createCredential from "./create-credential.ts";
 import createKey from "./create-key.ts";
 import createVerifyKey from "./create-verify-key.ts";
+import createWebhook from "./create-webhook.ts";
+import deleteWebhook from "./delete-webhook.ts";
 import type { RouteDeps } from "./deps.ts";
 import exportAudit from "./export-audit.ts";
 import generateCredentialPassword from "./generate-credential-password.ts";
@@ -17,19 +19,25 @@ import getKeyUsage from "./get-key-usage.ts";
 import getLeakPolicy from "./get-leak-policy.ts";
 import getMe from "./get-me.ts";
 import getMetrics from "./get-metrics.ts";
+import getWebhook from "./get-webhook.ts";
 import health from "./health.ts";
 import inviteUser from "./invite-user.ts";
 import listAudit from "./list-audit.ts";
 import listCredentials from "./list-credentials.ts";
 import listKeys from "./list-keys.ts";
 import listUsers from "./list-users.ts";
+import listWebhookDeliveries from "./list-webhook-deliveries.ts";
+import listWebhooks from "./list-webhooks.ts";
 import login from "./login.ts";
 import logout from "./logout.ts";
 import openapi from "./openapi.ts";
 import reportGitHubLeaks from "./report-github-leaks.ts";
 import reportLeak from "./report-leak.ts";
+import retryWebhookDelivery from "./retry-webhook-delivery.ts";
 import revokeKey from "./revoke-key.ts";
 import rotateKey from "./rotate-key.ts";
+import rotateWebhookSecret from "./rotate-webhook-secret.ts";
+import sendWebhookTest from "./send-webhook-test.ts";
 import streamVerifyChanges from "./stream-verify-changes.ts";
 import totpConfirm from "./totp-confirm.ts";
 import totpSetup from "./totp-setup.ts";
@@ -38,10 +46,10 @@ import updateExpiryPolicy from "./update-expiry-policy.ts";
 import updateKey from "./update-key.ts";
 import updateLeakPolicy from "./update-leak-policy.ts";
 import updateUser from "./update-user.ts";
+import updateWebhook from "./update-webhook.ts";
 import verifyAllAudit from "./verify-all-audit.ts";
 import verifyAudit from "./verify-audit.ts";
 import verifyKey from "./verify-key.ts";
-
 export function registerRoutes(app: App, deps: RouteDeps) {
   for (const route of [
     health,
@@ -85,6 +93,15 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     exportAudit,
     getExpiryPolicy,
     updateExpiryPolicy,
+    createWebhook,
+    listWebhooks,
+    getWebhook,
+    updateWebhook,
+    deleteWebhook,
+    rotateWebhookSecret,
+    listWebhookDeliveries,
+    retryWebhookDelivery,
+    sendWebhookTest,
   ]) {
     route(app, deps);
   }

@@ -81,7 +81,16 @@ export class PeopleManagement {
         target: { type: "user", id },
         changes: { after: { email, role: input.role } },
       });
+      // People are company-wide, which is live's: their events go to live endpoints.
+      const created = await tx.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+      await this.o.events.emit(tx, {
+        companyId: ctx.actor.companyId,
+        environment: "live",
+        type: "user.invited",
+        data: { ...userView(created), invited_by: ctx.actor.userId },
+      });
     });
+    this.o.events.committed();
     return { id, email, role: input.role, temporary_password: temporaryPassword };
   }
 
@@ -92,7 +101,7 @@ export class PeopleManagement {
     patch: { role?: Role | undefined; status?: "active" | "disabled" | undefined },
   ): Promise<UserView> {
     const companyId = ctx.actor.companyId;
-    return this.o.db.transaction().execute(async (tx) => {
+    const updated = await this.o.db.transaction().execute(async (tx) => {
       // Lock the company's owners first, so two demotions cannot both pass the last-owner check.
       const owners = await tx
         .selectFrom("users")
@@ -135,6 +144,12 @@ export class PeopleManagement {
           target,
           changes: { before: { role: row.role }, after: { role } },
         });
+        await this.o.events.emit(tx, {
+          companyId,
+          environment: "live",
+          type: "user.role_changed",
+          data: { ...userView({ ...row, role, status }), previous_role: row.role },
+        });
       }
       if (status !== row.status) {
         await this.o.audit.append(tx, ctx, {
@@ -146,5 +161,7 @@ export class PeopleManagement {
       }
       return userView({ ...row, role, status });
     });
+    this.o.events.committed();
+    return updated;
   }
 }

@@ -5,6 +5,7 @@ import * as m003 from "./003-limits-and-usage.ts";
 import * as m004 from "./004-key-families.ts";
 import * as m005 from "./005-environments.ts";
 import * as m006 from "./006-events.ts";
+import * as m007 from "./007-webhooks.ts";
 import * as m008 from "./008-leaks.ts";
 import * as m009 from "./009-expiry-policies.ts";
 
@@ -18,6 +19,7 @@ export const migrationProvider: MigrationProvider = {
       "004-key-families": m004,
       "005-environments": m005,
       "006-events": m006,
+      "007-webhooks": m007,
       "008-leaks": m008,
       "009-expiry-policies": m009,
     };

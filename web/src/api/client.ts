@@ -16,6 +16,9 @@ import type {
   Role,
   RotatedKey,
   UserView,
+  WebhookDeliveryView,
+  WebhookView,
+  WebhookWithSecret,
 } from "./types.ts";
 
 /**
@@ -51,6 +54,14 @@ export const ENDPOINTS = {
   setLeakPolicy: ["PATCH", "/v1/policies/leaks"],
   getExpiryPolicy: ["GET", "/v1/policies/expiry"],
   updateExpiryPolicy: ["PATCH", "/v1/policies/expiry"],
+  listWebhooks: ["GET", "/v1/webhooks"],
+  createWebhook: ["POST", "/v1/webhooks"],
+  updateWebhook: ["PATCH", "/v1/webhooks/{id}"],
+  deleteWebhook: ["DELETE", "/v1/webhooks/{id}"],
+  rotateWebhookSecret: ["POST", "/v1/webhooks/{id}/rotate-secret"],
+  listWebhookDeliveries: ["GET", "/v1/webhooks/{id}/deliveries"],
+  retryWebhookDelivery: ["POST", "/v1/webhooks/{id}/deliveries/{delivery_id}/retry"],
+  sendWebhookTest: ["POST", "/v1/webhooks/{id}/test"],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type Endpoint = keyof typeof ENDPOINTS;
@@ -297,6 +308,49 @@ export class Client {
   }
   updateExpiryPolicy(body: ExpiryPolicyPatch, totp: string) {
     return this.call<ExpiryPolicyDoc>("updateExpiryPolicy", { body, totp });
+  }
+  // Webhooks.
+  listWebhooks(filters: { environment?: Environment } = {}) {
+    return this.all<WebhookView, "webhooks">("listWebhooks", "webhooks", filters);
+  }
+  createWebhook(body: { url: string; events?: string[]; description?: string }, totp: string) {
+    return this.call<WebhookWithSecret>("createWebhook", { body, totp });
+  }
+  /** A new URL needs a 2FA code; events, description and status do not. */
+  updateWebhook(
+    id: string,
+    body: { url?: string; events?: string[] | null; description?: string; status?: "enabled" | "disabled" },
+    totp?: string,
+  ) {
+    return this.call<WebhookView>("updateWebhook", { params: { id }, body, ...(totp ? { totp } : {}) });
+  }
+  deleteWebhook(id: string) {
+    return this.call<WebhookView>("deleteWebhook", { params: { id } });
+  }
+  rotateWebhookSecret(id: string, totp: string) {
+    return this.call<WebhookWithSecret>("rotateWebhookSecret", { params: { id }, body: {}, totp });
+  }
+  /** The newest hundred: enough to see what is failing and retry it. */
+  listWebhookDeliveries(id: string) {
+    return this.call<{ deliveries: WebhookDeliveryView[]; next_cursor: string | null }>(
+      "listWebhookDeliveries",
+      {
+        params: { id },
+        query: { limit: 100 },
+      },
+    );
+  }
+  retryWebhookDelivery(id: string, deliveryId: string) {
+    return this.call<WebhookDeliveryView>("retryWebhookDelivery", {
+      params: { id, delivery_id: deliveryId },
+      body: {},
+    });
+  }
+  sendWebhookTest(id: string) {
+    return this.call<{ event_id: string; delivery_id: string }>("sendWebhookTest", {
+      params: { id },
+      body: {},
+    });
   }
 
   /** Follows next_cursor to the end: companies have tens or hundreds of keys, not millions. */

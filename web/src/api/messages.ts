@@ -82,6 +82,14 @@ export function explain(err: ApiError): string {
       return "The console is switched to Test, where only test API users and keys can be created or changed. Switch to Live for live ones.";
     case "NOT_FOUND":
       return "It no longer exists, or belongs to another company.";
+    case "WEBHOOK_URL_REFUSED":
+      return typeof d.reason === "string"
+        ? `Webhooks cannot go there: ${d.reason}.`
+        : "Webhooks cannot go to a loopback, private or link-local address.";
+    case "UNKNOWN_EVENT_TYPE":
+      return err.message;
+    case "WEBHOOK_DISABLED":
+      return "This endpoint is disabled. Enable it before sending a test event.";
     case "NETWORK":
       return err.message;
     case "INTERNAL_ERROR":

@@ -10,15 +10,20 @@ export type {
   CreatedKey,
   CredentialView,
   Environment,
-  KeyLeak,
   EnvironmentExpiryPolicy,
   ExpiryPolicyDoc,
+  KeyLeak,
   KeyUsage,
   KeyView,
   LeakPolicyView,
   RateLimit,
   UserView,
 } from "../../../src/core/views.ts";
+export type {
+  WebhookDeliveryView,
+  WebhookView,
+  WebhookWithSecret,
+} from "../../../src/core/webhook-views.ts";
 export type Role = UserView["role"];
 export type CatalogGroup = CatalogDoc["groups"][number];
 

@@ -59,12 +59,15 @@ export function ShowOnceModal({
   fields,
   note,
   onClose,
+  kept = "Latchkey keeps only a hash",
 }: {
   opened: boolean;
   title: string;
   fields: SecretField[];
   note?: string;
   onClose: () => void;
+  /** How Latchkey keeps the value, which is why it cannot be shown again. */
+  kept?: string;
 }) {
   const [saved, setSaved] = useState(false);
   const [nudge, setNudge] = useState(false);
@@ -90,8 +93,8 @@ export function ShowOnceModal({
     >
       <Stack>
         <Alert color="yellow" variant="light" title="Copy it now" role="note">
-          This is the only time {fields.length > 1 ? "these values are" : "this value is"} shown. Latchkey
-          keeps only a hash, so {fields.length > 1 ? "they" : "it"} cannot be shown again.
+          This is the only time {fields.length > 1 ? "these values are" : "this value is"} shown. {kept}, so{" "}
+          {fields.length > 1 ? "they" : "it"} cannot be shown again.
           {note ? ` ${note}` : ""}
         </Alert>
         {fields.map((f, i) => (

@@ -8,6 +8,7 @@ export const can = {
   managePeople: (role: Role) => role === "owner" || role === "moderator",
   manageApiUsers: (role: Role) => role === "owner" || role === "moderator",
   readAudit: (role: Role) => role === "owner" || role === "moderator",
+  manageWebhooks: (role: Role) => role === "owner" || role === "moderator",
   /** Developers write test keys only. */
   writeKey: (role: Role, env: Environment) =>
     role === "owner" || role === "moderator" || (role === "developer" && env === "test"),

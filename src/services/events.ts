@@ -96,11 +96,24 @@ export class EventOutbox {
 
 /**
  * A test object's event goes to test endpoints, whose readers may not learn live keys and API users: a
- * `created_by` naming a live one says "live", as the API shows it to a test caller (see views.ts).
+ * `created_by` naming a live one says "live", as the API shows it to a test caller (see views.ts). Views
+ * may be nested (`{key: …}`, `{old_key, new_key}`), so every `created_by` one level down counts too.
  */
 async function withoutOtherWorld(tx: Db, event: OutgoingEvent): Promise<Record<string, unknown>> {
-  const by = event.data.created_by;
-  if (event.environment !== "test" || typeof by !== "string" || !/^(key|cred)_/.test(by)) return event.data;
-  const environments = await actorEnvironments(tx, [by]);
-  return environments.get(by) === "test" ? event.data : { ...event.data, created_by: "live" };
+  if (event.environment !== "test") return event.data;
+  const actorOf = (o: unknown) => {
+    const by = o && typeof o === "object" ? (o as Record<string, unknown>).created_by : undefined;
+    return typeof by === "string" && /^(key|cred)_/.test(by) ? by : undefined;
+  };
+  const nested = Object.entries(event.data).filter(([, v]) => actorOf(v) !== undefined);
+  const ids = [actorOf(event.data), ...nested.map(([, v]) => actorOf(v))].filter((x) => x !== undefined);
+  if (ids.length === 0) return event.data;
+  const environments = await actorEnvironments(tx, ids);
+  const shown = (o: Record<string, unknown>) => {
+    const by = actorOf(o);
+    return by && environments.get(by) !== "test" ? { ...o, created_by: "live" } : o;
+  };
+  const data = { ...shown(event.data) };
+  for (const [field, value] of nested) data[field] = shown(value as Record<string, unknown>);
+  return data;
 }

@@ -61,6 +61,34 @@ describe.each(BACKENDS)("the event outbox on %s", (kind) => {
     expect(await stored()).toHaveLength(before);
   });
 
+  it("never names a live key to test endpoints, in a view or one nested a level down", async () => {
+    const data = { id: "key_x", created_by: co.keyId, key: { id: "key_y", created_by: co.keyId } };
+    const id = await h.store.db
+      .transaction()
+      .execute((tx) =>
+        h.services.events.emit(tx, { companyId: co.id, environment: "test", type: "key.expiring", data }),
+      );
+    const row = await h.store.db
+      .selectFrom("events")
+      .selectAll()
+      .where("id", "=", id)
+      .executeTakeFirstOrThrow();
+    expect(row.data).toEqual({ id: "key_x", created_by: "live", key: { id: "key_y", created_by: "live" } });
+    // The caller's object is left as it was, and live endpoints hear the id.
+    expect(data.key.created_by).toBe(co.keyId);
+    const live = await h.store.db
+      .transaction()
+      .execute((tx) =>
+        h.services.events.emit(tx, { companyId: co.id, environment: "live", type: "key.expiring", data }),
+      );
+    const liveRow = await h.store.db
+      .selectFrom("events")
+      .selectAll()
+      .where("id", "=", live)
+      .executeTakeFirstOrThrow();
+    expect(liveRow.data).toEqual(data);
+  });
+
   it("knows exactly the event types webhooks can subscribe to", () => {
     expect(EVENT_TYPES).toContain("key.usage_exhausted");
     expect(isEventType("key.created")).toBe(true);

@@ -13,6 +13,10 @@ export const ERRORS = {
   UNKNOWN_PERMISSION: { status: 400, message: "A permission is not in the catalog." },
   INVALID_IP_RULE: { status: 400, message: "An allowed IP entry is not a valid address or CIDR range." },
   INVALID_RATE_LIMIT: { status: 400, message: "A rate limit is not valid." },
+  INVALID_META: {
+    status: 400,
+    message: "A key's meta must be a JSON object of at most 16 keys, 3 levels and 1 KiB.",
+  },
   UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials." },
   INVALID_LOGIN: { status: 401, message: "The email or password is wrong." },
   SESSION_EXPIRED: { status: 401, message: "The session has ended. Sign in again." },
@@ -61,6 +65,7 @@ export const ERRORS = {
     message: "Send the request body uncompressed or in one of gzip, deflate or br.",
   },
   RATE_LIMITED: { status: 429, message: "Too many requests." },
+  USAGE_EXCEEDED: { status: 429, message: "The key has no credits left for this request." },
   LOGIN_LOCKED: { status: 429, message: "Too many failed sign-ins. Try again later." },
   INTERNAL_ERROR: { status: 500, message: "Something went wrong on our side." },
   SERVICE_UNAVAILABLE: { status: 503, message: "The service is not ready." },
@@ -85,6 +90,7 @@ export const VERIFY_CODES = [
   "ENVIRONMENT_MISMATCH",
   "INSUFFICIENT_PERMISSIONS",
   "RATE_LIMITED",
+  "USAGE_EXCEEDED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 

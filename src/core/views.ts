@@ -1,4 +1,5 @@
 import { type Static, type TSchema, Type } from "typebox";
+import { EXTERNAL_ID_PATTERN, MAX_CREDITS, MAX_META_KEYS } from "./credits.ts";
 import { MAX_LIMIT, MAX_LIMITS, WINDOW_PATTERN } from "./rate-limit.ts";
 
 /*
@@ -25,6 +26,23 @@ export const RateLimitState = Type.Object({
   retry_after: Nullable(Type.Integer({ description: "seconds to wait, when refused" })),
 });
 export const Environment = Type.Union([Type.Literal("live"), Type.Literal("test")]);
+/** Credits: how many uses a key's family has left; null: unlimited. */
+export const Remaining = Type.Integer({ minimum: 0, maximum: MAX_CREDITS });
+/** `{amount, interval}`: the balance is set to `amount` at the start of each UTC day or month. */
+export const Refill = Type.Object(
+  {
+    amount: Type.Integer({ minimum: 1, maximum: MAX_CREDITS }),
+    interval: Type.Union([Type.Literal("day"), Type.Literal("month")]),
+  },
+  { additionalProperties: false },
+);
+/** The platform's own small JSON object on a key (size and depth are checked by the key service). */
+export const Meta = Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Type.Unknown(), {
+  maxProperties: MAX_META_KEYS,
+  description: "A JSON object: at most 16 keys, 3 levels deep and 1 KiB as JSON",
+});
+/** The platform's id for the key's owner: visible ASCII, so it can travel as a header. */
+export const ExternalId = Type.String({ pattern: EXTERNAL_ID_PATTERN, maxLength: 128 });
 export const KeyView = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -45,6 +63,10 @@ export const KeyView = Type.Object({
   last_used_ip: Nullable(Type.String()),
   created_at: Type.String(),
   created_by: Type.String(),
+  remaining: Nullable(Remaining),
+  refill: Nullable(Refill),
+  meta: Nullable(Meta),
+  external_id: Nullable(Type.String()),
 });
 
 /** A key as shown once: id, then the key (and secret), then its metadata, as the Web3pay doc shows it. */
@@ -155,6 +177,7 @@ export const CatalogDoc = Type.Object({
 
 export type Environment = Static<typeof Environment>;
 export type RateLimit = Static<typeof RateLimit>;
+export type Refill = Static<typeof Refill>;
 export type KeyView = Static<typeof KeyView>;
 export type CreatedKey = Static<typeof CreatedKey>;
 export type CredentialView = Static<typeof CredentialView>;

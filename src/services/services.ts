@@ -9,6 +9,7 @@ import { AuditService } from "./audit.ts";
 import { AuthorizationService } from "./authorization.ts";
 import { ChangeStream } from "./change-stream.ts";
 import { CompanyService } from "./companies.ts";
+import { CreditService } from "./credits.ts";
 import { CredentialService } from "./credentials.ts";
 import { EventOutbox } from "./events.ts";
 import { KeyService } from "./keys.ts";
@@ -106,6 +107,7 @@ export function createServices(opts: ServiceOptions): Services {
     clock,
     changes,
     limiter,
+    credits: new CreditService({ db: opts.db, clock, events }),
     stats,
     ...(opts.cache ? { cache: opts.cache } : {}),
   });

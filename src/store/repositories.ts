@@ -5,6 +5,7 @@ import type {
   CredentialRow,
   CredentialsTable,
   Database,
+  KeyCreditsRow,
   NewApiKey,
 } from "./schema.ts";
 
@@ -156,6 +157,7 @@ export interface KeyFilters {
   credentialId?: string | undefined;
   environment?: "live" | "test" | undefined;
   status?: "active" | "revoked" | "expired" | undefined;
+  externalId?: string | undefined;
 }
 
 export const apiKeys = {
@@ -177,6 +179,7 @@ export const apiKeys = {
     let q = db.selectFrom("api_keys").selectAll().where("company_id", "=", companyId);
     if (filters.credentialId) q = q.where("credential_id", "=", filters.credentialId);
     if (filters.environment) q = q.where("environment", "=", filters.environment);
+    if (filters.externalId) q = q.where("external_id", "=", filters.externalId);
     if (filters.status === "revoked") q = q.where("status", "=", "revoked");
     if (filters.status === "active") {
       q = q
@@ -215,6 +218,9 @@ export const apiKeys = {
       .selectFrom("api_keys as k")
       .leftJoin("credentials as c", "c.id", "k.credential_id")
       .leftJoin("companies as co", "co.id", "k.company_id")
+      .leftJoin("key_credits as kc", (join) =>
+        join.on("kc.family_id", "=", sql<string>`coalesce(k.family_id, k.id)`),
+      )
       .select([
         "k.id",
         "k.company_id",
@@ -227,6 +233,9 @@ export const apiKeys = {
         "k.expires_at",
         "k.rate_limits",
         "k.family_id",
+        "k.meta",
+        "k.external_id",
+        "kc.family_id as credits_family_id",
         "c.status as credential_status",
         "c.rate_limits as credential_rate_limits",
         "c.permissions as credential_permissions",
@@ -285,5 +294,71 @@ export const keyUsage = {
       .orderBy("day")
       .execute();
     return rows.map((r) => ({ day: r.day, requests: Number(r.requests), denied: Number(r.denied) }));
+  },
+};
+
+/** A key family's credits (see migration 010): one row per family that has any. */
+export const keyCredits = {
+  /** `lock` holds the row for the rest of the transaction: spending and refilling serialise on it. */
+  get(db: Db, familyId: string, opts: { lock?: boolean } = {}): Promise<KeyCreditsRow | undefined> {
+    const q = db.selectFrom("key_credits").selectAll().where("family_id", "=", familyId);
+    return (opts.lock ? q.forUpdate() : q).executeTakeFirst();
+  },
+  /** The credits of these keys' families, by family id (one query for a page of keys). */
+  async ofKeys(
+    db: Db,
+    keys: readonly { id: string; family_id: string | null }[],
+  ): Promise<Map<string, KeyCreditsRow>> {
+    const ids = [...new Set(keys.map((k) => k.family_id ?? k.id))];
+    if (ids.length === 0) return new Map();
+    const rows = await db.selectFrom("key_credits").selectAll().where("family_id", "in", ids).execute();
+    return new Map(rows.map((r) => [r.family_id, r]));
+  },
+  /** Sets a family's credits, creating the row when it has none. */
+  put(
+    db: Db,
+    row: {
+      family_id: string;
+      remaining: number;
+      refill_amount: number | null;
+      refill_interval: "day" | "month" | null;
+      refilled_at: Date | null;
+      updated_at: Date;
+    },
+  ) {
+    return db
+      .insertInto("key_credits")
+      .values(row)
+      .onConflict((oc) =>
+        oc.column("family_id").doUpdateSet({
+          remaining: row.remaining,
+          refill_amount: row.refill_amount,
+          refill_interval: row.refill_interval,
+          refilled_at: row.refilled_at,
+          updated_at: row.updated_at,
+        }),
+      )
+      .execute();
+  },
+  /** What a verification spent (and a refill it made). */
+  spent(db: Db, familyId: string, remaining: number, refilledAt: Date | null, now: Date) {
+    return db
+      .updateTable("key_credits")
+      .set({ remaining, refilled_at: refilledAt, updated_at: now })
+      .where("family_id", "=", familyId)
+      .execute();
+  },
+  /** The family becomes unlimited. */
+  remove(db: Db, familyId: string) {
+    return db.deleteFrom("key_credits").where("family_id", "=", familyId).execute();
+  },
+  /** Every key of a family (its caches must all hear of a change to its credits). */
+  async familyKeys(db: Db, familyId: string): Promise<string[]> {
+    const rows = await db
+      .selectFrom("api_keys")
+      .select("id")
+      .where((eb) => eb.or([eb("id", "=", familyId), eb("family_id", "=", familyId)]))
+      .execute();
+    return rows.map((r) => r.id);
   },
 };

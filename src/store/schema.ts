@@ -133,6 +133,20 @@ export interface ApiKeysTable {
   rate_limits: ColumnType<RateLimit[], string | undefined, string>;
   /** The first key of a rotation chain, whose rate-limit budget the chain shares; null: this key. */
   family_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The platform's own small JSON object (migration 010); null: none. */
+  meta: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  /** The platform's id for the key's owner, filterable in lists; null: none. */
+  external_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** A key family's usage credits (migration 010): one balance for a key and its replacements. */
+export interface KeyCreditsTable {
+  family_id: string;
+  remaining: ColumnType<string, number, number>;
+  refill_amount: ColumnType<string | null, number | null, number | null>;
+  refill_interval: "day" | "month" | null;
+  refilled_at: Date | null;
+  updated_at: Date;
 }
 
 export interface KeyUsageDailyTable {
@@ -166,6 +180,7 @@ export interface Database {
   audit_heads: AuditHeadsTable;
   key_usage_daily: KeyUsageDailyTable;
   events: EventsTable;
+  key_credits: KeyCreditsTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;
@@ -176,3 +191,4 @@ export type NewApiKey = Insertable<ApiKeysTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type EventRow = Selectable<EventsTable>;
+export type KeyCreditsRow = Selectable<KeyCreditsTable>;

@@ -513,6 +513,9 @@ describe.each(BACKENDS)("POST /v1/verify fast path on %s", (kind) => {
       permissions: ["payin:read"],
       expires_at: null,
       rate_limit: null,
+      remaining: null,
+      meta: null,
+      external_id: null,
     };
     for (const [i, answer] of answers.entries()) {
       expect(answer.status).toBe(200);

@@ -5,6 +5,7 @@ import * as m003 from "./003-limits-and-usage.ts";
 import * as m004 from "./004-key-families.ts";
 import * as m005 from "./005-environments.ts";
 import * as m006 from "./006-events.ts";
+import * as m010 from "./010-credits-and-meta.ts";
 
 /** Migrations live in code (not a folder scan) so they work the same from tsx, a bundle or tests. */
 export const migrationProvider: MigrationProvider = {
@@ -16,6 +17,7 @@ export const migrationProvider: MigrationProvider = {
       "004-key-families": m004,
       "005-environments": m005,
       "006-events": m006,
+      "010-credits-and-meta": m010,
     };
   },
 };

@@ -92,7 +92,11 @@ export function checkCredits(
   if (remaining === null && refill !== null)
     return { ok: false, field: "refill", reason: "A refill needs credits: set remaining too." };
   if (remaining !== null && (!Number.isInteger(remaining) || remaining < 0 || remaining > MAX_CREDITS))
-    return { ok: false, field: "remaining", reason: `remaining must be an integer from 0 to ${MAX_CREDITS}.` };
+    return {
+      ok: false,
+      field: "remaining",
+      reason: `remaining must be an integer from 0 to ${MAX_CREDITS}.`,
+    };
   if (refill !== null) {
     if (!Number.isInteger(refill.amount) || refill.amount < 1 || refill.amount > MAX_CREDITS)
       return {
@@ -114,13 +118,18 @@ export function checkCredits(
 export const MAX_META_BYTES = 1024;
 export const MAX_META_KEYS = 16;
 export const MAX_META_DEPTH = 3;
+export const MAX_META_KEY_LENGTH = 64;
 
 export function checkMeta(meta: unknown): { ok: true } | { ok: false; reason: string } {
   if (typeof meta !== "object" || meta === null || Array.isArray(meta))
     return { ok: false, reason: "meta must be a JSON object." };
-  if (Object.keys(meta).length > MAX_META_KEYS)
+  const keys = Object.keys(meta);
+  if (keys.length > MAX_META_KEYS)
     return { ok: false, reason: `meta may have at most ${MAX_META_KEYS} keys.` };
-  if (!storable(meta)) return { ok: false, reason: "meta may not hold NUL characters or unpaired surrogates." };
+  if (keys.some((k) => k.length < 1 || k.length > MAX_META_KEY_LENGTH))
+    return { ok: false, reason: `meta's keys must be 1 to ${MAX_META_KEY_LENGTH} characters.` };
+  if (!storable(meta))
+    return { ok: false, reason: "meta may not hold NUL characters or unpaired surrogates." };
   if (depth(meta) > MAX_META_DEPTH)
     return { ok: false, reason: `meta may nest objects and arrays at most ${MAX_META_DEPTH} levels deep.` };
   const bytes = Buffer.byteLength(JSON.stringify(meta), "utf8");
@@ -130,11 +139,13 @@ export function checkMeta(meta: unknown): { ok: true } | { ok: false; reason: st
 }
 
 /** PostgreSQL's jsonb refuses `\u0000` and unpaired surrogates in any string, key or value. */
-const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNPAIRED = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const NUL = String.fromCharCode(0);
+const storableText = (s: string) => !s.includes(NUL) && !UNPAIRED.test(s);
 function storable(value: unknown): boolean {
-  if (typeof value === "string") return !UNSTORABLE.test(value);
+  if (typeof value === "string") return storableText(value);
   if (typeof value !== "object" || value === null) return true;
-  for (const [k, v] of Object.entries(value)) if (UNSTORABLE.test(k) || !storable(v)) return false;
+  for (const [k, v] of Object.entries(value)) if (!storableText(k) || !storable(v)) return false;
   return true;
 }
 

@@ -37,9 +37,9 @@ export const Refill = Type.Object(
   { additionalProperties: false },
 );
 /** The platform's own small JSON object on a key (size and depth are checked by the key service). */
-export const Meta = Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Type.Unknown(), {
+export const Meta = Type.Record(Type.String(), Type.Unknown(), {
   maxProperties: MAX_META_KEYS,
-  description: "A JSON object: at most 16 keys, 3 levels deep and 1 KiB as JSON",
+  description: "A JSON object: at most 16 keys (1 to 64 characters each), 3 levels deep and 1 KiB as JSON",
 });
 /** The platform's id for the key's owner: visible ASCII, so it can travel as a header. */
 export const ExternalId = Type.String({ pattern: EXTERNAL_ID_PATTERN, maxLength: 128 });

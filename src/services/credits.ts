@@ -32,9 +32,7 @@ export interface SpendingKey {
  * and durable at once, and credits are what a platform bills by.
  */
 export class CreditService {
-  constructor(
-    private readonly deps: { db: Kysely<Database>; clock: () => Date; events: EventOutbox },
-  ) {}
+  constructor(private readonly deps: { db: Kysely<Database>; clock: () => Date; events: EventOutbox }) {}
 
   /** Null when the family has no credits (any more): it is unlimited. */
   async spend(key: SpendingKey, cost: number, now: Date): Promise<Spent | null> {
@@ -44,7 +42,8 @@ export class CreditService {
       if (row === undefined) return null;
       const state = creditState(row);
       const outcome = spendCredits(state, cost, now);
-      if (outcome.changed) await keyCredits.spent(tx, key.familyId, outcome.remaining, outcome.refilledAt, now);
+      if (outcome.changed)
+        await keyCredits.spent(tx, key.familyId, outcome.remaining, outcome.refilledAt, now);
       if (outcome.exhausted && key.companyId !== null) {
         await this.deps.events.emit(tx, {
           companyId: key.companyId,

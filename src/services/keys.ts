@@ -523,7 +523,9 @@ export class KeyService {
   ): KeyCreditsRow | null | undefined {
     if (patch.remaining === undefined && patch.refill === undefined) return undefined;
     const state = current === null ? null : creditState(current);
-    const refill = patch.refill === undefined ? (state?.refill ?? null) : patch.refill;
+    // Unlimited has nothing to refill: `remaining: null` alone drops the refill too.
+    const kept = patch.remaining === null ? null : (state?.refill ?? null);
+    const refill = patch.refill === undefined ? kept : patch.refill;
     let remaining: number | null;
     if (patch.remaining !== undefined) remaining = patch.remaining;
     else if (state !== null) remaining = this.balance(current as KeyCreditsRow, now);

@@ -18,26 +18,22 @@ describe.each(BACKENDS)("the event outbox on %s", (kind) => {
 
   it("keeps an event emitted in a transaction that commits, in the order events committed", async () => {
     const before = (await stored()).length;
-    const first = await h.store.db
-      .transaction()
-      .execute((tx) =>
-        h.services.events.emit(tx, {
-          companyId: co.id,
-          environment: "live",
-          type: "key.created",
-          data: { id: "a" },
-        }),
-      );
-    const second = await h.store.db
-      .transaction()
-      .execute((tx) =>
-        h.services.events.emit(tx, {
-          companyId: co.id,
-          environment: "test",
-          type: "key.revoked",
-          data: { id: "b" },
-        }),
-      );
+    const first = await h.store.db.transaction().execute((tx) =>
+      h.services.events.emit(tx, {
+        companyId: co.id,
+        environment: "live",
+        type: "key.created",
+        data: { id: "a" },
+      }),
+    );
+    const second = await h.store.db.transaction().execute((tx) =>
+      h.services.events.emit(tx, {
+        companyId: co.id,
+        environment: "test",
+        type: "key.revoked",
+        data: { id: "b" },
+      }),
+    );
     const rows = (await stored()).slice(before);
     expect(rows.map((r) => r.id)).toEqual([first, second]);
     expect(first).toMatch(/^msg_[0-9A-Za-z]{22}$/);

@@ -35,7 +35,9 @@ export default function verifyKey(app: App, { services, metrics }: RouteDeps) {
               permissions: Type.Array(Type.String()),
               expires_at: Nullable(Type.String()),
               rate_limit: Nullable(RateLimitState),
-              remaining: Nullable(Type.Integer({ description: "credits left after this request; null: unlimited" })),
+              remaining: Nullable(
+                Type.Integer({ description: "credits left after this request; null: unlimited" }),
+              ),
               meta: Nullable(Meta),
               external_id: Nullable(Type.String()),
             }),

@@ -27,14 +27,6 @@ export function periodStart(interval: RefillInterval, at: Date): Date {
   return new Date(interval === "day" ? Date.UTC(y, m, at.getUTCDate()) : Date.UTC(y, m, 1));
 }
 
-/** When the next refill after `at` is due: the start of the next UTC day or month. */
-export function nextRefillAt(interval: RefillInterval, at: Date): Date {
-  const start = periodStart(interval, at);
-  return interval === "day"
-    ? new Date(start.getTime() + 86_400_000)
-    : new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
-}
-
 /** A family's balance as stored. `refilledAt`: the start of the period last refilled (or when set). */
 export interface CreditState {
   remaining: number;

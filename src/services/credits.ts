@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
-import { nextRefillAt, type Refill, spendCredits } from "../core/credits.ts";
+import { currentBalance, periodStart } from "../core/credits.ts";
+import { newId } from "../core/ids.ts";
 import type { Environment } from "../core/key-format.ts";
 import { keyCredits } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
@@ -10,7 +11,6 @@ import { creditState } from "./views.ts";
 export interface Spent {
   allowed: boolean;
   remaining: number;
-  refill: Refill | null;
 }
 
 /** The key being verified, for the `key.usage_exhausted` event. */
@@ -22,50 +22,40 @@ export interface SpendingKey {
 }
 
 /**
- * Spends a key family's credits, written through to the store: one short transaction per verification
- * of a key that has credits (keys without credits never come here). Its row lock makes the spending
- * exact however many nodes verify at once, a refill happen once per period, and the balance reaching
- * zero be seen by exactly one transaction, which emits `key.usage_exhausted` with it. Nothing is kept
- * in memory, so a crash or restart loses no spending and no refill. What it costs: a point update
- * (about 0.2 ms on PGlite, one round trip more than a read on PostgreSQL) on each such verification;
- * measured against keeping the balance in Redis and flushing it, it is the only way a balance is exact
- * and durable at once, and credits are what a platform bills by.
+ * Spends a key family's credits, written through to the store: one statement per verification of a
+ * key that has credits (keys without credits never come here). Its row lock makes the spending exact
+ * however many nodes verify at once, a refill happen once per period, and the balance reaching zero be
+ * seen by exactly one statement, which writes `key.usage_exhausted` with it (see keyCredits.spend).
+ * Nothing is kept in memory, so a crash or a restart of a node loses no spending and no refill, and
+ * Redis going away changes nothing. What it costs: one point update on each such verification (about
+ * 0.2 ms on PGlite, a round trip on PostgreSQL); a Redis balance flushed later would be cheaper but
+ * could lose or double a window of spending, and credits are what a platform bills by.
  */
 export class CreditService {
-  constructor(private readonly deps: { db: Kysely<Database>; clock: () => Date; events: EventOutbox }) {}
+  constructor(private readonly deps: { db: Kysely<Database>; events: EventOutbox }) {}
 
   /** Null when the family has no credits (any more): it is unlimited. */
   async spend(key: SpendingKey, cost: number, now: Date): Promise<Spent | null> {
-    let emitted = false;
-    const spent = await this.deps.db.transaction().execute(async (tx) => {
-      const row = await keyCredits.get(tx, key.familyId, { lock: true });
-      if (row === undefined) return null;
-      const state = creditState(row);
-      const outcome = spendCredits(state, cost, now);
-      if (outcome.changed)
-        await keyCredits.spent(tx, key.familyId, outcome.remaining, outcome.refilledAt, now);
-      if (outcome.exhausted && key.companyId !== null) {
-        await this.deps.events.emit(tx, {
-          companyId: key.companyId,
-          environment: key.environment,
-          type: "key.usage_exhausted",
-          data: {
-            key_id: key.keyId,
-            family_id: key.familyId,
-            remaining: 0,
-            refill: state.refill,
-            next_refill_at: state.refill ? nextRefillAt(state.refill.interval, now).toISOString() : null,
-          },
-        });
-        emitted = true;
-      }
-      return {
-        allowed: outcome.allowed,
-        remaining: outcome.remaining,
-        refill: state.refill,
-      };
+    const spent = await keyCredits.spend(this.deps.db, {
+      familyId: key.familyId,
+      cost,
+      now,
+      dayStart: periodStart("day", now),
+      monthStart: periodStart("month", now),
+      exhausted: {
+        id: newId("msg", now),
+        companyId: key.companyId,
+        environment: key.environment,
+        data: { key_id: key.keyId, family_id: key.familyId, remaining: 0 },
+      },
     });
-    if (emitted) this.deps.events.committed();
-    return spent;
+    if (spent !== null) {
+      if (spent.exhausted) this.deps.events.committed();
+      return { allowed: true, remaining: spent.remaining };
+    }
+    // Refused, or no credits at all: read the balance as it stands (a refill that is due counted).
+    const row = await keyCredits.get(this.deps.db, key.familyId);
+    if (row === undefined) return null;
+    return { allowed: false, remaining: currentBalance(creditState(row), now) };
   }
 }

@@ -107,7 +107,7 @@ export function createServices(opts: ServiceOptions): Services {
     clock,
     changes,
     limiter,
-    credits: new CreditService({ db: opts.db, clock, events }),
+    credits: new CreditService({ db: opts.db, events }),
     stats,
     ...(opts.cache ? { cache: opts.cache } : {}),
   });

@@ -340,13 +340,58 @@ export const keyCredits = {
       )
       .execute();
   },
-  /** What a verification spent (and a refill it made). */
-  spent(db: Db, familyId: string, remaining: number, refilledAt: Date | null, now: Date) {
-    return db
-      .updateTable("key_credits")
-      .set({ remaining, refilled_at: refilledAt, updated_at: now })
-      .where("family_id", "=", familyId)
-      .execute();
+  /**
+   * Spends `cost` of a family's credits in one statement: the store's twin of `spendCredits` in
+   * core/credits.ts (the same rule: a refill due since `refilled_at` sets the balance to its amount
+   * first; a request needs `cost` and at least one), as the rate limiter's Lua script twins its
+   * formula. One statement holds the row lock only while PostgreSQL runs it, never across a round trip
+   * to a busy node, so concurrent spends on a hot key from every node queue for microseconds. When the
+   * balance reaches zero the same statement writes the outbox's `key.usage_exhausted` row (as
+   * EventOutbox.emit writes it), so the exhaustion and its event commit together, and once: only the
+   * statement that spent the last credit sees it reach zero. No row back: refused, or no credits.
+   */
+  async spend(
+    db: Db,
+    args: {
+      familyId: string;
+      cost: number;
+      now: Date;
+      /** The start of the current UTC day and month: a refill is due when `refilled_at` is before. */
+      dayStart: Date;
+      monthStart: Date;
+      /** The event to write if this spend empties the balance. */
+      exhausted: { id: string; companyId: string | null; environment: string; data: Record<string, unknown> };
+    },
+  ): Promise<{ remaining: number; exhausted: boolean } | null> {
+    const period = sql`CASE kc.refill_interval WHEN 'day' THEN ${args.dayStart.toISOString()}::timestamptz
+      ELSE ${args.monthStart.toISOString()}::timestamptz END`;
+    const due = sql`(kc.refill_amount IS NOT NULL AND (kc.refilled_at IS NULL OR kc.refilled_at < ${period}))`;
+    const balance = sql`(CASE WHEN ${due} THEN kc.refill_amount ELSE kc.remaining END)`;
+    const now = args.now.toISOString();
+    const e = args.exhausted;
+    const { rows } = await sql<{ remaining: string }>`
+      WITH spent AS (
+        UPDATE key_credits AS kc
+        SET remaining = ${balance} - ${args.cost}::bigint,
+            refilled_at = CASE WHEN ${due} THEN ${period} ELSE kc.refilled_at END,
+            updated_at = ${now}::timestamptz
+        WHERE kc.family_id = ${args.familyId} AND ${balance} >= GREATEST(${args.cost}::bigint, 1)
+        RETURNING kc.remaining, kc.refill_amount, kc.refill_interval
+      ), told AS (
+        INSERT INTO events (id, company_id, environment, type, data, created_at)
+        SELECT ${e.id}, ${e.companyId}, ${e.environment}, 'key.usage_exhausted',
+          ${JSON.stringify(e.data)}::jsonb || jsonb_build_object(
+            'refill', CASE WHEN spent.refill_amount IS NULL THEN NULL
+              ELSE jsonb_build_object('amount', spent.refill_amount, 'interval', spent.refill_interval) END),
+          ${now}::timestamptz
+        FROM spent
+        WHERE spent.remaining = 0 AND ${args.cost}::bigint > 0 AND ${e.companyId}::text IS NOT NULL
+      )
+      SELECT remaining FROM spent`.execute(db);
+    const row = rows[0];
+    if (row === undefined) return null;
+    const remaining = Number(row.remaining);
+    return { remaining, exhausted: remaining === 0 && args.cost > 0 };
   },
   /** The family becomes unlimited. */
   remove(db: Db, familyId: string) {

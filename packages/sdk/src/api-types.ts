@@ -34,6 +34,17 @@ export interface Key {
   last_used_ip: string | null;
   created_at: string;
   created_by: string;
+  /** Credits left (the key's family shares them); null: unlimited. */
+  remaining: number | null;
+  refill: Refill | null;
+  meta: Record<string, unknown> | null;
+  external_id: string | null;
+}
+
+/** The balance is set to `amount` at the start of each UTC day or month. */
+export interface Refill {
+  amount: number;
+  interval: "day" | "month";
 }
 
 /** A key as shown once, at creation or rotation: with the key itself (and its secret). */
@@ -57,6 +68,10 @@ export interface CreateKeyBody {
   rate_limits?: RateLimit[];
   expires_at?: string;
   with_secret?: boolean;
+  remaining?: number;
+  refill?: Refill;
+  meta?: Record<string, unknown>;
+  external_id?: string;
   totp_code?: string;
 }
 
@@ -67,6 +82,11 @@ export interface UpdateKeyBody {
   rate_limits?: RateLimit[];
   /** Refused (`PERMISSIONS_IMMUTABLE`): listed because the server documents it, to say so clearly. */
   permissions?: string[];
+  /** null: unlimited, no refill, no meta, no external id. */
+  remaining?: number | null;
+  refill?: Refill | null;
+  meta?: Record<string, unknown> | null;
+  external_id?: string | null;
   totp_code?: string;
 }
 
@@ -74,6 +94,7 @@ export interface ListKeysQuery {
   credential_id?: string;
   environment?: Environment;
   status?: "active" | "revoked" | "expired";
+  external_id?: string;
   limit?: number;
   cursor?: string;
 }
@@ -147,7 +168,8 @@ export type VerifyCode =
   | "IP_NOT_ALLOWED"
   | "ENVIRONMENT_MISMATCH"
   | "INSUFFICIENT_PERMISSIONS"
-  | "RATE_LIMITED";
+  | "RATE_LIMITED"
+  | "USAGE_EXCEEDED";
 
 export interface VerifyBody {
   key?: string;
@@ -157,6 +179,7 @@ export interface VerifyBody {
   permissions?: string[];
   ip?: string;
   environment?: Environment;
+  cost?: number;
 }
 
 export interface VerifyResult {
@@ -175,6 +198,9 @@ export interface VerifyResult {
     reset: number;
     retry_after: number | null;
   } | null;
+  remaining: number | null;
+  meta: Record<string, unknown> | null;
+  external_id: string | null;
 }
 
 export interface Catalog {

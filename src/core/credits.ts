@@ -124,7 +124,8 @@ export function checkMeta(meta: unknown): { ok: true } | { ok: false; reason: st
     return { ok: false, reason: "meta may not hold NUL characters or unpaired surrogates." };
   if (depth(meta) > MAX_META_DEPTH)
     return { ok: false, reason: `meta may nest objects and arrays at most ${MAX_META_DEPTH} levels deep.` };
-  const bytes = Buffer.byteLength(JSON.stringify(meta), "utf8");
+  // TextEncoder, not Buffer: the console runs this check too, in the browser.
+  const bytes = new TextEncoder().encode(JSON.stringify(meta)).length;
   if (bytes > MAX_META_BYTES)
     return { ok: false, reason: `meta is ${bytes} bytes as JSON; at most ${MAX_META_BYTES} are allowed.` };
   return { ok: true };

@@ -13,6 +13,7 @@ export type {
   KeyUsage,
   KeyView,
   RateLimit,
+  Refill,
   UserView,
 } from "../../../src/core/views.ts";
 export type Role = UserView["role"];

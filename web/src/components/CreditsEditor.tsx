@@ -244,7 +244,7 @@ export function CreditsDialog({
           <Stack>
             {keyView.replaced_by !== null || keyView.remaining !== null ? (
               <Text size="sm">
-                A rotated key and its replacement share one balance: changing it here changes it for both.
+                A key and the keys that replace it by rotation share one balance: a change here is theirs too.
               </Text>
             ) : null}
             <CreditsFields value={value} onChange={setValue} error={error} />

@@ -27,7 +27,7 @@ export interface SpendingKey {
  * however many nodes verify at once, a refill happen once per period, and the balance reaching zero be
  * seen by exactly one statement, which writes `key.usage_exhausted` with it (see keyCredits.spend).
  * Nothing is kept in memory, so a crash or a restart of a node loses no spending and no refill, and
- * Redis going away changes nothing. What it costs: one point update on each such verification (about
+ * Redis going away changes nothing (a crash of PostgreSQL itself may lose its last moment: see there). What it costs: one point update on each such verification (about
  * 0.2 ms on PGlite, a round trip on PostgreSQL); a Redis balance flushed later would be cheaper but
  * could lose or double a window of spending, and credits are what a platform bills by.
  */

@@ -70,7 +70,7 @@ describe("credits: the rule", () => {
     expect(checkMeta({ s: "é".repeat(510) }).ok).toBe(false);
     expect(checkMeta({ s: "\ud83d\ude00" })).toEqual({ ok: true });
     expect(checkMeta({ s: "\ud83d" }).ok).toBe(false);
-    expect(checkMeta({ ["\udc00"]: 1 }).ok).toBe(false);
+    expect(checkMeta({ "\udc00": 1 }).ok).toBe(false);
     expect(checkMeta({ s: `a${String.fromCharCode(0)}` }).ok).toBe(false);
     expect(checkMeta([1]).ok).toBe(false);
     expect(checkMeta(null).ok).toBe(false);

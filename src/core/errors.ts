@@ -23,6 +23,10 @@ export const ERRORS = {
     message:
       "The webhook URL's host is or resolves to a loopback, private, link-local or other special address.",
   },
+  INVALID_META: {
+    status: 400,
+    message: "A key's meta must be a JSON object of at most 16 keys, 3 levels and 1 KiB.",
+  },
   UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials." },
   SIGNATURE_INVALID: {
     status: 401,
@@ -81,6 +85,7 @@ export const ERRORS = {
     message: "Send the request body uncompressed or in one of gzip, deflate or br.",
   },
   RATE_LIMITED: { status: 429, message: "Too many requests." },
+  USAGE_EXCEEDED: { status: 429, message: "The key has no credits left for this request." },
   LOGIN_LOCKED: { status: 429, message: "Too many failed sign-ins. Try again later." },
   INTERNAL_ERROR: { status: 500, message: "Something went wrong on our side." },
   SERVICE_UNAVAILABLE: { status: 503, message: "The service is not ready." },
@@ -105,6 +110,7 @@ export const VERIFY_CODES = [
   "ENVIRONMENT_MISMATCH",
   "INSUFFICIENT_PERMISSIONS",
   "RATE_LIMITED",
+  "USAGE_EXCEEDED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 

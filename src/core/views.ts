@@ -1,5 +1,6 @@
 import { type Static, type TSchema, Type } from "typebox";
 import { MAX_LIFETIME_DAYS, MIN_UNUSED_DAYS, UNUSED_NOTICE_DAYS } from "./expiry-policy.ts";
+import { EXTERNAL_ID_PATTERN, MAX_CREDITS, MAX_META_KEYS } from "./credits.ts";
 import { MAX_LIMIT, MAX_LIMITS, WINDOW_PATTERN } from "./rate-limit.ts";
 
 /*
@@ -38,6 +39,23 @@ export const KeyLeak = Type.Object({
 });
 /** Why a key falls short of its expiry policy: it never expires, or lives longer than the maximum. */
 export const ExpiryPolicyIssue = Type.Union([Type.Literal("no_expiry"), Type.Literal("lifetime_too_long")]);
+/** Credits: how many uses a key's family has left; null: unlimited. */
+export const Remaining = Type.Integer({ minimum: 0, maximum: MAX_CREDITS });
+/** `{amount, interval}`: the balance is set to `amount` at the start of each UTC day or month. */
+export const Refill = Type.Object(
+  {
+    amount: Type.Integer({ minimum: 1, maximum: MAX_CREDITS }),
+    interval: Type.Union([Type.Literal("day"), Type.Literal("month")]),
+  },
+  { additionalProperties: false },
+);
+/** The platform's own small JSON object on a key (size and depth are checked by the key service). */
+export const Meta = Type.Record(Type.String(), Type.Unknown(), {
+  maxProperties: MAX_META_KEYS,
+  description: "A JSON object: at most 16 keys (1 to 64 characters each), 3 levels deep and 1 KiB as JSON",
+});
+/** The platform's id for the key's owner: visible ASCII, so it can travel as a header. */
+export const ExternalId = Type.String({ pattern: EXTERNAL_ID_PATTERN, maxLength: 128 });
 export const KeyView = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -65,6 +83,10 @@ export const KeyView = Type.Object({
    * empty when it complies. Policies apply to new keys, so an older key is reported, never changed.
    */
   policy_issues: Type.Optional(Type.Array(ExpiryPolicyIssue)),
+  remaining: Nullable(Remaining),
+  refill: Nullable(Refill),
+  meta: Nullable(Meta),
+  external_id: Nullable(Type.String()),
 });
 
 /** A key as shown once: id, then the key (and secret), then its metadata, as the Web3pay doc shows it. */
@@ -227,6 +249,7 @@ export const ExpiryPolicyDoc = Type.Object({
 
 export type Environment = Static<typeof Environment>;
 export type RateLimit = Static<typeof RateLimit>;
+export type Refill = Static<typeof Refill>;
 export type KeyView = Static<typeof KeyView>;
 export type CreatedKey = Static<typeof CreatedKey>;
 export type CredentialView = Static<typeof CredentialView>;

@@ -170,6 +170,18 @@ function refusal(
   return { status, headers, body: Buffer.from(body) };
 }
 
+/** Encoded once per cached key's meta object (frozen and shared by its answers). */
+const metaHeaders = new WeakMap<object, string>();
+function metaHeader(meta: Record<string, unknown> | null): string {
+  if (meta === null) return "";
+  let encoded = metaHeaders.get(meta);
+  if (encoded === undefined) {
+    encoded = Buffer.from(JSON.stringify(meta)).toString("base64url");
+    metaHeaders.set(meta, encoded);
+  }
+  return encoded;
+}
+
 /**
  * May this request of the gateway's client pass? `access` is the policy of the route it came by
  * (`/v1/authorize` or `/v1/authorize/*`). Never throws: every failure is an answer. `first`: headers
@@ -223,6 +235,12 @@ export async function authorizeAnswer(
     put(headers, "latchkey-credential-id", result.credential_id ?? "");
     put(headers, "latchkey-company-id", result.company_id ?? "");
     put(headers, "latchkey-environment", result.environment ?? "");
+    // The platform's own data on the key, as always-present headers too. The external id is visible
+    // ASCII by construction; meta is JSON, which may hold newlines and any Unicode, so it goes as
+    // base64url, which no header can be broken by.
+    put(headers, "latchkey-external-id", result.external_id ?? "");
+    put(headers, "latchkey-credits-remaining", result.remaining === null ? "" : String(result.remaining));
+    put(headers, "latchkey-meta", metaHeader(result.meta));
     return { status: 200, headers, body: EMPTY };
   } catch (err) {
     return refusal(deps, req, headers, err);

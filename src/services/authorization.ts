@@ -104,6 +104,12 @@ function refusalOf(result: VerifyResult, route: RouteAnswer, ip: string | undefi
       details: { retry_after: limit?.retry_after ?? 1 },
     };
   }
+  if (code === "USAGE_EXCEEDED")
+    return {
+      code: "USAGE_EXCEEDED",
+      message: "The key has no credits left for this request.",
+      details: { remaining: result.remaining },
+    };
   // INSUFFICIENT_PERMISSIONS: for a mapped route, the one permission it needs.
   if (route.kind === "mapped") {
     return {

@@ -18,19 +18,27 @@ import {
 import type { Actor } from "../core/actor.ts";
 import { actorRef } from "../core/actor.ts";
 import type { Catalog, Preset } from "../core/catalog.ts";
+import { checkCredits, checkMeta, currentBalance, type Refill } from "../core/credits.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { fingerprint, hashToken } from "../core/hashing.ts";
 import { newId } from "../core/ids.ts";
 import { type Environment, generateToken, parseToken } from "../core/key-format.ts";
 import type { RateLimit } from "../core/rate-limit.ts";
-import { apiKeys, credentials, type Db, type KeyFilters, keyUsage } from "../store/repositories.ts";
-import type { ApiKeyRow, Database } from "../store/schema.ts";
+import {
+  apiKeys,
+  credentials,
+  type Db,
+  type KeyFilters,
+  keyCredits,
+  keyUsage,
+} from "../store/repositories.ts";
+import type { ApiKeyRow, Database, KeyCreditsRow } from "../store/schema.ts";
 import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { EventOutbox } from "./events.ts";
 import type { ExpiryPolicyService } from "./expiry-policies.ts";
-import { type KeyView, keyStatus, keyView, shownTo, withLeaks } from "./views.ts";
+import { creditState, type KeyView, keyStatus, keyView, shownTo, withLeaks } from "./views.ts";
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
 export const MAX_GRACE_SECONDS = 7 * 24 * 3600;
@@ -47,6 +55,45 @@ export interface CreateKeyInput {
   expires_at?: string | undefined;
   with_secret?: boolean | undefined;
   rate_limits?: RateLimit[] | undefined;
+  remaining?: number | undefined;
+  refill?: Refill | undefined;
+  meta?: Record<string, unknown> | undefined;
+  external_id?: string | undefined;
+}
+
+/** What `PATCH /v1/keys/:id` may change; null clears credits, a refill, meta or the external id. */
+export interface KeyPatch {
+  name?: string;
+  description?: string;
+  allowed_ips?: string[];
+  permissions?: string[];
+  rate_limits?: RateLimit[];
+  remaining?: number | null;
+  refill?: Refill | null;
+  meta?: Record<string, unknown> | null;
+  external_id?: string | null;
+}
+
+/** Refuses a meta object that is too big or too deep before anything is written. */
+function checkedMeta(meta: Record<string, unknown> | null | undefined): void {
+  if (meta === undefined || meta === null) return;
+  const checked = checkMeta(meta);
+  if (!checked.ok) throw new LatchkeyError("INVALID_META", checked.reason, { field: "meta" });
+}
+
+function checkedCredits(remaining: number | null, refill: Refill | null): void {
+  const checked = checkCredits(remaining, refill);
+  if (!checked.ok) throw new LatchkeyError("VALIDATION_ERROR", checked.reason, { field: checked.field });
+}
+
+/** The family whose balance a key spends: the first key of its rotation chain. */
+const familyOf = (row: Pick<ApiKeyRow, "id" | "family_id">) => row.family_id ?? row.id;
+
+/** What the audit trail keeps of a family's credits. */
+function creditsAudit(row: KeyCreditsRow | null | undefined) {
+  if (!row) return { remaining: null, refill: null };
+  const state = creditState(row);
+  return { remaining: state.remaining, refill: state.refill };
 }
 
 /** A key as returned once, at creation or rotation: the only time `key` and `secret` are ever seen. */
@@ -71,9 +118,13 @@ export class KeyService {
   constructor(private readonly deps: KeyServiceDeps) {}
 
   /** `credentialPermissions`: what the key's API user holds now, which bounds what the key can do. */
-  private view(row: ApiKeyRow, credentialPermissions: readonly string[] | null): KeyView {
+  private view(
+    row: ApiKeyRow,
+    credentialPermissions: readonly string[] | null,
+    credits: KeyCreditsRow | null = null,
+  ): KeyView {
     const effective = { ...row, permissions: effectivePermissions(row.permissions, credentialPermissions) };
-    return keyView(effective, this.deps.catalog, this.deps.clock());
+    return keyView(effective, this.deps.catalog, this.deps.clock(), credits);
   }
 
   /** A key of the company's that the actor may see (another environment's answers as missing). */
@@ -83,7 +134,8 @@ export class KeyService {
     assertSees(actor, row.environment, "API key");
     const credential =
       row.credential_id === null ? undefined : await credentials.get(db, companyId, row.credential_id);
-    return { row, credentialPermissions: credential?.permissions ?? null };
+    const credits = (await keyCredits.get(db, familyOf(row), { lock })) ?? null;
+    return { row, credentialPermissions: credential?.permissions ?? null, credits };
   }
 
   /** Mints a key (and its secret when asked) and stores only their hashes. */
@@ -162,6 +214,10 @@ export class KeyService {
     const asked = this.futureDate(input.expires_at, "expires_at");
     const allowedIps = checkAllowlist(input.allowed_ips);
     const rateLimits = checkRateLimits(input.rate_limits);
+    // A refill alone starts the balance at its amount.
+    const remaining = input.remaining ?? input.refill?.amount ?? null;
+    checkedCredits(remaining, input.refill ?? null);
+    checkedMeta(input.meta);
     {
       const credential = await credentials.get(tx, companyId, credentialId, { lock: true });
       if (!credential || !sees(actor, credential.environment))
@@ -199,9 +255,28 @@ export class KeyService {
         created_by: actorRef(actor),
         last_used_at: null,
         last_used_ip: null,
+        meta: input.meta ?? null,
+        external_id: input.external_id ?? null,
       };
       await insertKey(tx, row);
-      const view = this.view(row, credential.permissions);
+      let credits: KeyCreditsRow | null = null;
+      if (remaining !== null) {
+        credits = {
+          family_id: row.id,
+          remaining: String(remaining),
+          refill_amount: input.refill ? String(input.refill.amount) : null,
+          refill_interval: input.refill?.interval ?? null,
+          // The balance given is this period's: the first refill comes when the next one starts.
+          refilled_at: now,
+          updated_at: now,
+        };
+        await keyCredits.put(tx, {
+          ...credits,
+          remaining,
+          refill_amount: input.refill?.amount ?? null,
+        });
+      }
+      const view = this.view(row, credential.permissions, credits);
       await this.deps.audit.append(tx, ctx, {
         action: "key.created",
         companyId,
@@ -251,6 +326,8 @@ export class KeyService {
       created_by: actorRef(ctx.actor),
       last_used_at: null,
       last_used_ip: null,
+      meta: null,
+      external_id: null,
     };
     await this.deps.db.transaction().execute(async (tx) => {
       await insertKey(tx, row);
@@ -283,8 +360,13 @@ export class KeyService {
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
     const held = await credentials.permissionsOf(this.deps.db, companyId, shown);
+    const credits = await keyCredits.ofKeys(this.deps.db, shown);
     const views = shown.map((r) =>
-      this.view(r, r.credential_id === null ? null : (held.get(r.credential_id) ?? null)),
+      this.view(
+        r,
+        r.credential_id === null ? null : (held.get(r.credential_id) ?? null),
+        credits.get(familyOf(r)) ?? null,
+      ),
     );
     return {
       keys: await this.deps.expiryPolicies.annotate(
@@ -296,9 +378,9 @@ export class KeyService {
   }
 
   async get(companyId: string, id: string, actor: Actor): Promise<KeyView> {
-    const { row, credentialPermissions } = await this.found(this.deps.db, companyId, id, actor);
+    const { row, credentialPermissions, credits } = await this.found(this.deps.db, companyId, id, actor);
     const [view] = await this.deps.expiryPolicies.annotate(companyId, [
-      this.view(row, credentialPermissions),
+      this.view(row, credentialPermissions, credits),
     ]);
     return this.shown(actor, view as KeyView);
   }
@@ -325,23 +407,14 @@ export class KeyService {
     };
   }
 
-  async update(
-    companyId: string,
-    id: string,
-    patch: {
-      name?: string;
-      description?: string;
-      allowed_ips?: string[];
-      permissions?: string[];
-      rate_limits?: RateLimit[];
-    },
-    given: Ctx,
-  ): Promise<KeyView> {
+  async update(companyId: string, id: string, patch: KeyPatch, given: Ctx): Promise<KeyView> {
     const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
     const rateLimits = patch.rate_limits === undefined ? undefined : checkRateLimits(patch.rate_limits);
+    checkedMeta(patch.meta);
     const ctx = await this.deps.guard.confirm(given, "keys.update", patch);
+    let family: string[] = [];
     const view = await this.changingKey(companyId, id, async (tx) => {
-      const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
+      const { row, credentialPermissions, credits } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, row.environment, "API key");
       const effective = effectivePermissions(row.permissions, credentialPermissions);
       if (patch.permissions !== undefined) {
@@ -356,20 +429,41 @@ export class KeyService {
         description: patch.description ?? row.description,
         allowed_ips: allowedIps ?? row.allowed_ips,
         rate_limits: rateLimits ?? row.rate_limits,
+        meta: patch.meta === undefined ? row.meta : patch.meta,
+        external_id: patch.external_id === undefined ? row.external_id : patch.external_id,
       };
-      const details = { name: updated.name, description: updated.description };
-      const before = { name: row.name, description: row.description };
+      const now = this.deps.clock();
+      const newCredits = this.patchedCredits(familyOf(row), credits, patch, now);
+      const details = {
+        name: updated.name,
+        description: updated.description,
+        meta: updated.meta,
+        external_id: updated.external_id,
+      };
+      const before = {
+        name: row.name,
+        description: row.description,
+        meta: row.meta,
+        external_id: row.external_id,
+      };
       const ipsChanged = JSON.stringify(updated.allowed_ips) !== JSON.stringify(row.allowed_ips);
       const detailsChanged = JSON.stringify(details) !== JSON.stringify(before);
       const limitsChanged = JSON.stringify(updated.rate_limits) !== JSON.stringify(row.rate_limits);
-      if (!ipsChanged && !detailsChanged && !limitsChanged) return this.view(row, credentialPermissions);
-      // Its allowlist and limits guard what the key can do: only a caller holding all of that may change
-      // them. All it was given, not only what its API user holds today: the API user may regain the rest.
-      if (ipsChanged || limitsChanged) assertHoldsAll(this.deps.catalog, ctx.actor, row.permissions);
+      const creditsChanged = newCredits !== undefined;
+      if (!ipsChanged && !detailsChanged && !limitsChanged && !creditsChanged)
+        return this.view(row, credentialPermissions, credits);
+      // Its allowlist, limits and credits guard what the key can do: only a caller holding all of that
+      // may change them. All it was given, not only what its API user holds today: the API user may
+      // regain the rest.
+      if (ipsChanged || limitsChanged || creditsChanged)
+        assertHoldsAll(this.deps.catalog, ctx.actor, row.permissions);
       await apiKeys.update(tx, companyId, id, {
-        ...details,
+        name: updated.name,
+        description: updated.description,
         allowed_ips: JSON.stringify(updated.allowed_ips),
         rate_limits: JSON.stringify(updated.rate_limits),
+        meta: updated.meta === null ? null : JSON.stringify(updated.meta),
+        external_id: updated.external_id,
       });
       const target = { type: "key", id };
       const environment = row.environment;
@@ -400,9 +494,75 @@ export class KeyService {
           changes: { before: { rate_limits: row.rate_limits }, after: { rate_limits: updated.rate_limits } },
         });
       }
-      return this.view(updated, credentialPermissions);
+      if (newCredits !== undefined) {
+        if (newCredits === null) await keyCredits.remove(tx, familyOf(row));
+        else
+          await keyCredits.put(tx, {
+            ...newCredits,
+            remaining: Number(newCredits.remaining),
+            refill_amount: newCredits.refill_amount === null ? null : Number(newCredits.refill_amount),
+          });
+        // The key and every other key of its family (a rotated one in its overlap) spend one balance:
+        // their cached entries must all learn whether they have credits now.
+        family = (await keyCredits.familyKeys(tx, familyOf(row))).filter((k) => k !== id);
+        await this.deps.audit.append(tx, ctx, {
+          action: "credits.changed",
+          companyId,
+          environment,
+          target,
+          changes: {
+            before: { ...creditsAudit(credits), remaining: credits ? this.balance(credits, now) : null },
+            after: creditsAudit(newCredits),
+          },
+        });
+      }
+      return this.view(updated, credentialPermissions, newCredits === undefined ? credits : newCredits);
     });
+    for (const keyId of family)
+      this.deps.changes.emit({ kind: "key", keyId, companyId, environment: view.environment });
     return this.shown(ctx.actor, view);
+  }
+
+  /** The balance as a verification now would find it (a due refill counted). */
+  private balance(credits: KeyCreditsRow, now: Date): number {
+    return currentBalance(creditState(credits), now);
+  }
+
+  /**
+   * The family's credits after a patch: undefined when the patch leaves them alone, null when it makes
+   * the key unlimited. Setting a balance or a refill starts this period with it, so a refill that was
+   * due does not overwrite what was just set.
+   */
+  private patchedCredits(
+    familyId: string,
+    current: KeyCreditsRow | null,
+    patch: KeyPatch,
+    now: Date,
+  ): KeyCreditsRow | null | undefined {
+    if (patch.remaining === undefined && patch.refill === undefined) return undefined;
+    const state = current === null ? null : creditState(current);
+    // Unlimited has nothing to refill: `remaining: null` alone drops the refill too.
+    const kept = patch.remaining === null ? null : (state?.refill ?? null);
+    const refill = patch.refill === undefined ? kept : patch.refill;
+    let remaining: number | null;
+    if (patch.remaining !== undefined) remaining = patch.remaining;
+    else if (state !== null) remaining = this.balance(current as KeyCreditsRow, now);
+    else remaining = refill?.amount ?? null;
+    checkedCredits(remaining, refill);
+    if (remaining === null) return current === null ? undefined : null;
+    const next: KeyCreditsRow = {
+      family_id: familyId,
+      remaining: String(remaining),
+      refill_amount: refill === null ? null : String(refill.amount),
+      refill_interval: refill?.interval ?? null,
+      refilled_at: now,
+      updated_at: now,
+    };
+    const same =
+      current !== null &&
+      Number(current.remaining) === remaining &&
+      JSON.stringify(state?.refill ?? null) === JSON.stringify(refill);
+    return same ? undefined : next;
   }
 
   /** Immediate and final. Revoking a revoked key changes nothing and succeeds. */
@@ -457,7 +617,8 @@ export class KeyService {
     const asked = this.futureDate(input.expires_at, "expires_at");
     const ctx = await this.deps.guard.confirm(given, "keys.rotate", input);
     const rotated = await this.changingKey(companyId, id, async (tx) => {
-      const { row: old } = await this.found(tx, companyId, id, ctx.actor, true);
+      // The replacement joins the old key's family: the same balance, never a second one.
+      const { row: old, credits } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, old.environment, "API key");
       const now = this.deps.clock();
       if (keyStatus(old, now) !== "active") throw new LatchkeyError("KEY_NOT_ACTIVE");
@@ -508,7 +669,7 @@ export class KeyService {
           grace_seconds: grace,
         },
       });
-      const freshView = this.view(fresh, credential.permissions);
+      const freshView = this.view(fresh, credential.permissions, credits);
       // Both views, no key material: the receiver learns which key replaced which, and until when the
       // old one works.
       await this.deps.events.emit(tx, {
@@ -519,6 +680,7 @@ export class KeyService {
           old_key: this.view(
             { ...old, expires_at: oldExpiry, replaced_by: fresh.id },
             credential.permissions,
+            credits,
           ),
           new_key: freshView,
         },
@@ -580,6 +742,10 @@ function auditFields(view: KeyView) {
     rate_limits: view.rate_limits,
     expires_at: view.expires_at,
     has_secret: view.has_secret,
+    remaining: view.remaining,
+    refill: view.refill,
+    meta: view.meta,
+    external_id: view.external_id,
   };
 }
 
@@ -589,6 +755,7 @@ function insertKey(db: Db, row: ApiKeyRow) {
     permissions: JSON.stringify(row.permissions),
     allowed_ips: JSON.stringify(row.allowed_ips),
     rate_limits: JSON.stringify(row.rate_limits),
+    meta: row.meta === null ? null : JSON.stringify(row.meta),
   });
 }
 

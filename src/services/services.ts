@@ -11,6 +11,7 @@ import { AuthorizationService } from "./authorization.ts";
 import { ChangeStream } from "./change-stream.ts";
 import { CompanyService } from "./companies.ts";
 import { CredentialService } from "./credentials.ts";
+import { CreditService } from "./credits.ts";
 import { EventOutbox } from "./events.ts";
 import { ExpiryPolicyService } from "./expiry-policies.ts";
 import { ExpiryScheduler } from "./expiry-scheduler.ts";
@@ -163,6 +164,7 @@ export function createServices(opts: ServiceOptions): Services {
     clock,
     changes,
     limiter,
+    credits: new CreditService({ db: opts.db, events }),
     stats,
     ...(opts.cache ? { cache: opts.cache } : {}),
   });

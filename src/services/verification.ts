@@ -13,6 +13,7 @@ import { decide, type VerifiableKey } from "../core/verification.ts";
 import { apiKeys, credentials } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
 import { isStoreUnavailable } from "../store/store.ts";
+import type { CreditService, Spent } from "./credits.ts";
 import { KeyCache } from "./key-cache.ts";
 import type { NodeStats } from "./node-stats.ts";
 import type { UsageRecorder } from "./usage.ts";
@@ -25,6 +26,8 @@ export interface VerifyInput {
   permissions?: readonly string[] | undefined;
   ip?: string | undefined;
   environment?: Environment | undefined;
+  /** Credits this request spends, for a key that has credits (1 when not given; 0 only checks). */
+  cost?: number | undefined;
 }
 
 /** What a gateway passes on to its caller as RateLimit-* headers. */
@@ -49,6 +52,11 @@ export interface VerifyResult {
   expires_at: string | null;
   /** The tightest rate limit of the key and its API user, when they carry any. */
   rate_limit: RateLimitView | null;
+  /** The credits left after this request, for a key that has credits; null: unlimited. */
+  remaining: number | null;
+  /** The key's own data for the platform (frozen: shared with the cache). */
+  meta: Record<string, unknown> | null;
+  external_id: string | null;
 }
 
 export interface VerificationDeps {
@@ -58,6 +66,8 @@ export interface VerificationDeps {
   clock: () => Date;
   changes: Changes;
   limiter: RateLimiter;
+  /** Spends the credits of keys that have any. */
+  credits: CreditService;
   /** Where cache hits and misses and rate-limit decisions are counted (/metrics). */
   stats?: NodeStats;
   cache?: {
@@ -76,6 +86,9 @@ interface LoadedKey extends VerifiableKey {
   secretHash: string | null;
   /** The key's and its API user's limits (only those that have any). */
   limits: LimitSubject[];
+  creditsFamily: string | null;
+  meta: Record<string, unknown> | null;
+  externalId: string | null;
   /** The actor a management call with this key acts as; built once, shared by every request. */
   actor: Actor & { kind: "key" };
   validAnswer: VerifyResult | null;
@@ -84,6 +97,10 @@ interface LoadedKey extends VerifiableKey {
 /** A found subject: a key, or an API user signing in with Basic auth. */
 interface Subject extends VerifiableKey {
   limits: LimitSubject[];
+  /** The family whose credits a verification spends, when it had any at load; null: unlimited. */
+  creditsFamily?: string | null;
+  meta?: Record<string, unknown> | null;
+  externalId?: string | null;
   actor: Actor & { kind: "key" | "credential" };
   secretHash?: string | null;
   /**
@@ -123,6 +140,15 @@ function inScope(scope: VerifierScope, companyId: string | null, environment: En
   return visibleFrom(scope.environment, environment);
 }
 
+/** Meta is shared by every answer for a cached key: frozen so no caller can change it for the others. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 const matcher = (entries: readonly string[]) => (entries.length === 0 ? null : compileAllowlist(entries));
 
 /**
@@ -154,6 +180,9 @@ function failure(code: VerifyCode): Outcome {
         permissions: Object.freeze([]) as unknown as string[],
         expires_at: null,
         rate_limit: null,
+        remaining: null,
+        meta: null,
+        external_id: null,
       }),
       subject: null,
       limit: null,
@@ -181,8 +210,14 @@ function limitSubjects(
 /** Most keys carry no limits: they all share this empty list. */
 const NO_LIMITS: LimitSubject[] = Object.freeze([]) as unknown as LimitSubject[];
 
-function answer(subject: Subject, code: VerifyCode, limit: LimitDecision | null): VerifyResult {
-  const shared = code === "VALID" && limit === null && subject.validAnswer !== undefined;
+function answer(
+  subject: Subject,
+  code: VerifyCode,
+  limit: LimitDecision | null,
+  spent: Spent | null,
+): VerifyResult {
+  // A key with credits has a balance of its own in every answer: never the shared one.
+  const shared = code === "VALID" && limit === null && spent === null && subject.validAnswer !== undefined;
   if (shared && subject.validAnswer) return subject.validAnswer;
   const result: VerifyResult = {
     valid: code === "VALID",
@@ -194,6 +229,9 @@ function answer(subject: Subject, code: VerifyCode, limit: LimitDecision | null)
     permissions: subject.permissions as string[],
     expires_at: subject.expiresAt ? subject.expiresAt.toISOString() : null,
     rate_limit: limit ? rateLimitView(limit) : null,
+    remaining: spent === null ? null : spent.remaining,
+    meta: subject.meta ?? null,
+    external_id: subject.externalId ?? null,
   };
   if (shared) subject.validAnswer = Object.freeze(result);
   return result;
@@ -329,6 +367,9 @@ export class VerificationService {
         row.credential_id,
         row.credential_rate_limits,
       ),
+      creditsFamily: row.credits_family_id,
+      meta: row.meta === null ? null : deepFreeze(row.meta),
+      externalId: row.external_id,
       actor: {
         kind: "key",
         keyId: row.id,
@@ -347,7 +388,7 @@ export class VerificationService {
 
   /** What the caller that asks is about: its company and environment (see `verifierScope`). */
   async verify(input: VerifyInput, scope: VerifierScope): Promise<VerifyResult> {
-    return (await this.check(input, scope)).result;
+    return (await this.check(input, scope, true)).result;
   }
 
   /**
@@ -357,12 +398,13 @@ export class VerificationService {
   async authenticate(
     input: Pick<VerifyInput, "key" | "secret" | "username" | "password" | "ip">,
   ): Promise<{ code: VerifyCode; actor: Actor | null; limit: LimitDecision | null }> {
-    const { result, subject, limit } = await this.check(input, PLATFORM_SCOPE);
+    // Credits pay for the platform's API (verify, authorize), not for managing keys with Latchkey's.
+    const { result, subject, limit } = await this.check(input, PLATFORM_SCOPE, false);
     if (!result.valid || subject === null) return { code: result.code, actor: null, limit };
     return { code: result.code, actor: subject.actor, limit };
   }
 
-  private async check(input: VerifyInput, scope: VerifierScope): Promise<Outcome> {
+  private async check(input: VerifyInput, scope: VerifierScope, spends: boolean): Promise<Outcome> {
     let subject: Subject;
     if (input.key !== undefined) {
       const parsed = parseToken(input.key);
@@ -418,8 +460,24 @@ export class VerificationService {
       if (!limit.allowed) code = "RATE_LIMITED";
       if (this.deps.stats) this.deps.stats[limit.allowed ? "rateLimitAllowed" : "rateLimitRefused"]++;
     }
+    // Credits are spent last, by a request allowed in every other way (its rate limits counted it
+    // already), so nothing refused for another reason costs a credit.
+    let spent: Spent | null = null;
+    if (code === "VALID" && spends && subject.creditsFamily && subject.keyId !== null) {
+      spent = await this.deps.credits.spend(
+        {
+          keyId: subject.keyId,
+          familyId: subject.creditsFamily,
+          companyId: subject.companyId,
+          environment: subject.environment ?? "live",
+        },
+        input.cost ?? 1,
+        now,
+      );
+      if (spent !== null && !spent.allowed) code = "USAGE_EXCEEDED";
+    }
     if (subject.keyId !== null)
       this.deps.usage.record(subject.keyId, now, input.ip ?? null, code === "VALID");
-    return { result: answer(subject, code, limit), subject, limit };
+    return { result: answer(subject, code, limit, spent), subject, limit };
   }
 }

@@ -1,9 +1,10 @@
 import { actingEnvironment, seesActor } from "../core/access/environments.ts";
 import type { Actor } from "../core/actor.ts";
 import { type Catalog, describeSelection } from "../core/catalog.ts";
+import { type CreditState, currentBalance } from "../core/credits.ts";
 import type { CredentialView, KeyView } from "../core/views.ts";
 import { actorEnvironments, type Db, keyLeaks } from "../store/repositories.ts";
-import type { ApiKeyRow, CredentialRow } from "../store/schema.ts";
+import type { ApiKeyRow, CredentialRow, KeyCreditsRow } from "../store/schema.ts";
 
 export type { CredentialView, KeyView };
 
@@ -39,7 +40,26 @@ export function keyStatus(row: Pick<ApiKeyRow, "status" | "expires_at">, now: Da
   return "active";
 }
 
-export function keyView(row: ApiKeyRow, catalog: Catalog, now: Date): KeyView {
+/** A family's credits as the rules read them (bigint columns come back as text). */
+export function creditState(row: KeyCreditsRow): CreditState {
+  return {
+    remaining: Number(row.remaining),
+    refill:
+      row.refill_amount === null || row.refill_interval === null
+        ? null
+        : { amount: Number(row.refill_amount), interval: row.refill_interval },
+    refilledAt: row.refilled_at,
+  };
+}
+
+/** `credits`: the key family's, when it has any (the balance shown counts a refill that is due). */
+export function keyView(
+  row: ApiKeyRow,
+  catalog: Catalog,
+  now: Date,
+  credits: KeyCreditsRow | null = null,
+): KeyView {
+  const state = credits === null ? null : creditState(credits);
   return {
     id: row.id,
     name: row.name,
@@ -61,6 +81,10 @@ export function keyView(row: ApiKeyRow, catalog: Catalog, now: Date): KeyView {
     created_at: row.created_at.toISOString(),
     created_by: row.created_by,
     leak: null,
+    remaining: state === null ? null : currentBalance(state, now),
+    refill: state?.refill ?? null,
+    meta: row.meta,
+    external_id: row.external_id,
   };
 }
 

@@ -1,10 +1,12 @@
 import { type Insertable, type Kysely, sql, type Transaction } from "kysely";
+import { newId } from "../core/ids.ts";
 import type {
   ApiKeyRow,
   CompanyRow,
   CredentialRow,
   CredentialsTable,
   Database,
+  KeyCreditsRow,
   NewApiKey,
 } from "./schema.ts";
 
@@ -156,6 +158,7 @@ export interface KeyFilters {
   credentialId?: string | undefined;
   environment?: "live" | "test" | undefined;
   status?: "active" | "revoked" | "expired" | undefined;
+  externalId?: string | undefined;
 }
 
 export const apiKeys = {
@@ -177,6 +180,7 @@ export const apiKeys = {
     let q = db.selectFrom("api_keys").selectAll().where("company_id", "=", companyId);
     if (filters.credentialId) q = q.where("credential_id", "=", filters.credentialId);
     if (filters.environment) q = q.where("environment", "=", filters.environment);
+    if (filters.externalId) q = q.where("external_id", "=", filters.externalId);
     if (filters.status === "revoked") q = q.where("status", "=", "revoked");
     if (filters.status === "active") {
       q = q
@@ -215,6 +219,9 @@ export const apiKeys = {
       .selectFrom("api_keys as k")
       .leftJoin("credentials as c", "c.id", "k.credential_id")
       .leftJoin("companies as co", "co.id", "k.company_id")
+      .leftJoin("key_credits as kc", (join) =>
+        join.on("kc.family_id", "=", sql<string>`coalesce(k.family_id, k.id)`),
+      )
       .select([
         "k.id",
         "k.company_id",
@@ -227,6 +234,9 @@ export const apiKeys = {
         "k.expires_at",
         "k.rate_limits",
         "k.family_id",
+        "k.meta",
+        "k.external_id",
+        "kc.family_id as credits_family_id",
         "c.status as credential_status",
         "c.rate_limits as credential_rate_limits",
         "c.permissions as credential_permissions",
@@ -318,5 +328,137 @@ export const keyLeaks = {
     let q = db.selectFrom("key_leaks").select("id").where("key_id", "=", keyId);
     q = url === null ? q.where("url", "is", null) : q.where("url", "=", url);
     return (await q.limit(1).executeTakeFirst()) !== undefined;
+  },
+};
+
+/** A key family's credits (see migration 010): one row per family that has any. */
+export const keyCredits = {
+  /** `lock` holds the row for the rest of the transaction: spending and refilling serialise on it. */
+  get(db: Db, familyId: string, opts: { lock?: boolean } = {}): Promise<KeyCreditsRow | undefined> {
+    const q = db.selectFrom("key_credits").selectAll().where("family_id", "=", familyId);
+    return (opts.lock ? q.forUpdate() : q).executeTakeFirst();
+  },
+  /** The credits of these keys' families, by family id (one query for a page of keys). */
+  async ofKeys(
+    db: Db,
+    keys: readonly { id: string; family_id: string | null }[],
+  ): Promise<Map<string, KeyCreditsRow>> {
+    const ids = [...new Set(keys.map((k) => k.family_id ?? k.id))];
+    if (ids.length === 0) return new Map();
+    const rows = await db.selectFrom("key_credits").selectAll().where("family_id", "in", ids).execute();
+    return new Map(rows.map((r) => [r.family_id, r]));
+  },
+  /** Sets a family's credits, creating the row when it has none. */
+  put(
+    db: Db,
+    row: {
+      family_id: string;
+      remaining: number;
+      refill_amount: number | null;
+      refill_interval: "day" | "month" | null;
+      refilled_at: Date | null;
+      updated_at: Date;
+    },
+  ) {
+    return db
+      .insertInto("key_credits")
+      .values(row)
+      .onConflict((oc) =>
+        oc.column("family_id").doUpdateSet({
+          remaining: row.remaining,
+          refill_amount: row.refill_amount,
+          refill_interval: row.refill_interval,
+          refilled_at: row.refilled_at,
+          updated_at: row.updated_at,
+        }),
+      )
+      .execute();
+  },
+  /**
+   * Spends `cost` of a family's credits in one statement: the store's twin of `spendCredits` in
+   * core/credits.ts (the same rule: a refill due since `refilled_at` sets the balance to its amount
+   * first; a request needs `cost` and at least one), as the rate limiter's Lua script twins its
+   * formula. One statement holds the row lock only while PostgreSQL runs it, never across a round trip
+   * to a busy node, so concurrent spends on a hot key from every node queue for microseconds. When the
+   * balance reaches zero the same statement writes the outbox's `key.usage_exhausted` row (as
+   * EventOutbox.emit writes it), so the exhaustion and its event commit together, and once: only the
+   * statement that spent the last credit sees it reach zero. No row back: refused, or no credits.
+   *
+   * The statement commits without waiting for its WAL to reach the disk (synchronous_commit off for
+   * its own transaction only): a hot key's spends queue on its row, and a commit that waited for the
+   * flush held the lock for it, which capped one key at a few hundred verifications a second here;
+   * relaxed, 2,000 concurrent ones over one pool ran at about 2,100 a second. It stays atomic (a
+   * balance and its event are never apart); only a crash of PostgreSQL itself, not of a Latchkey node,
+   * can lose the last moment of spending (wal_writer_delay, 200 ms by default, at most three times that).
+   */
+  async spend(
+    db: Db,
+    args: {
+      familyId: string;
+      cost: number;
+      now: Date;
+      /** The start of the current UTC day and month: a refill is due when `refilled_at` is before. */
+      dayStart: Date;
+      monthStart: Date;
+      /** The event to write if this spend empties the balance. */
+      exhausted: { id: string; companyId: string | null; environment: string; data: Record<string, unknown> };
+    },
+  ): Promise<{ remaining: number; exhausted: boolean } | null> {
+    const period = sql`CASE kc.refill_interval WHEN 'day' THEN ${args.dayStart.toISOString()}::timestamptz
+      ELSE ${args.monthStart.toISOString()}::timestamptz END`;
+    const due = sql`(kc.refill_amount IS NOT NULL AND (kc.refilled_at IS NULL OR kc.refilled_at < ${period}))`;
+    const balance = sql`(CASE WHEN ${due} THEN kc.refill_amount ELSE kc.remaining END)`;
+    const now = args.now.toISOString();
+    const e = args.exhausted;
+    const deliveryIdStart = newId("dlv", args.now).slice(0, "dlv_".length + 8);
+    const { rows } = await sql<{ remaining: string }>`
+      WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+      spent AS (
+        UPDATE key_credits AS kc
+        SET remaining = ${balance} - ${args.cost}::bigint,
+            refilled_at = CASE WHEN ${due} THEN ${period} ELSE kc.refilled_at END,
+            updated_at = ${now}::timestamptz
+        WHERE kc.family_id = ${args.familyId} AND ${balance} >= GREATEST(${args.cost}::bigint, 1)
+          AND EXISTS (SELECT 1 FROM relaxed)
+        RETURNING kc.remaining, kc.refill_amount, kc.refill_interval
+      ), told AS (
+        INSERT INTO events (id, company_id, environment, type, data, created_at)
+        SELECT ${e.id}, ${e.companyId}, ${e.environment}, 'key.usage_exhausted',
+          ${JSON.stringify(e.data)}::jsonb || jsonb_build_object(
+            'refill', CASE WHEN spent.refill_amount IS NULL THEN NULL
+              ELSE jsonb_build_object('amount', spent.refill_amount, 'interval', spent.refill_interval) END),
+          ${now}::timestamptz
+        FROM spent
+        WHERE spent.remaining = 0 AND ${args.cost}::bigint > 0 AND ${e.companyId}::text IS NOT NULL
+        RETURNING id, company_id, environment
+      ), fanned AS (
+        -- Its deliveries too, as EventOutbox.emit makes them: one per enabled endpoint of the company and
+        -- environment that hears the type. The id keeps the dlv_ form: the time part from here, then 14
+        -- hex characters (a subset of base62), distinct per endpoint.
+        INSERT INTO webhook_deliveries (id, endpoint_id, event_id, next_attempt_at, created_at)
+        SELECT ${deliveryIdStart} || substr(md5(random()::text || ep.id), 1, 14), ep.id, told.id,
+          ${now}::timestamptz, ${now}::timestamptz
+        FROM told JOIN webhook_endpoints AS ep
+          ON ep.company_id = told.company_id AND ep.environment = told.environment
+        WHERE ep.status = 'enabled' AND (ep.events IS NULL OR ep.events @> '["key.usage_exhausted"]'::jsonb)
+      )
+      SELECT remaining FROM spent`.execute(db);
+    const row = rows[0];
+    if (row === undefined) return null;
+    const remaining = Number(row.remaining);
+    return { remaining, exhausted: remaining === 0 && args.cost > 0 };
+  },
+  /** The family becomes unlimited. */
+  remove(db: Db, familyId: string) {
+    return db.deleteFrom("key_credits").where("family_id", "=", familyId).execute();
+  },
+  /** Every key of a family (its caches must all hear of a change to its credits). */
+  async familyKeys(db: Db, familyId: string): Promise<string[]> {
+    const rows = await db
+      .selectFrom("api_keys")
+      .select("id")
+      .where((eb) => eb.or([eb("id", "=", familyId), eb("family_id", "=", familyId)]))
+      .execute();
+    return rows.map((r) => r.id);
   },
 };

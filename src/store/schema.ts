@@ -133,6 +133,20 @@ export interface ApiKeysTable {
   rate_limits: ColumnType<RateLimit[], string | undefined, string>;
   /** The first key of a rotation chain, whose rate-limit budget the chain shares; null: this key. */
   family_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The platform's own small JSON object (migration 010); null: none. */
+  meta: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  /** The platform's id for the key's owner, filterable in lists; null: none. */
+  external_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** A key family's usage credits (migration 010): one balance for a key and its replacements. */
+export interface KeyCreditsTable {
+  family_id: string;
+  remaining: ColumnType<string, number, number>;
+  refill_amount: ColumnType<string | null, number | null, number | null>;
+  refill_interval: "day" | "month" | null;
+  refilled_at: Date | null;
+  updated_at: Date;
 }
 
 export interface KeyUsageDailyTable {
@@ -269,6 +283,7 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  key_credits: KeyCreditsTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;
@@ -284,3 +299,4 @@ export type ExpiryPolicyRow = Selectable<ExpiryPoliciesTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type WebhookAttemptRow = Selectable<WebhookAttemptsTable>;
+export type KeyCreditsRow = Selectable<KeyCreditsTable>;

@@ -141,9 +141,14 @@ describe.runIf(RUN)("Caddy forward_auth in front of an API, with the shipped Cad
       authorization: `Basic ${Buffer.from(`${username}:${secret}`).toString("base64")}`,
       "latchkey-key-id": "key_forged",
       "latchkey-company-id": "co_forged",
+      "latchkey-external-id": "forged",
+      "latchkey-credits-remaining": "999",
+      "latchkey-meta": "e30",
     });
     expect(ok.status).toBe(200);
     expect(upstream.seen[before]?.headers["latchkey-company-id"]).toBe(co.id);
     expect(upstream.seen[before]?.headers["latchkey-key-id"] ?? "").toBe("");
+    for (const name of ["latchkey-external-id", "latchkey-credits-remaining", "latchkey-meta"])
+      expect(upstream.seen[before]?.headers[name] ?? "", name).toBe("");
   });
 });

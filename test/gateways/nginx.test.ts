@@ -180,9 +180,15 @@ http {
     const ok = await send("POST", "/v1/onramp", {
       "x-api-key": onramp.key,
       "latchkey-company-id": "co_forged",
+      "latchkey-external-id": "forged",
+      "latchkey-credits-remaining": "999",
+      "latchkey-meta": "e30",
     });
     expect(ok.status).toBe(200);
     expect(upstream.seen[before]?.headers["latchkey-company-id"]).toBe(co.id);
+    // The key has no external id, credits or meta: what reaches the API is empty, never the client's.
+    for (const name of ["latchkey-external-id", "latchkey-credits-remaining", "latchkey-meta"])
+      expect(upstream.seen[before]?.headers[name] ?? "", name).toBe("");
   });
 
   it("keeps its connections to Latchkey open across requests (the empty 200)", async () => {

@@ -346,6 +346,28 @@ describe.each(BACKENDS)("/v1/authorize fast path on %s", (kind) => {
       },
     },
     {
+      name: "200 with the key's external id and meta for the upstream",
+      status: 200,
+      code: "",
+      async request() {
+        const k = await h.createKey(co, {
+          permissions: ["onramp:create"],
+          meta: { plan: "pro\nplus", who: "Zoë" },
+          external_id: "acct:42",
+        });
+        return nginx("POST", "/v1/onramp", key(k.key));
+      },
+    },
+    {
+      name: "429 USAGE_EXCEEDED for a key whose credits are spent",
+      status: 429,
+      code: "USAGE_EXCEEDED",
+      async request() {
+        const k = await h.createKey(co, { permissions: ["onramp:create"], remaining: 0 });
+        return nginx("POST", "/v1/onramp", key(k.key));
+      },
+    },
+    {
       name: "200 for X-API-Key + X-API-Secret",
       status: 200,
       code: "",

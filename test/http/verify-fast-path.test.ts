@@ -240,6 +240,34 @@ describe.each(BACKENDS)("POST /v1/verify fast path on %s", (kind) => {
       },
     },
     {
+      name: "VALID with the key's meta and external id (nested, quotes, newlines, any Unicode)",
+      status: 200,
+      code: "VALID",
+      async request() {
+        const meta = { plan: 'pro "gold"', note: "two\nlines", who: { name: "Zoë ✓", tags: ["a", 1, null] } };
+        const key = await h.createKey(co, { permissions: ["payin:read"], meta, external_id: "acct:42" });
+        return verifying(asKey(co.key), { key: key.key });
+      },
+    },
+    {
+      name: "VALID for a key with credits asked with cost 0 (a check that spends nothing)",
+      status: 200,
+      code: "VALID",
+      async request() {
+        const key = await h.createKey(co, { permissions: ["payin:read"], remaining: 5 });
+        return verifying(asKey(co.key), { key: key.key, cost: 0 });
+      },
+    },
+    {
+      name: "USAGE_EXCEEDED for a key whose credits are spent",
+      status: 200,
+      code: "USAGE_EXCEEDED",
+      async request() {
+        const key = await h.createKey(co, { permissions: ["payin:read"], remaining: 0 });
+        return verifying(asKey(co.key), { key: key.key });
+      },
+    },
+    {
       name: "INSUFFICIENT_PERMISSIONS for a permission the key lacks",
       status: 200,
       code: "INSUFFICIENT_PERMISSIONS",
@@ -429,6 +457,24 @@ describe.each(BACKENDS)("POST /v1/verify fast path on %s", (kind) => {
     });
   });
 
+  it("a key with credits: each path spends one per answer, with the same bytes", async () => {
+    // A key for each app with the same balance: one key would be spent by both.
+    const [forFast, forSlow] = [
+      await h.createKey(co, { permissions: ["payin:read"], remaining: 2 }),
+      await h.createKey(co, { permissions: ["payin:read"], remaining: 2 }),
+    ];
+    const before = plain.reachedFastify();
+    for (let i = 0; i < 3; i++) {
+      const fast = await send(plain.fastPort, verifying(asKey(co.key), { key: forFast.key }));
+      const slow = await send(plain.slowPort, verifying(asKey(co.key), { key: forSlow.key }));
+      expect(view(fast, [[forFast.id, "<key>"]])).toEqual(view(slow, [[forSlow.id, "<key>"]]));
+      expect(JSON.parse(fast.body).data).toMatchObject(
+        i < 2 ? { code: "VALID", remaining: 1 - i } : { code: "USAGE_EXCEEDED", remaining: 0 },
+      );
+    }
+    expect(plain.reachedFastify()).toBe(before);
+  });
+
   it("a rate-limited caller: the same RateLimit-* headers, then the same 429 with Retry-After", async () => {
     // Each app gets a caller of its own with the same limit: one caller would count requests to both.
     const limits = { rate_limits: [{ limit: 2, window: "1m" }] };
@@ -513,6 +559,9 @@ describe.each(BACKENDS)("POST /v1/verify fast path on %s", (kind) => {
       permissions: ["payin:read"],
       expires_at: null,
       rate_limit: null,
+      remaining: null,
+      meta: null,
+      external_id: null,
     };
     for (const [i, answer] of answers.entries()) {
       expect(answer.status).toBe(200);
@@ -563,6 +612,18 @@ describe.each(BACKENDS)("POST /v1/verify fast path on %s", (kind) => {
       status: 400,
       code: "INVALID_JSON",
       request: async () => json(`{"key":`),
+    },
+    {
+      name: "a negative cost",
+      status: 400,
+      code: "VALIDATION_ERROR",
+      request: async () => json(JSON.stringify({ key: subject.key, cost: -1 })),
+    },
+    {
+      name: "a fractional cost",
+      status: 400,
+      code: "VALIDATION_ERROR",
+      request: async () => json(JSON.stringify({ key: subject.key, cost: 0.5 })),
     },
     {
       name: "an unknown field",

@@ -52,6 +52,9 @@ describe.each(BACKENDS)("verification on %s", (kind) => {
       permissions: ["payin:create", "payin:read"],
       expires_at: expiresAt,
       rate_limit: null,
+      remaining: null,
+      meta: null,
+      external_id: null,
     });
   });
 

@@ -425,6 +425,26 @@ describe.each(BACKENDS)("webhook delivery on %s", (kind) => {
     expect(rev).toMatchObject({ type: "key.revoked", data: { id: fresh.id, status: "revoked" } });
   });
 
+  it("delivers key.usage_exhausted, which the spending statement writes itself, to the endpoints that hear it", async () => {
+    const r = await receiver();
+    const hears = await endpoint(r.url, { events: ["key.usage_exhausted"] });
+    const deaf = await endpoint(r.url, { events: ["key.created"] });
+    const key = await newKey({ permissions: ["payin:read"], remaining: 2 });
+    expect(await tick()).toBe(1); // key.created, to the endpoint that hears it
+    const verifier = await h.verifyKey();
+    for (let i = 0; i < 3; i++) await h.call("POST", "/v1/verify", { key: verifier, json: { key: key.key } });
+    expect(await tick()).toBe(1);
+    const got = r.received.at(-1) as (typeof r.received)[0];
+    const payload = new Webhook(hears.secret).verify(got.body, got.headers) as {
+      type: string;
+      data: Record<string, unknown>;
+    };
+    expect(payload.type).toBe("key.usage_exhausted");
+    expect(payload.data).toMatchObject({ key_id: key.id, remaining: 0 });
+    expect((await deliveries(hears.id)).map((d) => d.event_type)).toEqual(["key.usage_exhausted"]);
+    expect((await deliveries(deaf.id)).map((d) => d.event_type)).toEqual(["key.created"]);
+  });
+
   it("refuses at delivery time an address the node does not allow (SSRF), recording why", async () => {
     const r = await receiver();
     const ep = await endpoint(r.url);

@@ -49,6 +49,11 @@ export interface Key {
   leak: KeyLeak | null;
   /** Where the key falls short of its environment's expiry policy (lists and gets); absent or empty when it complies. */
   policy_issues?: ExpiryPolicyIssue[];
+  /** Credits left (the key's family shares them); null: unlimited. */
+  remaining: number | null;
+  refill: Refill | null;
+  meta: Record<string, unknown> | null;
+  external_id: string | null;
 }
 
 export type ExpiryPolicyIssue = "no_expiry" | "lifetime_too_long";
@@ -123,6 +128,12 @@ export interface ExpiryPolicy {
   noncompliant_count: number;
 }
 
+/** The balance is set to `amount` at the start of each UTC day or month. */
+export interface Refill {
+  amount: number;
+  interval: "day" | "month";
+}
+
 /** A key as shown once, at creation or rotation: with the key itself (and its secret). */
 export interface CreatedKey extends Key {
   key: string;
@@ -144,6 +155,10 @@ export interface CreateKeyBody {
   rate_limits?: RateLimit[];
   expires_at?: string;
   with_secret?: boolean;
+  remaining?: number;
+  refill?: Refill;
+  meta?: Record<string, unknown>;
+  external_id?: string;
   totp_code?: string;
 }
 
@@ -154,6 +169,11 @@ export interface UpdateKeyBody {
   rate_limits?: RateLimit[];
   /** Refused (`PERMISSIONS_IMMUTABLE`): listed because the server documents it, to say so clearly. */
   permissions?: string[];
+  /** null: unlimited, no refill, no meta, no external id. */
+  remaining?: number | null;
+  refill?: Refill | null;
+  meta?: Record<string, unknown> | null;
+  external_id?: string | null;
   totp_code?: string;
 }
 
@@ -161,6 +181,7 @@ export interface ListKeysQuery {
   credential_id?: string;
   environment?: Environment;
   status?: "active" | "revoked" | "expired";
+  external_id?: string;
   limit?: number;
   cursor?: string;
 }
@@ -234,7 +255,8 @@ export type VerifyCode =
   | "IP_NOT_ALLOWED"
   | "ENVIRONMENT_MISMATCH"
   | "INSUFFICIENT_PERMISSIONS"
-  | "RATE_LIMITED";
+  | "RATE_LIMITED"
+  | "USAGE_EXCEEDED";
 
 export interface VerifyBody {
   key?: string;
@@ -244,6 +266,7 @@ export interface VerifyBody {
   permissions?: string[];
   ip?: string;
   environment?: Environment;
+  cost?: number;
 }
 
 export interface VerifyResult {
@@ -262,6 +285,9 @@ export interface VerifyResult {
     reset: number;
     retry_after: number | null;
   } | null;
+  remaining: number | null;
+  meta: Record<string, unknown> | null;
+  external_id: string | null;
 }
 
 export interface Catalog {

@@ -190,6 +190,10 @@ export class LatchkeyGuard {
           { retry_after: retryAfter },
         );
       }
+      case "USAGE_EXCEEDED":
+        return refuse(429, "USAGE_EXCEEDED", "The key has no credits left for this request.", headers, {
+          remaining: verdict.remaining,
+        });
       case "UNAVAILABLE":
         return refuse(
           503,

@@ -35,6 +35,8 @@ export type VerdictCode =
   | "ENVIRONMENT_MISMATCH"
   | "INSUFFICIENT_PERMISSIONS"
   | "RATE_LIMITED"
+  /** The key's credits are spent (see `remaining`). */
+  | "USAGE_EXCEEDED"
   /** Latchkey could not be asked (and `failOpen` is off). */
   | "UNAVAILABLE";
 
@@ -54,6 +56,11 @@ export interface Verdict {
     reset: number;
     retry_after: number | null;
   } | null;
+  /** The key's credits left after this request; null: the key is unlimited. */
+  remaining: number | null;
+  /** The platform's own data on the key, and its id for the key's owner. */
+  meta: Readonly<Record<string, unknown>> | null;
+  externalId: string | null;
   /** `cache`: answered here; `latchkey`: asked; `offline`: refused by the key's checksum; `fail-open`: let through unasked. */
   source: "cache" | "latchkey" | "offline" | "fail-open";
 }
@@ -68,6 +75,8 @@ export interface VerifyRequest {
   ip?: string | undefined;
   /** Refuse a key of the other environment. */
   environment?: "live" | "test" | undefined;
+  /** Credits this request spends, for a key that has credits (default 1; 0 checks without spending). */
+  cost?: number | undefined;
 }
 
 /** What Latchkey answered about a key (without permissions: those are checked here). */
@@ -81,6 +90,9 @@ interface Answer {
   permissions: string[];
   expires_at: string | null;
   rate_limit: Verdict["rateLimit"];
+  remaining?: number | null;
+  meta?: Record<string, unknown> | null;
+  external_id?: string | null;
 }
 
 interface Entry {
@@ -106,12 +118,18 @@ function refusal(code: VerdictCode, source: Verdict["source"]): Verdict {
     permissions: EMPTY,
     expiresAt: null,
     rateLimit: null,
+    remaining: null,
+    meta: null,
+    externalId: null,
     source,
   });
 }
 const MALFORMED = refusal("MALFORMED", "offline");
 const UNAVAILABLE = refusal("UNAVAILABLE", "latchkey");
 const FAIL_OPEN: Verdict = Object.freeze({ ...refusal("VALID", "fail-open"), valid: true });
+
+/** A key that is gone for good, or never was: nothing about it is metered any more. */
+const DEAD = new Set<VerdictCode>(["NOT_FOUND", "MALFORMED", "REVOKED", "EXPIRED", "DISABLED"]);
 
 /** Answers Latchkey gives about a key alone, whatever is asked of it: safe to keep and reuse. */
 const KEEPABLE = new Set<VerdictCode>([
@@ -139,6 +157,13 @@ export class LatchkeyVerifier {
   private readonly byCredential = new Map<string, Set<string>>();
   private readonly byFingerprint = new Map<string, Set<string>>();
   private readonly pending = new Map<string, { stamp: number; answer: Promise<Verdict> }>();
+  /**
+   * Keys (by cache key) Latchkey said have credits. Each of their requests is asked on its own, with
+   * its permissions, environment and cost, so Latchkey spends a credit only on a request it allows,
+   * and concurrent requests never share one answer (one spend). Only the first ask about such a key,
+   * before it is known to be metered, is the key-alone question.
+   */
+  private readonly metered = new Set<string>();
   /**
    * Bumped by every change. An answer asked for before a change that touches it (its key, its API
    * user, its fingerprint, or everything) arrived is not kept; `recent` says what the last ones touched.
@@ -301,6 +326,7 @@ export class LatchkeyVerifier {
   }
 
   private ask(ck: string, request: VerifyRequest): Promise<Verdict> {
+    if (this.metered.has(ck)) return this.askMetered(ck, request);
     const inFlight = this.pending.get(ck);
     if (inFlight !== undefined && inFlight.stamp === this.stamp)
       return inFlight.answer.then((v) => this.recheck(v, request));
@@ -319,6 +345,16 @@ export class LatchkeyVerifier {
     return shared.then((v) => this.recheck(v, request));
   }
 
+  /** One request of a key with credits, decided and spent by Latchkey; nothing is kept. */
+  private async askMetered(ck: string, request: VerifyRequest): Promise<Verdict> {
+    const a = await this.fetchAnswer(request, true);
+    if (a === null) return this.opts.failOpen ? FAIL_OPEN : UNAVAILABLE;
+    // A refusal before spending (permissions, address, a rate limit) says no balance, but the key is
+    // still metered: only an allowed answer without one (its credits were lifted) or a dead key ends it.
+    if ((a.valid && (a.remaining ?? null) === null) || DEAD.has(a.code)) this.metered.delete(ck);
+    return { ...this.keep(ck, a, request, this.stamp).verdict, source: "latchkey" };
+  }
+
   /** An answer about the key alone, checked against one request's permissions and environment. */
   private recheck(verdict: Verdict, request: VerifyRequest): Verdict {
     if (verdict === UNAVAILABLE || verdict === FAIL_OPEN) return verdict;
@@ -333,7 +369,7 @@ export class LatchkeyVerifier {
     );
   }
 
-  private async fetchAnswer(request: VerifyRequest): Promise<Answer | null> {
+  private async fetchAnswer(request: VerifyRequest, whole = false): Promise<Answer | null> {
     try {
       const res = await fetch(`${this.opts.url}/v1/verify`, {
         method: "POST",
@@ -342,6 +378,9 @@ export class LatchkeyVerifier {
           key: request.key,
           ...(request.secret !== undefined ? { secret: request.secret } : {}),
           ...(request.ip !== undefined ? { ip: request.ip } : {}),
+          ...(request.cost !== undefined ? { cost: request.cost } : {}),
+          ...(whole && request.permissions !== undefined ? { permissions: request.permissions } : {}),
+          ...(whole && request.environment !== undefined ? { environment: request.environment } : {}),
         }),
         signal: AbortSignal.timeout(this.opts.timeoutMs),
       });
@@ -366,6 +405,9 @@ export class LatchkeyVerifier {
       permissions: Object.freeze([...a.permissions]),
       expiresAt: a.expires_at,
       rateLimit: a.rate_limit,
+      remaining: a.remaining ?? null,
+      meta: a.meta ?? null,
+      externalId: a.external_id ?? null,
       source: "cache" as const,
     });
     const entry: Entry = {
@@ -377,6 +419,12 @@ export class LatchkeyVerifier {
     };
     // A key with rate limits is asked every time, so Latchkey counts every request; and nothing read
     // before a change arrived is kept.
+    // A key with credits likewise: each request spends, so Latchkey must see every one.
+    if ((a.remaining ?? null) !== null || a.code === "USAGE_EXCEEDED") {
+      if (this.metered.size >= 100_000) this.metered.clear();
+      this.metered.add(ck);
+      return entry;
+    }
     if (!KEEPABLE.has(a.code) || a.rate_limit !== null) return entry;
     const fingerprint = createHash("sha256").update(request.key).digest("base64url");
     if (this.changedSince(stamp, a, fingerprint)) return entry;

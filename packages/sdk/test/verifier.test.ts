@@ -177,6 +177,38 @@ describe("the SDK's in-process verification", () => {
     expect(asked - before).toBe(3);
   });
 
+  it("asks about a key with credits every time, spending only on requests Latchkey allows", async () => {
+    const v = await verifier();
+    const k = await h.createKey(co, {
+      permissions: ["payin:read"],
+      remaining: 3,
+      meta: { plan: "pro" },
+      external_id: "acct_7",
+    });
+    const before = asked;
+    expect(await v.verify({ key: k.key })).toMatchObject({
+      valid: true,
+      remaining: 2,
+      meta: { plan: "pro" },
+      externalId: "acct_7",
+      source: "latchkey",
+    });
+    // Known to be metered now: a request refused for its permissions is decided by Latchkey and spends nothing.
+    expect(await v.verify({ key: k.key, permissions: ["payout:create"] })).toMatchObject({
+      valid: false,
+      code: "INSUFFICIENT_PERMISSIONS",
+    });
+    // Concurrent requests are each asked (and each spends), never answered from one shared answer.
+    const [x, y] = await Promise.all([v.verify({ key: k.key }), v.verify({ key: k.key })]);
+    expect([x.remaining, y.remaining].sort()).toEqual([0, 1]);
+    expect(await v.verify({ key: k.key, cost: 0 })).toMatchObject({
+      valid: false,
+      code: "USAGE_EXCEEDED",
+      remaining: 0,
+    });
+    expect(asked - before).toBe(5);
+  });
+
   it("answers per address for a key with an allowlist", async () => {
     const v = await verifier();
     const k = await h.createKey(co, { permissions: ["payin:read"], allowed_ips: ["203.0.113.0/24"] });

@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { POLICY } from "../../core/access/policy.ts";
 import { actorOf, companyOf, requireCaller } from "../auth.ts";
-import { Environment, ErrorEnvelope, KeyView, Ok, Page, pageOf } from "../schemas.ts";
+import { Environment, ErrorEnvelope, ExternalId, KeyView, Ok, Page, pageOf } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -19,6 +19,7 @@ export default function listKeys(app: App, { services }: RouteDeps) {
             status: Type.Optional(
               Type.Union([Type.Literal("active"), Type.Literal("revoked"), Type.Literal("expired")]),
             ),
+            external_id: Type.Optional(ExternalId),
             ...Page,
           },
           { additionalProperties: false },
@@ -38,7 +39,12 @@ export default function listKeys(app: App, { services }: RouteDeps) {
         success: true as const,
         data: await services.keys.list(
           companyOf(request),
-          { credentialId: q.credential_id, environment: q.environment, status: q.status },
+          {
+            credentialId: q.credential_id,
+            environment: q.environment,
+            status: q.status,
+            externalId: q.external_id,
+          },
           pageOf(q),
           actorOf(request),
         ),

@@ -5,12 +5,17 @@ import {
   AllowedIps,
   Description,
   ErrorEnvelope,
+  ExternalId,
   KeyIdParams,
   KeyView,
+  Meta,
   Name,
+  Nullable,
   Ok,
   Permissions,
   RateLimits,
+  Refill,
+  Remaining,
   TotpCode,
 } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -22,7 +27,8 @@ export default function updateKey(app: App, { services }: RouteDeps) {
     {
       schema: {
         tags: ["keys"],
-        summary: "Change a key's name, description or allowed IPs; its permissions are fixed at creation",
+        summary:
+          "Change a key's name, description, allowed IPs, limits, credits, meta or external id; its permissions are fixed at creation",
         params: KeyIdParams,
         body: Type.Object(
           {
@@ -31,6 +37,11 @@ export default function updateKey(app: App, { services }: RouteDeps) {
             allowed_ips: Type.Optional(AllowedIps),
             rate_limits: Type.Optional(RateLimits),
             permissions: Type.Optional(Permissions),
+            // null makes the key unlimited, drops the refill, or clears meta or the external id.
+            remaining: Type.Optional(Nullable(Remaining)),
+            refill: Type.Optional(Nullable(Refill)),
+            meta: Type.Optional(Nullable(Meta)),
+            external_id: Type.Optional(Nullable(ExternalId)),
             totp_code: Type.Optional(TotpCode),
           },
           { additionalProperties: false, minProperties: 1 },

@@ -2,7 +2,7 @@ import { Type } from "typebox";
 import { VERIFY_CODES, type VerifyCode } from "../../core/errors.ts";
 import { verifierScope } from "../../services/verification.ts";
 import { actorOf, requireCaller } from "../auth.ts";
-import { Environment, ErrorEnvelope, Nullable, Ok, RateLimitState } from "../schemas.ts";
+import { Environment, ErrorEnvelope, Meta, Nullable, Ok, RateLimitState } from "../schemas.ts";
 import type { App } from "../types.ts";
 import { replayedBody } from "../verify-fast-path.ts";
 import { VERIFY_ACCESS, VerifyBody } from "../verify-request.ts";
@@ -19,7 +19,9 @@ export default function verifyKey(app: App, { services, metrics }: RouteDeps) {
           "Always 200 for a well-formed question; the answer is in `valid` and `code`. A company's key " +
           "verifies only its own company's keys; a platform verify key verifies any. A valid request counts " +
           "against the key's and its API user's rate limits; over a limit the answer is `RATE_LIMITED`, and " +
-          "`rate_limit` gives what to pass on as RateLimit-* and Retry-After headers.",
+          "`rate_limit` gives what to pass on as RateLimit-* and Retry-After headers. A key with credits spends " +
+          "`cost` (default 1) of them on a request allowed in every other way, and with too few left the " +
+          "answer is `USAGE_EXCEEDED`, spending nothing; `remaining` is what is left.",
         body: VerifyBody,
         response: {
           200: Ok(
@@ -33,6 +35,11 @@ export default function verifyKey(app: App, { services, metrics }: RouteDeps) {
               permissions: Type.Array(Type.String()),
               expires_at: Nullable(Type.String()),
               rate_limit: Nullable(RateLimitState),
+              remaining: Nullable(
+                Type.Integer({ description: "credits left after this request; null: unlimited" }),
+              ),
+              meta: Nullable(Meta),
+              external_id: Nullable(Type.String()),
             }),
           ),
           "4xx": ErrorEnvelope,

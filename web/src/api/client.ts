@@ -13,6 +13,7 @@ import type {
   LoginResult,
   Me,
   RateLimit,
+  Refill,
   Role,
   RotatedKey,
   UserView,
@@ -262,13 +263,31 @@ export class Client {
       expires_at?: string;
       with_secret?: boolean;
       rate_limits?: RateLimit[];
+      remaining?: number;
+      refill?: Refill;
+      meta?: Record<string, unknown>;
+      external_id?: string;
     },
     totp: string,
   ) {
     return this.call<CreatedKey>("createKey", { body, totp });
   }
-  /** Name, description or rate limits; a change of allowed IPs would need a 2FA code. */
-  updateKey(id: string, body: { name?: string; description?: string; rate_limits?: RateLimit[] }) {
+  /**
+   * Name, description, rate limits, credits, meta or external id (null clears the last four); a change
+   * of allowed IPs would need a 2FA code.
+   */
+  updateKey(
+    id: string,
+    body: {
+      name?: string;
+      description?: string;
+      rate_limits?: RateLimit[];
+      remaining?: number | null;
+      refill?: Refill | null;
+      meta?: Record<string, unknown> | null;
+      external_id?: string | null;
+    },
+  ) {
     return this.call<KeyView>("updateKey", { params: { id }, body });
   }
   revokeKey(id: string, totp: string) {

@@ -17,6 +17,7 @@ export type {
   KeyView,
   LeakPolicyView,
   RateLimit,
+  Refill,
   UserView,
 } from "../../../src/core/views.ts";
 export type {

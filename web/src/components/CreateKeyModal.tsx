@@ -6,6 +6,13 @@ import { api } from "../api/client.ts";
 import type { CreatedKey, CredentialView, RateLimit } from "../api/types.ts";
 import { can } from "../lib/roles.ts";
 import { useSession } from "../lib/session.tsx";
+import {
+  CreditsFields,
+  type CreditsValue,
+  creditsBody,
+  creditsProblems,
+  NO_CREDITS,
+} from "./CreditsEditor.tsx";
 import { errorFor, FormError } from "./errors.tsx";
 import { IpEditor, useIpList } from "./IpEditor.tsx";
 import { EnvBadge } from "./KeysTable.tsx";
@@ -22,6 +29,10 @@ const FIELDS = [
   "allowed_ips",
   "expires_at",
   "rate_limits",
+  "remaining",
+  "refill",
+  "meta",
+  "external_id",
   "totp_code",
 ];
 
@@ -79,6 +90,7 @@ export function CreateKeyModal({
   const [expires, setExpires] = useState("");
   const [withSecret, setWithSecret] = useState(false);
   const [limits, setLimits] = useState<RateLimit[]>([]);
+  const [credits, setCredits] = useState<CreditsValue>(NO_CREDITS);
   const [code, setCode] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -107,6 +119,7 @@ export function CreateKeyModal({
     setExpires("");
     setWithSecret(false);
     setLimits([]);
+    setCredits(NO_CREDITS);
     setCode("");
     setError(null);
   }, [opened]);
@@ -142,6 +155,7 @@ export function CreateKeyModal({
           ...(expires ? { expires_at: new Date(expires).toISOString() } : {}),
           ...(withSecret ? { with_secret: true } : {}),
           ...(limits.length > 0 ? { rate_limits: limits } : {}),
+          ...creditsBody(credits),
         },
         code,
       );
@@ -249,6 +263,7 @@ export function CreateKeyModal({
               }
               error={errorFor(error, "rate_limits")}
             />
+            <CreditsFields value={credits} onChange={setCredits} error={error} />
             <Switch
               label="Key + secret pair (x-api-key and x-api-secret)"
               checked={withSecret}
@@ -260,7 +275,15 @@ export function CreateKeyModal({
               <Button variant="default" onClick={onClose}>
                 Cancel
               </Button>
-              <Button type="submit" loading={busy} disabled={!credential || limitsProblem(limits) !== null}>
+              <Button
+                type="submit"
+                loading={busy}
+                disabled={
+                  !credential ||
+                  limitsProblem(limits) !== null ||
+                  Object.keys(creditsProblems(credits)).length > 0
+                }
+              >
                 Create key
               </Button>
             </Group>

@@ -14,6 +14,7 @@ import { useNow } from "../lib/hooks.ts";
 import { can } from "../lib/roles.ts";
 import { useRouter } from "../lib/router.tsx";
 import { useSession } from "../lib/session.tsx";
+import { CreditsDialog, CreditsSummary } from "./CreditsEditor.tsx";
 import { ExpiryDialog, RateLimitsDialog, RevokeDialog, RotateDialog } from "./KeyDialogs.tsx";
 import { LeakBanner, ReplaceDialog } from "./LeakBanner.tsx";
 import { formatLimits } from "./RateLimitEditor.tsx";
@@ -153,6 +154,7 @@ export function KeysTable({
   const [rotating, setRotating] = useState<KeyView | null>(null);
   const [limiting, setLimiting] = useState<KeyView | null>(null);
   const [replacing, setReplacing] = useState<KeyView | null>(null);
+  const [crediting, setCrediting] = useState<KeyView | null>(null);
   const [expiry, setExpiry] = useState<{ key: KeyView; action: "reset" | "now" } | null>(null);
   const groupNames = new Map(catalog.groups.map((g) => [g.id, g.name]));
   const credName = new Map((credentials ?? []).map((c) => [c.id, c.name]));
@@ -172,6 +174,7 @@ export function KeysTable({
             <Menu.Item onClick={() => setRotating(k)}>Rotate…</Menu.Item>
           ) : null}
           {writable ? <Menu.Item onClick={() => setLimiting(k)}>Rate limits…</Menu.Item> : null}
+          {writable ? <Menu.Item onClick={() => setCrediting(k)}>Credits and metadata…</Menu.Item> : null}
           {writable ? (
             <Menu.Item color="red.9" onClick={() => setRevoking(k)}>
               Revoke…
@@ -206,6 +209,7 @@ export function KeysTable({
       <ExpiryDialog target={expiry} onClose={() => setExpiry(null)} onDone={onChanged} />
       <RateLimitsDialog keyView={limiting} onClose={() => setLimiting(null)} onDone={onChanged} />
       <ReplaceDialog keyView={replacing} onClose={() => setReplacing(null)} onDone={onChanged} />
+      <CreditsDialog keyView={crediting} onClose={() => setCrediting(null)} onDone={onChanged} />
     </>
   );
 
@@ -239,6 +243,7 @@ export function KeysTable({
             </Group>
             <Text size="sm">{permissionSummary(k.permission_summary, groupNames)}</Text>
             <Limits k={k} />
+            <CreditsSummary k={k} />
             <Text size="sm" c="dimmed">
               Created {formatDate(k.created_at)} · last used {relativeTime(k.last_used_at, now)}
             </Text>
@@ -297,6 +302,7 @@ export function KeysTable({
                 <Table.Td>
                   <Text size="sm">{permissionSummary(k.permission_summary, groupNames)}</Text>
                   <Limits k={k} />
+                  <CreditsSummary k={k} />
                 </Table.Td>
                 <Table.Td style={{ whiteSpace: "nowrap" }}>
                   <Text size="sm" title={formatDate(k.created_at)}>

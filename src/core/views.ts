@@ -1,6 +1,6 @@
 import { type Static, type TSchema, Type } from "typebox";
-import { MAX_LIFETIME_DAYS, MIN_UNUSED_DAYS, UNUSED_NOTICE_DAYS } from "./expiry-policy.ts";
 import { EXTERNAL_ID_PATTERN, MAX_CREDITS, MAX_META_KEYS } from "./credits.ts";
+import { MAX_LIFETIME_DAYS, MIN_UNUSED_DAYS, UNUSED_NOTICE_DAYS } from "./expiry-policy.ts";
 import { MAX_LIMIT, MAX_LIMITS, WINDOW_PATTERN } from "./rate-limit.ts";
 
 /*

@@ -48,6 +48,12 @@ export interface Config {
   githubScanningKeys: string | undefined;
   /** Public leak reports (POST /v1/leaks) per client address. */
   leakReportLimits: RateLimit[];
+  /** Set: invitations, reset links and security notices go out by SMTP (`smtp://` or `smtps://`). */
+  smtpUrl: string | undefined;
+  /** The From of every message; required with `smtpUrl`. */
+  smtpFrom: string | undefined;
+  /** Where people reach the console: the base of reset and invitation links. */
+  publicUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -144,6 +150,65 @@ function scanningKeysPath(raw: string | undefined): string | undefined {
   return path;
 }
 
+/** SMTP_URL as nodemailer takes it; a password in a bad value is not echoed. */
+function smtpUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    // not a URL at all
+  }
+  if (url === null || (url.protocol !== "smtp:" && url.protocol !== "smtps:") || !url.hostname) {
+    const shown = raw.replace(/\/\/[^/@]*@/, "//…@");
+    throw new ConfigError(
+      `SMTP_URL must be an smtp:// or smtps:// URL such as smtps://user:password@mail.example.com:465 (got "${shown}")`,
+    );
+  }
+  return raw;
+}
+
+/**
+ * The console's address as people reach it. Links in mail must work from a person's inbox, so with
+ * SMTP it must be given; without, links are printed for the operator and the listen address will do.
+ */
+function publicUrl(raw: string | undefined, smtp: boolean, host: string, port: number): string {
+  if (!raw) {
+    if (smtp) {
+      throw new ConfigError(
+        "LATCHKEY_PUBLIC_URL is required with SMTP_URL: the address of the console in the links people get by email, e.g. https://keys.example.com",
+      );
+    }
+    const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+    return `http://${shown}:${port}`;
+  }
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    // not a URL at all
+  }
+  if (url === null || (url.protocol !== "http:" && url.protocol !== "https:") || url.search || url.hash) {
+    throw new ConfigError(
+      `LATCHKEY_PUBLIC_URL must be an http:// or https:// URL with no query or fragment, e.g. https://keys.example.com (got "${raw}")`,
+    );
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+function smtpFrom(raw: string | undefined, smtp: boolean): string | undefined {
+  if (!raw) {
+    if (smtp)
+      throw new ConfigError('SMTP_FROM is required with SMTP_URL, e.g. "Latchkey <keys@example.com>"');
+    return undefined;
+  }
+  // An address alone, or a display name and <address>; no line breaks (they would start new headers).
+  if (/[\r\n]/.test(raw) || !/^(?:[^<>@\s]+@[^<>@\s]+|[^<>]*<[^<>@\s]+@[^<>@\s]+>)$/.test(raw.trim())) {
+    throw new ConfigError(`SMTP_FROM must be an email address or "Name <address>" (got "${raw}")`);
+  }
+  return raw.trim();
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const keyPrefix = env.LATCHKEY_KEY_PREFIX || "lk";
   if (!BRAND_PATTERN.test(keyPrefix)) {
@@ -180,9 +245,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`REDIS_URL must start with redis:// or rediss:// (got "${redisUrl}")`);
   }
   const cacheTtlMs = integer(env, "LATCHKEY_CACHE_TTL_MS", 10_000, 0, 3_600_000);
+  const port = integer(env, "PORT", 8080, 0, 65535);
+  const host = env.HOST || "0.0.0.0";
+  const smtp = smtpUrl(env.SMTP_URL);
   return {
-    port: integer(env, "PORT", 8080, 0, 65535),
-    host: env.HOST || "0.0.0.0",
+    port,
+    host,
     databaseUrl: databaseUrl(env.DATABASE_URL),
     dataDir: resolve(env.LATCHKEY_DATA_DIR || ".latchkey"),
     secret,
@@ -209,5 +277,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisTimeoutMs: integer(env, "LATCHKEY_REDIS_TIMEOUT_MS", 500, 50, 10_000),
     githubScanningKeys: scanningKeysPath(env.LATCHKEY_GITHUB_SECRET_SCANNING_KEYS),
     leakReportLimits: limitList(env, "LATCHKEY_LEAK_REPORT_RATE_LIMIT", "10/1m,100/1h"),
+    smtpUrl: smtp,
+    smtpFrom: smtpFrom(env.SMTP_FROM, smtp !== undefined),
+    publicUrl: publicUrl(env.LATCHKEY_PUBLIC_URL, smtp !== undefined, host, port),
   };
 }

@@ -15,6 +15,7 @@ import { ExpiryPolicyService } from "./expiry-policies.ts";
 import { ExpiryScheduler } from "./expiry-scheduler.ts";
 import { KeyService } from "./keys.ts";
 import { LeakService } from "./leaks.ts";
+import { type Mailer, type MailLog, MailOutbox, OperatorLogMailer } from "./mailer.ts";
 import { NodeStats } from "./node-stats.ts";
 import { PeopleService } from "./people/index.ts";
 import { ScanningKeyFile } from "./scanning-keys.ts";
@@ -50,6 +51,12 @@ export interface ServiceOptions {
   leakReportLimits?: readonly RateLimit[];
   /** How often the expiry scheduler sweeps; unset: it does not run on its own (tests call runOnce). */
   expirySweepMs?: number;
+  /** Mail to people: SMTP when configured; unset, messages are printed to `mailLog` for the operator. */
+  mailer?: Mailer;
+  /** Where mail without SMTP is printed, and failed sends are logged; default: nowhere. */
+  mailLog?: MailLog;
+  /** The console's address, the base of links in mail (LATCHKEY_PUBLIC_URL). */
+  publicUrl?: string;
 }
 
 export interface Services {
@@ -77,6 +84,8 @@ export interface Services {
   expiryPolicies: ExpiryPolicyService;
   /** Expiry notices and the revocation of unused keys, swept every `expirySweepMs`. */
   expiryScheduler: ExpiryScheduler;
+  /** Mail to people, sent after each change commits; `settled()` waits for what is on its way. */
+  mail: MailOutbox;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -119,7 +128,11 @@ export function createServices(opts: ServiceOptions): Services {
     ...(opts.onBackgroundError ? { onError: opts.onBackgroundError } : {}),
   });
   if (opts.expirySweepMs !== undefined) expiryScheduler.start(opts.expirySweepMs);
+  const mailLog: MailLog = opts.mailLog ?? { info() {}, error() {} };
+  const mail = new MailOutbox(opts.mailer ?? new OperatorLogMailer(mailLog), mailLog);
   const people = new PeopleService({
+    mail,
+    publicUrl: opts.publicUrl ?? "http://127.0.0.1:8080",
     ...base,
     secret: opts.secret,
     audit,
@@ -176,10 +189,12 @@ export function createServices(opts: ServiceOptions): Services {
     stats,
     expiryPolicies,
     expiryScheduler,
+    mail,
     // Public leak reports still being handled are finished first: each was promised a 202.
     close: async () => {
       await expiryScheduler.stop();
       await leaks.settled();
+      await mail.settled();
       await usage.stop();
     },
   };

@@ -38,6 +38,16 @@ export interface RecoveryCodesTable {
   used_at: Date | null;
 }
 
+/** A single-use link sent to a person (password reset, invitation); only its HMAC is stored. */
+export interface PersonTokensTable {
+  token_hash: string;
+  user_id: string;
+  purpose: "password_reset" | "invitation";
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
 export interface SessionsTable {
   id: string;
   token_hash: string;
@@ -212,6 +222,7 @@ export interface Database {
   leak_policies: LeakPoliciesTable;
   expiry_policies: ExpiryPoliciesTable;
   key_notices: KeyNoticesTable;
+  person_tokens: PersonTokensTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;

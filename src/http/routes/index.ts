@@ -8,6 +8,7 @@ import createKey from "./create-key.ts";
 import createVerifyKey from "./create-verify-key.ts";
 import type { RouteDeps } from "./deps.ts";
 import exportAudit from "./export-audit.ts";
+import forgotPassword from "./forgot-password.ts";
 import generateCredentialPassword from "./generate-credential-password.ts";
 import getCatalog from "./get-catalog.ts";
 import getCredential from "./get-credential.ts";
@@ -26,8 +27,12 @@ import listUsers from "./list-users.ts";
 import login from "./login.ts";
 import logout from "./logout.ts";
 import openapi from "./openapi.ts";
+import regenerateRecoveryCodes from "./regenerate-recovery-codes.ts";
+import reinviteUser from "./reinvite-user.ts";
 import reportGitHubLeaks from "./report-github-leaks.ts";
 import reportLeak from "./report-leak.ts";
+import resetPassword from "./reset-password.ts";
+import resetUserTotp from "./reset-user-totp.ts";
 import revokeKey from "./revoke-key.ts";
 import rotateKey from "./rotate-key.ts";
 import streamVerifyChanges from "./stream-verify-changes.ts";
@@ -79,6 +84,11 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     listUsers,
     inviteUser,
     updateUser,
+    forgotPassword,
+    resetPassword,
+    reinviteUser,
+    resetUserTotp,
+    regenerateRecoveryCodes,
     listAudit,
     verifyAudit,
     verifyAllAudit,

@@ -7,6 +7,7 @@ import * as m005 from "./005-environments.ts";
 import * as m006 from "./006-events.ts";
 import * as m008 from "./008-leaks.ts";
 import * as m009 from "./009-expiry-policies.ts";
+import * as m011 from "./011-recovery.ts";
 
 /** Migrations live in code (not a folder scan) so they work the same from tsx, a bundle or tests. */
 export const migrationProvider: MigrationProvider = {
@@ -20,6 +21,7 @@ export const migrationProvider: MigrationProvider = {
       "006-events": m006,
       "008-leaks": m008,
       "009-expiry-policies": m009,
+      "011-recovery": m011,
     };
   },
 };

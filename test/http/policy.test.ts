@@ -168,6 +168,9 @@ describe("the policy table, as the server enforces it", () => {
     "credentials.password": () => undefined,
     "leak_policy.update": () => ({ environment: "test", action: "notify" }),
     "policies.expiry_update": () => ({ live: { max_lifetime_days: 90 } }),
+    "auth.recovery_codes": () => undefined,
+    "users.reinvite": () => undefined,
+    "users.reset_totp": () => undefined,
   };
 
   it("has a sample input for every action that can ask for a code", () => {

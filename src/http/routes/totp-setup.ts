@@ -15,10 +15,7 @@ export default function totpSetup(app: App, { services }: RouteDeps) {
         description:
           "Answers the same pending secret until enrolment is confirmed, so a code scanned before a reload " +
           "still works; `{restart: true}` makes a new one on purpose.",
-        body: Type.Union([
-          Type.Null(),
-          Type.Object({ restart: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
-        ]),
+        body: Type.Object({ restart: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
         response: {
           200: Ok(Type.Object({ secret: Type.String(), otpauth_url: Type.String(), qr_svg: Type.String() })),
           "4xx": ErrorEnvelope,
@@ -28,7 +25,7 @@ export default function totpSetup(app: App, { services }: RouteDeps) {
     },
     async (request) => ({
       success: true as const,
-      data: await services.people.totpSetup(userCtxOf(request), { restart: request.body?.restart }),
+      data: await services.people.totpSetup(userCtxOf(request), { restart: request.body.restart }),
     }),
   );
 }

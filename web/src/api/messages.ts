@@ -73,6 +73,8 @@ export function explain(err: ApiError): string {
       return typeof d.retry_after === "number"
         ? `Too many failed sign-ins. Try again in ${waitText(d.retry_after)}.`
         : "Too many failed sign-ins. Try again later.";
+    case "TOKEN_INVALID":
+      return "This link is not valid: it was already used, has expired, or a newer one was sent.";
     case "SESSION_EXPIRED":
     case "UNAUTHORIZED":
       return "Your session has ended. Sign in again.";

@@ -30,7 +30,13 @@ export interface Env {
  * A real server listening on a free port, built the way `latchkey serve` builds it (console included),
  * on a fresh embedded store started from the run's migrated template; and a headless Chromium.
  */
-export async function startConsole(): Promise<Env> {
+export async function startConsole(
+  opts: {
+    /** A port of the caller's choosing (a mail's links must name it before the server starts). */
+    port?: number;
+    services?: Omit<NonNullable<Parameters<typeof createRuntime>[0]["services"]>, "usageFlushMs">;
+  } = {},
+): Promise<Env> {
   const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LATCHKEY_ADMIN_TOKEN: ADMIN });
   const store = await openTestStore("pglite");
   const runtime = await createRuntime({
@@ -38,10 +44,10 @@ export async function startConsole(): Promise<Env> {
     secret: "e2e-secret-0123456789abcdef0123456789abcdef",
     catalog: config.catalog,
     keyPrefix: config.keyPrefix,
-    services: { usageFlushMs: 100 },
+    services: { ...opts.services, usageFlushMs: 100 },
   });
   const app = await buildApp({ services: runtime.services, platformTokens: [ADMIN], logger: false });
-  await app.listen({ port: 0, host: "127.0.0.1" });
+  await app.listen({ port: opts.port ?? 0, host: "127.0.0.1" });
   const address = app.server.address();
   if (typeof address !== "object" || !address) throw new Error("the server has no address");
   const browser = await chromium.launch({

@@ -176,7 +176,7 @@ function People() {
                         <Button
                           size="compact-sm"
                           variant="light"
-                          color="orange"
+                          color="red"
                           onClick={() => setResettingTotp(u)}
                         >
                           Reset 2FA
@@ -342,7 +342,7 @@ function People() {
         opened={resettingTotp !== null}
         title={`Reset the 2FA of ${resettingTotp?.email ?? ""}?`}
         confirmLabel="Reset 2FA"
-        color="orange"
+        color="red"
         action={async (code) => {
           if (!resettingTotp) return;
           await api.resetUserTotp(resettingTotp.id, code);

@@ -58,3 +58,39 @@ export function totpResetMail(o: { by: string; at: Date }) {
     ].join("\n"),
   };
 }
+
+interface KeyShown {
+  name?: unknown;
+  prefix?: unknown;
+  environment?: unknown;
+}
+
+const keyLine = (k: KeyShown) =>
+  `"${String(k.name ?? "unnamed")}" (${String(k.prefix ?? "?")}…, ${String(k.environment ?? "?")})`;
+
+/** To a company's owners: one of its keys was found in public. */
+export function keyLeakedMail(o: { company: string; key: KeyShown; url: unknown; action: unknown }) {
+  const revoked = o.action === "revoked";
+  return {
+    subject: `A ${o.company} API key was found in public`,
+    text: [
+      `The API key ${keyLine(o.key)} of ${o.company} was reported as found in public${typeof o.url === "string" ? ` at ${o.url}` : ""}.`,
+      "",
+      revoked
+        ? "It was revoked at once, as your leak policy says. Replace it where it is used."
+        : "Your leak policy says to notify only: it still works. Rotate or revoke it now.",
+    ].join("\n"),
+  };
+}
+
+/** To a company's owners: one of its keys expires soon. */
+export function keyExpiringMail(o: { company: string; key: KeyShown; expiresAt: unknown }) {
+  return {
+    subject: `A ${o.company} API key expires soon`,
+    text: [
+      `The API key ${keyLine(o.key)} of ${o.company} expires at ${String(o.expiresAt)}.`,
+      "",
+      "Rotate it before then so that what uses it keeps working.",
+    ].join("\n"),
+  };
+}

@@ -6,7 +6,7 @@ export interface Mail {
   subject: string;
   text: string;
   /** What the message is, for log lines about it (which never carry its text). */
-  kind: "invitation" | "password_reset" | "totp_enrolled" | "totp_reset";
+  kind: "invitation" | "password_reset" | "totp_enrolled" | "totp_reset" | "key_leaked" | "key_expiring";
 }
 
 /** Where the mailer reports; the runtime hands in the server's logger. */
@@ -43,17 +43,22 @@ export class SmtpMailer implements Mailer {
   }
 }
 
+/** The messages that carry a link someone needs; without SMTP only these are printed. */
+const WITH_LINK: ReadonlySet<Mail["kind"]> = new Set(["invitation", "password_reset"]);
+
 /**
- * No SMTP configured: the message is printed for the operator, at info level, as one line whose
- * message is the mail itself. It is the only place such a link is written: request logs never see it
- * (the token travels in the link's #fragment, which browsers do not send), answers never carry it, and
- * the audit trail records only that a message was made.
+ * No SMTP configured: a message with a link is printed for the operator, at info level, as one line
+ * whose message is the mail itself. It is the only place such a link is written: request logs never see
+ * it (the token travels in the link's #fragment, which browsers do not send), answers never carry it,
+ * and the audit trail records only that a message was made. Notices without a link (a new 2FA device,
+ * a leaked key) are not printed: the audit trail and webhooks already tell of those events.
  */
 export class OperatorLogMailer implements Mailer {
   readonly sends = false;
   constructor(private readonly log: MailLog) {}
 
   async send(mail: Mail): Promise<void> {
+    if (!WITH_LINK.has(mail.kind)) return;
     this.log.info(
       `email not sent (SMTP_URL is unset); for the operator to pass on:\nTo: ${mail.to}\nSubject: ${mail.subject}\n\n${mail.text}`,
     );

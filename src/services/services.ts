@@ -13,6 +13,7 @@ import { CredentialService } from "./credentials.ts";
 import { EventOutbox } from "./events.ts";
 import { ExpiryPolicyService } from "./expiry-policies.ts";
 import { ExpiryScheduler } from "./expiry-scheduler.ts";
+import { KeyNoticeMail } from "./key-notice-mail.ts";
 import { KeyService } from "./keys.ts";
 import { LeakService } from "./leaks.ts";
 import { type Mailer, type MailLog, MailOutbox, OperatorLogMailer } from "./mailer.ts";
@@ -86,6 +87,8 @@ export interface Services {
   expiryScheduler: ExpiryScheduler;
   /** Mail to people, sent after each change commits; `settled()` waits for what is on its way. */
   mail: MailOutbox;
+  /** Mails a company's owners of its leaked and expiring keys, from the outbox. */
+  keyNoticeMail: KeyNoticeMail;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -130,6 +133,13 @@ export function createServices(opts: ServiceOptions): Services {
   if (opts.expirySweepMs !== undefined) expiryScheduler.start(opts.expirySweepMs);
   const mailLog: MailLog = opts.mailLog ?? { info() {}, error() {} };
   const mail = new MailOutbox(opts.mailer ?? new OperatorLogMailer(mailLog), mailLog);
+  const keyNoticeMail = new KeyNoticeMail({
+    db: opts.db,
+    clock,
+    events,
+    mail,
+    ...(opts.onBackgroundError ? { onError: opts.onBackgroundError } : {}),
+  });
   const people = new PeopleService({
     mail,
     publicUrl: opts.publicUrl ?? "http://127.0.0.1:8080",
@@ -190,10 +200,13 @@ export function createServices(opts: ServiceOptions): Services {
     expiryPolicies,
     expiryScheduler,
     mail,
+    keyNoticeMail,
     // Public leak reports still being handled are finished first: each was promised a 202.
     close: async () => {
       await expiryScheduler.stop();
       await leaks.settled();
+      keyNoticeMail.close();
+      await keyNoticeMail.settled();
       await mail.settled();
       await usage.stop();
     },

@@ -48,6 +48,12 @@ export interface PersonTokensTable {
   used_at: Date | null;
 }
 
+/** An outbox event mailed to a company's owners (key.leaked, key.expiring): the claim of one node. */
+export interface EventMailsTable {
+  event_id: string;
+  sent_at: Date;
+}
+
 export interface SessionsTable {
   id: string;
   token_hash: string;
@@ -223,6 +229,7 @@ export interface Database {
   expiry_policies: ExpiryPoliciesTable;
   key_notices: KeyNoticesTable;
   person_tokens: PersonTokensTable;
+  event_mails: EventMailsTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;

@@ -12,6 +12,7 @@ import {
   GOOD_PASSWORD,
   login,
   loginOk,
+  mgmtKey,
   type NewCompany,
   newCompany,
   onboardOwner,
@@ -296,6 +297,40 @@ describe.each(BACKENDS)("email and recovery on %s, with SMTP", (kind) => {
       const mail = smtp.to(person.email)[1] as { subject: string; text: string };
       expect(mail.subject).toMatch(/two-factor device/i);
       expect(mail.text).not.toMatch(/#token=/);
+    });
+  });
+
+  describe("key notices to owners", () => {
+    it("mails the company's owners when one of its keys is reported leaked, once", async () => {
+      const n = smtp.to(co.owner.email).length;
+      const key = await mgmtKey(h, co, { name: "Leaky" });
+      const res = await h.call("POST", "/v1/leaks", {
+        json: { token: key.key, url: "https://gist.example/x" },
+      });
+      expect(res.statusCode).toBe(202);
+      await h.services.leaks.settled();
+      await h.services.keyNoticeMail.settled();
+      const mail = await smtp.waitFor(co.owner.email, n + 1);
+      expect(mail.subject).toMatch(/found in public/);
+      expect(mail.text).toContain("Leaky");
+      expect(mail.text).toContain("https://gist.example/x");
+      expect(mail.text).not.toContain(key.key);
+      // Claimed once: another pass sends nothing more.
+      expect(await h.services.keyNoticeMail.runOnce()).toBe(0);
+      await h.services.mail.settled();
+      expect(smtp.to(co.owner.email)).toHaveLength(n + 1);
+    });
+
+    it("mails the owners when a key is about to expire", async () => {
+      const n = smtp.to(co.owner.email).length;
+      const expires = new Date(h.clock.now.getTime() + 3 * 24 * 3600_000).toISOString();
+      await mgmtKey(h, co, { name: "Short lived", expires_at: expires });
+      await h.services.expiryScheduler.runOnce();
+      await h.services.keyNoticeMail.settled();
+      const mail = await smtp.waitFor(co.owner.email, n + 1);
+      expect(mail.subject).toMatch(/expires soon/);
+      expect(mail.text).toContain("Short lived");
+      expect(mail.text).toContain(expires);
     });
   });
 

@@ -14,8 +14,20 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       used_at timestamptz
     )`.execute(db);
   await sql`CREATE INDEX person_tokens_user ON person_tokens (user_id)`.execute(db);
+  // The outbox events (key.leaked, key.expiring) mailed to a company's owners: the insert is the
+  // claim, so of several nodes one mails each event once. Events from before mail existed count as
+  // mailed, so a first start does not send a backlog of stale notices.
+  await sql`
+    CREATE TABLE event_mails (
+      event_id text COLLATE "C" PRIMARY KEY REFERENCES events(id),
+      sent_at timestamptz NOT NULL
+    )`.execute(db);
+  await sql`
+    INSERT INTO event_mails (event_id, sent_at)
+    SELECT id, now() FROM events WHERE type IN ('key.leaked', 'key.expiring')`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await sql`DROP TABLE event_mails`.execute(db);
   await sql`DROP TABLE person_tokens`.execute(db);
 }

@@ -1,9 +1,11 @@
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken } from "../../src/core/hashing.ts";
 import { totpCode } from "../../src/core/totp.ts";
+import { buildApp } from "../../src/http/app.ts";
 import { SmtpMailer } from "../../src/services/mailer.ts";
 import { BACKENDS } from "../helpers/backends.ts";
-import { createHarness, type Harness, SECRET } from "../helpers/harness.ts";
+import { ADMIN_TOKEN, createHarness, type Harness, SECRET } from "../helpers/harness.ts";
 import { LocalSmtp, linkOf, tokenOf } from "../helpers/smtp.ts";
 import {
   allEvents,
@@ -158,6 +160,42 @@ describe.each(BACKENDS)("email and recovery on %s, with SMTP", (kind) => {
       expect(audit).not.toContain(token);
       const outbox = JSON.stringify(await h.store.db.selectFrom("events").selectAll().execute());
       expect(outbox).not.toContain(token);
+    });
+
+    it("writes no token to the request log, at trace level, when it is asked for or used", async () => {
+      const lines: string[] = [];
+      const stream = new Writable({
+        write(chunk, _enc, done) {
+          lines.push(String(chunk));
+          done();
+        },
+      });
+      const app = await buildApp({
+        services: h.services,
+        platformTokens: [ADMIN_TOKEN],
+        logger: { level: "trace", stream },
+      });
+      try {
+        const person = await invited("viewer", false);
+        const n = smtp.to(person.email).length;
+        const ask = await app.inject({
+          method: "POST",
+          url: "/v1/auth/forgot-password",
+          payload: { email: person.email },
+        });
+        expect(ask.statusCode).toBe(202);
+        const token = tokenOf(await smtp.waitFor(person.email, n + 1));
+        const use = await app.inject({
+          method: "POST",
+          url: "/v1/auth/reset-password",
+          payload: { token, new_password: NEW_PASSWORD },
+        });
+        expect(use.statusCode).toBe(200);
+        expect(lines.length).toBeGreaterThan(0);
+        expect(lines.join("\n")).not.toContain(token);
+      } finally {
+        await app.close();
+      }
     });
 
     it("limits requests per email whether or not it has an account, with the exact wait", async () => {

@@ -97,6 +97,23 @@ export class MailOutbox {
     this.pending.add(p);
   }
 
+  /**
+   * Runs the work that decides on and writes a message (a reset link) after the answer has gone, so
+   * that an answer about an email that has an account takes no longer than one about an email that has
+   * none. A failure is logged, never thrown: the answer was the same either way.
+   */
+  later(kind: Mail["kind"], work: () => Promise<void>): void {
+    const p = work()
+      .catch((err: unknown) => {
+        this.log.error(
+          { mail: { kind }, reason: (err as Error)?.message ?? String(err) },
+          "email could not be prepared",
+        );
+      })
+      .finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
   /** Resolves once every queued message has been sent or has failed (on close, and in tests). */
   async settled(): Promise<void> {
     while (this.pending.size > 0) await Promise.all([...this.pending]);

@@ -116,6 +116,11 @@ export class RecoveryService {
         retry_after: decision.retryAfterSeconds,
       });
     }
+    // The rest happens after the answer, so its time says nothing of whether the account exists.
+    this.o.mail.later("password_reset", () => this.sendReset(email, ip, userAgent));
+  }
+
+  private async sendReset(email: string, ip: string | null, userAgent: string | null): Promise<void> {
     if (looksLikeCredentialUsername(email)) return;
     const user = await this.o.db
       .selectFrom("users")

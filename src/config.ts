@@ -52,6 +52,12 @@ export interface Config {
   webhookAllowedNetworks: string[];
   /** How long a webhook attempt may take. */
   webhookTimeoutMs: number;
+  /** Set: invitations, reset links and security notices go out by SMTP (`smtp://` or `smtps://`). */
+  smtpUrl: string | undefined;
+  /** The From of every message; required with `smtpUrl`. */
+  smtpFrom: string | undefined;
+  /** Where people reach the console: the base of reset and invitation links. */
+  publicUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -148,6 +154,65 @@ function scanningKeysPath(raw: string | undefined): string | undefined {
   return path;
 }
 
+/** SMTP_URL as nodemailer takes it; a password in a bad value is not echoed. */
+function smtpUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    // not a URL at all
+  }
+  if (url === null || (url.protocol !== "smtp:" && url.protocol !== "smtps:") || !url.hostname) {
+    const shown = raw.replace(/\/\/[^/@]*@/, "//…@");
+    throw new ConfigError(
+      `SMTP_URL must be an smtp:// or smtps:// URL such as smtps://user:password@mail.example.com:465 (got "${shown}")`,
+    );
+  }
+  return raw;
+}
+
+/**
+ * The console's address as people reach it. Links in mail must work from a person's inbox, so with
+ * SMTP it must be given; without, links are printed for the operator and the listen address will do.
+ */
+function publicUrl(raw: string | undefined, smtp: boolean, host: string, port: number): string {
+  if (!raw) {
+    if (smtp) {
+      throw new ConfigError(
+        "LATCHKEY_PUBLIC_URL is required with SMTP_URL: the address of the console in the links people get by email, e.g. https://keys.example.com",
+      );
+    }
+    const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+    return `http://${shown}:${port}`;
+  }
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    // not a URL at all
+  }
+  if (url === null || (url.protocol !== "http:" && url.protocol !== "https:") || url.search || url.hash) {
+    throw new ConfigError(
+      `LATCHKEY_PUBLIC_URL must be an http:// or https:// URL with no query or fragment, e.g. https://keys.example.com (got "${raw}")`,
+    );
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+function smtpFrom(raw: string | undefined, smtp: boolean): string | undefined {
+  if (!raw) {
+    if (smtp)
+      throw new ConfigError('SMTP_FROM is required with SMTP_URL, e.g. "Latchkey <keys@example.com>"');
+    return undefined;
+  }
+  // An address alone, or a display name and <address>; no line breaks (they would start new headers).
+  if (/[\r\n]/.test(raw) || !/^(?:[^<>@\s]+@[^<>@\s]+|[^<>]*<[^<>@\s]+@[^<>@\s]+>)$/.test(raw.trim())) {
+    throw new ConfigError(`SMTP_FROM must be an email address or "Name <address>" (got "${raw}")`);
+  }
+  return raw.trim();
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const keyPrefix = env.LATCHKEY_KEY_PREFIX || "lk";
   if (!BRAND_PATTERN.test(keyPrefix)) {
@@ -195,9 +260,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `LATCHKEY_WEBHOOK_ALLOWED_NETWORKS: "${webhookNetworks.invalid}" ${webhookNetworks.reason}`,
     );
   }
+  const port = integer(env, "PORT", 8080, 0, 65535);
+  const host = env.HOST || "0.0.0.0";
+  const smtp = smtpUrl(env.SMTP_URL);
   return {
-    port: integer(env, "PORT", 8080, 0, 65535),
-    host: env.HOST || "0.0.0.0",
+    port,
+    host,
     databaseUrl: databaseUrl(env.DATABASE_URL),
     dataDir: resolve(env.LATCHKEY_DATA_DIR || ".latchkey"),
     secret,
@@ -226,5 +294,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leakReportLimits: limitList(env, "LATCHKEY_LEAK_REPORT_RATE_LIMIT", "10/1m,100/1h"),
     webhookAllowedNetworks: webhookNetworks.entries,
     webhookTimeoutMs: integer(env, "LATCHKEY_WEBHOOK_TIMEOUT_MS", 15_000, 1000, 60_000),
+    smtpUrl: smtp,
+    smtpFrom: smtpFrom(env.SMTP_FROM, smtp !== undefined),
+    publicUrl: publicUrl(env.LATCHKEY_PUBLIC_URL, smtp !== undefined, host, port),
   };
 }

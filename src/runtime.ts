@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Cluster, type ClusterOptions } from "./cluster/cluster.ts";
 import { type Config, ConfigError } from "./config.ts";
 import type { Catalog } from "./core/catalog.ts";
+import { SmtpMailer } from "./services/mailer.ts";
 import { NodeStats } from "./services/node-stats.ts";
 import { createServices, type ServiceOptions, type Services } from "./services/services.ts";
 import {
@@ -94,7 +95,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       keyPrefix: opts.keyPrefix,
       stats,
       ...(cluster ? { limiter: cluster.limiter } : {}),
-      ...(log ? { onBackgroundError: (err: unknown) => backgroundError(log, err) } : {}),
+      ...(log ? { onBackgroundError: (err: unknown) => backgroundError(log, err), mailLog: log } : {}),
     });
     // The bus's verdict on hearing the other nodes goes to this node's cache and to the SDKs it streams to.
     await cluster?.start(services.changes, {
@@ -190,6 +191,10 @@ export function runtimeOptions(config: Config, command: string): RuntimeOptions 
       ...(config.githubScanningKeys ? { githubScanningKeys: config.githubScanningKeys } : {}),
       leakReportLimits: config.leakReportLimits,
       webhooks: { timeoutMs: config.webhookTimeoutMs, allowedNetworks: config.webhookAllowedNetworks },
+      publicUrl: config.publicUrl,
+      ...(config.smtpUrl && config.smtpFrom
+        ? { mailer: new SmtpMailer(config.smtpUrl, config.smtpFrom) }
+        : {}),
     },
   };
 }

@@ -235,3 +235,48 @@ describe("DATABASE_URL and LOG_LEVEL", () => {
     expect(message).toBe(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")} (got "verbose")`);
   });
 });
+
+describe("mail settings", () => {
+  it("sends no mail by default, with links based on the listen address", () => {
+    const config = loadConfig({ PORT: "9090" });
+    expect(config.smtpUrl).toBeUndefined();
+    expect(config.smtpFrom).toBeUndefined();
+    expect(config.publicUrl).toBe("http://127.0.0.1:9090");
+    expect(loadConfig({ HOST: "10.0.0.5" }).publicUrl).toBe("http://10.0.0.5:8080");
+    expect(loadConfig({ HOST: "::1" }).publicUrl).toBe("http://[::1]:8080");
+  });
+
+  it("takes smtp:// and smtps:// with a from-address and a public URL (its trailing / dropped)", () => {
+    const config = loadConfig({
+      SMTP_URL: "smtps://user:pw@mail.example.com:465",
+      SMTP_FROM: "Latchkey <keys@example.com>",
+      LATCHKEY_PUBLIC_URL: "https://keys.example.com/",
+    });
+    expect(config.smtpUrl).toBe("smtps://user:pw@mail.example.com:465");
+    expect(config.smtpFrom).toBe("Latchkey <keys@example.com>");
+    expect(config.publicUrl).toBe("https://keys.example.com");
+  });
+
+  it("stops start-up on a bad SMTP_URL without echoing its password", () => {
+    const err = rejects({ SMTP_URL: "http://user:hunter2secret@mail.example.com" });
+    expect(err.message).toMatch(/SMTP_URL must be an smtp:\/\/ or smtps:\/\//);
+    expect(err.message).not.toContain("hunter2secret");
+    expect(rejects({ SMTP_URL: "not a url" }).message).toMatch(/SMTP_URL/);
+  });
+
+  it("requires SMTP_FROM and LATCHKEY_PUBLIC_URL with SMTP_URL, and checks them", () => {
+    const smtp = "smtp://mail.example.com:587";
+    expect(rejects({ SMTP_URL: smtp, LATCHKEY_PUBLIC_URL: "https://k.example" }).message).toMatch(
+      /SMTP_FROM is required/,
+    );
+    expect(rejects({ SMTP_URL: smtp, SMTP_FROM: "keys@example.com" }).message).toMatch(
+      /LATCHKEY_PUBLIC_URL is required/,
+    );
+    expect(rejects({ SMTP_FROM: "no address here" }).message).toMatch(/SMTP_FROM must be/);
+    expect(rejects({ SMTP_FROM: "a@b.example\r\nBcc: x@y.example" }).message).toMatch(/SMTP_FROM must be/);
+    expect(rejects({ LATCHKEY_PUBLIC_URL: "ftp://k.example" }).message).toMatch(
+      /LATCHKEY_PUBLIC_URL must be/,
+    );
+    expect(rejects({ LATCHKEY_PUBLIC_URL: "https://k.example/#x" }).message).toMatch(/LATCHKEY_PUBLIC_URL/);
+  });
+});

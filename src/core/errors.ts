@@ -5,6 +5,10 @@
 export const ERRORS = {
   VALIDATION_ERROR: { status: 400, message: "The request is not valid." },
   WEAK_PASSWORD: { status: 400, message: "The new password is too weak." },
+  TOKEN_INVALID: {
+    status: 400,
+    message: "This link is not valid: it was already used, has expired, or was replaced by a newer one.",
+  },
   INVALID_JSON: { status: 400, message: "The request body is not valid JSON." },
   INVALID_ENCODING: {
     status: 400,

@@ -51,6 +51,15 @@ export const Preset = Type.Union([
 export const TotpCode = Type.String({ minLength: 6, maxLength: 16, pattern: "^[0-9A-Za-z-]+$" });
 export const DateTime = Type.String({ format: "date-time", maxLength: 40 });
 
+/** A person's id in a path. */
+export const UserIdParams = Type.Object({ id: Type.String({ pattern: "^usr_[0-9A-Za-z]{22}$" }) });
+
+/** The body of an action that takes nothing but (optionally) its step-up code; no body reads as `{}`. */
+export const StepUpBody = Type.Object(
+  { totp_code: Type.Optional(TotpCode) },
+  { additionalProperties: false },
+);
+
 export const KeyIdParams = Type.Object({ id: Type.String({ pattern: "^key_[0-9A-Za-z]{22}$" }) });
 export const CredentialIdParams = Type.Object({ id: Type.String({ pattern: "^cred_[0-9A-Za-z]{22}$" }) });
 

@@ -15,8 +15,10 @@ import { CreditService } from "./credits.ts";
 import { EventOutbox } from "./events.ts";
 import { ExpiryPolicyService } from "./expiry-policies.ts";
 import { ExpiryScheduler } from "./expiry-scheduler.ts";
+import { KeyNoticeMail } from "./key-notice-mail.ts";
 import { KeyService } from "./keys.ts";
 import { LeakService } from "./leaks.ts";
+import { type Mailer, type MailLog, MailOutbox, OperatorLogMailer } from "./mailer.ts";
 import { NodeStats } from "./node-stats.ts";
 import { PeopleService } from "./people/index.ts";
 import { ScanningKeyFile } from "./scanning-keys.ts";
@@ -57,6 +59,12 @@ export interface ServiceOptions {
   expirySweepMs?: number;
   /** Webhook delivery: the attempt timeout, and the special networks the operator allows (SSRF). */
   webhooks?: { timeoutMs?: number; allowedNetworks?: readonly string[] };
+  /** Mail to people: SMTP when configured; unset, messages are printed to `mailLog` for the operator. */
+  mailer?: Mailer;
+  /** Where mail without SMTP is printed, and failed sends are logged; default: nowhere. */
+  mailLog?: MailLog;
+  /** The console's address, the base of links in mail (LATCHKEY_PUBLIC_URL). */
+  publicUrl?: string;
 }
 
 export interface Services {
@@ -88,6 +96,10 @@ export interface Services {
   webhooks: WebhookService;
   /** Sends the queued deliveries; `latchkey serve` starts it, tests drive it with `tick()`. */
   webhookDeliverer: WebhookDeliverer;
+  /** Mail to people, sent after each change commits; `settled()` waits for what is on its way. */
+  mail: MailOutbox;
+  /** Mails a company's owners of its leaked and expiring keys, from the outbox. */
+  keyNoticeMail: KeyNoticeMail;
   /** Flushes what is batched in memory; the store is closed by whoever opened it. */
   close(): Promise<void>;
 }
@@ -130,7 +142,18 @@ export function createServices(opts: ServiceOptions): Services {
     ...(opts.onBackgroundError ? { onError: opts.onBackgroundError } : {}),
   });
   if (opts.expirySweepMs !== undefined) expiryScheduler.start(opts.expirySweepMs);
+  const mailLog: MailLog = opts.mailLog ?? { info() {}, error() {} };
+  const mail = new MailOutbox(opts.mailer ?? new OperatorLogMailer(mailLog), mailLog);
+  const keyNoticeMail = new KeyNoticeMail({
+    db: opts.db,
+    clock,
+    events,
+    mail,
+    ...(opts.onBackgroundError ? { onError: opts.onBackgroundError } : {}),
+  });
   const people = new PeopleService({
+    mail,
+    publicUrl: opts.publicUrl ?? "http://127.0.0.1:8080",
     ...base,
     secret: opts.secret,
     audit,
@@ -203,11 +226,16 @@ export function createServices(opts: ServiceOptions): Services {
     expiryScheduler,
     webhooks,
     webhookDeliverer,
+    mail,
+    keyNoticeMail,
     // Public leak reports still being handled are finished first: each was promised a 202.
     async close() {
       await webhookDeliverer.stop();
       await expiryScheduler.stop();
       await leaks.settled();
+      keyNoticeMail.close();
+      await keyNoticeMail.settled();
+      await mail.settled();
       await usage.stop();
     },
   };

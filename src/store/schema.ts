@@ -38,6 +38,22 @@ export interface RecoveryCodesTable {
   used_at: Date | null;
 }
 
+/** A single-use link sent to a person (password reset, invitation); only its HMAC is stored. */
+export interface PersonTokensTable {
+  token_hash: string;
+  user_id: string;
+  purpose: "password_reset" | "invitation";
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+/** An outbox event mailed to a company's owners (key.leaked, key.expiring): the claim of one node. */
+export interface EventMailsTable {
+  event_id: string;
+  sent_at: Date;
+}
+
 export interface SessionsTable {
   id: string;
   token_hash: string;
@@ -284,6 +300,8 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   key_credits: KeyCreditsTable;
+  person_tokens: PersonTokensTable;
+  event_mails: EventMailsTable;
 }
 
 export type CompanyRow = Selectable<CompaniesTable>;

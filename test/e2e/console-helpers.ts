@@ -34,6 +34,9 @@ export async function startConsole(
   opts: {
     /** Deliver webhooks, as `latchkey serve` does, to receivers at these special addresses. */
     webhooks?: { allowedNetworks: string[] };
+    /** A port of the caller's choosing (a mail's links must name it before the server starts). */
+    port?: number;
+    services?: Omit<NonNullable<Parameters<typeof createRuntime>[0]["services"]>, "usageFlushMs">;
   } = {},
 ): Promise<Env> {
   const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LATCHKEY_ADMIN_TOKEN: ADMIN });
@@ -43,11 +46,11 @@ export async function startConsole(
     secret: "e2e-secret-0123456789abcdef0123456789abcdef",
     catalog: config.catalog,
     keyPrefix: config.keyPrefix,
-    services: { usageFlushMs: 100, ...(opts.webhooks ? { webhooks: opts.webhooks } : {}) },
+    services: { ...opts.services, usageFlushMs: 100, ...(opts.webhooks ? { webhooks: opts.webhooks } : {}) },
   });
   if (opts.webhooks) runtime.services.webhookDeliverer.start(200);
   const app = await buildApp({ services: runtime.services, platformTokens: [ADMIN], logger: false });
-  await app.listen({ port: 0, host: "127.0.0.1" });
+  await app.listen({ port: opts.port ?? 0, host: "127.0.0.1" });
   const address = app.server.address();
   if (typeof address !== "object" || !address) throw new Error("the server has no address");
   const browser = await chromium.launch({

@@ -176,6 +176,9 @@ describe("the policy table, as the server enforces it", () => {
     "webhooks.create": () => ({ url: "https://93.184.215.14/hook" }),
     "webhooks.update": () => ({ url: "https://93.184.215.14/other" }),
     "webhooks.rotate_secret": () => undefined,
+    "auth.recovery_codes": () => undefined,
+    "users.reinvite": () => undefined,
+    "users.reset_totp": () => undefined,
   };
 
   it("has a sample input for every action that can ask for a code", () => {

@@ -16,6 +16,7 @@ import { useDisclosure } from "@mantine/hooks";
 import { useCallback, useEffect, useState } from "react";
 import { api } from "./api/client.ts";
 import type { CatalogDoc, Environment, Me } from "./api/types.ts";
+import { ChangePasswordDialog, RecoveryCodesDialog } from "./components/PersonDialogs.tsx";
 import { can, ROLE_LABELS } from "./lib/roles.ts";
 import { match, RouterProvider, useRouter } from "./lib/router.tsx";
 import { SessionContext, useSession } from "./lib/session.tsx";
@@ -25,7 +26,7 @@ import { AuditLog } from "./screens/AuditLog.tsx";
 import { ExpiryPolicy } from "./screens/ExpiryPolicy.tsx";
 import { KeysPage } from "./screens/KeysPage.tsx";
 import { LeakPolicy } from "./screens/LeakPolicy.tsx";
-import { ChangePassword, EnrolTotp, SignIn } from "./screens/SignIn.tsx";
+import { ChangePassword, EnrolTotp, ResetPassword, SignIn } from "./screens/SignIn.tsx";
 import { UsagePage } from "./screens/UsagePage.tsx";
 import { WebhooksPage } from "./screens/WebhooksPage.tsx";
 
@@ -47,6 +48,7 @@ export function App() {
 }
 
 function Console() {
+  const { path, navigate } = useRouter();
   const [state, setState] = useState<State>({ kind: "loading" });
   const [env, setEnvState] = useState<Environment>(() => {
     const initial = window.localStorage.getItem(ENV_KEY) === "test" ? "test" : "live";
@@ -93,6 +95,19 @@ function Console() {
       });
   }, []);
 
+  // A link from an email opens its page whoever is signed in: the token in its #fragment is the proof.
+  if (match("/reset-password", path) || match("/accept-invitation", path)) {
+    return (
+      <ResetPassword
+        invitation={path.startsWith("/accept-invitation")}
+        onDone={() => {
+          navigate("/");
+          void refresh();
+        }}
+      />
+    );
+  }
+
   switch (state.kind) {
     case "loading":
       return (
@@ -130,6 +145,7 @@ function Shell() {
   const { me, env, setEnv, signOut } = useSession();
   const { path, navigate } = useRouter();
   const [opened, { toggle, close }] = useDisclosure(false);
+  const [account, setAccount] = useState<"password" | "recovery" | null>(null);
 
   const nav = [
     { to: "/keys", label: "API keys", show: true },
@@ -194,9 +210,15 @@ function Shell() {
               </Menu.Target>
               <Menu.Dropdown>
                 <Menu.Label>{me.user.email}</Menu.Label>
+                <Menu.Item onClick={() => setAccount("password")}>Change password</Menu.Item>
+                {me.totp_enrolled ? (
+                  <Menu.Item onClick={() => setAccount("recovery")}>New recovery codes</Menu.Item>
+                ) : null}
                 <Menu.Item onClick={signOut}>Sign out</Menu.Item>
               </Menu.Dropdown>
             </Menu>
+            <ChangePasswordDialog opened={account === "password"} onClose={() => setAccount(null)} />
+            <RecoveryCodesDialog opened={account === "recovery"} onClose={() => setAccount(null)} />
           </Group>
         </Group>
       </AppShell.Header>

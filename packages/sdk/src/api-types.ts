@@ -391,7 +391,9 @@ export interface InvitedUser {
   id: string;
   email: string;
   role: string;
-  temporary_password: string;
+  /** True: a link to choose a password was mailed, and no temporary password is shown. */
+  invitation_sent: boolean;
+  temporary_password?: string;
 }
 
 export interface Health {

@@ -174,12 +174,42 @@ export const OPERATIONS = {
     caller: "session",
     body: ["current_password", "new_password"],
   },
-  "auth.totpSetup": { method: "POST", path: "/v1/auth/totp/setup", caller: "session" },
+  "auth.totpSetup": { method: "POST", path: "/v1/auth/totp/setup", caller: "session", body: ["restart"] },
+  "auth.forgotPassword": {
+    method: "POST",
+    path: "/v1/auth/forgot-password",
+    caller: "public",
+    body: ["email"],
+  },
+  "auth.resetPassword": {
+    method: "POST",
+    path: "/v1/auth/reset-password",
+    caller: "public",
+    body: ["token", "new_password"],
+  },
+  "auth.recoveryCodes": {
+    method: "POST",
+    path: "/v1/auth/recovery-codes",
+    caller: "session",
+    body: ["totp_code"],
+  },
   "auth.totpConfirm": { method: "POST", path: "/v1/auth/totp/confirm", caller: "session", body: ["code"] },
   me: { method: "GET", path: "/v1/me", caller: "session" },
   "users.list": { method: "GET", path: "/v1/users", caller: "session" },
   "users.invite": { method: "POST", path: "/v1/users", caller: "session", body: ["email", "role"] },
   "users.update": { method: "PATCH", path: "/v1/users/{id}", caller: "session", body: ["role", "status"] },
+  "users.reinvite": {
+    method: "POST",
+    path: "/v1/users/{id}/reinvite",
+    caller: "session",
+    body: ["totp_code"],
+  },
+  "users.resetTotp": {
+    method: "POST",
+    path: "/v1/users/{id}/reset-totp",
+    caller: "session",
+    body: ["totp_code"],
+  },
   "leaks.report": { method: "POST", path: "/v1/leaks", caller: "public", body: ["token", "url", "source"] },
   "leaks.github": { method: "POST", path: "/v1/leaks/github", caller: "public" },
   "leakPolicy.get": { method: "GET", path: "/v1/policies/leaks", caller: "key" },
@@ -506,7 +536,18 @@ export class LatchkeyClient {
       if (this.session !== null) this.session.csrf = out.csrf_token;
       return out;
     },
-    totpSetup: () => this.call<{ secret: string; otpauth_url: string; qr_svg: string }>("auth.totpSetup"),
+    /** The same pending secret until it is confirmed; `restart: true` starts enrolment again. */
+    totpSetup: (body: { restart?: boolean } = {}) =>
+      this.call<{ secret: string; otpauth_url: string; qr_svg: string }>("auth.totpSetup", { body }),
+    /** Always the same 202: whether the email has an account is never told. */
+    forgotPassword: (email: string) =>
+      this.call<{ message: string }>("auth.forgotPassword", { body: { email } }),
+    /** With the token from a reset or invitation link: single use. */
+    resetPassword: (body: { token: string; new_password: string }) =>
+      this.call<{ email: string }>("auth.resetPassword", { body }),
+    /** New recovery codes, shown once; the old ones stop working. Needs a current code. */
+    recoveryCodes: (options?: CallOptions) =>
+      this.call<{ recovery_codes: string[] }>("auth.recoveryCodes", { body: {}, options }),
     totpConfirm: (code: string) =>
       this.call<{ recovery_codes: string[]; csrf_token: string }>("auth.totpConfirm", { body: { code } }),
   };
@@ -518,6 +559,19 @@ export class LatchkeyClient {
     invite: (body: { email: string; role: Role }) => this.call<InvitedUser>("users.invite", { body }),
     update: (id: string, body: { role?: Role; status?: "active" | "disabled" }) =>
       this.call<User>("users.update", { params: { id }, body }),
+    /** A new invitation for a person who has not signed in yet; the old one stops working. */
+    reinvite: (id: string, options?: CallOptions) =>
+      this.call<{ id: string; email: string; invitation_sent: boolean; temporary_password?: string }>(
+        "users.reinvite",
+        { params: { id }, body: {}, options },
+      ),
+    /** Owners only: the person enrols 2FA again at their next sign-in. */
+    resetTotp: (id: string, options?: CallOptions) =>
+      this.call<{ id: string; totp_enrolled: boolean }>("users.resetTotp", {
+        params: { id },
+        body: {},
+        options,
+      }),
   };
 
   // --- leaked keys -----------------------------------------------------------------------------

@@ -280,7 +280,10 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
     [
       "POST /v1/users",
       "response",
-      shape<Api.InvitedUser>()({ required: ["id", "email", "role", "temporary_password"], optional: [] }),
+      shape<Api.InvitedUser>()({
+        required: ["id", "email", "role", "invitation_sent"],
+        optional: ["temporary_password"],
+      }),
     ],
   ];
 

@@ -117,10 +117,27 @@ export const POLICY = {
   "auth.totp_setup": { route: "POST /v1/auth/totp/setup", ...OWN_SESSION },
   "auth.totp_confirm": { route: "POST /v1/auth/totp/confirm", ...OWN_SESSION },
   "me.get": { route: "GET /v1/me", ...OWN_SESSION },
+  // Getting back in: public, enumeration-safe and rate-limited; a link's token is the proof.
+  "auth.forgot_password": { route: "POST /v1/auth/forgot-password", caller: "public" },
+  "auth.reset_password": { route: "POST /v1/auth/reset-password", caller: "public" },
+  "auth.recovery_codes": {
+    route: "POST /v1/auth/recovery-codes",
+    caller: "session",
+    roles: EVERY_ROLE,
+    stepUp: true,
+  },
 
   "users.list": { route: "GET /v1/users", ...PEOPLE },
   "users.invite": { route: "POST /v1/users", ...PEOPLE },
   "users.update": { route: "PATCH /v1/users/:id", ...PEOPLE },
+  "users.reinvite": { route: "POST /v1/users/:id/reinvite", ...PEOPLE, stepUp: true },
+  // Resetting someone's second factor hands their account to whoever knows the password: owners only.
+  "users.reset_totp": {
+    route: "POST /v1/users/:id/reset-totp",
+    caller: "session",
+    roles: ["owner"],
+    stepUp: true,
+  },
 
   "leaks.github": { route: "POST /v1/leaks/github", caller: "public" },
   "leaks.report": { route: "POST /v1/leaks", caller: "public" },

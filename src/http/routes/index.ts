@@ -10,6 +10,7 @@ import createWebhook from "./create-webhook.ts";
 import deleteWebhook from "./delete-webhook.ts";
 import type { RouteDeps } from "./deps.ts";
 import exportAudit from "./export-audit.ts";
+import forgotPassword from "./forgot-password.ts";
 import generateCredentialPassword from "./generate-credential-password.ts";
 import getCatalog from "./get-catalog.ts";
 import getCredential from "./get-credential.ts";
@@ -31,8 +32,12 @@ import listWebhooks from "./list-webhooks.ts";
 import login from "./login.ts";
 import logout from "./logout.ts";
 import openapi from "./openapi.ts";
+import regenerateRecoveryCodes from "./regenerate-recovery-codes.ts";
+import reinviteUser from "./reinvite-user.ts";
 import reportGitHubLeaks from "./report-github-leaks.ts";
 import reportLeak from "./report-leak.ts";
+import resetPassword from "./reset-password.ts";
+import resetUserTotp from "./reset-user-totp.ts";
 import retryWebhookDelivery from "./retry-webhook-delivery.ts";
 import revokeKey from "./revoke-key.ts";
 import rotateKey from "./rotate-key.ts";
@@ -87,6 +92,11 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     listUsers,
     inviteUser,
     updateUser,
+    forgotPassword,
+    resetPassword,
+    reinviteUser,
+    resetUserTotp,
+    regenerateRecoveryCodes,
     listAudit,
     verifyAudit,
     verifyAllAudit,

@@ -11,7 +11,7 @@ export default function inviteUser(app: App, { services }: RouteDeps) {
     {
       schema: {
         tags: ["people"],
-        summary: "Invite a person: returns a temporary password, shown once, to change at first sign-in",
+        summary: "Invite a person: a link by email (SMTP), or a temporary password shown once (no SMTP)",
         body: Type.Object(
           { email: Type.String({ format: "email", minLength: 3, maxLength: 254 }), role: RoleName },
           { additionalProperties: false },
@@ -22,7 +22,9 @@ export default function inviteUser(app: App, { services }: RouteDeps) {
               id: Type.String(),
               email: Type.String(),
               role: Type.String(),
-              temporary_password: Type.String(),
+              /** True: a link to choose a password was mailed, and no temporary password is shown. */
+              invitation_sent: Type.Boolean(),
+              temporary_password: Type.Optional(Type.String()),
             }),
           ),
           "4xx": ErrorEnvelope,

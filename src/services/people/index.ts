@@ -2,14 +2,17 @@ import type { Kysely } from "kysely";
 import type { RateLimiter } from "../../cluster/rate-limiter.ts";
 import type { Actor } from "../../core/actor.ts";
 import type { Catalog } from "../../core/catalog.ts";
+import { totpEnrolledMail } from "../../core/mail-texts.ts";
 import type { CompiledLimit } from "../../core/rate-limit.ts";
 import type { Role } from "../../core/roles.ts";
 import type { Database, SessionRow, UserRow } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
 import type { EventOutbox } from "../events.ts";
+import type { MailOutbox } from "../mailer.ts";
 import { LoginLockout } from "./lockout.ts";
 import { PeopleManagement } from "./management.ts";
+import { RecoveryService, type Reinvited } from "./recovery.ts";
 import { SecondFactorService } from "./second-factor.ts";
 import { type SessionInfo, SessionService } from "./sessions.ts";
 import { type SignedIn, SignInService } from "./sign-in.ts";
@@ -38,6 +41,10 @@ export interface PeopleOptions {
   loginLimits?: readonly CompiledLimit[];
   /** Per-address limits; an office behind one NAT needs more room than one account does. */
   loginIpLimits?: readonly CompiledLimit[];
+  /** Mail to people (invitations, reset links, security notices), sent after each change commits. */
+  mail: MailOutbox;
+  /** The console's address, the base of links in mail. */
+  publicUrl: string;
 }
 
 /**
@@ -51,8 +58,13 @@ export class PeopleService {
   private readonly stepUpService: StepUpService;
   readonly signIn: SignInService;
   readonly management: PeopleManagement;
+  readonly recovery: RecoveryService;
+  private readonly mail: MailOutbox;
+
+  private readonly clockNow: () => Date;
 
   constructor(o: PeopleOptions) {
+    this.clockNow = o.clock;
     const base = { db: o.db, clock: o.clock, audit: o.audit };
     this.sessions = new SessionService({
       ...base,
@@ -73,11 +85,23 @@ export class PeopleService {
       secondFactor: this.secondFactor,
     });
     const emailLimits = o.loginLimits ?? [];
+    const lockout = new LoginLockout({ db: o.db, clock: o.clock });
+    this.mail = o.mail;
+    this.recovery = new RecoveryService({
+      ...base,
+      secret: o.secret,
+      sessions: this.sessions,
+      lockout,
+      limiter: o.limiter,
+      mail: o.mail,
+      publicUrl: o.publicUrl,
+      stepUp: (actor, code, ctx) => this.stepUp(actor, code, ctx),
+    });
     this.signIn = new SignInService({
       ...base,
       sessions: this.sessions,
       secondFactor: this.secondFactor,
-      lockout: new LoginLockout({ db: o.db, clock: o.clock }),
+      lockout,
       limiter: o.limiter,
       emailLimits,
       ipLimits: o.loginIpLimits ?? emailLimits,
@@ -119,12 +143,41 @@ export class PeopleService {
     return this.sessions.csrfMatches(session, given);
   }
 
-  totpSetup(ctx: Ctx & { actor: { kind: "user" } }) {
-    return this.secondFactor.setup(ctx);
+  totpSetup(ctx: Ctx & { actor: { kind: "user" } }, opts: { restart?: boolean | undefined } = {}) {
+    return this.secondFactor.setup(ctx, opts);
   }
 
-  totpConfirm(ctx: Ctx & { actor: { kind: "user" } }, code: string) {
-    return this.secondFactor.confirm(ctx, code);
+  /** Confirms enrolment, then tells the person by mail that a new device holds their second factor. */
+  async totpConfirm(ctx: Ctx & { actor: { kind: "user" } }, code: string) {
+    const result = await this.secondFactor.confirm(ctx, code);
+    this.mail.deliver({
+      kind: "totp_enrolled",
+      to: ctx.actor.email,
+      ...totpEnrolledMail({ at: this.clockNow(), ip: ctx.ip }),
+    });
+    return result;
+  }
+
+  /** New recovery codes, shown once; the old ones die. Needs a current code (step-up). */
+  async regenerateRecoveryCodes(ctx: Ctx & { actor: { kind: "user" } }): Promise<string[]> {
+    await this.stepUp(ctx.actor, ctx.secondFactor, ctx);
+    return this.secondFactor.regenerateRecoveryCodes({ ...ctx, totpUsed: true });
+  }
+
+  forgotPassword(email: string, ip: string | null, userAgent: string | null): Promise<void> {
+    return this.recovery.forgotPassword(email, ip, userAgent);
+  }
+
+  resetPassword(token: string, newPassword: string, ip: string | null, userAgent: string | null) {
+    return this.recovery.resetPassword(token, newPassword, ip, userAgent);
+  }
+
+  reinvite(ctx: Ctx & { actor: { kind: "user" } }, userId: string): Promise<Reinvited> {
+    return this.recovery.reinvite(ctx, userId);
+  }
+
+  resetTotp(ctx: Ctx & { actor: { kind: "user" } }, userId: string): Promise<void> {
+    return this.recovery.resetTotp(ctx, userId);
   }
 
   /** Step-up for a sensitive action: what the key and credential services ask through their guard. */
@@ -140,8 +193,30 @@ export class PeopleService {
     return this.management.list(companyId);
   }
 
-  invite(ctx: Ctx & { actor: { kind: "user" } }, input: { email: string; role: Role }) {
-    return this.management.invite(ctx, input);
+  /**
+   * Invites a person. With mail configured they get a link to choose a password (and no temporary
+   * password is shown); without, the temporary password is shown once to the inviter, as before.
+   */
+  async invite(ctx: Ctx & { actor: { kind: "user" } }, input: { email: string; role: Role }) {
+    const byMail = this.mail.sends;
+    const made = await this.management.invite(
+      ctx,
+      input,
+      byMail ? (tx, user) => this.recovery.issue(tx, user, "invitation") : undefined,
+    );
+    if (made.link) {
+      await this.recovery.mailInvitation(
+        { email: made.email, role: made.role, company_id: ctx.actor.companyId },
+        made.link,
+      );
+    }
+    return {
+      id: made.id,
+      email: made.email,
+      role: made.role,
+      invitation_sent: byMail,
+      ...(byMail ? {} : { temporary_password: made.temporary_password }),
+    };
   }
 
   update(

@@ -5,6 +5,7 @@ import { newId } from "../../core/ids.ts";
 import { looksLikeCredentialUsername } from "../../core/names.ts";
 import { randomBase62 } from "../../core/random.ts";
 import { mayAssignRole, type Role } from "../../core/roles.ts";
+import type { Db } from "../../store/repositories.ts";
 import type { Database } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
@@ -42,8 +43,16 @@ export class PeopleManagement {
     return rows.map(userView);
   }
 
-  /** Invites a person with a temporary password, shown once; they must change it at first sign-in. */
-  async invite(ctx: Ctx & { actor: { kind: "user" } }, input: { email: string; role: Role }) {
+  /**
+   * Invites a person with a temporary password, shown once; they must change it at first sign-in.
+   * `withLink` (mail is configured) writes an invitation link in the same transaction instead, and the
+   * password made here is one nobody knows.
+   */
+  async invite(
+    ctx: Ctx & { actor: { kind: "user" } },
+    input: { email: string; role: Role },
+    withLink?: (tx: Db, user: { id: string }) => Promise<string>,
+  ) {
     if (!mayAssignRole(ctx.actor.role, input.role)) {
       throw new LatchkeyError("FORBIDDEN", "Only an owner can make someone an owner.", { field: "role" });
     }
@@ -61,7 +70,7 @@ export class PeopleManagement {
     const passwordHash = await hash(temporaryPassword, { algorithm: 2 });
     const now = this.o.clock();
     const id = newId("usr", now);
-    await this.o.db.transaction().execute(async (tx) => {
+    const link = await this.o.db.transaction().execute(async (tx) => {
       const taken = await tx.selectFrom("users").select("id").where("email", "=", email).executeTakeFirst();
       if (taken) throw new LatchkeyError("EMAIL_TAKEN", undefined, { field: "email" });
       await tx
@@ -89,9 +98,10 @@ export class PeopleManagement {
         type: "user.invited",
         data: { ...userView(created), invited_by: ctx.actor.userId },
       });
+      return withLink ? await withLink(tx, { id }) : null;
     });
     this.o.events.committed();
-    return { id, email, role: input.role, temporary_password: temporaryPassword };
+    return { id, email, role: input.role, temporary_password: temporaryPassword, link };
   }
 
   /** Changes a person's role or status; either ends their sessions, so the change holds at once. */

@@ -5,6 +5,7 @@ import { hashToken } from "../../core/hashing.ts";
 import { randomBase62 } from "../../core/random.ts";
 import { SecretBox } from "../../core/secret-box.ts";
 import { checkTotp, newTotpSecret, otpauthUrl } from "../../core/totp.ts";
+import type { Db } from "../../store/repositories.ts";
 import type { Database, UserRow } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
@@ -24,6 +25,14 @@ export interface SecondFactorOptions {
 
 const RECOVERY_CODES = 10;
 
+/** Ten codes such as `k3v9q-x2m7d`: 50 random bits each, easy to read out and type. */
+function newRecoveryCodes(): string[] {
+  return Array.from({ length: RECOVERY_CODES }, () => {
+    const raw = randomBase62(10).toLowerCase();
+    return `${raw.slice(0, 5)}-${raw.slice(5)}`;
+  });
+}
+
 /**
  * Two-factor authentication: enrolling a TOTP secret, and checking a code (or a recovery code) once.
  * How often a code may be tried is not decided here: sign-in counts wrong codes in its lockout, step-up
@@ -36,20 +45,56 @@ export class SecondFactorService {
     this.box = new SecretBox(o.secret, "totp");
   }
 
-  /** Starts enrolment: a pending secret, shown once as text, an otpauth URL and a QR code. */
-  async setup(ctx: Ctx & { actor: { kind: "user" } }) {
+  /**
+   * Starts enrolment: a pending secret, as text, an otpauth URL and a QR code. The pending secret
+   * stays the same on every call until it is confirmed or `restart` asks for a new one on purpose, so
+   * a code scanned before a reload of the enrolment page still confirms after it.
+   */
+  async setup(ctx: Ctx & { actor: { kind: "user" } }, opts: { restart?: boolean | undefined } = {}) {
     const user = await userById(this.o.db, ctx.actor.userId);
     if (user.totp_secret !== null)
       throw new LatchkeyError("CONFLICT", "Two-factor authentication is already set up.");
-    const secret = newTotpSecret();
-    await this.o.db
-      .updateTable("users")
-      .set({ totp_pending_secret: this.box.seal(secret), updated_at: this.o.clock() })
-      .where("id", "=", user.id)
-      .execute();
+    let secret: string;
+    if (user.totp_pending_secret !== null && opts.restart !== true) {
+      secret = this.box.open(user.totp_pending_secret);
+    } else {
+      secret = newTotpSecret();
+      await this.o.db
+        .updateTable("users")
+        .set({ totp_pending_secret: this.box.seal(secret), updated_at: this.o.clock() })
+        .where("id", "=", user.id)
+        .execute();
+    }
     const url = otpauthUrl(secret, user.email, this.o.issuer ?? "Latchkey");
     const qr_svg = await QRCode.toString(url, { type: "svg", margin: 1 });
     return { secret, otpauth_url: url, qr_svg };
+  }
+
+  /**
+   * New recovery codes for an enrolled person (their step-up already checked by the caller): the old
+   * ones die in the same transaction, the new ones are shown once and stored hashed.
+   */
+  async regenerateRecoveryCodes(ctx: Ctx & { actor: { kind: "user" } }): Promise<string[]> {
+    const user = await userById(this.o.db, ctx.actor.userId);
+    if (user.totp_secret === null) throw new LatchkeyError("TOTP_ENROLMENT_REQUIRED");
+    const codes = newRecoveryCodes();
+    await this.o.db.transaction().execute(async (tx) => {
+      await this.storeRecoveryCodes(tx, user.id, codes);
+      await this.o.audit.append(tx, ctx, {
+        action: "user.recovery_codes_regenerated",
+        companyId: user.company_id,
+        target: { type: "user", id: user.id },
+      });
+    });
+    return codes;
+  }
+
+  private async storeRecoveryCodes(tx: Db, userId: string, codes: string[]): Promise<void> {
+    await tx.deleteFrom("recovery_codes").where("user_id", "=", userId).execute();
+    await tx
+      .insertInto("recovery_codes")
+      .values(codes.map((c) => ({ user_id: userId, code_hash: hashToken(this.o.secret, c), used_at: null })))
+      .execute();
   }
 
   /**
@@ -69,10 +114,7 @@ export class SecondFactorService {
     const now = this.o.clock();
     const check = checkTotp(secret, code, now, null);
     if (!check.ok) throw new LatchkeyError("TOTP_INVALID", undefined, { field: "code" });
-    const codes = Array.from({ length: RECOVERY_CODES }, () => {
-      const raw = randomBase62(10).toLowerCase();
-      return `${raw.slice(0, 5)}-${raw.slice(5)}`;
-    });
+    const codes = newRecoveryCodes();
     const session = await this.o.db.transaction().execute(async (tx) => {
       await tx
         .updateTable("users")
@@ -85,13 +127,7 @@ export class SecondFactorService {
         })
         .where("id", "=", user.id)
         .execute();
-      await tx.deleteFrom("recovery_codes").where("user_id", "=", user.id).execute();
-      await tx
-        .insertInto("recovery_codes")
-        .values(
-          codes.map((c) => ({ user_id: user.id, code_hash: hashToken(this.o.secret, c), used_at: null })),
-        )
-        .execute();
+      await this.storeRecoveryCodes(tx, user.id, codes);
       await this.o.sessions.endAll(tx, user.id);
       await this.o.audit.append(
         tx,

@@ -32,11 +32,16 @@ export const ENDPOINTS = {
   changePassword: ["POST", "/v1/auth/password"],
   totpSetup: ["POST", "/v1/auth/totp/setup"],
   totpConfirm: ["POST", "/v1/auth/totp/confirm"],
+  forgotPassword: ["POST", "/v1/auth/forgot-password"],
+  resetPassword: ["POST", "/v1/auth/reset-password"],
+  regenerateRecoveryCodes: ["POST", "/v1/auth/recovery-codes"],
   me: ["GET", "/v1/me"],
   catalog: ["GET", "/v1/catalog"],
   listUsers: ["GET", "/v1/users"],
   inviteUser: ["POST", "/v1/users"],
   updateUser: ["PATCH", "/v1/users/{id}"],
+  reinviteUser: ["POST", "/v1/users/{id}/reinvite"],
+  resetUserTotp: ["POST", "/v1/users/{id}/reset-totp"],
   listCredentials: ["GET", "/v1/credentials"],
   getCredential: ["GET", "/v1/credentials/{id}"],
   createCredential: ["POST", "/v1/credentials"],
@@ -66,6 +71,14 @@ export const ENDPOINTS = {
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type Endpoint = keyof typeof ENDPOINTS;
+
+/** An invitation as issued: mailed (a link), or a temporary password to pass on (no SMTP). */
+export interface Invitation {
+  id: string;
+  email: string;
+  invitation_sent: boolean;
+  temporary_password?: string;
+}
 
 /** The server's closed catalog of error codes, and the console's own for a server it cannot reach. */
 export type ConsoleErrorCode = ErrorCode | "NETWORK";
@@ -178,8 +191,20 @@ export class Client {
   changePassword(current_password: string, new_password: string) {
     return this.call<{ csrf_token: string }>("changePassword", { body: { current_password, new_password } });
   }
-  totpSetup() {
-    return this.call<{ secret: string; otpauth_url: string; qr_svg: string }>("totpSetup", { body: {} });
+  /** The pending secret, the same on every call until confirmed; `restart` asks for a new one. */
+  totpSetup(restart = false) {
+    return this.call<{ secret: string; otpauth_url: string; qr_svg: string }>("totpSetup", {
+      body: restart ? { restart: true } : {},
+    });
+  }
+  forgotPassword(email: string) {
+    return this.call<{ message: string }>("forgotPassword", { body: { email } });
+  }
+  resetPassword(token: string, new_password: string) {
+    return this.call<{ email: string }>("resetPassword", { body: { token, new_password } });
+  }
+  regenerateRecoveryCodes(code: string) {
+    return this.call<{ recovery_codes: string[] }>("regenerateRecoveryCodes", { body: {}, totp: code });
   }
   totpConfirm(code: string) {
     return this.call<{ recovery_codes: string[]; csrf_token: string }>("totpConfirm", { body: { code } });
@@ -193,8 +218,16 @@ export class Client {
     return this.call<{ users: UserView[] }>("listUsers");
   }
   inviteUser(email: string, role: Role) {
-    return this.call<{ id: string; email: string; role: string; temporary_password: string }>("inviteUser", {
-      body: { email, role },
+    return this.call<Invitation & { role: string }>("inviteUser", { body: { email, role } });
+  }
+  reinviteUser(id: string, code: string) {
+    return this.call<Invitation>("reinviteUser", { params: { id }, body: {}, totp: code });
+  }
+  resetUserTotp(id: string, code: string) {
+    return this.call<{ id: string; totp_enrolled: boolean }>("resetUserTotp", {
+      params: { id },
+      body: {},
+      totp: code,
     });
   }
   updateUser(id: string, body: { role?: Role; status?: "active" | "disabled" }) {

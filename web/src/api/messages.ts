@@ -27,6 +27,16 @@ const list = (value: unknown): string =>
  * An error in words a person understands, naming what was refused where the answer says so. The
  * server's own message is kept for codes whose message already reads well.
  */
+/** A wait in seconds as a person reads it: "45 seconds", "2 minutes", "1 hour". */
+export function waitText(seconds: number): string {
+  const s = Math.max(1, Math.ceil(seconds));
+  if (s < 60) return `${s} second${s === 1 ? "" : "s"}`;
+  const m = Math.ceil(s / 60);
+  if (m < 60) return `${m} minute${m === 1 ? "" : "s"}`;
+  const h = Math.ceil(m / 60);
+  return `${h} hour${h === 1 ? "" : "s"}`;
+}
+
 export function explain(err: ApiError): string {
   const d = err.details;
   switch (err.code) {
@@ -45,7 +55,9 @@ export function explain(err: ApiError): string {
     case "TOTP_ENROLMENT_REQUIRED":
       return "Set up two-factor authentication before changing keys or API users.";
     case "RATE_LIMITED":
-      return "Too many attempts. Wait a few minutes and try again.";
+      return typeof d.retry_after === "number"
+        ? `Too many attempts. Try again in ${waitText(d.retry_after)}.`
+        : "Too many attempts. Wait a few minutes and try again.";
     case "PERMISSION_NOT_HELD":
       return list(d.permissions)
         ? `You cannot grant ${list(d.permissions)}: the API user (or you) does not hold it.`
@@ -57,7 +69,12 @@ export function explain(err: ApiError): string {
         ? "The current password is wrong."
         : "The email or password is wrong.";
     case "LOGIN_LOCKED":
-      return "Too many failed sign-ins. Wait a while before trying again.";
+      // The API knows the exact wait (details.retry_after, and Retry-After): say it.
+      return typeof d.retry_after === "number"
+        ? `Too many failed sign-ins. Try again in ${waitText(d.retry_after)}.`
+        : "Too many failed sign-ins. Try again later.";
+    case "TOKEN_INVALID":
+      return "This link is not valid: it was already used, has expired, or a newer one was sent.";
     case "SESSION_EXPIRED":
     case "UNAUTHORIZED":
       return "Your session has ended. Sign in again.";

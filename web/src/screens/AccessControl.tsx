@@ -16,12 +16,13 @@ import {
 } from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
 import { useRef, useState } from "react";
-import { api } from "../api/client.ts";
+import { api, type Invitation } from "../api/client.ts";
 import type { CredentialView, RateLimit, Role, UserView } from "../api/types.ts";
 import { errorFor, FormError } from "../components/errors.tsx";
 import { IpEditor, useIpList } from "../components/IpEditor.tsx";
 import { EnvBadge, permissionSummary } from "../components/KeysTable.tsx";
 import { NO_PERMISSION_CHOSEN, PermissionsField } from "../components/PermissionMatrix.tsx";
+import { CodeConfirmDialog } from "../components/PersonDialogs.tsx";
 import { limitsProblem, RateLimitEditor } from "../components/RateLimitEditor.tsx";
 import { ShowOnceModal } from "../components/ShowOnce.tsx";
 import { TotpInput } from "../components/TotpInput.tsx";
@@ -81,7 +82,10 @@ function People() {
   const [role, setRole] = useState<Role>("developer");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const [invited, setInvited] = useState<{ email: string; temporary_password: string } | null>(null);
+  const [invited, setInvited] = useState<Invitation | null>(null);
+  const [reinviting, setReinviting] = useState<UserView | null>(null);
+  const [resettingTotp, setResettingTotp] = useState<UserView | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const [rowError, setRowError] = useState<{ id: string; error: unknown } | null>(null);
   const [disabling, setDisabling] = useState<UserView | null>(null);
   const roles = (["owner", "moderator", "developer", "viewer"] as Role[]).filter((r) =>
@@ -162,21 +166,43 @@ function People() {
                     <Text size="sm">{formatDate(u.created_at)}</Text>
                   </Table.Td>
                   <Table.Td>
-                    {editable ? (
-                      u.status === "active" ? (
-                        <Button size="compact-sm" variant="light" color="red" onClick={() => setDisabling(u)}>
-                          Disable
+                    <Group gap="xs" wrap="wrap">
+                      {editable && u.status === "active" && u.password_change_required ? (
+                        <Button size="compact-sm" variant="light" onClick={() => setReinviting(u)}>
+                          Reissue invitation
                         </Button>
-                      ) : (
+                      ) : null}
+                      {!self && me.role === "owner" && u.totp_enrolled ? (
                         <Button
                           size="compact-sm"
                           variant="light"
-                          onClick={() => void change(u, { status: "active" })}
+                          color="red"
+                          onClick={() => setResettingTotp(u)}
                         >
-                          Enable
+                          Reset 2FA
                         </Button>
-                      )
-                    ) : null}
+                      ) : null}
+                      {editable ? (
+                        u.status === "active" ? (
+                          <Button
+                            size="compact-sm"
+                            variant="light"
+                            color="red"
+                            onClick={() => setDisabling(u)}
+                          >
+                            Disable
+                          </Button>
+                        ) : (
+                          <Button
+                            size="compact-sm"
+                            variant="light"
+                            onClick={() => void change(u, { status: "active" })}
+                          >
+                            Enable
+                          </Button>
+                        )
+                      ) : null}
+                    </Group>
                   </Table.Td>
                 </Table.Tr>
               );
@@ -263,12 +289,75 @@ function People() {
         </form>
       </Modal>
       <ShowOnceModal
-        opened={invited !== null}
+        opened={invited !== null && !invited.invitation_sent}
         title={`Invitation for ${invited?.email ?? ""}`}
-        fields={invited ? [{ label: "Temporary password", value: invited.temporary_password }] : []}
+        fields={
+          invited?.temporary_password
+            ? [{ label: "Temporary password", value: invited.temporary_password }]
+            : []
+        }
         note="Give it to them privately; they choose their own password at first sign-in."
         onClose={() => setInvited(null)}
       />
+      <Modal
+        opened={notice !== null || invited?.invitation_sent === true}
+        onClose={() => {
+          setNotice(null);
+          setInvited(null);
+        }}
+        title="Done"
+      >
+        <Stack>
+          <Text role="status">
+            {notice ??
+              `An invitation was emailed to ${invited?.email ?? ""}. Its link works once, for 7 days.`}
+          </Text>
+          <Group justify="end">
+            <Button
+              data-autofocus
+              onClick={() => {
+                setNotice(null);
+                setInvited(null);
+              }}
+            >
+              OK
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
+      <CodeConfirmDialog
+        opened={reinviting !== null}
+        title={`Reissue the invitation of ${reinviting?.email ?? ""}?`}
+        confirmLabel="Reissue invitation"
+        action={async (code) => {
+          if (!reinviting) return;
+          const r = await api.reinviteUser(reinviting.id, code);
+          setInvited(r);
+        }}
+        onClose={() => setReinviting(null)}
+      >
+        <Text>Their current invitation stops working and a new one is made.</Text>
+      </CodeConfirmDialog>
+      <CodeConfirmDialog
+        opened={resettingTotp !== null}
+        title={`Reset the 2FA of ${resettingTotp?.email ?? ""}?`}
+        confirmLabel="Reset 2FA"
+        color="red"
+        action={async (code) => {
+          if (!resettingTotp) return;
+          await api.resetUserTotp(resettingTotp.id, code);
+          setNotice(
+            `The 2FA of ${resettingTotp.email} was reset. They were signed out, told by email, and set up their authenticator again at their next sign-in.`,
+          );
+          await users.reload();
+        }}
+        onClose={() => setResettingTotp(null)}
+      >
+        <Text>
+          Their authenticator and recovery codes stop working and they are signed out everywhere. Do this only
+          when you are sure it is them asking, for example when they lost their phone.
+        </Text>
+      </CodeConfirmDialog>
     </Stack>
   );
 }

@@ -46,6 +46,9 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
   const [needCode, setNeedCode] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  const [forgot, setForgot] = useState(false);
+
+  if (forgot) return <ForgotPassword email={email} onBack={() => setForgot(false)} />;
 
   const submit = async () => {
     setBusy(true);
@@ -132,13 +135,164 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
                 required
               />
               <FormError error={error} />
-              <Button type="submit" loading={busy}>
-                Sign in
-              </Button>
+              <Group justify="space-between">
+                <Anchor component="button" type="button" onClick={() => setForgot(true)}>
+                  Forgot password?
+                </Anchor>
+                <Button type="submit" loading={busy}>
+                  Sign in
+                </Button>
+              </Group>
             </>
           )}
         </Stack>
       </form>
+    </Frame>
+  );
+}
+
+/** Forgot password: one email field; the answer is the same whether or not it has an account. */
+function ForgotPassword({ email: initial, onBack }: { email: string; onBack: () => void }) {
+  const [email, setEmail] = useState(initial);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [sent, setSent] = useState<string | null>(null);
+  return (
+    <Frame title="Reset your password">
+      {sent ? (
+        <Stack>
+          <Alert color="indigo" variant="light" role="status">
+            {sent}
+          </Alert>
+          <Text size="sm">
+            The link works once, for an hour. Check your spam folder if it does not arrive.
+          </Text>
+          <Anchor component="button" type="button" onClick={onBack}>
+            Back to sign in
+          </Anchor>
+        </Stack>
+      ) : (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setBusy(true);
+            setError(null);
+            api
+              .forgotPassword(email.trim())
+              .then((r) => setSent(r.message))
+              .catch(setError)
+              .finally(() => setBusy(false));
+          }}
+        >
+          <Stack>
+            <Text>Enter the email you sign in with. We send a link to choose a new password.</Text>
+            <TextInput
+              label="Email"
+              type="email"
+              autoComplete="username"
+              value={email}
+              onChange={(e) => setEmail(e.currentTarget.value)}
+              required
+              autoFocus
+              error={errorFor(error, "email")}
+            />
+            <FormError error={error} fields={["email"]} />
+            <Group justify="space-between">
+              <Anchor component="button" type="button" onClick={onBack}>
+                Back to sign in
+              </Anchor>
+              <Button type="submit" loading={busy}>
+                Send link
+              </Button>
+            </Group>
+          </Stack>
+        </form>
+      )}
+    </Frame>
+  );
+}
+
+/**
+ * The page a reset or invitation link opens. The token is in the #fragment (never sent to a server);
+ * it is read once and wiped from the address bar, so it is not left in history or shared by accident.
+ */
+export function ResetPassword({ invitation, onDone }: { invitation: boolean; onDone: () => void }) {
+  const [token] = useState(() => {
+    const found = /token=([0-9A-Za-z]+)/.exec(window.location.hash)?.[1] ?? "";
+    window.history.replaceState(null, "", window.location.pathname);
+    return found;
+  });
+  const [next, setNext] = useState("");
+  const [again, setAgain] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const mismatch = again !== "" && again !== next ? "The two new passwords differ." : undefined;
+  const tokenError = error instanceof ApiError && error.code === "TOKEN_INVALID";
+  if (done) {
+    return (
+      <Frame title="Password set">
+        <Stack>
+          <Alert color="green" variant="light" role="status">
+            Your password is set. Sign in as {done} with it.
+          </Alert>
+          <Button onClick={onDone} data-autofocus>
+            Go to sign in
+          </Button>
+        </Stack>
+      </Frame>
+    );
+  }
+  return (
+    <Frame title={invitation ? "Choose your password" : "Choose a new password"}>
+      {token === "" || tokenError ? (
+        <Stack>
+          <Alert color="red" variant="light" role="alert">
+            This link is not valid: it was already used, has expired, or a newer one was sent.
+            {invitation ? " Ask whoever invited you to send a new invitation." : " Ask for a new one."}
+          </Alert>
+          <Button onClick={onDone}>Go to sign in</Button>
+        </Stack>
+      ) : (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (mismatch) return;
+            setBusy(true);
+            setError(null);
+            api
+              .resetPassword(token, next)
+              .then((r) => setDone(r.email))
+              .catch(setError)
+              .finally(() => setBusy(false));
+          }}
+        >
+          <Stack>
+            <PasswordInput
+              label="New password"
+              description="A long passphrase: at least 12 characters, not a common password"
+              autoComplete="new-password"
+              value={next}
+              onChange={(e) => setNext(e.currentTarget.value)}
+              required
+              autoFocus
+              error={errorFor(error, "new_password")}
+            />
+            <PasswordInput
+              label="New password again"
+              autoComplete="new-password"
+              value={again}
+              onChange={(e) => setAgain(e.currentTarget.value)}
+              required
+              error={mismatch}
+            />
+            <FormError error={error} fields={["new_password"]} />
+            <Button type="submit" loading={busy}>
+              Save password
+            </Button>
+          </Stack>
+        </form>
+      )}
     </Frame>
   );
 }
@@ -321,6 +475,17 @@ export function EnrolTotp({ me, onDone }: { me: Me; onDone: () => void }) {
           <Button type="submit" loading={busy} disabled={!setup}>
             Turn on 2FA
           </Button>
+          <Anchor
+            component="button"
+            type="button"
+            size="sm"
+            onClick={() => {
+              setError(null);
+              api.totpSetup(true).then(setSetup).catch(setError);
+            }}
+          >
+            Start over with a new secret
+          </Anchor>
           {can.mustEnrol(me.role) ? null : (
             <Anchor component="button" type="button" onClick={onDone}>
               Skip for now (viewers cannot change anything)

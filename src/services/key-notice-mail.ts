@@ -1,0 +1,118 @@
+import { type Kysely, sql } from "kysely";
+import { keyExpiringMail, keyLeakedMail } from "../core/mail-texts.ts";
+import type { Database } from "../store/schema.ts";
+import type { EventOutbox } from "./events.ts";
+import type { Mail, MailOutbox } from "./mailer.ts";
+
+/** The outbox events that are also mailed to the company's owners. */
+const MAILED = ["key.leaked", "key.expiring"] as const;
+
+/** How many events one pass claims; more are left for the next. */
+const BATCH = 100;
+
+export interface KeyNoticeMailOptions {
+  db: Kysely<Database>;
+  clock: () => Date;
+  events: EventOutbox;
+  mail: MailOutbox;
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * Mails a company's active owners when one of its keys leaks or is about to expire. It reads the
+ * webhook outbox (the leak and expiry services write those events with their change), so it needs no
+ * hook in them: a pass runs whenever an emitting transaction has committed on this node. Each event is
+ * claimed by inserting its row in `event_mails`, so of several nodes one mails it, once.
+ */
+export class KeyNoticeMail {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private readonly stop: () => void;
+
+  constructor(private readonly o: KeyNoticeMailOptions) {
+    this.stop = o.events.onCommitted(() => this.kick());
+  }
+
+  /** Runs a pass now, or once more after the one running. */
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.runOnce();
+        } catch (err) {
+          this.o.onError?.(err);
+        }
+      } while (this.again);
+    })().finally(() => {
+      this.running = null;
+    });
+  }
+
+  /** Claims and mails the events not mailed yet; returns how many it claimed. */
+  async runOnce(): Promise<number> {
+    const now = this.o.clock();
+    const mails: Mail[] = [];
+    const claimed = await this.o.db.transaction().execute(async (tx) => {
+      const rows = await tx
+        .selectFrom("events")
+        .innerJoin("companies", "companies.id", "events.company_id")
+        .select(["events.id", "events.company_id", "events.type", "events.data", "companies.name as company"])
+        .where("events.type", "in", [...MAILED])
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom("event_mails").select("event_id").whereRef("event_id", "=", "events.id"))),
+        )
+        .orderBy("events.seq", "asc")
+        .limit(BATCH)
+        .execute();
+      let won = 0;
+      for (const row of rows) {
+        const claim = await sql<{ event_id: string }>`
+          INSERT INTO event_mails (event_id, sent_at) VALUES (${row.id}, ${now})
+          ON CONFLICT (event_id) DO NOTHING RETURNING event_id`.execute(tx);
+        if (claim.rows.length === 0) continue;
+        won++;
+        const owners = await tx
+          .selectFrom("users")
+          .select("email")
+          .where("company_id", "=", row.company_id)
+          .where("role", "=", "owner")
+          .where("status", "=", "active")
+          .execute();
+        const data = row.data as Record<string, unknown>;
+        const message =
+          row.type === "key.leaked"
+            ? keyLeakedMail({
+                company: row.company,
+                key: data,
+                url: (data.found as Record<string, unknown> | undefined)?.url,
+                action: data.action,
+              })
+            : keyExpiringMail({
+                company: row.company,
+                key: (data.key as Record<string, unknown> | undefined) ?? {},
+                expiresAt: data.expires_at,
+              });
+        const kind = row.type === "key.leaked" ? "key_leaked" : "key_expiring";
+        for (const owner of owners) mails.push({ kind, to: owner.email, ...message });
+      }
+      return won;
+    });
+    // Sent once the claims have committed; a send that fails is logged, not retried (see MailOutbox).
+    for (const m of mails) this.o.mail.deliver(m);
+    return claimed;
+  }
+
+  /** Waits for the pass running, if any (on close, and in tests). */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  close(): void {
+    this.stop();
+  }
+}

@@ -1,0 +1,353 @@
+import { hash } from "@node-rs/argon2";
+import type { Kysely } from "kysely";
+import type { LimitSubject, RateLimiter } from "../../cluster/rate-limiter.ts";
+import type { Actor } from "../../core/actor.ts";
+import { LatchkeyError } from "../../core/errors.ts";
+import { hashToken, safeEqual } from "../../core/hashing.ts";
+import { invitationMail, passwordResetMail, totpResetMail } from "../../core/mail-texts.ts";
+import { looksLikeCredentialUsername } from "../../core/names.ts";
+import { passwordProblem } from "../../core/passwords.ts";
+import { randomBase62 } from "../../core/random.ts";
+import {
+  FORGOT_EMAIL_LIMITS,
+  FORGOT_IP_LIMITS,
+  recoveryLink,
+  TOKEN_LENGTH,
+  TOKEN_TTL_MS,
+  type TokenPurpose,
+} from "../../core/recovery.ts";
+import { mayAssignRole } from "../../core/roles.ts";
+import type { Db } from "../../store/repositories.ts";
+import type { Database, UserRow } from "../../store/schema.ts";
+import type { Ctx } from "../actor.ts";
+import type { AuditService } from "../audit.ts";
+import type { MailOutbox } from "../mailer.ts";
+import type { LoginLockout } from "./lockout.ts";
+import type { SessionService } from "./sessions.ts";
+import { normalizeEmail } from "./users.ts";
+
+export interface RecoveryOptions {
+  db: Kysely<Database>;
+  clock: () => Date;
+  /** Tokens are stored as their HMAC with this secret, like keys. */
+  secret: string;
+  audit: AuditService;
+  sessions: SessionService;
+  lockout: LoginLockout;
+  limiter: RateLimiter;
+  mail: MailOutbox;
+  /** The console's address, the base of every link. */
+  publicUrl: string;
+  /** The step-up check (a fresh code of the acting person), as every sensitive action asks it. */
+  stepUp: (actor: Actor & { kind: "user" }, code: string | undefined, ctx: Ctx) => Promise<void>;
+}
+
+type PersonCtx = Ctx & { actor: { kind: "user" } };
+
+/** What a reissued invitation gives the one who reissued it: a password to pass on, or nothing (mailed). */
+export interface Reinvited {
+  id: string;
+  email: string;
+  invitation_sent: boolean;
+  temporary_password?: string;
+}
+
+/**
+ * Getting back in: forgotten passwords, invitations by link, reissued invitations and an owner's reset
+ * of someone's lost second factor. Links are single-use and expire; only their HMAC is stored; mail
+ * leaves after the change has committed.
+ */
+export class RecoveryService {
+  constructor(private readonly o: RecoveryOptions) {}
+
+  /**
+   * A single-use link for `user`, written in `tx`; every earlier unused link of the same purpose dies
+   * with it. Returns the link, for the caller to mail once `tx` has committed.
+   */
+  async issue(tx: Db, user: Pick<UserRow, "id">, purpose: TokenPurpose): Promise<string> {
+    const now = this.o.clock();
+    await tx
+      .updateTable("person_tokens")
+      .set({ used_at: now })
+      .where("user_id", "=", user.id)
+      .where("purpose", "=", purpose)
+      .where("used_at", "is", null)
+      .execute();
+    const token = randomBase62(TOKEN_LENGTH);
+    await tx
+      .insertInto("person_tokens")
+      .values({
+        token_hash: hashToken(this.o.secret, token),
+        user_id: user.id,
+        purpose,
+        created_at: now,
+        expires_at: new Date(now.getTime() + TOKEN_TTL_MS[purpose]),
+        used_at: null,
+      })
+      .execute();
+    return recoveryLink(this.o.publicUrl, purpose, token);
+  }
+
+  /** Mails an invitation link issued in a transaction that has now committed. */
+  async mailInvitation(user: { email: string; role: string; company_id: string }, link: string) {
+    const company = await this.o.db
+      .selectFrom("companies")
+      .select("name")
+      .where("id", "=", user.company_id)
+      .executeTakeFirstOrThrow();
+    this.o.mail.deliver({
+      kind: "invitation",
+      to: user.email,
+      ...invitationMail({ company: company.name, role: user.role, link, ttlMs: TOKEN_TTL_MS.invitation }),
+    });
+  }
+
+  /**
+   * Asks for a reset link. The answer is the same whether or not the email has an account, and the
+   * limits count the email either way; only an active person's address gets mail.
+   */
+  async forgotPassword(rawEmail: string, ip: string | null, userAgent: string | null): Promise<void> {
+    const email = normalizeEmail(rawEmail);
+    const subjects: LimitSubject[] = [{ id: `forgot-email:${email}`, limits: FORGOT_EMAIL_LIMITS }];
+    if (ip) subjects.push({ id: `forgot-ip:${ip}`, limits: FORGOT_IP_LIMITS });
+    const decision = await this.o.limiter.consume(subjects, this.o.clock().getTime());
+    if (!decision.allowed) {
+      throw new LatchkeyError("RATE_LIMITED", "Too many reset requests. Try again later.", {
+        retry_after: decision.retryAfterSeconds,
+      });
+    }
+    // The rest happens after the answer, so its time says nothing of whether the account exists.
+    this.o.mail.later("password_reset", () => this.sendReset(email, ip, userAgent));
+  }
+
+  private async sendReset(email: string, ip: string | null, userAgent: string | null): Promise<void> {
+    if (looksLikeCredentialUsername(email)) return;
+    const user = await this.o.db
+      .selectFrom("users")
+      .selectAll()
+      .where("email", "=", email)
+      .executeTakeFirst();
+    if (user?.status !== "active") return;
+    const ctx: Ctx = { actor: { kind: "platform" }, ip, userAgent, totpUsed: false };
+    const link = await this.o.db.transaction().execute(async (tx) => {
+      const link = await this.issue(tx, user, "password_reset");
+      await this.o.audit.append(tx, ctx, {
+        action: "user.password_reset_requested",
+        companyId: user.company_id,
+        target: { type: "user", id: user.id },
+      });
+      return link;
+    });
+    this.o.mail.deliver({
+      kind: "password_reset",
+      to: user.email,
+      ...passwordResetMail({ link, ttlMs: TOKEN_TTL_MS.password_reset }),
+    });
+  }
+
+  /**
+   * Sets a password with a link's token (a reset or an invitation). The token is spent in the same
+   * transaction as the new password, by one conditional update, so it works once; the person's
+   * sessions end and their other links die. They then sign in, second factor and all.
+   */
+  async resetPassword(
+    token: string,
+    newPassword: string,
+    ip: string | null,
+    userAgent: string | null,
+  ): Promise<{ email: string }> {
+    const tokenHash = hashToken(this.o.secret, token);
+    const now = this.o.clock();
+    const found = await this.o.db
+      .selectFrom("person_tokens")
+      .innerJoin("users", "users.id", "person_tokens.user_id")
+      .select([
+        "person_tokens.token_hash",
+        "person_tokens.purpose",
+        "person_tokens.expires_at",
+        "person_tokens.used_at",
+        "users.id as user_id",
+      ])
+      .where("person_tokens.token_hash", "=", tokenHash)
+      .executeTakeFirst();
+    // The index finds the row by its HMAC; the stored value is compared again in constant time, so
+    // this check never depends on how a byte comparison ends early.
+    if (
+      !found ||
+      !safeEqual(found.token_hash, tokenHash) ||
+      found.used_at !== null ||
+      found.expires_at.getTime() <= now.getTime()
+    ) {
+      throw new LatchkeyError("TOKEN_INVALID", undefined, { field: "token" });
+    }
+    const user = await this.o.db
+      .selectFrom("users")
+      .selectAll()
+      .where("id", "=", found.user_id)
+      .executeTakeFirstOrThrow();
+    if (user.status !== "active") throw new LatchkeyError("TOKEN_INVALID", undefined, { field: "token" });
+    // Checked before the token is spent, so a weak choice can be corrected with the same link.
+    const problem = passwordProblem(newPassword, user.email);
+    if (problem) {
+      throw new LatchkeyError("WEAK_PASSWORD", `The new password ${problem}.`, { field: "new_password" });
+    }
+    const passwordHash = await hash(newPassword, { algorithm: 2 });
+    const ctx: Ctx = {
+      actor: this.o.sessions.actorFor(user, ""),
+      ip,
+      userAgent,
+      totpUsed: false,
+    };
+    await this.o.db.transaction().execute(async (tx) => {
+      const spent = await tx
+        .updateTable("person_tokens")
+        .set({ used_at: now })
+        .where("token_hash", "=", tokenHash)
+        .where("used_at", "is", null)
+        .where("expires_at", ">", now)
+        .executeTakeFirst();
+      if (Number(spent.numUpdatedRows) !== 1) {
+        throw new LatchkeyError("TOKEN_INVALID", undefined, { field: "token" });
+      }
+      // Every other outstanding link of this person dies: one proof of the inbox is enough.
+      await tx
+        .updateTable("person_tokens")
+        .set({ used_at: now })
+        .where("user_id", "=", user.id)
+        .where("used_at", "is", null)
+        .execute();
+      await tx
+        .updateTable("users")
+        .set({
+          password_hash: passwordHash,
+          must_change_password: false,
+          password_changed_at: now,
+          updated_at: now,
+        })
+        .where("id", "=", user.id)
+        .execute();
+      await this.o.sessions.endAll(tx, user.id);
+      await this.o.audit.append(tx, ctx, {
+        action: found.purpose === "invitation" ? "user.invitation_accepted" : "user.password_reset",
+        companyId: user.company_id,
+        target: { type: "user", id: user.id },
+      });
+    });
+    // Whoever holds the inbox has shown it; the wrong-password count of the old password is moot.
+    await this.o.lockout.clear(user.email);
+    return { email: user.email };
+  }
+
+  /**
+   * A new invitation for a person who has not signed in yet: a new temporary password (no SMTP) or a
+   * new link (SMTP), and the old one dead either way. Needs the inviter's own fresh code.
+   */
+  async reinvite(ctx: PersonCtx, userId: string): Promise<Reinvited> {
+    await this.o.stepUp(ctx.actor, ctx.secondFactor, ctx);
+    const stepped = { ...ctx, totpUsed: true };
+    const row = await this.personOf(ctx, userId);
+    if (!mayAssignRole(ctx.actor.role, row.role)) {
+      throw new LatchkeyError("FORBIDDEN", "Only an owner can reissue an owner's invitation.");
+    }
+    if (row.status !== "active" || !row.must_change_password || row.password_changed_at !== null) {
+      throw new LatchkeyError(
+        "CONFLICT",
+        "This person has already signed in; they can reset their password.",
+      );
+    }
+    const byMail = this.o.mail.sends;
+    const temporaryPassword = byMail ? null : randomBase62(20);
+    // Mailed or not, the old temporary password stops working: a random hash nobody knows replaces it.
+    const passwordHash = await hash(temporaryPassword ?? randomBase62(43), { algorithm: 2 });
+    const now = this.o.clock();
+    const link = await this.o.db.transaction().execute(async (tx) => {
+      await tx
+        .updateTable("users")
+        .set({ password_hash: passwordHash, updated_at: now })
+        .where("id", "=", row.id)
+        .execute();
+      // Without mail the old link (if any) must die too; with mail, issuing a new one kills it.
+      const link = byMail ? await this.issue(tx, row, "invitation") : null;
+      if (!byMail) {
+        await tx
+          .updateTable("person_tokens")
+          .set({ used_at: now })
+          .where("user_id", "=", row.id)
+          .where("used_at", "is", null)
+          .execute();
+      }
+      await this.o.sessions.endAll(tx, row.id);
+      await this.o.audit.append(tx, stepped, {
+        action: "user.reinvited",
+        companyId: row.company_id,
+        target: { type: "user", id: row.id },
+        changes: { by: byMail ? "email" : "temporary_password" },
+      });
+      return link;
+    });
+    if (link) await this.mailInvitation(row, link);
+    return {
+      id: row.id,
+      email: row.email,
+      invitation_sent: byMail,
+      ...(temporaryPassword ? { temporary_password: temporaryPassword } : {}),
+    };
+  }
+
+  /**
+   * An owner resets someone's lost second factor: the secret, any pending one and the recovery codes
+   * go, the person's sessions end, and they are told by mail. They enrol again at their next sign-in.
+   */
+  async resetTotp(ctx: PersonCtx, userId: string): Promise<void> {
+    await this.o.stepUp(ctx.actor, ctx.secondFactor, ctx);
+    const stepped = { ...ctx, totpUsed: true };
+    const row = await this.personOf(ctx, userId);
+    if (row.id === ctx.actor.userId) {
+      throw new LatchkeyError(
+        "FORBIDDEN",
+        "You cannot reset your own two-factor authentication; use a recovery code, or ask another owner.",
+      );
+    }
+    if (row.totp_secret === null && row.totp_pending_secret === null) {
+      throw new LatchkeyError("CONFLICT", "This person has no two-factor authentication to reset.");
+    }
+    const now = this.o.clock();
+    await this.o.db.transaction().execute(async (tx) => {
+      await tx
+        .updateTable("users")
+        .set({
+          totp_secret: null,
+          totp_pending_secret: null,
+          totp_enabled_at: null,
+          totp_last_step: null,
+          updated_at: now,
+        })
+        .where("id", "=", row.id)
+        .execute();
+      await tx.deleteFrom("recovery_codes").where("user_id", "=", row.id).execute();
+      await this.o.sessions.endAll(tx, row.id);
+      await this.o.audit.append(tx, stepped, {
+        action: "user.totp_reset",
+        companyId: row.company_id,
+        target: { type: "user", id: row.id },
+      });
+    });
+    this.o.mail.deliver({
+      kind: "totp_reset",
+      to: row.email,
+      ...totpResetMail({ by: ctx.actor.email, at: now }),
+    });
+  }
+
+  /** A person of the caller's own company; another company's answers 404 as if there were none. */
+  private async personOf(ctx: PersonCtx, userId: string): Promise<UserRow> {
+    const row = await this.o.db
+      .selectFrom("users")
+      .selectAll()
+      .where("company_id", "=", ctx.actor.companyId)
+      .where("id", "=", userId)
+      .executeTakeFirst();
+    if (!row) throw new LatchkeyError("NOT_FOUND", "No such person.");
+    return row;
+  }
+}

@@ -49,6 +49,11 @@ export interface VerifyResult {
   expires_at: string | null;
   /** The tightest rate limit of the key and its API user, when they carry any. */
   rate_limit: RateLimitView | null;
+  /**
+   * Whether the key or its API user has an IP allowlist, so the answer depends on the address asked
+   * about. A cache outside Latchkey (the SDK's) keeps an answer without one once per key, not per address.
+   */
+  ip_restricted: boolean;
 }
 
 export interface VerificationDeps {
@@ -154,6 +159,7 @@ function failure(code: VerifyCode): Outcome {
         permissions: Object.freeze([]) as unknown as string[],
         expires_at: null,
         rate_limit: null,
+        ip_restricted: false,
       }),
       subject: null,
       limit: null,
@@ -194,6 +200,7 @@ function answer(subject: Subject, code: VerifyCode, limit: LimitDecision | null)
     permissions: subject.permissions as string[],
     expires_at: subject.expiresAt ? subject.expiresAt.toISOString() : null,
     rate_limit: limit ? rateLimitView(limit) : null,
+    ip_restricted: subject.keyIps !== null || subject.credentialIps !== null,
   };
   if (shared) subject.validAnswer = Object.freeze(result);
   return result;

@@ -513,6 +513,7 @@ describe.each(BACKENDS)("POST /v1/verify fast path on %s", (kind) => {
       permissions: ["payin:read"],
       expires_at: null,
       rate_limit: null,
+      ip_restricted: false,
     };
     for (const [i, answer] of answers.entries()) {
       expect(answer.status).toBe(200);

@@ -33,6 +33,11 @@ export default function verifyKey(app: App, { services, metrics }: RouteDeps) {
               permissions: Type.Array(Type.String()),
               expires_at: Nullable(Type.String()),
               rate_limit: Nullable(RateLimitState),
+              ip_restricted: Type.Boolean({
+                description:
+                  "Whether the key or its API user has an IP allowlist, so that the answer depends on `ip`. " +
+                  "When false, a cache may keep the answer once for the key, whatever address asks.",
+              }),
             }),
           ),
           "4xx": ErrorEnvelope,

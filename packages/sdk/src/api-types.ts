@@ -175,6 +175,8 @@ export interface VerifyResult {
     reset: number;
     retry_after: number | null;
   } | null;
+  /** Whether the key or its API user has an IP allowlist, so that the answer depends on `ip`. */
+  ip_restricted: boolean;
 }
 
 export interface Catalog {

@@ -81,6 +81,8 @@ interface Answer {
   permissions: string[];
   expires_at: string | null;
   rate_limit: Verdict["rateLimit"];
+  /** False: the answer is the same from every address (no allowlist). Absent from an older Latchkey. */
+  ip_restricted?: boolean;
 }
 
 interface Entry {
@@ -130,7 +132,8 @@ const KEEPABLE = new Set<VerdictCode>([
  * requests miss on it at once. Latchkey pushes every change over its change stream
  * (`/v1/verify/changes`), so a revocation reaches this cache within milliseconds; while the stream is
  * down, or Latchkey cannot hear its other nodes, answers live only `fallbackTtlMs`. Keys with rate
- * limits are always asked, so their limits are counted by Latchkey across every gateway.
+ * limits are always asked, so their limits are counted by Latchkey across every gateway. An answer is
+ * kept once per key, unless Latchkey says it depends on the address (an allowlist): then per address.
  */
 export class LatchkeyVerifier {
   private readonly opts: Required<Omit<VerifierOptions, "clock">> & { clock: () => number };
@@ -258,13 +261,19 @@ export class LatchkeyVerifier {
 
   /** Is this key good for this request? Never throws: when Latchkey cannot be asked, see `failOpen`. */
   verify(request: VerifyRequest): Promise<Verdict> | Verdict {
-    const { key, secret, ip } = request;
-    const ck = secret === undefined && ip === undefined ? key : `${key}\n${secret ?? ""}\n${ip ?? ""}`;
-    const entry = this.entries.get(ck);
+    const { key, secret } = request;
+    // An answer is kept once per key (and secret) when Latchkey said it is the same from every address,
+    // else once per address too; see slots(). An address-independent one is looked for first.
+    let ck = secret === undefined ? key : `${key}\n${secret}`;
+    let entry = this.entries.get(ck);
+    if (entry === undefined) {
+      ck = perAddress(request);
+      entry = this.entries.get(ck);
+    }
     const now = this.opts.clock();
     // A kept answer was kept for a key (and secret) whose checksum held, so a hit skips the checksum,
     // which was most of a cached answer's cost. Only for a key and secret without a newline: then no
-    // other key, secret and address build the same cache key (a key "K\nS\nip" would be the pair's).
+    // other key, secret and address build the same cache key (a key "K\nS" would be the pair's).
     if (
       entry !== undefined &&
       entry.until > now &&
@@ -277,7 +286,7 @@ export class LatchkeyVerifier {
       if (entry.until > now) return this.decide(entry, request, now);
       this.drop(ck);
     }
-    return this.ask(ck, request);
+    return this.ask(request);
   }
 
   /** A kept answer, checked against this request's needs and the clock. */
@@ -300,14 +309,14 @@ export class LatchkeyVerifier {
     return verdict;
   }
 
-  private ask(ck: string, request: VerifyRequest): Promise<Verdict> {
+  private ask(request: VerifyRequest): Promise<Verdict> {
+    // Questions in flight are shared per address: whether the answer depends on it is not known yet.
+    const ck = perAddress(request);
     const inFlight = this.pending.get(ck);
     if (inFlight !== undefined && inFlight.stamp === this.stamp)
       return inFlight.answer.then((v) => this.recheck(v, request));
     const stamp = this.stamp;
-    const answer = this.fetchAnswer(request).then((a) =>
-      a === null ? null : this.keep(ck, a, request, stamp),
-    );
+    const answer = this.fetchAnswer(request).then((a) => (a === null ? null : this.keep(a, request, stamp)));
     const verdict = answer.then((entry) => {
       if (entry === null) return this.opts.failOpen ? FAIL_OPEN : UNAVAILABLE;
       return entry.verdict;
@@ -355,7 +364,7 @@ export class LatchkeyVerifier {
     }
   }
 
-  private keep(ck: string, a: Answer, request: VerifyRequest, stamp: number): Entry {
+  private keep(a: Answer, request: VerifyRequest, stamp: number): Entry {
     const verdict: Verdict = Object.freeze({
       valid: a.valid,
       code: a.code,
@@ -383,6 +392,14 @@ export class LatchkeyVerifier {
     const negative = a.code === "NOT_FOUND" || a.code === "MALFORMED";
     entry.until = this.opts.clock() + (negative ? Math.min(this.opts.negativeTtlMs, this.ttl()) : this.ttl());
     entry.fingerprint = fingerprint;
+    // Only an answer Latchkey says is the same from everywhere is kept once for every address; an older
+    // Latchkey, which does not say, is taken to mean it may not be.
+    const ck =
+      a.ip_restricted === false
+        ? request.secret === undefined
+          ? request.key
+          : `${request.key}\n${request.secret}`
+        : perAddress(request);
     this.drop(ck);
     this.entries.set(ck, entry);
     index(this.byFingerprint, entry.fingerprint, ck);
@@ -448,6 +465,15 @@ export class LatchkeyVerifier {
   get size(): number {
     return this.entries.size;
   }
+}
+
+/**
+ * The cache key of an answer that may depend on the address: key, secret and address, with two newlines
+ * always, where an address-independent answer's ("K" or "K\nS") has at most one. Keys and secrets with a
+ * newline never pass the checksum, so the two kinds never meet.
+ */
+function perAddress(request: VerifyRequest): string {
+  return `${request.key}\n${request.secret ?? ""}\n${request.ip ?? ""}`;
 }
 
 function index(map: Map<string, Set<string>>, id: string, ck: string): void {

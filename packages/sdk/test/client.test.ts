@@ -173,6 +173,7 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
           "permissions",
           "expires_at",
           "rate_limit",
+          "ip_restricted",
         ],
         optional: [],
       }),

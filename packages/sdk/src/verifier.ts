@@ -154,6 +154,9 @@ export class LatchkeyVerifier {
   private lastHeard = 0;
   private watchdog: NodeJS.Timeout | null = null;
   private readyWaiters: (() => void)[] = [];
+  private readonly resetListeners = new Set<() => void>();
+  /** Whether the stream has been ready before: a later `ready` is a reconnection. */
+  private wasReady = false;
 
   constructor(options: VerifierOptions) {
     this.opts = {
@@ -190,6 +193,26 @@ export class LatchkeyVerifier {
     });
   }
 
+  /**
+   * Calls `listener` when the change stream says to drop everything (`reset`) and when it is back after
+   * being lost: Latchkey may have restarted meanwhile, with another catalog (the middleware reads it
+   * again then). Returns a function that stops the calls.
+   */
+  onReset(listener: () => void): () => void {
+    this.resetListeners.add(listener);
+    return () => this.resetListeners.delete(listener);
+  }
+
+  private notifyReset(): void {
+    for (const listener of this.resetListeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure is its own; the stream goes on.
+      }
+    }
+  }
+
   close(): void {
     this.source?.close();
     this.source = null;
@@ -216,6 +239,8 @@ export class LatchkeyVerifier {
       heard();
       this.state = this.degradedTtlMs === null ? "live" : "degraded";
       for (const resolve of this.readyWaiters.splice(0)) resolve();
+      if (this.wasReady) this.notifyReset();
+      this.wasReady = true;
     });
     source.addEventListener("ping", heard);
     source.addEventListener("change", (event) => {
@@ -227,6 +252,7 @@ export class LatchkeyVerifier {
       this.degradedTtlMs = null;
       if (this.state === "degraded") this.state = "live";
       this.clear();
+      this.notifyReset();
     });
     source.addEventListener("degraded", (event) => {
       heard();

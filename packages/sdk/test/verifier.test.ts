@@ -154,6 +154,28 @@ describe("the SDK's in-process verification", () => {
     expect(v.size).toBe(0);
   });
 
+  it("tells its reset listeners when the stream resets, and when it is back after being lost", async () => {
+    const v = await verifier();
+    let resets = 0;
+    const stop = v.onReset(() => resets++);
+    h.services.changeStream.setHearing(false);
+    await within(1000, () => v.streamState === "degraded");
+    expect(resets).toBe(0);
+    h.services.changeStream.setHearing(true);
+    await within(1000, () => resets === 1);
+    stop();
+    h.services.changeStream.setHearing(false);
+    h.services.changeStream.setHearing(true);
+    await within(1000, () => v.streamState === "live");
+    expect(resets).toBe(1);
+    // A stream taken for dead (here: silent for longer than 50 ms) is opened again: that counts too.
+    const silent = await verifier({ streamSilenceMs: 50 });
+    let back = 0;
+    silent.onReset(() => back++);
+    await within(4000, () => back > 0);
+    silent.close();
+  });
+
   it("without the stream, keeps answers for the fallback TTL only", async () => {
     let now = 5_000_000;
     const v = await verifier({ stream: false, clock: () => now, fallbackTtlMs: 1000 });

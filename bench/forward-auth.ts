@@ -1,8 +1,8 @@
 // Issue 13's sections: forward auth through nginx, /v1/authorize against /v1/verify, and the SDK.
 // Each starts its own children (a Latchkey server on the Web3pay catalog, which maps routes, an
 // upstream, the load generator, the SDK) and stops them again.
-import { type ChildProcess, spawn as spawnProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn as spawnProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -37,15 +37,63 @@ export interface HttpFigure {
   p50: number;
   p99: number;
   failed: number;
+  /**
+   * CPU time per request of each process taking part, in µs (median of the runs), from /proc; null
+   * where /proc cannot be read. On 2 shared cores this says where a request's cost goes, which the
+   * requests/s alone cannot.
+   */
+  cpu: Record<string, number> | null;
 }
 
-function summarise(runs: LoadResult[]): HttpFigure {
+function summarise(runs: LoadResult[], cpu: Record<string, number>[]): HttpFigure {
+  const names = Object.keys(cpu[0] ?? {});
   return {
     rps: median(runs.map((r) => r.rps)),
     p50: median(runs.map((r) => r.p50)),
     p99: median(runs.map((r) => r.p99)),
     failed: runs.reduce((sum, r) => sum + r.failed, 0),
+    cpu:
+      cpu.length === 0 ? null : Object.fromEntries(names.map((n) => [n, median(cpu.map((c) => c[n] ?? 0))])),
   };
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * The CPU a process has used, in clock ticks: its own (utime + stime) and, with `children`, that of
+ * the children it has waited for (wrk, run by the loader child). Null without /proc.
+ */
+function cpuTicks(pid: number, children = false): number | null {
+  const file = `/proc/${pid}/stat`;
+  if (!existsSync(file)) return null;
+  // The fields after the command's closing parenthesis: state is [0], utime [11], stime [12], cutime [13], cstime [14].
+  const stat = readFileSync(file, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const own = Number(fields[11]) + Number(fields[12]);
+  return children ? own + Number(fields[13]) + Number(fields[14]) : own;
+}
+
+/** The processes a figure's CPU is counted for: by name, their pids (and whether waited children count). */
+type Processes = Record<string, { pids: number[]; children?: boolean }>;
+
+function sample(processes: Processes): Record<string, number> | null {
+  const out: Record<string, number> = {};
+  for (const [name, { pids, children }] of Object.entries(processes)) {
+    let sum = 0;
+    for (const pid of pids) {
+      const ticks = cpuTicks(pid, children);
+      if (ticks === null) return null;
+      sum += ticks;
+    }
+    out[name] = sum;
+  }
+  return out;
 }
 
 /** Warm-up for each request, then RUNS runs interleaved, so a slow spell of the machine is shared. */
@@ -53,8 +101,13 @@ async function interleaved(
   loader: Child<unknown>,
   requests: Omit<LoadRequest, "seconds" | "connections">[],
   names: string[],
+  processes: Processes = {},
 ): Promise<HttpFigure[]> {
   loaderUsed = (loader.first as { loader: string }).loader;
+  const counted: Processes = {
+    ...processes,
+    "load generator": { pids: [loader.process.pid ?? 0], children: true },
+  };
   const load = (request: (typeof requests)[number], seconds: number) =>
     ask<LoadResult>(loader, { type: "load", ...request, seconds, connections: CONNECTIONS }, "loaded");
   for (const [i, request] of requests.entries()) {
@@ -62,13 +115,23 @@ async function interleaved(
     await load(request, Math.min(2, HTTP_SECONDS));
   }
   const runs: LoadResult[][] = requests.map(() => []);
+  const cpu: Record<string, number>[][] = requests.map(() => []);
   for (let r = 0; r < RUNS; r++) {
     for (const [i, request] of requests.entries()) {
       log(`  run ${r + 1}/${RUNS}: ${names[i]}`);
-      runs[i]?.push(await load(request, HTTP_SECONDS));
+      const before = sample(counted);
+      const result = await load(request, HTTP_SECONDS);
+      const after = sample(counted);
+      runs[i]?.push(result);
+      if (before !== null && after !== null && result.rps > 0) {
+        const requestsServed = result.rps * HTTP_SECONDS;
+        const perRequest = (name: string) =>
+          (((after[name] ?? 0) - (before[name] ?? 0)) / CLOCK_TICKS / requestsServed) * 1e6;
+        cpu[i]?.push(Object.fromEntries(Object.keys(counted).map((name) => [name, perRequest(name)])));
+      }
     }
   }
-  return runs.map(summarise);
+  return runs.map((figures, i) => summarise(figures, cpu[i] ?? []));
 }
 
 /** Latchkey on PGlite with the Web3pay catalog, whose routes the forward-auth requests name. */
@@ -202,10 +265,23 @@ http {
       const text = await res.text();
       if (res.status !== 200 || text !== upstreamBody) throw new Error(`nginx probe: ${res.status} ${text}`);
     }
+    // nginx's own processes: the master and its worker(s).
+    const nginxPids = [
+      proc.pid ?? 0,
+      ...execFileSync("ps", ["--ppid", String(proc.pid), "-o", "pid="], { encoding: "utf8" })
+        .split(/\s+/)
+        .filter((pid) => pid !== "")
+        .map(Number),
+    ];
     const [plain, authorized] = await interleaved(
       loader,
       [request(plainPort), request(authPort)],
       ["nginx → upstream", "nginx → auth_request → upstream"],
+      {
+        nginx: { pids: nginxPids },
+        Latchkey: { pids: [latchkey.process.pid ?? 0] },
+        upstream: { pids: [upstream.process.pid ?? 0] },
+      },
     );
     return {
       plain: plain as HttpFigure,
@@ -263,7 +339,9 @@ export async function authorizeVsVerify(): Promise<AuthorizeResult> {
     const checked = await fetch(verify.url, { method: "POST", headers: verify.headers, body: verify.body });
     const answer = (await checked.json()) as { data?: { valid?: boolean } };
     if (answer.data?.valid !== true) throw new Error(`verify probe: ${JSON.stringify(answer)}`);
-    const [v, a] = await interleaved(loader, [verify, authorize], ["POST /v1/verify", "GET /v1/authorize"]);
+    const [v, a] = await interleaved(loader, [verify, authorize], ["POST /v1/verify", "GET /v1/authorize"], {
+      Latchkey: { pids: [latchkey.process.pid ?? 0] },
+    });
     return { verify: v as HttpFigure, authorize: a as HttpFigure };
   } finally {
     await stop(loader);

@@ -9,6 +9,7 @@ import {
   authorizeVsVerify,
   type ForwardAuthResult,
   forwardAuth,
+  type HttpFigure,
   loaderUsed,
   sdk,
 } from "./forward-auth.ts";
@@ -644,6 +645,26 @@ const httpRow = (
   base === undefined ? "1.00" : fmt.two(f.rps / base),
   fmt.int(f.failed),
 ];
+/** Where each request's CPU went (µs per request, by process), under a section's requests/s table. */
+function cpuTable(rows: [name: string, figure: HttpFigure][]): string[] {
+  const names = Object.keys(rows[0]?.[1].cpu ?? {});
+  if (names.length === 0 || rows.some(([, f]) => f.cpu === null)) return [];
+  return [
+    "",
+    table(
+      ["CPU µs per request (median of the runs)", ...names, "all"],
+      rows.map(([name, f]) => {
+        const cpu = f.cpu as Record<string, number>;
+        return [
+          name,
+          ...names.map((n) => fmt.one(cpu[n] ?? 0)),
+          fmt.one(names.reduce((sum, n) => sum + (cpu[n] ?? 0), 0)),
+        ];
+      }),
+      names.map((_, i) => i + 1).concat(names.length + 1),
+    ),
+  ];
+}
 if (want("forward-auth")) {
   out.push(
     "",
@@ -667,6 +688,10 @@ if (want("forward-auth")) {
         ],
         [1, 2, 3, 4, 5],
       ),
+      ...cpuTable([
+        ["no auth", gateway.plain],
+        ["auth_request", gateway.authorized],
+      ]),
     );
     const ratio = gateway.authorized.rps / gateway.plain.rps;
     goals.push([
@@ -695,6 +720,10 @@ if (want("authorize") && authorizing !== null) {
       ],
       [1, 2, 3, 4, 5],
     ),
+    ...cpuTable([
+      ["POST /v1/verify", authorizing.verify],
+      ["GET /v1/authorize", authorizing.authorize],
+    ]),
   );
   const ratio = authorizing.authorize.rps / authorizing.verify.rps;
   goals.push(["/v1/authorize ≥ 0.9 × /v1/verify over HTTP", `${fmt.two(ratio)} ×`, verdict(ratio >= 0.9)]);

@@ -62,7 +62,7 @@ async function latchkey(kind: BenchStoreKind, catalogPath?: string) {
     verifyKey: fx.verifyKey,
     permission: fx.permission,
     managementKey: fx.managementKey,
-    async keys(n: number) {
+    async moreKeys(n: number) {
       const made: { id: string; key: string }[] = [];
       for (let i = 0; i < n; i++) {
         const k = await createKey(services, fx.companyId, fx.credentialId);
@@ -141,15 +141,17 @@ const running =
     : mode === "better-auth"
       ? await betterAuthServer(arg as PeerStoreKind)
       : await latchkey(arg as BenchStoreKind, process.argv[4]);
-const { stop, keys, ...info } = running as typeof running & {
-  keys?: (n: number) => Promise<{ id: string; key: string }[]>;
+// Not `keys`: better-auth's server sends its keys by that name, and taking it out here sent the parent
+// none, so its HTTP load went out with Latchkey's request and was refused (every answer "failed").
+const { stop, moreKeys, ...info } = running as typeof running & {
+  moreKeys?: (n: number) => Promise<{ id: string; key: string }[]>;
 };
 const rss = await idleRss();
 send({ type: "ready", ...info, startupRss: info.startupRss ?? rss, rss });
 
 process.on("message", async (message: Message) => {
   if (message.type === "rss") send({ type: "rss", rss: await idleRss() });
-  if (message.type === "keys") send({ type: "keys", keys: (await keys?.(message.n)) ?? [] });
+  if (message.type === "keys") send({ type: "keys", keys: (await moreKeys?.(message.n)) ?? [] });
   if (message.type === "stop") {
     await stop();
     process.disconnect();

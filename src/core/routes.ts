@@ -9,6 +9,7 @@ import FindMyWay from "find-my-way";
 
 export const ROUTE_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 type RouteMethod = (typeof ROUTE_METHODS)[number];
+const KNOWN_METHODS: ReadonlySet<string> = new Set(ROUTE_METHODS);
 
 /** A route as a gateway asks about it, and what the catalog says of it. */
 export type RouteAnswer =
@@ -78,22 +79,44 @@ function parseRoute(
   return { methods: method === "ALL" ? ROUTE_METHODS : [method], path, shape: `/${shape.join("/")}` };
 }
 
-/** A path is matched only in normal form; see RouteAnswer "invalid". */
+/** `%2f`, `%5c`, `%2e` or `%00` (either case) at `i`: an encoded slash, backslash, dot or NUL. */
+function encodedSeparator(path: string, i: number): boolean {
+  const a = path.charCodeAt(i + 1);
+  const b = path.charCodeAt(i + 2) | 0x20; // lower case for letters; digits are compared below as they are
+  if (a === 0x32) return b === 0x66 || b === 0x65; // %2f %2e
+  if (a === 0x35) return b === 0x63; // %5c
+  return a === 0x30 && path.charCodeAt(i + 2) === 0x30; // %00
+}
+
+/**
+ * A path is matched only in normal form; see RouteAnswer "invalid". One pass over the characters: it
+ * runs on every forward-auth request, and the regex, split and slices it replaced took half a
+ * microsecond, more than the router's own walk.
+ */
 function normalPath(path: string): boolean {
-  if (path.length === 0 || path.charCodeAt(0) !== 47) return false;
-  // Controls, a backslash, or an encoded slash, backslash or dot: each is read differently by some upstream.
-  for (let i = 0; i < path.length; i++) {
-    const c = path.charCodeAt(i);
+  const length = path.length;
+  if (length === 0 || path.charCodeAt(0) !== 47) return false;
+  let segmentStart = 1;
+  for (let i = 1; i <= length; i++) {
+    const c = i === length ? 47 : path.charCodeAt(i);
+    // Controls, a backslash, or an encoded slash, backslash or dot: each is read differently by some upstream.
     if (c < 0x20 || c === 0x7f || c === 0x5c) return false;
+    if (c === 0x25 && i + 2 < length && encodedSeparator(path, i)) return false;
+    if (c !== 47) continue;
+    // A segment ends here (or the path does): "." and ".." are refused.
+    const segment = i - segmentStart;
+    if (
+      (segment === 1 || segment === 2) &&
+      path.charCodeAt(segmentStart) === 46 &&
+      (segment === 1 || path.charCodeAt(segmentStart + 1) === 46)
+    )
+      return false;
+    // An empty segment ("//", or a trailing slash) is allowed only at the very end, where find-my-way
+    // treats it as a wildcard's empty tail, never in the middle.
+    if (segment === 0 && i < length - 1) return false;
+    segmentStart = i + 1;
   }
-  if (/%(2f|5c|2e|00)/i.test(path)) return false;
-  if (path === "/") return true;
-  for (const segment of path.slice(1).split("/")) {
-    if (segment === "." || segment === "..") return false;
-  }
-  // An empty segment ("//", or a trailing slash) is allowed only at the very end, where find-my-way
-  // treats it as a wildcard's empty tail, never in the middle.
-  return !path.slice(0, -1).includes("//");
+  return true;
 }
 
 /**
@@ -131,7 +154,8 @@ export function compileRoutes(entries: readonly RouteEntry[]): RouteMap {
       const q = url.indexOf("?");
       const path = q === -1 ? url : url.slice(0, q);
       if (!normalPath(path)) return { kind: "invalid" };
-      const upper = method.toUpperCase();
+      // Gateways send the method in upper case already (the authorize answer upper-cases a header's).
+      const upper = KNOWN_METHODS.has(method) ? method : method.toUpperCase();
       // A HEAD is a GET without the body: a GET route covers it unless HEAD is mapped on its own.
       const found =
         router.find(upper as RouteMethod, path) ?? (upper === "HEAD" ? router.find("GET", path) : null);

@@ -218,8 +218,19 @@ export async function authorizeAnswer(
       put(headers, "www-authenticate", WWW_AUTHENTICATE);
       throw new LatchkeyError("UNAUTHORIZED", "Missing or invalid API key.");
     }
+    // Each field named, not `...presented`: built by a spread, this object made the whole answer about
+    // twice as slow in-process (it ran at half /v1/verify's rate, and at about the same rate without).
     const { result, refusal: refused } = await services.authorization.authorize(
-      { ...presented, ip: req.clientIp, environment, method: route.method, url: route.url },
+      {
+        key: presented.key,
+        secret: presented.secret,
+        username: presented.username,
+        password: presented.password,
+        ip: req.clientIp,
+        environment,
+        method: route.method,
+        url: route.url,
+      },
       verifierScope(gateway.actor),
     );
     // A verification of the client's key, as /v1/verify's are counted.

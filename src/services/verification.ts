@@ -57,6 +57,11 @@ export interface VerifyResult {
   /** The key's own data for the platform (frozen: shared with the cache). */
   meta: Record<string, unknown> | null;
   external_id: string | null;
+  /**
+   * Whether the key or its API user has an IP allowlist, so the answer depends on the address asked
+   * about. A cache outside Latchkey (the SDK's) keeps an answer without one once per key, not per address.
+   */
+  ip_restricted: boolean;
 }
 
 export interface VerificationDeps {
@@ -183,6 +188,7 @@ function failure(code: VerifyCode): Outcome {
         remaining: null,
         meta: null,
         external_id: null,
+        ip_restricted: false,
       }),
       subject: null,
       limit: null,
@@ -232,6 +238,7 @@ function answer(
     remaining: spent === null ? null : spent.remaining,
     meta: subject.meta ?? null,
     external_id: subject.externalId ?? null,
+    ip_restricted: subject.keyIps !== null || subject.credentialIps !== null,
   };
   if (shared) subject.validAnswer = Object.freeze(result);
   return result;

@@ -83,6 +83,38 @@ describe("routes in the catalog: the Web3pay doc's table", () => {
   });
 });
 
+describe("routes: what counts as normal form", () => {
+  /** The rule as the route map states it, written plainly (a scan for each part of it). */
+  function normal(path: string): boolean {
+    if (!path.startsWith("/")) return false;
+    if ([...path].some((c) => c < " " || c === "\u007f" || c === "\\")) return false;
+    if (/%(2f|5c|2e|00)/i.test(path)) return false;
+    if (
+      path
+        .slice(1)
+        .split("/")
+        .some((segment) => segment === "." || segment === "..")
+    )
+      return false;
+    return !path.slice(0, -1).includes("//");
+  }
+  const { routes } = withRoutes({ any: ["ALL /*"] });
+
+  it("refuses exactly the paths the rule refuses, over many short paths of the characters that matter", () => {
+    // Every path of up to 5 characters over this alphabet, after a leading "/" (and a few without it).
+    const alphabet = ["/", ".", "%", "2", "5", "0", "f", "E", "c", "a", "\\", "\u0001"];
+    const paths: string[] = ["", "a", ".", "%2f"];
+    let layer = ["/"];
+    for (let depth = 0; depth < 5; depth++) {
+      layer = layer.flatMap((p) => alphabet.map((c) => p + c));
+      for (const p of layer) paths.push(p);
+    }
+    const wrong = paths.filter((p) => (routes.lookup("GET", p).kind === "invalid") === normal(p));
+    expect(paths.length).toBeGreaterThan(200_000);
+    expect(wrong).toEqual([]);
+  });
+});
+
 describe("routes in the catalog: the Adyen example (its balance platform APIs' paths)", () => {
   const { routes } = loadCatalog(
     JSON.parse(readFileSync(join(import.meta.dirname, "../../examples/catalogs/adyen.json"), "utf8")),

@@ -562,6 +562,7 @@ describe.each(BACKENDS)("POST /v1/verify fast path on %s", (kind) => {
       remaining: null,
       meta: null,
       external_id: null,
+      ip_restricted: false,
     };
     for (const [i, answer] of answers.entries()) {
       expect(answer.status).toBe(200);

@@ -55,6 +55,7 @@ describe.each(BACKENDS)("verification on %s", (kind) => {
       remaining: null,
       meta: null,
       external_id: null,
+      ip_restricted: false,
     });
   });
 
@@ -149,6 +150,32 @@ describe.each(BACKENDS)("verification on %s", (kind) => {
 
     const outside = await h.createKey(co, { credential_id: cred.id, allowed_ips: ["192.168.1.1"] });
     expect(await code({ key: outside.key, ip: "192.168.1.1" })).toBe("IP_NOT_ALLOWED");
+  });
+
+  it("says whether the answer depends on the address: an allowlist on the key or on its API user", async () => {
+    const open = await h.createKey(co, { permissions: ["payin:read"] });
+    const listed = await h.createKey(co, { permissions: ["payin:read"], allowed_ips: ["10.0.0.0/8"] });
+    const cred = await credential({ allowed_ips: ["10.0.0.0/8"] });
+    const underListed = await h.createKey(co, { credential_id: cred.id });
+    const restricted = async (body: Record<string, unknown>) => {
+      const answer = await verify(body);
+      return [answer.code, answer.ip_restricted];
+    };
+    expect(await restricted({ key: open.key, ip: "10.1.2.3" })).toEqual(["VALID", false]);
+    expect(await restricted({ key: open.key })).toEqual(["VALID", false]);
+    expect(await restricted({ key: listed.key, ip: "10.1.2.3" })).toEqual(["VALID", true]);
+    expect(await restricted({ key: listed.key, ip: "192.0.2.1" })).toEqual(["IP_NOT_ALLOWED", true]);
+    expect(await restricted({ key: underListed.key, ip: "10.1.2.3" })).toEqual(["VALID", true]);
+    expect(await restricted({ key: underListed.key, ip: "192.0.2.1" })).toEqual(["IP_NOT_ALLOWED", true]);
+    // An unknown key's answer is the same from everywhere.
+    expect(await restricted({ key: generateToken("lk", "live", "sk"), ip: "10.1.2.3" })).toEqual([
+      "NOT_FOUND",
+      false,
+    ]);
+    // Lifting the allowlist is seen at once, as every change to a key is.
+    const lifted = await h.call("PATCH", `/v1/keys/${listed.id}`, { key: co.key, json: { allowed_ips: [] } });
+    expect(lifted.statusCode, lifted.body).toBe(200);
+    expect(await restricted({ key: listed.key, ip: "192.0.2.1" })).toEqual(["VALID", false]);
   });
 
   it("matches IPv4 addresses, IPv6 addresses and ranges, and IPv4-mapped IPv6", async () => {

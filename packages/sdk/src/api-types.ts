@@ -288,6 +288,8 @@ export interface VerifyResult {
   remaining: number | null;
   meta: Record<string, unknown> | null;
   external_id: string | null;
+  /** Whether the key or its API user has an IP allowlist, so that the answer depends on `ip`. */
+  ip_restricted: boolean;
 }
 
 export interface Catalog {

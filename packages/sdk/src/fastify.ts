@@ -42,6 +42,7 @@ export function latchkeyHook(guard: LatchkeyGuard) {
  */
 export async function latchkey(app: FastifyInstance, options: GuardOptions): Promise<void> {
   const guard = await LatchkeyGuard.create(options);
+  app.addHook("onClose", async () => guard.close());
   app.decorateRequest("latchkey", null);
   app.addHook("onRequest", latchkeyHook(guard));
 }

@@ -42,8 +42,16 @@ export interface GuardRequest {
 
 export interface GuardOptions {
   verifier: LatchkeyVerifier;
-  /** The catalog to map routes with; by default `GET /v1/catalog` is read from the verifier's Latchkey once. */
+  /**
+   * The catalog to map routes with, kept as given. By default `GET /v1/catalog` is read from the
+   * verifier's Latchkey, and read again (see `catalogRefreshMs`).
+   */
   catalog?: CatalogDocument;
+  /**
+   * How often Latchkey's catalog is read again, besides whenever the change stream resets or comes
+   * back after being lost (a restarted Latchkey may serve another catalog). Default 60 s; 0: only then.
+   */
+  catalogRefreshMs?: number;
   /** A process that serves one environment refuses keys of the other. */
   environment?: "live" | "test";
 }
@@ -100,22 +108,69 @@ function rateLimitHeaders(verdict: Verdict): Record<string, string> {
 }
 
 export class LatchkeyGuard {
+  private refreshing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopListening: (() => void) | null = null;
+
   private constructor(
     private readonly verifier: LatchkeyVerifier,
-    /** How the catalog maps routes, compiled once. */
-    readonly routes: RouteMapper,
+    private mapper: RouteMapper,
     private readonly environment: "live" | "test" | undefined,
   ) {}
 
-  /** Reads the catalog (unless given) and compiles its routes; a catalog that does not compile throws. */
+  /**
+   * Reads the catalog (unless given) and compiles its routes; a catalog that does not compile throws.
+   * A catalog read from Latchkey is read again on the stream's resets and every `catalogRefreshMs`.
+   */
   static async create(options: GuardOptions): Promise<LatchkeyGuard> {
     const doc = options.catalog ?? (await fetchCatalog(options.verifier.url));
-    return new LatchkeyGuard(options.verifier, compileCatalogRoutes(doc), options.environment);
+    const guard = new LatchkeyGuard(options.verifier, compileCatalogRoutes(doc), options.environment);
+    if (options.catalog === undefined) guard.follow(options.catalogRefreshMs ?? 60_000);
+    return guard;
+  }
+
+  /** How the catalog maps routes: compiled once per catalog read. */
+  get routes(): RouteMapper {
+    return this.mapper;
+  }
+
+  private follow(everyMs: number): void {
+    this.stopListening = this.verifier.onReset(() => void this.refresh());
+    if (everyMs > 0) {
+      this.timer = setInterval(() => void this.refresh(), everyMs);
+      this.timer.unref();
+    }
+  }
+
+  /**
+   * Reads Latchkey's catalog again and maps routes with it from then on. One that cannot be read, or
+   * does not compile, leaves the routes as they were (a refusal then is still the old catalog's, never
+   * a route let by unchecked); the next reset or interval tries again.
+   */
+  refresh(): Promise<void> {
+    this.refreshing ??= fetchCatalog(this.verifier.url)
+      .then((doc) => {
+        this.mapper = compileCatalogRoutes(doc);
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+
+  /** Stops reading the catalog again (the Fastify plugin calls this when its app closes). */
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.stopListening?.();
+    this.stopListening = null;
   }
 
   /** May this request pass? Never throws. */
   async check(request: GuardRequest): Promise<GuardAnswer> {
-    const route = this.routes.match(request.method, request.url);
+    const routes = this.mapper;
+    const route = routes.match(request.method, request.url);
     const creds = presented(request);
     if (creds === null) return unauthorized();
     if ("basic" in creds) {
@@ -127,7 +182,7 @@ export class LatchkeyGuard {
     const permissions =
       permission !== null
         ? [permission]
-        : route.kind === "unmapped" && this.routes.unmappedRoutes === "allow"
+        : route.kind === "unmapped" && routes.unmappedRoutes === "allow"
           ? []
           : [NO_PERMISSION_COVERS_THIS];
     const verdict = await this.verifier.verify({

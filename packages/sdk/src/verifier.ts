@@ -93,6 +93,8 @@ interface Answer {
   remaining?: number | null;
   meta?: Record<string, unknown> | null;
   external_id?: string | null;
+  /** False: the answer is the same from every address (no allowlist). Absent from an older Latchkey. */
+  ip_restricted?: boolean;
 }
 
 interface Entry {
@@ -148,7 +150,8 @@ const KEEPABLE = new Set<VerdictCode>([
  * requests miss on it at once. Latchkey pushes every change over its change stream
  * (`/v1/verify/changes`), so a revocation reaches this cache within milliseconds; while the stream is
  * down, or Latchkey cannot hear its other nodes, answers live only `fallbackTtlMs`. Keys with rate
- * limits are always asked, so their limits are counted by Latchkey across every gateway.
+ * limits are always asked, so their limits are counted by Latchkey across every gateway. An answer is
+ * kept once per key, unless Latchkey says it depends on the address (an allowlist): then per address.
  */
 export class LatchkeyVerifier {
   private readonly opts: Required<Omit<VerifierOptions, "clock">> & { clock: () => number };
@@ -176,6 +179,9 @@ export class LatchkeyVerifier {
   private lastHeard = 0;
   private watchdog: NodeJS.Timeout | null = null;
   private readyWaiters: (() => void)[] = [];
+  private readonly resetListeners = new Set<() => void>();
+  /** Whether the stream has been ready before: a later `ready` is a reconnection. */
+  private wasReady = false;
 
   constructor(options: VerifierOptions) {
     this.opts = {
@@ -212,6 +218,26 @@ export class LatchkeyVerifier {
     });
   }
 
+  /**
+   * Calls `listener` when the change stream says to drop everything (`reset`) and when it is back after
+   * being lost: Latchkey may have restarted meanwhile, with another catalog (the middleware reads it
+   * again then). Returns a function that stops the calls.
+   */
+  onReset(listener: () => void): () => void {
+    this.resetListeners.add(listener);
+    return () => this.resetListeners.delete(listener);
+  }
+
+  private notifyReset(): void {
+    for (const listener of this.resetListeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure is its own; the stream goes on.
+      }
+    }
+  }
+
   close(): void {
     this.source?.close();
     this.source = null;
@@ -238,6 +264,8 @@ export class LatchkeyVerifier {
       heard();
       this.state = this.degradedTtlMs === null ? "live" : "degraded";
       for (const resolve of this.readyWaiters.splice(0)) resolve();
+      if (this.wasReady) this.notifyReset();
+      this.wasReady = true;
     });
     source.addEventListener("ping", heard);
     source.addEventListener("change", (event) => {
@@ -249,6 +277,7 @@ export class LatchkeyVerifier {
       this.degradedTtlMs = null;
       if (this.state === "degraded") this.state = "live";
       this.clear();
+      this.notifyReset();
     });
     source.addEventListener("degraded", (event) => {
       heard();
@@ -283,13 +312,19 @@ export class LatchkeyVerifier {
 
   /** Is this key good for this request? Never throws: when Latchkey cannot be asked, see `failOpen`. */
   verify(request: VerifyRequest): Promise<Verdict> | Verdict {
-    const { key, secret, ip } = request;
-    const ck = secret === undefined && ip === undefined ? key : `${key}\n${secret ?? ""}\n${ip ?? ""}`;
-    const entry = this.entries.get(ck);
+    const { key, secret } = request;
+    // An answer is kept once per key (and secret) when Latchkey said it is the same from every address,
+    // else once per address too; see slots(). An address-independent one is looked for first.
+    let ck = perKey(request);
+    let entry = this.entries.get(ck);
+    if (entry === undefined) {
+      ck = perAddress(request);
+      entry = this.entries.get(ck);
+    }
     const now = this.opts.clock();
     // A kept answer was kept for a key (and secret) whose checksum held, so a hit skips the checksum,
     // which was most of a cached answer's cost. Only for a key and secret without a newline: then no
-    // other key, secret and address build the same cache key (a key "K\nS\nip" would be the pair's).
+    // other key, secret and address build the same cache key (a key "K\nS" would be the pair's).
     if (
       entry !== undefined &&
       entry.until > now &&
@@ -302,7 +337,7 @@ export class LatchkeyVerifier {
       if (entry.until > now) return this.decide(entry, request, now);
       this.drop(ck);
     }
-    return this.ask(ck, request);
+    return this.ask(request);
   }
 
   /** A kept answer, checked against this request's needs and the clock. */
@@ -325,15 +360,15 @@ export class LatchkeyVerifier {
     return verdict;
   }
 
-  private ask(ck: string, request: VerifyRequest): Promise<Verdict> {
-    if (this.metered.has(ck)) return this.askMetered(ck, request);
+  private ask(request: VerifyRequest): Promise<Verdict> {
+    if (this.metered.has(perKey(request))) return this.askMetered(request);
+    // Questions in flight are shared per address: whether the answer depends on it is not known yet.
+    const ck = perAddress(request);
     const inFlight = this.pending.get(ck);
     if (inFlight !== undefined && inFlight.stamp === this.stamp)
       return inFlight.answer.then((v) => this.recheck(v, request));
     const stamp = this.stamp;
-    const answer = this.fetchAnswer(request).then((a) =>
-      a === null ? null : this.keep(ck, a, request, stamp),
-    );
+    const answer = this.fetchAnswer(request).then((a) => (a === null ? null : this.keep(a, request, stamp)));
     const verdict = answer.then((entry) => {
       if (entry === null) return this.opts.failOpen ? FAIL_OPEN : UNAVAILABLE;
       return entry.verdict;
@@ -346,13 +381,13 @@ export class LatchkeyVerifier {
   }
 
   /** One request of a key with credits, decided and spent by Latchkey; nothing is kept. */
-  private async askMetered(ck: string, request: VerifyRequest): Promise<Verdict> {
+  private async askMetered(request: VerifyRequest): Promise<Verdict> {
     const a = await this.fetchAnswer(request, true);
     if (a === null) return this.opts.failOpen ? FAIL_OPEN : UNAVAILABLE;
     // A refusal before spending (permissions, address, a rate limit) says no balance, but the key is
     // still metered: only an allowed answer without one (its credits were lifted) or a dead key ends it.
-    if ((a.valid && (a.remaining ?? null) === null) || DEAD.has(a.code)) this.metered.delete(ck);
-    return { ...this.keep(ck, a, request, this.stamp).verdict, source: "latchkey" };
+    if ((a.valid && (a.remaining ?? null) === null) || DEAD.has(a.code)) this.metered.delete(perKey(request));
+    return { ...this.keep(a, request, this.stamp).verdict, source: "latchkey" };
   }
 
   /** An answer about the key alone, checked against one request's permissions and environment. */
@@ -394,7 +429,7 @@ export class LatchkeyVerifier {
     }
   }
 
-  private keep(ck: string, a: Answer, request: VerifyRequest, stamp: number): Entry {
+  private keep(a: Answer, request: VerifyRequest, stamp: number): Entry {
     const verdict: Verdict = Object.freeze({
       valid: a.valid,
       code: a.code,
@@ -422,7 +457,8 @@ export class LatchkeyVerifier {
     // A key with credits likewise: each request spends, so Latchkey must see every one.
     if ((a.remaining ?? null) !== null || a.code === "USAGE_EXCEEDED") {
       if (this.metered.size >= 100_000) this.metered.clear();
-      this.metered.add(ck);
+      // Credits belong to the key, whatever address asks.
+      this.metered.add(perKey(request));
       return entry;
     }
     if (!KEEPABLE.has(a.code) || a.rate_limit !== null) return entry;
@@ -431,6 +467,9 @@ export class LatchkeyVerifier {
     const negative = a.code === "NOT_FOUND" || a.code === "MALFORMED";
     entry.until = this.opts.clock() + (negative ? Math.min(this.opts.negativeTtlMs, this.ttl()) : this.ttl());
     entry.fingerprint = fingerprint;
+    // Only an answer Latchkey says is the same from everywhere is kept once for every address; an older
+    // Latchkey, which does not say, is taken to mean it may not be.
+    const ck = a.ip_restricted === false ? perKey(request) : perAddress(request);
     this.drop(ck);
     this.entries.set(ck, entry);
     index(this.byFingerprint, entry.fingerprint, ck);
@@ -496,6 +535,20 @@ export class LatchkeyVerifier {
   get size(): number {
     return this.entries.size;
   }
+}
+
+/**
+ * The cache key of an answer that may depend on the address: key, secret and address, with two newlines
+ * always, where an address-independent answer's ("K" or "K\nS") has at most one. Keys and secrets with a
+ * newline never pass the checksum, so the two kinds never meet.
+ */
+/** The cache key of an answer that is the same from every address: the key (and its secret). */
+function perKey(request: VerifyRequest): string {
+  return request.secret === undefined ? request.key : `${request.key}\n${request.secret}`;
+}
+
+function perAddress(request: VerifyRequest): string {
+  return `${request.key}\n${request.secret ?? ""}\n${request.ip ?? ""}`;
 }
 
 function index(map: Map<string, Set<string>>, id: string, ck: string): void {

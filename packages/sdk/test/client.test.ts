@@ -1,4 +1,5 @@
 import type { AddressInfo } from "node:net";
+import { Compile } from "typebox/compile";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_TOKEN, createHarness, type Harness } from "../../../test/helpers/harness.ts";
 import type * as Api from "../src/api-types.ts";
@@ -82,6 +83,7 @@ const CREDENTIAL = [
 ] as const;
 
 /** The client's types, by the operation (and `response` or `body`) the document describes them for. */
+type Fields = ReturnType<ReturnType<typeof shape>>;
 const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<ReturnType<typeof shape>>][] =
   [
     ["GET /v1/keys/{id}", "response", shape<Api.Key>()({ required: KEY, optional: ["policy_issues"] })],
@@ -199,6 +201,7 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
           "remaining",
           "meta",
           "external_id",
+          "ip_restricted",
         ],
         optional: [],
       }),
@@ -286,6 +289,91 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       }),
     ],
   ];
+
+/** What a client method's promise resolves to. */
+type Returned<F> = F extends (...args: never[]) => Promise<infer R> ? R : never;
+type Client = LatchkeyClient;
+
+/** The client's list answers: the page's own fields, and the fields of each item, by operation. */
+const LISTS: [operation: string, field: string, page: Fields, item: Fields][] = [
+  [
+    "GET /v1/keys",
+    "keys",
+    shape<Returned<Client["keys"]["list"]>>()({ required: ["keys", "next_cursor"], optional: [] }),
+    shape<Api.Key>()({ required: KEY, optional: ["policy_issues"] }),
+  ],
+  [
+    "GET /v1/credentials",
+    "credentials",
+    shape<Returned<Client["credentials"]["list"]>>()({
+      required: ["credentials", "next_cursor"],
+      optional: [],
+    }),
+    shape<Api.Credential>()({ required: CREDENTIAL, optional: [] }),
+  ],
+  [
+    "GET /v1/audit",
+    "events",
+    shape<Returned<Client["audit"]["list"]>>()({ required: ["events", "next_cursor"], optional: [] }),
+    shape<Api.AuditEvent>()({
+      required: [
+        "id",
+        "seq",
+        "at",
+        "action",
+        "actor",
+        "target",
+        "changes",
+        "ip",
+        "user_agent",
+        "totp_used",
+        "environment",
+      ],
+      optional: [],
+    }),
+  ],
+  [
+    "GET /v1/users",
+    "users",
+    shape<Returned<Client["users"]["list"]>>()({ required: ["users"], optional: [] }),
+    shape<Api.User>()({
+      required: ["id", "email", "role", "status", "totp_enrolled", "password_change_required", "created_at"],
+      optional: [],
+    }),
+  ],
+];
+
+interface JsonSchema {
+  type?: string | string[];
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  allOf?: JsonSchema[];
+  additionalProperties?: boolean | JsonSchema;
+}
+
+/**
+ * The schema with every object closed that does not say otherwise: Fastify's serializer drops fields a
+ * schema does not name, but the fast path writes its answers itself, so a field the document leaves
+ * out could still reach a client.
+ */
+function closed(schema: JsonSchema): JsonSchema {
+  const out: JsonSchema = { ...schema };
+  if (schema.properties !== undefined) {
+    out.properties = Object.fromEntries(Object.entries(schema.properties).map(([k, v]) => [k, closed(v)]));
+    out.additionalProperties ??= false;
+  }
+  if (typeof schema.additionalProperties === "object")
+    out.additionalProperties = closed(schema.additionalProperties);
+  if (schema.items !== undefined) out.items = closed(schema.items);
+  for (const key of ["anyOf", "oneOf", "allOf"] as const) {
+    const branches = schema[key];
+    if (branches !== undefined) out[key] = branches.map(closed);
+  }
+  return out;
+}
 
 const ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 const TABLE = Object.entries(OPERATIONS) as [string, Operation][];
@@ -385,6 +473,31 @@ describe("LatchkeyClient", () => {
       expect([...fields.required].sort()).toEqual([...required].sort());
       expect([...fields.optional].sort()).toEqual(optional.sort());
     });
+
+    const fieldsOf = (schema: Schema | undefined) => {
+      const required = schema?.required ?? [];
+      return {
+        required: [...required].sort(),
+        optional: Object.keys(schema?.properties ?? {})
+          .filter((k) => !required.includes(k))
+          .sort(),
+      };
+    };
+    it.each(LISTS)(
+      "%s (response) is a page of %s with the fields the client's types declare",
+      (operation, field, page, item) => {
+        const schema = schemaOf(operation, "response");
+        expect(fieldsOf(schema)).toEqual({
+          required: [...page.required].sort(),
+          optional: [...page.optional].sort(),
+        });
+        const items = (schema?.properties?.[field] as (Schema & { items?: Schema }) | undefined)?.items;
+        expect(fieldsOf(items)).toEqual({
+          required: [...item.required].sort(),
+          optional: [...item.optional].sort(),
+        });
+      },
+    );
   });
 
   describe("over HTTP", () => {
@@ -489,6 +602,110 @@ describe("LatchkeyClient", () => {
       expect(await person.me()).toMatchObject({ company_id: created.company.id, role: "owner" });
       await person.auth.logout();
       await expect(person.me()).rejects.toMatchObject({ status: 401 });
+    });
+
+    it("gets from its list, get and verify calls what /openapi.json documents for them, and nothing else", async () => {
+      /** The answer's `data` schema of an operation, closed (see closed()). */
+      const documented = (operation: string) => {
+        const [method, path] = operation.split(" ") as [string, string];
+        const responses = (
+          doc.paths[path]?.[method.toLowerCase()] as
+            | { responses?: Record<string, { content?: Record<string, { schema: JsonSchema }> }> }
+            | undefined
+        )?.responses;
+        const schema = (responses?.["200"] ?? responses?.["201"])?.content?.["application/json"]?.schema;
+        expect(schema, operation).toBeDefined();
+        return closed(schema?.properties?.data ?? (schema as JsonSchema));
+      };
+      const checked: string[] = [];
+      const hold = (operation: string, value: unknown) => {
+        const check = Compile(documented(operation) as Parameters<typeof Compile>[0]);
+        const errors = check.Check(value) ? [] : [...check.Errors(value)].slice(0, 5);
+        expect({ operation, errors }).toEqual({ operation, errors: [] });
+        checked.push(operation);
+      };
+
+      const created = await admin.admin.createCompany({
+        name: "Schema Co",
+        owner_email: "owner@schema.test",
+      });
+      const manager = new LatchkeyClient({ url, key: created.management_key.key });
+      const credential = await manager.credentials.create({
+        name: "Schema user",
+        permissions: ["onramp:read", "transactions:read"],
+        allowed_ips: ["203.0.113.0/24"],
+        rate_limits: [{ limit: 100, window: "1m" }],
+      });
+      await manager.credentials.password(credential.id);
+      const plain = await manager.keys.create({
+        name: "plain",
+        environment: "live",
+        permissions: ["onramp:read"],
+      });
+      const limited = await manager.keys.create({
+        name: "limited",
+        environment: "live",
+        permissions: ["onramp:read"],
+        credential_id: credential.id,
+        with_secret: true,
+        allowed_ips: ["203.0.113.7"],
+        rate_limits: [{ limit: 10, window: "1h" }],
+        expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+      });
+      const rotated = await manager.keys.rotate(plain.id, { grace_seconds: 3600 });
+      const revoked = await manager.keys.create({
+        name: "gone",
+        environment: "test",
+        permissions: ["onramp:read"],
+        credential_id: created.default_test_credential.id,
+      });
+      await manager.keys.revoke(revoked.id);
+
+      // Verified by the fast path (a body of known length with a verify key), which writes its own JSON.
+      const gateway = new LatchkeyClient({
+        url,
+        key: (await admin.admin.createVerifyKey({ name: "schema" })).key,
+      });
+      for (const body of [
+        { key: rotated.key, permissions: ["onramp:read"] },
+        { key: plain.key, permissions: ["onramp:read"] },
+        { key: limited.key, secret: limited.secret, ip: "203.0.113.7" },
+        { key: limited.key, secret: limited.secret, ip: "198.51.100.1" },
+        { key: revoked.key },
+        { key: `${plain.key.slice(0, -1)}${plain.key.endsWith("A") ? "B" : "A"}` },
+      ])
+        hold("POST /v1/verify", await gateway.verify(body));
+
+      hold("GET /healthz", await manager.health());
+      hold("GET /readyz", await manager.ready());
+      hold("GET /v1/catalog", await manager.catalog());
+      const firstPage = await manager.keys.list({ limit: 1 });
+      expect(firstPage.next_cursor).toEqual(expect.any(String));
+      hold("GET /v1/keys", firstPage);
+      hold("GET /v1/keys", await manager.keys.list({ limit: 100 }));
+      hold("GET /v1/keys", await manager.keys.list({ status: "revoked", environment: "test" }));
+      for (const id of [plain.id, rotated.id, limited.id, revoked.id])
+        hold("GET /v1/keys/{id}", await manager.keys.get(id));
+      hold("GET /v1/keys/{id}/usage", await manager.keys.usage(limited.id, { days: 3 }));
+      hold("GET /v1/credentials", await manager.credentials.list({ limit: 1 }));
+      hold("GET /v1/credentials", await manager.credentials.list());
+      hold("GET /v1/credentials/{id}", await manager.credentials.get(credential.id));
+      hold("GET /v1/credentials/{id}", await manager.credentials.get(created.default_credential.id));
+      hold("GET /v1/audit", await manager.audit.list({ limit: 2 }));
+      hold("GET /v1/audit", await manager.audit.list());
+      hold("GET /v1/audit/verify", await manager.audit.verify());
+      hold("GET /v1/admin/audit/verify", await admin.admin.verifyAudit());
+
+      const person = new LatchkeyClient({ url });
+      await person.auth.login({ email: "owner@schema.test", password: created.owner.temporary_password });
+      hold("GET /v1/me", await person.me());
+      await person.auth.changePassword({
+        current_password: created.owner.temporary_password,
+        new_password: "a long new password for the schema test",
+      });
+      hold("GET /v1/me", await person.me());
+      hold("GET /v1/users", await person.users.list());
+      expect(new Set(checked).size).toBe(14);
     });
   });
 });

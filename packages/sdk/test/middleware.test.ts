@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { request as httpRequest } from "node:http";
+import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
@@ -348,6 +348,132 @@ describe("the SDK's middleware", () => {
     // A mapped route still needs its permission.
     expect((await ask("/v1/onramp/ses_1", k.key)).body.error?.code).toBe("INSUFFICIENT_PERMISSIONS");
     await app.close();
+  });
+
+  describe("reading the catalog again", () => {
+    /**
+     * Latchkey behind a pass-through proxy that can serve another catalog in its place, as a Latchkey
+     * restarted with a new catalog would: everything else (verify, the change stream) is Latchkey's own.
+     */
+    let proxy: Server;
+    let proxyUrl = "";
+    let served: unknown = null;
+    let catalogReads = 0;
+    beforeAll(async () => {
+      const target = new URL(latchkeyUrl);
+      proxy = createServer((req, res) => {
+        if (req.method === "GET" && req.url === "/v1/catalog") catalogReads++;
+        if (req.method === "GET" && req.url === "/v1/catalog" && served !== null) {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(typeof served === "string" ? served : JSON.stringify({ success: true, data: served }));
+          return;
+        }
+        const upstream = httpRequest(
+          {
+            host: target.hostname,
+            port: target.port,
+            method: req.method,
+            path: req.url,
+            headers: req.headers,
+          },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        upstream.on("error", () => res.destroy());
+        req.pipe(upstream);
+      });
+      proxy.listen(0, "127.0.0.1");
+      await once(proxy, "listening");
+      proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    });
+    afterAll(() => {
+      proxy.closeAllConnections();
+      return new Promise<void>((r) => proxy.close(() => r()));
+    });
+
+    /** Latchkey's catalog with one more route for `transactions:read`. */
+    const withStatements = (doc: {
+      groups: { entities: { id: string; actions: { id: string; routes?: string[] }[] }[] }[];
+    }) => {
+      const copy = structuredClone(doc);
+      const read = copy.groups
+        .flatMap((g) => g.entities)
+        .find((e) => e.id === "transactions")
+        ?.actions.find((a) => a.id === "read");
+      if (read === undefined) throw new Error("no transactions:read in the catalog");
+      read.routes = [...(read.routes ?? []), "GET /v1/statements"];
+      return copy;
+    };
+
+    async function guarded(opts: { catalogRefreshMs: number }) {
+      served = null;
+      const v = await verifier({ url: proxyUrl });
+      const app = Fastify();
+      await app.register(fastifyLatchkey, { verifier: v, ...opts });
+      app.get("/v1/statements", async (request) => ({ latchkey: request.latchkey }));
+      await app.listen({ port: 0, host: "127.0.0.1" });
+      const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      return { v, app, ask: (key: string) => rawGet(base, "/v1/statements", { "x-api-key": key }) };
+    }
+
+    it("maps a route the catalog gained once the change stream resets, without restarting the app", async () => {
+      const real = (await (await fetch(`${latchkeyUrl}/v1/catalog`)).json()).data;
+      const { v, app, ask } = await guarded({ catalogRefreshMs: 0 });
+      try {
+        const k = await h.createKey(co, { permissions: ["transactions:read"] });
+        expect((await ask(k.key)).body.error?.code).toBe("ROUTE_NOT_MAPPED");
+        served = withStatements(real);
+        const reads = catalogReads;
+        // No interval here: without a reset the routes stay as they were read.
+        await new Promise((r) => setTimeout(r, 300));
+        expect((await ask(k.key)).body.error?.code).toBe("ROUTE_NOT_MAPPED");
+        expect(catalogReads).toBe(reads);
+        // The node stops hearing the others and hears them again: its stream says reset.
+        h.services.changeStream.setHearing(false);
+        await within(1000, () => v.streamState === "degraded");
+        h.services.changeStream.setHearing(true);
+        await within(2000, async () => (await ask(k.key)).status === 200);
+        expect((await ask(k.key)).body).toMatchObject({ latchkey: { permission: "transactions:read" } });
+        // And a key without the permission is still refused on the new route.
+        const other = await h.createKey(co, { permissions: ["onramp:read"] });
+        expect((await ask(other.key)).body.error?.code).toBe("INSUFFICIENT_PERMISSIONS");
+      } finally {
+        await app.close();
+      }
+    });
+
+    it("reads it again every catalogRefreshMs, and keeps the routes it has while a read fails", async () => {
+      const real = (await (await fetch(`${latchkeyUrl}/v1/catalog`)).json()).data;
+      const { app, ask } = await guarded({ catalogRefreshMs: 100 });
+      try {
+        const k = await h.createKey(co, { permissions: ["transactions:read"] });
+        expect((await ask(k.key)).status).toBe(403);
+        served = withStatements(real);
+        await within(2000, async () => (await ask(k.key)).status === 200);
+        // A catalog that cannot be used (not JSON, then one that does not compile) changes nothing.
+        for (const broken of ["not json", { ...real, unmapped_routes: "sometimes" }]) {
+          served = broken;
+          const reads = catalogReads;
+          await within(2000, () => catalogReads >= reads + 2);
+          expect((await ask(k.key)).status).toBe(200);
+        }
+        // Back to Latchkey's own catalog: the route is gone again.
+        served = null;
+        await within(2000, async () => (await ask(k.key)).status === 403);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it("stops reading it when the Fastify app closes", async () => {
+      const { app } = await guarded({ catalogRefreshMs: 50 });
+      await app.close();
+      const reads = catalogReads;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(catalogReads).toBe(reads);
+    });
   });
 
   describe("when Latchkey cannot be asked", () => {

@@ -69,7 +69,11 @@ describe("the SDK's in-process verification", () => {
     expect(await v.verify({ key: plain.key, ip: "203.0.113.7" })).toMatchObject({ valid: true });
     expect(v.verify({ key: plain.key, ip: "203.0.113.7" })).toMatchObject({ valid: true, source: "cache" });
     // The cache keys of those two answers, presented as keys: refused offline, not answered VALID.
-    for (const forged of [`${pair.key}\n${secret}\n203.0.113.7`, `${plain.key}\n\n203.0.113.7`])
+    for (const forged of [
+      `${pair.key}\n${secret}`,
+      `${pair.key}\n${secret}\n203.0.113.7`,
+      `${plain.key}\n\n203.0.113.7`,
+    ])
       expect(await v.verify({ key: forged })).toMatchObject({
         valid: false,
         code: "MALFORMED",
@@ -150,6 +154,28 @@ describe("the SDK's in-process verification", () => {
     expect(v.size).toBe(0);
   });
 
+  it("tells its reset listeners when the stream resets, and when it is back after being lost", async () => {
+    const v = await verifier();
+    let resets = 0;
+    const stop = v.onReset(() => resets++);
+    h.services.changeStream.setHearing(false);
+    await within(1000, () => v.streamState === "degraded");
+    expect(resets).toBe(0);
+    h.services.changeStream.setHearing(true);
+    await within(1000, () => resets === 1);
+    stop();
+    h.services.changeStream.setHearing(false);
+    h.services.changeStream.setHearing(true);
+    await within(1000, () => v.streamState === "live");
+    expect(resets).toBe(1);
+    // A stream taken for dead (here: silent for longer than 50 ms) is opened again: that counts too.
+    const silent = await verifier({ streamSilenceMs: 50 });
+    let back = 0;
+    silent.onReset(() => back++);
+    await within(4000, () => back > 0);
+    silent.close();
+  });
+
   it("without the stream, keeps answers for the fallback TTL only", async () => {
     let now = 5_000_000;
     const v = await verifier({ stream: false, clock: () => now, fallbackTtlMs: 1000 });
@@ -209,13 +235,67 @@ describe("the SDK's in-process verification", () => {
     expect(asked - before).toBe(5);
   });
 
-  it("answers per address for a key with an allowlist", async () => {
+  it("asks once for a key without an allowlist, whatever address it is used from", async () => {
+    const v = await verifier();
+    const k = await h.createKey(co, { permissions: ["payin:read"] });
+    const pair = await h.createKey(co, { permissions: ["payin:read"], with_secret: true });
+    const secret = pair.secret as string;
+    const before = asked;
+    expect(await v.verify({ key: k.key, ip: "203.0.113.9" })).toMatchObject({
+      valid: true,
+      source: "latchkey",
+    });
+    expect(v.verify({ key: k.key, ip: "198.51.100.1" })).toMatchObject({ valid: true, source: "cache" });
+    expect(v.verify({ key: k.key })).toMatchObject({ valid: true, source: "cache" });
+    expect(await v.verify({ key: pair.key, secret, ip: "203.0.113.9" })).toMatchObject({ valid: true });
+    expect(v.verify({ key: pair.key, secret, ip: "198.51.100.1" })).toMatchObject({ source: "cache" });
+    expect(asked - before).toBe(2);
+    expect(v.size).toBe(2);
+  });
+
+  it("answers per address for a key with an allowlist, or whose API user has one", async () => {
     const v = await verifier();
     const k = await h.createKey(co, { permissions: ["payin:read"], allowed_ips: ["203.0.113.0/24"] });
+    const cred = await h.call("POST", "/v1/credentials", {
+      key: co.key,
+      json: { name: "Listed SDK user", permissions: ["payin:read"], allowed_ips: ["203.0.113.0/24"] },
+    });
+    expect(cred.statusCode, cred.body).toBe(201);
+    const underListed = await h.createKey(co, {
+      permissions: ["payin:read"],
+      credential_id: cred.json().data.id,
+    });
+    for (const key of [k.key, underListed.key]) {
+      const before = asked;
+      expect(await v.verify({ key, ip: "203.0.113.9" })).toMatchObject({ valid: true });
+      expect(await v.verify({ key, ip: "198.51.100.1" })).toMatchObject({ code: "IP_NOT_ALLOWED" });
+      expect(await v.verify({ key })).toMatchObject({ code: "IP_NOT_ALLOWED" });
+      expect(asked - before).toBe(3);
+      expect(v.verify({ key, ip: "203.0.113.9" })).toMatchObject({ valid: true, source: "cache" });
+      expect(v.verify({ key, ip: "198.51.100.1" })).toMatchObject({
+        code: "IP_NOT_ALLOWED",
+        source: "cache",
+      });
+      expect(asked - before).toBe(3);
+    }
+  });
+
+  it("stops answering a key for every address once it is given an allowlist", async () => {
+    const v = await verifier();
+    const k = await h.createKey(co, { permissions: ["payin:read"] });
+    expect(await v.verify({ key: k.key, ip: "198.51.100.1" })).toMatchObject({ valid: true });
+    expect(v.verify({ key: k.key, ip: "198.51.100.2" })).toMatchObject({ valid: true, source: "cache" });
+    const listed = await h.call("PATCH", `/v1/keys/${k.id}`, {
+      key: co.key,
+      json: { allowed_ips: ["203.0.113.0/24"] },
+    });
+    expect(listed.statusCode, listed.body).toBe(200);
+    await within(
+      1000,
+      async () => (await v.verify({ key: k.key, ip: "198.51.100.2" })).code === "IP_NOT_ALLOWED",
+    );
     expect(await v.verify({ key: k.key, ip: "203.0.113.9" })).toMatchObject({ valid: true });
     expect(await v.verify({ key: k.key, ip: "198.51.100.1" })).toMatchObject({ code: "IP_NOT_ALLOWED" });
-    expect(await v.verify({ key: k.key })).toMatchObject({ code: "IP_NOT_ALLOWED" });
-    expect(v.verify({ key: k.key, ip: "203.0.113.9" })).toMatchObject({ valid: true, source: "cache" });
   });
 
   it("with a company's verify key, knows only its company's keys", async () => {

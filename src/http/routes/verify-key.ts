@@ -40,6 +40,11 @@ export default function verifyKey(app: App, { services, metrics }: RouteDeps) {
               ),
               meta: Nullable(Meta),
               external_id: Nullable(Type.String()),
+              ip_restricted: Type.Boolean({
+                description:
+                  "Whether the key or its API user has an IP allowlist, so that the answer depends on `ip`. " +
+                  "When false, a cache may keep the answer once for the key, whatever address asks.",
+              }),
             }),
           ),
           "4xx": ErrorEnvelope,

@@ -314,6 +314,19 @@ export class LeakService {
 
 /** A reporter's text, cut to what is kept; empty is none. */
 function clip(value: string | null | undefined, max: number): string | null {
-  if (value === undefined || value === null || value === "") return null;
-  return value.slice(0, max);
+  if (value === undefined || value === null) return null;
+  // PostgreSQL's text and jsonb refuse NUL and lone surrogates: a reporter's odd bytes must not lose
+  // the report (or, for GitHub's batch, answer 500), so they go, and a cut never splits a pair.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what the store refuses
+  const odd = /[\u0000\uD800-\uDFFF]/g;
+  const clean = value
+    .replace(odd, (c, i: number, all: string) => {
+      if (c === "\u0000") return "";
+      const pairStart = c <= "\uDBFF" && /[\uDC00-\uDFFF]/.test(all[i + 1] ?? "");
+      const pairEnd = c >= "\uDC00" && /[\uD800-\uDBFF]/.test(all[i - 1] ?? "");
+      return pairStart || pairEnd ? c : "";
+    })
+    .slice(0, max)
+    .replace(/[\uD800-\uDBFF]$/, "");
+  return clean === "" ? null : clean;
 }

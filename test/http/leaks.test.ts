@@ -120,6 +120,20 @@ describe.each(BACKENDS)("leaked keys on %s", (kind) => {
       });
     });
 
+    it("keeps a report whose url and source carry NUL or a lone surrogate, which the store would refuse", async () => {
+      const live = await h.createKey(a, { name: "Odd bytes" });
+      const res = await signed([
+        { ...found(live.key), url: "https://example.test/a\u0000b\ud800c", source: "con\udc00tent\u0000" },
+      ]);
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json()[0].label).toBe("true_positive");
+      expect(await verify(live.key)).toBe("REVOKED");
+      expect((await getKey(a, live.id)).leak).toMatchObject({
+        url: "https://example.test/abc",
+        source: "content",
+      });
+    });
+
     it("emits key.leaked in the events table with the key's view, never the token", async () => {
       const live = await h.createKey(a, { name: "Evented" });
       expect((await signed([found(live.key)])).statusCode).toBe(200);

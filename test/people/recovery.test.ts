@@ -401,6 +401,25 @@ describe.each(BACKENDS)("email and recovery on %s, with SMTP", (kind) => {
       expect(confirm.statusCode, confirm.body).toBe(200);
     });
 
+    it("drops the pending secret when the password changes: the old password's holder may have fetched it", async () => {
+      const person = await invited("developer", false);
+      const pending = async () =>
+        (
+          await h.store.db
+            .selectFrom("users")
+            .select("totp_pending_secret")
+            .where("id", "=", person.id)
+            .executeTakeFirstOrThrow()
+        ).totp_pending_secret;
+      expect((await asPerson(h, person.session, "POST", "/v1/auth/totp/setup")).statusCode).toBe(200);
+      expect(await pending()).not.toBeNull();
+      const changed = await asPerson(h, person.session, "POST", "/v1/auth/password", {
+        json: { current_password: person.password, new_password: "Tangerine-Orbit-Lantern-42" },
+      });
+      expect(changed.statusCode, changed.body).toBe(200);
+      expect(await pending()).toBeNull();
+    });
+
     it("makes a new secret only when asked to restart", async () => {
       const person = await invited("developer", false);
       const first = await asPerson(h, person.session, "POST", "/v1/auth/totp/setup");

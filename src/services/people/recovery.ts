@@ -222,6 +222,8 @@ export class RecoveryService {
           password_hash: passwordHash,
           must_change_password: false,
           password_changed_at: now,
+          // A pending 2FA secret may have been fetched by whoever held the old password: start afresh.
+          totp_pending_secret: null,
           updated_at: now,
         })
         .where("id", "=", user.id)
@@ -263,7 +265,8 @@ export class RecoveryService {
     const link = await this.o.db.transaction().execute(async (tx) => {
       await tx
         .updateTable("users")
-        .set({ password_hash: passwordHash, updated_at: now })
+        // The old temporary password's holder may have fetched the pending 2FA secret: it goes too.
+        .set({ password_hash: passwordHash, totp_pending_secret: null, updated_at: now })
         .where("id", "=", row.id)
         .execute();
       // Without mail the old link (if any) must die too; with mail, issuing a new one kills it.

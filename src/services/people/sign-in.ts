@@ -170,6 +170,9 @@ export class SignInService {
           password_hash: passwordHash,
           must_change_password: false,
           password_changed_at: now,
+          // The pending 2FA secret stays the same across reloads (see SecondFactorService.setup), so
+          // whoever held the old password may have fetched it: a new password starts enrolment afresh.
+          totp_pending_secret: null,
           updated_at: now,
         })
         .where("id", "=", user.id)

@@ -38,6 +38,7 @@ const BATCH = 500;
 export class ExpiryScheduler {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> = Promise.resolve();
+  private busy = false;
 
   constructor(
     private readonly deps: {
@@ -53,8 +54,14 @@ export class ExpiryScheduler {
 
   start(intervalMs: number): void {
     this.timer = setInterval(() => {
-      // A sweep still running when the next is due is not doubled up on this node.
-      this.running = this.running.then(() => this.runOnce()).catch((err) => this.deps.onError?.(err));
+      // A sweep still running when the next is due is skipped, not queued: slow sweeps never pile up.
+      if (this.busy) return;
+      this.busy = true;
+      this.running = this.runOnce()
+        .catch((err) => this.deps.onError?.(err))
+        .finally(() => {
+          this.busy = false;
+        });
     }, intervalMs);
     this.timer.unref();
   }

@@ -381,9 +381,11 @@ export class WebhookService {
         .executeTakeFirst();
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such delivery.");
       const now = this.deps.clock();
+      // A retry starts the schedule over: a delivery that had used up its retries would otherwise get
+      // one try, and a single failure would disable the endpoint again. Its attempt log is kept.
       await tx
         .updateTable("webhook_deliveries")
-        .set({ status: "pending", next_attempt_at: now, delivered_at: null })
+        .set({ status: "pending", attempts: 0, next_attempt_at: now, delivered_at: null })
         .where("id", "=", deliveryId)
         .execute();
       await this.deps.audit.append(tx, ctx, {
@@ -393,7 +395,10 @@ export class WebhookService {
         target: { type: "webhook", id },
         changes: { delivery_id: deliveryId, event_id: row.event_id, before: { status: row.status } },
       });
-      return deliveryView({ ...row, status: "pending", next_attempt_at: now, delivered_at: null }, []);
+      return deliveryView(
+        { ...row, status: "pending", attempts: 0, next_attempt_at: now, delivered_at: null },
+        [],
+      );
     });
     this.deps.events.committed();
     return view;

@@ -263,6 +263,10 @@ describe.each(BACKENDS)("webhook delivery on %s", (kind) => {
     await tick();
     expect(r.ids().at(-1)).toBe(doomed?.event_id);
     expect((await deliveries(ep.id)).map((d) => d.status)).toEqual(["delivered", "delivered"]);
+    // The retry started the schedule over (one attempt since), and the log still holds the earlier ones.
+    const again = (await deliveries(ep.id)).find((d) => d.id === doomed?.id);
+    expect(again?.attempts).toBe(1);
+    expect(again?.attempt_log.length).toBe(RETRY_SCHEDULE_SECONDS.length + 2);
   });
 
   it("loses nothing when a node stops mid-delivery: its lease expires and another node sends it", async () => {

@@ -144,6 +144,13 @@ export class WebhookDeliverer {
             FROM webhook_deliveries AS q
             JOIN webhook_endpoints AS qw ON qw.id = q.endpoint_id AND qw.status = 'enabled'
             WHERE q.status = 'pending'
+              -- An endpoint with an attempt in flight gets no other: a retried older delivery becomes
+              -- the head while a later one is being sent, and must wait for it.
+              AND NOT EXISTS (
+                SELECT 1 FROM webhook_deliveries AS busy
+                WHERE busy.endpoint_id = q.endpoint_id AND busy.status = 'pending'
+                  AND busy.lease_until >= ${now}
+              )
             ORDER BY q.endpoint_id, q.seq
           ) AS head
           WHERE head.next_attempt_at <= ${now} AND (head.lease_until IS NULL OR head.lease_until < ${now})

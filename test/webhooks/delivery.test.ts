@@ -233,6 +233,28 @@ describe.each(BACKENDS)("webhook delivery on %s", (kind) => {
     expect(keys).toHaveLength(3);
   });
 
+  it("sends nothing else to an endpoint while an attempt is in flight, even an older delivery retried", async () => {
+    const r = await receiver();
+    const ep = await endpoint(r.url, { events: ["key.created"] });
+    await newKey({ name: "first" });
+    expect(await tick()).toBe(1);
+    const [first] = await deliveries(ep.id);
+    await newKey({ name: "second" });
+    // The second is claimed (in flight, its outcome not yet known); the first is asked for again.
+    const inFlight = await h.services.webhookDeliverer.claim();
+    expect(inFlight.map((c) => c.endpoint_id)).toEqual([ep.id]);
+    const retried = await h.call("POST", `/v1/webhooks/${ep.id}/deliveries/${first?.id}/retry`, {
+      key: co.key,
+    });
+    expect(retried.statusCode, retried.body).toBe(200);
+    expect(await h.services.webhookDeliverer.claim()).toEqual([]);
+    // The abandoned attempt's lease lapses: then the endpoint's queue goes on, oldest first.
+    h.clock.advance(60);
+    expect(await tick()).toBe(1);
+    expect(await tick()).toBe(1);
+    expect(r.received.map((m) => JSON.parse(m.body).data.name)).toEqual(["first", "first", "second"]);
+  });
+
   it("gives up after the last retry, disables the endpoint with a reason, and moves on when re-enabled", async () => {
     const r = await receiver();
     r.fallback = { status: 500 };

@@ -18,6 +18,8 @@ export interface KeyNoticeMailOptions {
   onError?: (err: unknown) => void;
 }
 
+const POLL_MS = 60_000;
+
 /**
  * Mails a company's active owners when one of its keys leaks or is about to expire. It reads the
  * webhook outbox (the leak and expiry services write those events with their change), so it needs no
@@ -28,9 +30,14 @@ export class KeyNoticeMail {
   private running: Promise<void> | null = null;
   private again = false;
   private readonly stop: () => void;
+  private readonly poll: NodeJS.Timeout;
 
   constructor(private readonly o: KeyNoticeMailOptions) {
     this.stop = o.events.onCommitted(() => this.kick());
+    // A slow poll too: a pass that failed (the store away) or an event committed on another node
+    // would otherwise wait for the next change on this one.
+    this.poll = setInterval(() => this.kick(), POLL_MS);
+    this.poll.unref();
   }
 
   /** Runs a pass now, or once more after the one running. */
@@ -114,5 +121,6 @@ export class KeyNoticeMail {
 
   close(): void {
     this.stop();
+    clearInterval(this.poll);
   }
 }

@@ -569,9 +569,9 @@ export class KeyService {
   async revoke(companyId: string, id: string, given: Ctx): Promise<KeyView> {
     const ctx = await this.deps.guard.confirm(given, "keys.revoke", undefined);
     const view = await this.changingKey(companyId, id, async (tx) => {
-      const { row, credentialPermissions } = await this.found(tx, companyId, id, ctx.actor, true);
+      const { row, credentialPermissions, credits } = await this.found(tx, companyId, id, ctx.actor, true);
       assertMayChange(ctx.actor, row.environment, "API key");
-      if (row.status === "revoked") return this.view(row, credentialPermissions);
+      if (row.status === "revoked") return this.view(row, credentialPermissions, credits);
       const now = this.deps.clock();
       await apiKeys.update(tx, companyId, id, { status: "revoked", revoked_at: now });
       await this.deps.audit.append(tx, ctx, {
@@ -586,7 +586,11 @@ export class KeyService {
           prefix: row.prefix,
         },
       });
-      const revoked = this.view({ ...row, status: "revoked", revoked_at: now }, credentialPermissions);
+      const revoked = this.view(
+        { ...row, status: "revoked", revoked_at: now },
+        credentialPermissions,
+        credits,
+      );
       await this.deps.events.emit(tx, {
         companyId,
         environment: row.environment,

@@ -2,6 +2,7 @@ import { Button, Group, Modal, PasswordInput, Stack, Text } from "@mantine/core"
 import { type ReactNode, useState } from "react";
 import { api } from "../api/client.ts";
 import { errorFor, FormError } from "./errors.tsx";
+import { NewPasswordFields, passwordsDiffer } from "./NewPasswordFields.tsx";
 import { ShowOnceModal } from "./ShowOnce.tsx";
 import { TotpInput } from "./TotpInput.tsx";
 
@@ -73,7 +74,7 @@ export function ChangePasswordDialog({ opened, onClose }: { opened: boolean; onC
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState(false);
-  const mismatch = again !== "" && again !== next ? "The two new passwords differ." : undefined;
+  const mismatch = passwordsDiffer(next, again);
   const close = () => {
     setCurrent("");
     setNext("");
@@ -121,23 +122,7 @@ export function ChangePasswordDialog({ opened, onClose }: { opened: boolean; onC
               data-autofocus
               error={errorFor(error, "current_password")}
             />
-            <PasswordInput
-              label="New password"
-              description="A long passphrase: at least 12 characters, not a common password"
-              autoComplete="new-password"
-              value={next}
-              onChange={(e) => setNext(e.currentTarget.value)}
-              required
-              error={errorFor(error, "new_password")}
-            />
-            <PasswordInput
-              label="New password again"
-              autoComplete="new-password"
-              value={again}
-              onChange={(e) => setAgain(e.currentTarget.value)}
-              required
-              error={mismatch}
-            />
+            <NewPasswordFields next={next} again={again} onNext={setNext} onAgain={setAgain} error={error} />
             <FormError error={error} fields={["current_password", "new_password"]} />
             <Group justify="end">
               <Button variant="default" onClick={close}>

@@ -19,6 +19,7 @@ import { type ReactNode, useEffect, useState } from "react";
 import { ApiError, api } from "../api/client.ts";
 import type { Me } from "../api/types.ts";
 import { errorFor, FormError } from "../components/errors.tsx";
+import { NewPasswordFields, passwordsDiffer } from "../components/NewPasswordFields.tsx";
 import { SecretLine } from "../components/ShowOnce.tsx";
 import { can } from "../lib/roles.ts";
 
@@ -227,7 +228,7 @@ export function ResetPassword({ invitation, onDone }: { invitation: boolean; onD
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<string | null>(null);
-  const mismatch = again !== "" && again !== next ? "The two new passwords differ." : undefined;
+  const mismatch = passwordsDiffer(next, again);
   const tokenError = error instanceof ApiError && error.code === "TOKEN_INVALID";
   if (done) {
     return (
@@ -268,23 +269,13 @@ export function ResetPassword({ invitation, onDone }: { invitation: boolean; onD
           }}
         >
           <Stack>
-            <PasswordInput
-              label="New password"
-              description="A long passphrase: at least 12 characters, not a common password"
-              autoComplete="new-password"
-              value={next}
-              onChange={(e) => setNext(e.currentTarget.value)}
-              required
+            <NewPasswordFields
+              next={next}
+              again={again}
+              onNext={setNext}
+              onAgain={setAgain}
+              error={error}
               autoFocus
-              error={errorFor(error, "new_password")}
-            />
-            <PasswordInput
-              label="New password again"
-              autoComplete="new-password"
-              value={again}
-              onChange={(e) => setAgain(e.currentTarget.value)}
-              required
-              error={mismatch}
             />
             <FormError error={error} fields={["new_password"]} />
             <Button type="submit" loading={busy}>
@@ -304,7 +295,7 @@ export function ChangePassword({ onDone }: { onDone: () => void }) {
   const [again, setAgain] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const mismatch = again !== "" && again !== next ? "The two new passwords differ." : undefined;
+  const mismatch = passwordsDiffer(next, again);
   return (
     <Frame title="Choose your password">
       <form
@@ -333,23 +324,7 @@ export function ChangePassword({ onDone }: { onDone: () => void }) {
             required
             error={errorFor(error, "current_password")}
           />
-          <PasswordInput
-            label="New password"
-            description="A long passphrase: at least 12 characters, not a common password"
-            autoComplete="new-password"
-            value={next}
-            onChange={(e) => setNext(e.currentTarget.value)}
-            required
-            error={errorFor(error, "new_password")}
-          />
-          <PasswordInput
-            label="New password again"
-            autoComplete="new-password"
-            value={again}
-            onChange={(e) => setAgain(e.currentTarget.value)}
-            required
-            error={mismatch}
-          />
+          <NewPasswordFields next={next} again={again} onNext={setNext} onAgain={setAgain} error={error} />
           <FormError error={error} fields={["current_password", "new_password"]} />
           <Button type="submit" loading={busy}>
             Save password

@@ -145,7 +145,21 @@ export const AuditEvent = Type.Object({
     id: Type.Union([Type.String(), Type.Null()]),
     label: Type.Union([Type.String(), Type.Null()]),
   }),
-  target: Type.Union([Type.Object({ type: Type.String(), id: Type.String() }), Type.Null()]),
+  target: Type.Union([
+    Type.Object({
+      type: Type.String(),
+      id: Type.String(),
+      /**
+       * In lists: the target's name as it is now (a key's or API user's name, a person's email, a
+       * webhook's URL), looked up when read, never stored in the event; null when it is gone or of a
+       * world the reader cannot see.
+       */
+      label: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+      /** In lists, for a key target the reader may see: its API user, whose page shows the key. */
+      credential_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    }),
+    Type.Null(),
+  ]),
   changes: Type.Unknown(),
   ip: Type.Union([Type.String(), Type.Null()]),
   user_agent: Type.Union([Type.String(), Type.Null()]),
@@ -160,6 +174,17 @@ export const KeyUsage = Type.Object({
   total_requests: Type.Integer(),
   last_used_at: Nullable(Type.String()),
   last_used_ip: Nullable(Type.String()),
+});
+
+/** The company's requests per day, summed over its keys (of one environment, or both for a live caller). */
+export const CompanyUsage = Type.Object({
+  /** The environment counted; null: both. */
+  environment: Nullable(Environment),
+  days: Type.Array(Type.Object({ day: Type.String(), requests: Type.Integer(), denied: Type.Integer() })),
+  total_requests: Type.Integer(),
+  total_denied: Type.Integer(),
+  /** How many keys were counted at least once in the period. */
+  keys_used: Type.Integer(),
 });
 
 const CatalogAction = Type.Object({
@@ -256,6 +281,7 @@ export type CredentialView = Static<typeof CredentialView>;
 export type UserView = Static<typeof UserView>;
 export type AuditEvent = Static<typeof AuditEvent>;
 export type KeyUsage = Static<typeof KeyUsage>;
+export type CompanyUsage = Static<typeof CompanyUsage>;
 export type CatalogDoc = Static<typeof CatalogDoc>;
 export type KeyLeak = Static<typeof KeyLeak>;
 export type LeakPolicyView = Static<typeof LeakPolicyView>;

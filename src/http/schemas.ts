@@ -4,6 +4,7 @@ import { type TSchema, Type } from "typebox";
 export {
   AuditEvent,
   CatalogDoc,
+  CompanyUsage,
   CreatedKey,
   CredentialView,
   Environment,

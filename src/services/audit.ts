@@ -176,9 +176,88 @@ export class AuditService {
     const shown = more ? rows.slice(0, page.limit) : rows;
     const last = shown.at(-1);
     return {
-      events: shown.map((row) => auditView(row, actor)),
+      events: await this.withTargetLabels(
+        companyId,
+        shown.map((row) => auditView(row, actor)),
+        actor,
+      ),
       next_cursor: more && last ? String(Number(last.seq)) : null,
     };
+  }
+
+  /**
+   * Names the targets of a page of events by what they are called now, so a reader sees "Checkout
+   * backend", not an id. Looked up at read time rather than recorded: the event and its hash stay as
+   * they were, and a renamed object shows its new name. A key or API user of a world the reader cannot
+   * see stays unnamed, as its actor would.
+   */
+  private async withTargetLabels(companyId: string, events: AuditEvent[], actor: Actor) {
+    const ids = (type: string) => [
+      ...new Set(events.flatMap((e) => (e.target?.type === type ? [e.target.id] : []))),
+    ];
+    const db = this.deps.db;
+    const [keyIds, credentialIds, userIds, webhookIds] = [
+      ids("key"),
+      ids("credential"),
+      ids("user"),
+      ids("webhook"),
+    ];
+    const [keys, creds, users, hooks] = await Promise.all([
+      keyIds.length === 0
+        ? []
+        : db
+            .selectFrom("api_keys")
+            .select(["id", "name", "prefix", "credential_id", "environment"])
+            .where("company_id", "=", companyId)
+            .where("id", "in", keyIds)
+            .execute(),
+      credentialIds.length === 0
+        ? []
+        : db
+            .selectFrom("credentials")
+            .select(["id", "name", "environment"])
+            .where("company_id", "=", companyId)
+            .where("id", "in", credentialIds)
+            .execute(),
+      userIds.length === 0
+        ? []
+        : db.selectFrom("users").select(["id", "email"]).where("id", "in", userIds).execute(),
+      webhookIds.length === 0
+        ? []
+        : db
+            .selectFrom("webhook_endpoints")
+            .select(["id", "url", "environment"])
+            .where("company_id", "=", companyId)
+            .where("id", "in", webhookIds)
+            .execute(),
+    ]);
+    type Named = { label: string; credential_id?: string | null; environment: Environment | null };
+    const names = new Map<string, Named>();
+    for (const k of keys)
+      names.set(`key:${k.id}`, {
+        label: `${k.name} (${k.prefix}…)`,
+        credential_id: k.credential_id,
+        environment: k.environment,
+      });
+    for (const c of creds) names.set(`credential:${c.id}`, { label: c.name, environment: c.environment });
+    // People are company-wide, like their sign-ins.
+    for (const u of users) names.set(`user:${u.id}`, { label: u.email, environment: null });
+    for (const w of hooks) names.set(`webhook:${w.id}`, { label: w.url, environment: w.environment });
+    return events.map((e) => {
+      if (!e.target) return e;
+      const found = names.get(`${e.target.type}:${e.target.id}`);
+      const visible = found !== undefined && (found.environment === null || sees(actor, found.environment));
+      return {
+        ...e,
+        target: {
+          ...e.target,
+          label: visible ? found.label : null,
+          ...(e.target.type === "key"
+            ? { credential_id: visible ? (found.credential_id ?? null) : null }
+            : {}),
+        },
+      };
+    });
   }
 
   /** Every event of a company's chain, oldest first, in pages (for export and verification). */

@@ -407,6 +407,30 @@ export class KeyService {
     };
   }
 
+  /**
+   * The company's requests per UTC day over its keys, cut to the environment the caller acts in (a test
+   * caller counts test keys only, whatever it asks for), zeros where nothing was counted.
+   */
+  async companyUsage(companyId: string, days: number, environment: Environment | undefined, actor: Actor) {
+    const cut = listedEnvironment(actor, environment);
+    const today = Date.UTC(...utcDate(this.deps.clock()));
+    const dayOf = (i: number) => new Date(today - (days - 1 - i) * 86_400_000).toISOString().slice(0, 10);
+    const counted = await keyUsage.ofCompany(this.deps.db, companyId, dayOf(0), cut);
+    const byDay = new Map(counted.days.map((d) => [d.day, d] as const));
+    const series = Array.from({ length: days }, (_, i) => {
+      const day = dayOf(i);
+      const c = byDay.get(day);
+      return { day, requests: c?.requests ?? 0, denied: c?.denied ?? 0 };
+    });
+    return {
+      environment: cut ?? null,
+      days: series,
+      total_requests: series.reduce((sum, d) => sum + d.requests, 0),
+      total_denied: series.reduce((sum, d) => sum + d.denied, 0),
+      keys_used: counted.keysUsed,
+    };
+  }
+
   async update(companyId: string, id: string, patch: KeyPatch, given: Ctx): Promise<KeyView> {
     const allowedIps = patch.allowed_ips === undefined ? undefined : checkAllowlist(patch.allowed_ips);
     const rateLimits = patch.rate_limits === undefined ? undefined : checkRateLimits(patch.rate_limits);

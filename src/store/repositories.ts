@@ -1,5 +1,6 @@
 import { type Insertable, type Kysely, sql, type Transaction } from "kysely";
 import { newId } from "../core/ids.ts";
+import type { Environment } from "../core/key-format.ts";
 import type {
   ApiKeyRow,
   CompanyRow,
@@ -295,6 +296,35 @@ export const keyUsage = {
       .orderBy("day")
       .execute();
     return rows.map((r) => ({ day: r.day, requests: Number(r.requests), denied: Number(r.denied) }));
+  },
+  /**
+   * A company's counts per day from `since` on, summed over its keys (of one environment when given),
+   * and how many of its keys were counted at all in that time.
+   */
+  async ofCompany(db: Db, companyId: string, since: string, environment: Environment | undefined) {
+    let q = db
+      .selectFrom("key_usage_daily as u")
+      .innerJoin("api_keys as k", "k.id", "u.key_id")
+      .where("k.company_id", "=", companyId)
+      .where("u.day", ">=", sql<string>`${since}::date`);
+    if (environment) q = q.where("k.environment", "=", environment);
+    const rows = await q
+      .select([
+        sql<string>`to_char(u.day, 'YYYY-MM-DD')`.as("day"),
+        sql<string>`sum(u.requests)`.as("requests"),
+        sql<string>`sum(u.denied)`.as("denied"),
+      ])
+      .groupBy("u.day")
+      .orderBy("u.day")
+      .execute();
+    const used = await q
+      .select(sql<string>`count(distinct u.key_id)`.as("n"))
+      .where((eb) => eb.or([eb("u.requests", ">", "0"), eb("u.denied", ">", "0")]))
+      .executeTakeFirst();
+    return {
+      days: rows.map((r) => ({ day: r.day, requests: Number(r.requests), denied: Number(r.denied) })),
+      keysUsed: Number(used?.n ?? 0),
+    };
   },
 };
 

@@ -172,6 +172,13 @@ const ROUTES: Route[] = [
     },
   },
   {
+    method: "GET",
+    path: "/v1/usage",
+    needs: needsOf("GET /v1/usage"),
+    ok: 200,
+    prepare: async () => ({ url: "/v1/usage?days=7" }),
+  },
+  {
     method: "PATCH",
     path: "/v1/keys/:id",
     needs: needsOf("PATCH /v1/keys/:id"),

@@ -200,6 +200,15 @@ export interface KeyUsage {
   last_used_ip: string | null;
 }
 
+export interface CompanyUsage {
+  /** The environment counted; null: both. */
+  environment: Environment | null;
+  days: { day: string; requests: number; denied: number }[];
+  total_requests: number;
+  total_denied: number;
+  keys_used: number;
+}
+
 export interface Credential {
   id: string;
   username: string;
@@ -331,7 +340,8 @@ export interface AuditEvent {
   at: string;
   action: string;
   actor: { type: string; id: string | null; label: string | null };
-  target: { type: string; id: string } | null;
+  /** `label` and `credential_id`: in lists, the target's current name and a key's API user. */
+  target: { type: string; id: string; label?: string | null; credential_id?: string | null } | null;
   changes: unknown;
   ip: string | null;
   user_agent: string | null;

@@ -3,6 +3,7 @@ import type {
   AuditQuery,
   AuditVerification,
   Catalog,
+  CompanyUsage,
   CreateCredentialBody,
   CreatedCompany,
   CreatedKey,
@@ -141,6 +142,7 @@ export const OPERATIONS = {
   },
   "keys.revoke": { method: "DELETE", path: "/v1/keys/{id}", caller: "key" },
   "keys.usage": { method: "GET", path: "/v1/keys/{id}/usage", caller: "key", query: ["days"] },
+  "usage.company": { method: "GET", path: "/v1/usage", caller: "key", query: ["days", "environment"] },
   "keys.rotate": {
     method: "POST",
     path: "/v1/keys/{id}/rotate",
@@ -456,6 +458,12 @@ export class LatchkeyClient {
       this.call<Key>("keys.expiry", { params: { id }, body: { action }, options }),
     usage: (id: string, query?: { days?: number }) =>
       this.call<KeyUsage>("keys.usage", { params: { id }, query }),
+  };
+
+  /** The company's requests per day, summed over the keys the caller may see. */
+  readonly usage = {
+    company: (query?: { days?: number; environment?: Environment }) =>
+      this.call<CompanyUsage>("usage.company", { query }),
   };
 
   readonly credentials = {

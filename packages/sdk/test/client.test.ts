@@ -114,6 +114,14 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       }),
     ],
     [
+      "GET /v1/usage",
+      "response",
+      shape<Api.CompanyUsage>()({
+        required: ["environment", "days", "total_requests", "total_denied", "keys_used"],
+        optional: [],
+      }),
+    ],
+    [
       "POST /v1/keys",
       "body",
       shape<Api.CreateKeyBody>()({
@@ -687,6 +695,7 @@ describe("LatchkeyClient", () => {
       for (const id of [plain.id, rotated.id, limited.id, revoked.id])
         hold("GET /v1/keys/{id}", await manager.keys.get(id));
       hold("GET /v1/keys/{id}/usage", await manager.keys.usage(limited.id, { days: 3 }));
+      hold("GET /v1/usage", await manager.usage.company({ days: 3, environment: "live" }));
       hold("GET /v1/credentials", await manager.credentials.list({ limit: 1 }));
       hold("GET /v1/credentials", await manager.credentials.list());
       hold("GET /v1/credentials/{id}", await manager.credentials.get(credential.id));
@@ -705,7 +714,7 @@ describe("LatchkeyClient", () => {
       });
       hold("GET /v1/me", await person.me());
       hold("GET /v1/users", await person.users.list());
-      expect(new Set(checked).size).toBe(14);
+      expect(new Set(checked).size).toBe(15);
     });
   });
 });

@@ -96,6 +96,7 @@ export const POLICY = {
   "keys.list": { route: "GET /v1/keys", ...KEYS_READ },
   "keys.get": { route: "GET /v1/keys/:id", ...KEYS_READ },
   "keys.usage": { route: "GET /v1/keys/:id/usage", ...KEYS_READ },
+  "usage.company": { route: "GET /v1/usage", ...KEYS_READ },
   "keys.update": { route: "PATCH /v1/keys/:id", ...KEYS_WRITE, stepUp: changesIps },
   "keys.revoke": { route: "DELETE /v1/keys/:id", ...KEYS_WRITE, stepUp: true },
   "keys.rotate": { route: "POST /v1/keys/:id/rotate", ...KEYS_WRITE, stepUp: true },

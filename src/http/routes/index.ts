@@ -13,6 +13,7 @@ import exportAudit from "./export-audit.ts";
 import forgotPassword from "./forgot-password.ts";
 import generateCredentialPassword from "./generate-credential-password.ts";
 import getCatalog from "./get-catalog.ts";
+import getCompanyUsage from "./get-company-usage.ts";
 import getCredential from "./get-credential.ts";
 import getExpiryPolicy from "./get-expiry-policy.ts";
 import getKey from "./get-key.ts";
@@ -72,6 +73,7 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     listKeys,
     getKey,
     getKeyUsage,
+    getCompanyUsage,
     updateKey,
     revokeKey,
     rotateKey,

@@ -2,6 +2,7 @@ import type { ErrorCode } from "../../../src/core/errors.ts";
 import type {
   AuditEvent,
   CatalogDoc,
+  CompanyUsage,
   CreatedKey,
   CredentialView,
   Environment,
@@ -56,6 +57,9 @@ export const ENDPOINTS = {
   changeExpiry: ["POST", "/v1/keys/{id}/expiry"],
   keyUsage: ["GET", "/v1/keys/{id}/usage"],
   listAudit: ["GET", "/v1/audit"],
+  exportAudit: ["GET", "/v1/audit/export"],
+  verifyAudit: ["GET", "/v1/audit/verify"],
+  companyUsage: ["GET", "/v1/usage"],
   leakPolicies: ["GET", "/v1/policies/leaks"],
   setLeakPolicy: ["PATCH", "/v1/policies/leaks"],
   getExpiryPolicy: ["GET", "/v1/policies/expiry"],
@@ -339,6 +343,11 @@ export class Client {
     return this.call<KeyUsage>("keyUsage", { params: { id }, query: { days } });
   }
 
+  /** The company's requests per day over the keys of the environment the console is switched to. */
+  companyUsage(days = 30) {
+    return this.call<CompanyUsage>("companyUsage", { query: { days, environment: this.environment } });
+  }
+
   // Leaked keys.
   leakPolicies() {
     return this.call<{ policies: LeakPolicyView[] }>("leakPolicies");
@@ -352,6 +361,40 @@ export class Client {
     return this.call<{ events: AuditEvent[]; next_cursor: string | null }>("listAudit", {
       query: { ...filters, limit: 100 },
     });
+  }
+
+  /** Checks the company's hash chain: an edited or deleted event is found. */
+  verifyAudit() {
+    return this.call<{ valid: boolean; events_checked: number; first_broken_event_id: string | null }>(
+      "verifyAudit",
+    );
+  }
+  /** The trail as NDJSON (oldest first), with the same filters as the list, for a download. */
+  async exportAudit(filters: { actor?: string; action?: string; since?: string; until?: string }) {
+    const search = new URLSearchParams();
+    for (const [k, v] of Object.entries(filters)) if (v) search.set(k, v);
+    const url = `${this.base}${ENDPOINTS.exportAudit[1]}${search.size > 0 ? `?${search}` : ""}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, {
+        headers: { "latchkey-environment": this.environment },
+        credentials: "same-origin",
+      });
+    } catch {
+      throw new ApiError(
+        0,
+        "NETWORK",
+        "The server could not be reached. Check your connection and try again.",
+      );
+    }
+    if (res.ok) return res.blob();
+    // A refusal is the usual JSON error: the JSON route's reading of it says what went wrong.
+    const e = ((await res.json().catch(() => ({}))) as { error?: Record<string, unknown> }).error ?? {};
+    throw new ApiError(
+      res.status,
+      typeof e.code === "string" ? (e.code as ErrorCode) : "INTERNAL_ERROR",
+      typeof e.message === "string" ? e.message : `HTTP ${res.status}`,
+    );
   }
 
   // Expiry policy.

@@ -7,6 +7,7 @@ import type { CatalogDoc, CreatedKey, EnvironmentExpiryPolicy, UserView } from "
 export type {
   AuditEvent,
   CatalogDoc,
+  CompanyUsage,
   CreatedKey,
   CredentialView,
   Environment,

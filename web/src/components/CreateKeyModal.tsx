@@ -13,13 +13,16 @@ import {
   creditsProblems,
   NO_CREDITS,
 } from "./CreditsEditor.tsx";
+import { DateTimeField, dateTimeIso, dateTimeProblem } from "./DateTimeField.tsx";
 import { errorFor, FormError } from "./errors.tsx";
 import { IpEditor, useIpList } from "./IpEditor.tsx";
+import { KeySnippets } from "./KeySnippets.tsx";
 import { EnvBadge } from "./KeysTable.tsx";
 import { NO_PERMISSION_CHOSEN, PermissionsField } from "./PermissionMatrix.tsx";
 import { limitsProblem, RateLimitEditor } from "./RateLimitEditor.tsx";
 import { ShowOnceModal } from "./ShowOnce.tsx";
 import { TotpInput } from "./TotpInput.tsx";
+import { Username } from "./Username.tsx";
 
 const FIELDS = [
   "name",
@@ -152,7 +155,7 @@ export function CreateKeyModal({
           ...(description.trim() ? { description: description.trim() } : {}),
           permissions,
           ...(allowedIps.length > 0 ? { allowed_ips: allowedIps } : {}),
-          ...(expires ? { expires_at: new Date(expires).toISOString() } : {}),
+          ...(dateTimeIso(expires) ? { expires_at: dateTimeIso(expires) } : {}),
           ...(withSecret ? { with_secret: true } : {}),
           ...(limits.length > 0 ? { rate_limits: limits } : {}),
           ...creditsBody(credits),
@@ -188,7 +191,7 @@ export function CreateKeyModal({
             {fixedCredential ? (
               <Text size="sm">
                 For API user <strong>{fixedCredential.name}</strong> (
-                <span className="mono">{fixedCredential.username}</span>)
+                <Username value={fixedCredential.username} />)
               </Text>
             ) : (
               <Select
@@ -244,12 +247,11 @@ export function CreateKeyModal({
               emptyText={scope.emptyText}
               note={scope.note}
             />
-            <TextInput
-              type="datetime-local"
+            <DateTimeField
               label="Expires (optional)"
               description="Leave empty for a key that does not expire"
               value={expires}
-              onChange={(e) => setExpires(e.currentTarget.value)}
+              onChange={setExpires}
               error={errorFor(error, "expires_at")}
             />
             <RateLimitEditor
@@ -280,6 +282,7 @@ export function CreateKeyModal({
                 loading={busy}
                 disabled={
                   !credential ||
+                  dateTimeProblem(expires) !== null ||
                   limitsProblem(limits) !== null ||
                   Object.keys(creditsProblems(credits)).length > 0
                 }
@@ -306,7 +309,9 @@ export function CreateKeyModal({
           onCreated();
           onClose();
         }}
-      />
+      >
+        {created ? <KeySnippets created={created} /> : null}
+      </ShowOnceModal>
     </>
   );
 }

@@ -2,6 +2,7 @@ import { Alert, Button, Group, Modal, Select, Stack, Text } from "@mantine/core"
 import { useEffect, useState } from "react";
 import { api } from "../api/client.ts";
 import type { KeyView, RateLimit, RotatedKey } from "../api/types.ts";
+import { formatDate } from "../lib/format.ts";
 import { errorFor, FormError } from "./errors.tsx";
 import { LeakBanner } from "./LeakBanner.tsx";
 import { limitsProblem, RateLimitEditor } from "./RateLimitEditor.tsx";
@@ -170,11 +171,7 @@ export function RotateDialog({
               ]
             : []
         }
-        note={
-          rotated
-            ? `The old key works until ${new Date(rotated.previous_key.expires_at).toLocaleString("en-GB")}.`
-            : undefined
-        }
+        note={rotated ? `The old key works until ${formatDate(rotated.previous_key.expires_at)}.` : undefined}
         onClose={() => {
           setRotated(null);
           onDone();

@@ -1,6 +1,6 @@
 import { Badge, Button, Card, Group, Menu, Stack, Table, Text } from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
-import { type ReactNode, useState } from "react";
+import { type ReactNode, useEffect, useState } from "react";
 import type { CredentialView, KeyView } from "../api/types.ts";
 import {
   ACTIVE_COLOR,
@@ -93,20 +93,47 @@ export function permissionSummary(summary: Record<string, string>, groupNames: M
 
 const inGrace = (k: KeyView) => k.status === "active" && k.replaced_by !== null && k.expires_at !== null;
 
+/** A rotated key's replacement as a person knows it: its name and prefix when it is in the list. */
+function Successor({ id, keys }: { id: string; keys: KeyView[] }) {
+  const next = keys.find((x) => x.id === id);
+  return (
+    <span className={next ? undefined : "mono"} title={id}>
+      {next ? `${next.name} (${next.prefix}…)` : id}
+    </span>
+  );
+}
+
 function Expiry({
   k,
   now,
+  keys,
   labelled,
   onReset,
   onExpire,
 }: {
   k: KeyView;
   now: number;
+  /** The keys shown beside it, to name a rotated key's replacement. */
+  keys: KeyView[];
   /** Cards have no column header: say what the date is. */
   labelled?: boolean;
   onReset?: () => void;
   onExpire?: () => void;
 }) {
+  // A revoked key ended when it was revoked, whatever expiry it had: it never "does not expire".
+  if (k.status === "revoked")
+    return (
+      <Text size="sm" data-testid="key-ended">
+        Revoked {formatDate(k.revoked_at)}
+      </Text>
+    );
+  // A key replaced by rotation is told apart from one that simply expires: it names its replacement.
+  if (k.replaced_by !== null && !inGrace(k))
+    return (
+      <Text size="sm" data-testid="key-rotated">
+        Rotated → <Successor id={k.replaced_by} keys={keys} />, overlap ended {formatDate(k.expires_at)}
+      </Text>
+    );
   if (!k.expires_at) return <Text size="sm">{labelled ? "Does not expire" : "never"}</Text>;
   if (!inGrace(k))
     return (
@@ -117,8 +144,11 @@ function Expiry({
     );
   return (
     <Stack gap={4}>
+      <Text size="sm" data-testid="key-rotated">
+        Rotated → <Successor id={k.replaced_by as string} keys={keys} />
+      </Text>
       <Text size="sm" fw={600} c="#a63c0a" data-testid="grace-countdown" title={formatDate(k.expires_at)}>
-        Replaced · ends in {countdown(new Date(k.expires_at).getTime() - now)}
+        Replaced · ends in {countdown(new Date(k.expires_at).getTime() - now)} ({formatDate(k.expires_at)})
       </Text>
       {onReset && onExpire ? (
         <Group gap={4}>
@@ -133,6 +163,32 @@ function Expiry({
     </Stack>
   );
 }
+
+/**
+ * The key a link points at (`#key-key_…`, from the audit log): scrolled into view once the list shows
+ * it, and marked until another is pointed at.
+ */
+function usePointedKey(keys: KeyView[]): string | null {
+  const [pointed, setPointed] = useState<string | null>(null);
+  const shown = keys.map((k) => k.id).join(",");
+  // biome-ignore lint/correctness/useExhaustiveDependencies: looked for again when the keys shown change
+  useEffect(() => {
+    const id = window.location.hash.match(/^#key-(key_[0-9A-Za-z]+)$/)?.[1];
+    if (!id || !keys.some((k) => k.id === id)) return;
+    setPointed(id);
+    document.getElementById(`key-${id}`)?.scrollIntoView({ block: "center" });
+  }, [shown]);
+  return pointed;
+}
+
+const highlight = (on: boolean) =>
+  on
+    ? {
+        "aria-current": true as const,
+        "data-pointed": true,
+        style: { outline: "3px solid #3b5bdb", outlineOffset: -3 },
+      }
+    : {};
 
 /** The keys list with its actions: rotate, revoke, and the grace-period controls of a replaced key. */
 export function KeysTable({
@@ -157,6 +213,7 @@ export function KeysTable({
   const [crediting, setCrediting] = useState<KeyView | null>(null);
   const [expiry, setExpiry] = useState<{ key: KeyView; action: "reset" | "now" } | null>(null);
   const groupNames = new Map(catalog.groups.map((g) => [g.id, g.name]));
+  const pointed = usePointedKey(keys);
   const credName = new Map((credentials ?? []).map((c) => [c.id, c.name]));
 
   const actions = (k: KeyView) => {
@@ -226,7 +283,15 @@ export function KeysTable({
     list = (
       <Stack gap="sm" data-testid="keys-list">
         {keys.map((k) => (
-          <Card key={k.id} withBorder padding="sm" data-testid="key-row" data-key-id={k.id}>
+          <Card
+            key={k.id}
+            withBorder
+            padding="sm"
+            data-testid="key-row"
+            data-key-id={k.id}
+            id={`key-${k.id}`}
+            {...highlight(pointed === k.id)}
+          >
             <Group justify="space-between" wrap="nowrap" align="start">
               <div style={{ minWidth: 0 }}>
                 <Text fw={600}>{k.name}</Text>
@@ -241,13 +306,26 @@ export function KeysTable({
               <StatusBadge status={k.status} />
               <PolicyMarks k={k} now={now} />
             </Group>
+            {credentials && k.credential_id ? (
+              <Text size="sm" data-testid="key-card-api-user">
+                API user: {credName.get(k.credential_id) ?? "—"}
+              </Text>
+            ) : null}
+            <Text size="sm" data-testid="key-card-ips">
+              Allowed IPs:{" "}
+              {k.allowed_ips.length > 0 ? (
+                <span className="mono token">{k.allowed_ips.join(", ")}</span>
+              ) : (
+                "any address (the API user's list, if it has one, still applies)"
+              )}
+            </Text>
             <Text size="sm">{permissionSummary(k.permission_summary, groupNames)}</Text>
             <Limits k={k} />
             <CreditsSummary k={k} />
             <Text size="sm" c="dimmed">
               Created {formatDate(k.created_at)} · last used {relativeTime(k.last_used_at, now)}
             </Text>
-            <Expiry k={k} now={now} labelled {...expiryControls(k)} />
+            <Expiry k={k} now={now} keys={keys} labelled {...expiryControls(k)} />
             {banner(k)}
           </Card>
         ))}
@@ -274,7 +352,13 @@ export function KeysTable({
           </Table.Thead>
           <Table.Tbody>
             {keys.map((k) => (
-              <Table.Tr key={k.id} data-testid="key-row" data-key-id={k.id}>
+              <Table.Tr
+                key={k.id}
+                data-testid="key-row"
+                data-key-id={k.id}
+                id={`key-${k.id}`}
+                {...highlight(pointed === k.id)}
+              >
                 <Table.Td>
                   <Text fw={600} size="sm">
                     {k.name}
@@ -322,7 +406,7 @@ export function KeysTable({
                   </Text>
                 </Table.Td>
                 <Table.Td>
-                  <Expiry k={k} now={now} {...expiryControls(k)} />
+                  <Expiry k={k} now={now} keys={keys} {...expiryControls(k)} />
                 </Table.Td>
                 <Table.Td>
                   <Stack gap={4} align="start">

@@ -1,4 +1,16 @@
-import { Badge, Button, Card, Checkbox, Group, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import {
+  Badge,
+  Button,
+  Card,
+  Checkbox,
+  Group,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+  Tooltip,
+} from "@mantine/core";
 import { type ReactNode, type Ref, useMemo, useState } from "react";
 import { PRESETS, type Preset, presetPermissions } from "../../../src/core/catalog.ts";
 import type { CatalogGroup } from "../api/types.ts";
@@ -30,10 +42,36 @@ const STATE_COLORS: Record<GroupState, string> = {
   custom: "orange",
 };
 
+/** Column names that hold for every row: an entity's own name for an action stays on its checkbox. */
+const COLUMN_NAMES: Record<string, string> = {
+  read: "View",
+  create: "Create",
+  update: "Edit",
+  delete: "Delete",
+  manage: "Manage",
+  verify: "Verify",
+};
+
+/**
+ * The group's action columns. A column is named for the action as a whole ("Create"), not for the first
+ * entity's wording of it ("Create charges" would be wrong on the Payout row), and says in one line what
+ * it grants on each row: "Pay-in: Create charges · Payout: Send payments".
+ */
 function actionColumns(group: CatalogGroup) {
-  const cols: { id: string; name: string }[] = [];
+  const cols: { id: string; name: string; grants: string }[] = [];
   for (const e of group.entities)
-    for (const a of e.actions) if (!cols.some((c) => c.id === a.id)) cols.push(a);
+    for (const a of e.actions)
+      if (!cols.some((c) => c.id === a.id))
+        cols.push({ id: a.id, name: COLUMN_NAMES[a.id] ?? a.name, grants: "" });
+  for (const c of cols) {
+    const rows = group.entities.flatMap((e) => {
+      const a = e.actions.find((x) => x.id === c.id);
+      return a ? [{ entity: e.name, action: a.name }] : [];
+    });
+    c.grants = rows.every((r) => r.action === c.name)
+      ? `${c.name}: ${rows.map((r) => r.entity).join(", ")}`
+      : rows.map((r) => `${r.entity}: ${r.action}`).join(" · ");
+  }
   return cols;
 }
 
@@ -144,8 +182,11 @@ export function PermissionMatrix({
                   <Table.Tr>
                     <Table.Th scope="col">Entity</Table.Th>
                     {cols.map((c) => (
-                      <Table.Th key={c.id} scope="col">
-                        {c.name}
+                      <Table.Th key={c.id} scope="col" data-testid="matrix-column" data-grants={c.grants}>
+                        <Tooltip label={c.grants} multiline maw={320} withArrow>
+                          <span>{c.name}</span>
+                        </Tooltip>
+                        <span className="visually-hidden">{c.grants}</span>
                       </Table.Th>
                     ))}
                   </Table.Tr>

@@ -10,7 +10,7 @@ import {
   TextInput,
   Tooltip,
 } from "@mantine/core";
-import { useState } from "react";
+import { type ReactNode, useState } from "react";
 
 export interface SecretField {
   label: string;
@@ -60,6 +60,7 @@ export function ShowOnceModal({
   note,
   onClose,
   kept = "Latchkey keeps only a hash",
+  children,
 }: {
   opened: boolean;
   title: string;
@@ -68,6 +69,8 @@ export function ShowOnceModal({
   onClose: () => void;
   /** How Latchkey keeps the value, which is why it cannot be shown again. */
   kept?: string;
+  /** More to show with the values (a key's ready-to-run snippets). */
+  children?: ReactNode;
 }) {
   const [saved, setSaved] = useState(false);
   const [nudge, setNudge] = useState(false);
@@ -100,6 +103,7 @@ export function ShowOnceModal({
         {fields.map((f, i) => (
           <SecretLine key={f.label} {...f} autoFocus={i === 0} />
         ))}
+        {children}
         <Checkbox
           checked={saved}
           onChange={(e) => {

@@ -16,8 +16,9 @@ export function RouterProvider({ children }: { children: ReactNode }) {
     return () => window.removeEventListener("popstate", onPop);
   }, []);
   const navigate = useCallback((to: string) => {
-    if (to !== window.location.pathname) window.history.pushState(null, "", to);
-    setPath(to);
+    // A link may name a place on the page (`/api-users/cred_…#key-key_…`); screens match the path alone.
+    if (to !== window.location.pathname + window.location.hash) window.history.pushState(null, "", to);
+    setPath(new URL(to, window.location.origin).pathname);
     window.scrollTo(0, 0);
   }, []);
   const value = useMemo(() => ({ path, navigate }), [path, navigate]);

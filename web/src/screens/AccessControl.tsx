@@ -26,6 +26,7 @@ import { CodeConfirmDialog } from "../components/PersonDialogs.tsx";
 import { limitsProblem, RateLimitEditor } from "../components/RateLimitEditor.tsx";
 import { ShowOnceModal } from "../components/ShowOnce.tsx";
 import { TotpInput } from "../components/TotpInput.tsx";
+import { Username } from "../components/Username.tsx";
 import { ACTIVE_COLOR, formatDate } from "../lib/format.ts";
 import { useLoad } from "../lib/hooks.ts";
 import { can, ROLE_LABELS } from "../lib/roles.ts";
@@ -400,8 +401,8 @@ function ApiUsers() {
                   <UserStatus status={c.status} />
                 </Group>
               </Group>
-              <Text size="xs" className="mono">
-                {c.username}
+              <Text size="xs">
+                <Username value={c.username} />
               </Text>
               <Text size="sm">{permissionSummary(c.permission_summary, groupNames)}</Text>
             </Card>
@@ -444,8 +445,8 @@ function ApiUsers() {
                     <EnvBadge env={c.environment} />
                   </Table.Td>
                   <Table.Td>
-                    <Text size="xs" className="mono">
-                      {c.username}
+                    <Text size="xs">
+                      <Username value={c.username} />
                     </Text>
                   </Table.Td>
                   <Table.Td>

@@ -18,6 +18,9 @@ import { useMediaQuery } from "@mantine/hooks";
 import { useState } from "react";
 import { api } from "../api/client.ts";
 import type { AuditEvent } from "../api/types.ts";
+import { AuditTarget } from "../components/AuditTarget.tsx";
+import { AuditTools } from "../components/AuditTools.tsx";
+import { DateTimeField, dateTimeIso, dateTimeProblem } from "../components/DateTimeField.tsx";
 import { FormError } from "../components/errors.tsx";
 import { EnvBadge } from "../components/KeysTable.tsx";
 import { formatDate } from "../lib/format.ts";
@@ -53,29 +56,32 @@ interface Filters {
 }
 
 const EMPTY: Filters = { actor: "", action: "", since: "", until: "" };
-const toIso = (local: string) => (local ? new Date(local).toISOString() : undefined);
 
 function Changes({ changes }: { changes: unknown }) {
   const c = (changes ?? {}) as { before?: unknown; after?: unknown };
   const show = (v: unknown) => (v === undefined ? "—" : JSON.stringify(v, null, 2));
   if (c.before === undefined && c.after === undefined) {
-    return <Code block>{JSON.stringify(changes, null, 2) ?? "—"}</Code>;
+    return (
+      <Code block className="wrapped-code">
+        {JSON.stringify(changes, null, 2) ?? "—"}
+      </Code>
+    );
   }
   return (
-    <SimpleGrid cols={{ base: 1, sm: 2 }}>
-      <div>
+    <SimpleGrid cols={{ base: 1, lg: 2 }}>
+      <div style={{ minWidth: 0 }}>
         <Text fw={600} size="sm" mb={4}>
           Before
         </Text>
-        <Code block data-testid="audit-before">
+        <Code block className="wrapped-code" data-testid="audit-before">
           {show(c.before)}
         </Code>
       </div>
-      <div>
+      <div style={{ minWidth: 0 }}>
         <Text fw={600} size="sm" mb={4}>
           After
         </Text>
-        <Code block data-testid="audit-after">
+        <Code block className="wrapped-code" data-testid="audit-after">
           {show(c.after)}
         </Code>
       </div>
@@ -95,8 +101,8 @@ export function AuditLog() {
   const query = {
     ...(filters.actor.trim() ? { actor: filters.actor.trim() } : {}),
     ...(filters.action.trim() ? { action: filters.action.trim() } : {}),
-    ...(filters.since ? { since: toIso(filters.since) } : {}),
-    ...(filters.until ? { until: toIso(filters.until) } : {}),
+    ...(dateTimeIso(filters.since) ? { since: dateTimeIso(filters.since) } : {}),
+    ...(dateTimeIso(filters.until) ? { until: dateTimeIso(filters.until) } : {}),
   };
   const page = useLoad(async () => {
     const r = await api.listAudit(query);
@@ -108,11 +114,14 @@ export function AuditLog() {
 
   return (
     <Stack>
-      <Group gap="xs">
-        <Title order={1} size="h2">
-          Audit log
-        </Title>
-        {env === "test" ? <EnvBadge env="test" /> : null}
+      <Group justify="space-between" align="start">
+        <Group gap="xs">
+          <Title order={1} size="h2">
+            Audit log
+          </Title>
+          {env === "test" ? <EnvBadge env="test" /> : null}
+        </Group>
+        <AuditTools filters={query} env={env} />
       </Group>
       {env === "test" ? (
         <Text size="sm" c="dimmed" data-testid="audit-environment">
@@ -142,21 +151,24 @@ export function AuditLog() {
             onChange={(v) => setDraft({ ...draft, action: v })}
             w={{ base: "100%", sm: 200 }}
           />
-          <TextInput
-            type="datetime-local"
+          <DateTimeField
             label="From"
             value={draft.since}
-            onChange={(e) => setDraft({ ...draft, since: e.currentTarget.value })}
+            onChange={(v) => setDraft({ ...draft, since: v })}
             w={{ base: "100%", sm: 210 }}
           />
-          <TextInput
-            type="datetime-local"
+          <DateTimeField
             label="To"
             value={draft.until}
-            onChange={(e) => setDraft({ ...draft, until: e.currentTarget.value })}
+            onChange={(v) => setDraft({ ...draft, until: v })}
             w={{ base: "100%", sm: 210 }}
           />
-          <Button type="submit">Apply filters</Button>
+          <Button
+            type="submit"
+            disabled={dateTimeProblem(draft.since) !== null || dateTimeProblem(draft.until) !== null}
+          >
+            Apply filters
+          </Button>
           <Button
             variant="default"
             onClick={() => {
@@ -182,6 +194,7 @@ export function AuditLog() {
                     {ev.action}
                   </Text>
                   <Text size="sm">{ev.actor.label ?? ev.actor.id ?? ev.actor.type}</Text>
+                  {ev.target ? <AuditTarget target={ev.target} /> : null}
                   <Text size="xs" c="dimmed">
                     {formatDate(ev.at)}
                     {ev.totp_used ? " · with 2FA" : ""}
@@ -232,10 +245,8 @@ export function AuditLog() {
                       {ev.action}
                     </Text>
                   </Table.Td>
-                  <Table.Td>
-                    <Text size="xs" className="mono">
-                      {ev.target ? ev.target.id : "—"}
-                    </Text>
+                  <Table.Td maw={280}>
+                    <AuditTarget target={ev.target} />
                   </Table.Td>
                   <Table.Td>{ev.totp_used ? <Badge variant="light">2FA</Badge> : null}</Table.Td>
                   <Table.Td>
@@ -266,16 +277,17 @@ export function AuditLog() {
         opened={selected !== null}
         onClose={() => setSelected(null)}
         position={narrow ? "bottom" : "right"}
-        size={narrow ? "90%" : "lg"}
+        // Wide enough for before and after side by side at 1280 px; the JSON wraps rather than scrolls.
+        size={narrow ? "90%" : "xl"}
         title={selected ? selected.action : ""}
       >
         {selected ? (
-          <Stack data-testid="audit-drawer">
-            <Table variant="vertical" withTableBorder>
+          <Stack data-testid="audit-drawer" style={{ minWidth: 0 }}>
+            <Table variant="vertical" withTableBorder layout="fixed" className="wrap-token">
               <Table.Tbody>
                 <Table.Tr>
                   <Table.Th w={120}>When</Table.Th>
-                  <Table.Td>{new Date(selected.at).toLocaleString("en-GB")}</Table.Td>
+                  <Table.Td>{formatDate(selected.at)}</Table.Td>
                 </Table.Tr>
                 <Table.Tr>
                   <Table.Th>Actor</Table.Th>
@@ -286,8 +298,8 @@ export function AuditLog() {
                 </Table.Tr>
                 <Table.Tr>
                   <Table.Th>Target</Table.Th>
-                  <Table.Td className="mono">
-                    {selected.target ? `${selected.target.type} ${selected.target.id}` : "—"}
+                  <Table.Td>
+                    <AuditTarget target={selected.target} onOpen={() => setSelected(null)} />
                   </Table.Td>
                 </Table.Tr>
                 <Table.Tr>

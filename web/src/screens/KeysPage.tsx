@@ -19,6 +19,13 @@ export function KeysPage() {
   // A key belongs to its API user's environment: the API users of this one.
   const creds = useLoad(() => api.listCredentials({ environment: env }), [env]);
 
+  const all = keys.data ?? [];
+  const counts = {
+    all: all.length,
+    active: all.filter((k) => k.status === "active").length,
+    expired: all.filter((k) => k.status === "expired").length,
+    revoked: all.filter((k) => k.status === "revoked").length,
+  };
   const q = search.trim().toLowerCase();
   const shown = (keys.data ?? []).filter(
     (k) =>
@@ -64,11 +71,12 @@ export function KeysPage() {
           value={status}
           onChange={(v) => setStatus(v ?? "all")}
           allowDeselect={false}
+          // Each status says how many keys it holds, so "Revoked (3)" is known before it is chosen.
           data={[
-            { value: "all", label: "All" },
-            { value: "active", label: "Active" },
-            { value: "expired", label: "Expired" },
-            { value: "revoked", label: "Revoked" },
+            { value: "all", label: `All (${counts.all})` },
+            { value: "active", label: `Active (${counts.active})` },
+            { value: "expired", label: `Expired (${counts.expired})` },
+            { value: "revoked", label: `Revoked (${counts.revoked})` },
           ]}
           w={{ base: "100%", sm: 160 }}
         />

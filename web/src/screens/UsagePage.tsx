@@ -17,6 +17,7 @@ import { useMediaQuery } from "@mantine/hooks";
 import { useState } from "react";
 import { ApiError, api } from "../api/client.ts";
 import type { KeyView } from "../api/types.ts";
+import { CompanyUsageCard } from "../components/CompanyUsageCard.tsx";
 import { FormError } from "../components/errors.tsx";
 import { RevokeDialog } from "../components/KeyDialogs.tsx";
 import { EnvBadge, StatusBadge } from "../components/KeysTable.tsx";
@@ -159,6 +160,7 @@ export function UsagePage({ keyId }: { keyId: string | null }) {
         <EnvBadge env={env} />
       </Group>
       <FormError error={keys.error} />
+      <CompanyUsageCard env={env} />
       {keys.loading && !keys.data ? <Loader aria-label="Loading keys" /> : null}
       {keys.data && all.length === 0 ? <Text c="dimmed">No {env} keys yet.</Text> : null}
       {all.length > 0 ? (

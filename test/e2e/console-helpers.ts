@@ -81,8 +81,20 @@ export async function startConsole(
 }
 
 /** A browser context that fails the test on any page error or console error. */
-export async function newPage(env: Env): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
-  const context = await env.browser.newContext({ viewport: DESKTOP, baseURL: env.url });
+export async function newPage(
+  env: Env,
+  /**
+   * The browser's language and time zone: the console writes and reads dates in its locale, so a test
+   * that types or reads one says which (British English unless told).
+   */
+  opts: { locale?: string; timezoneId?: string } = {},
+): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await env.browser.newContext({
+    viewport: DESKTOP,
+    baseURL: env.url,
+    locale: opts.locale ?? "en-GB",
+    ...(opts.timezoneId ? { timezoneId: opts.timezoneId } : {}),
+  });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: env.url }).catch(() => {});
   const page = await context.newPage();
   const errors: string[] = [];

@@ -24,9 +24,10 @@ const DATE_PARTS: Intl.DateTimeFormatOptions = { year: "numeric", month: "2-digi
 const TIME_PARTS: Intl.DateTimeFormatOptions = { hour: "2-digit", minute: "2-digit" };
 let formats: { locale: string; dateTime: Intl.DateTimeFormat; day: Intl.DateTimeFormat } | null = null;
 
-function localFormats() {
-  // The browser's locale (undefined: the runtime's default, which is the browser's language).
-  const locale = new Intl.DateTimeFormat().resolvedOptions().locale;
+/** The browser's locale: the runtime's default, which is the browser's language. */
+const browserLocale = () => new Intl.DateTimeFormat().resolvedOptions().locale;
+
+function localFormats(locale = browserLocale()) {
   if (formats?.locale !== locale)
     formats = {
       locale,
@@ -37,9 +38,9 @@ function localFormats() {
 }
 
 /** A moment, date and time to the minute, in the browser's locale; "—" for none. */
-export function formatDate(iso: string | Date | null | undefined): string {
+export function formatDate(iso: string | Date | null | undefined, locale?: string): string {
   if (!iso) return "—";
-  return localFormats().dateTime.format(new Date(iso));
+  return localFormats(locale).dateTime.format(new Date(iso));
 }
 
 /** A day, in the browser's locale; "—" for none. */
@@ -51,8 +52,8 @@ export function formatDay(iso: string | Date | null | undefined): string {
 type FieldPart = "year" | "month" | "day" | "hour" | "minute" | "dayPeriod";
 
 /** The order of the fields in the locale's date-time form, and its AM/PM words if it has them. */
-function layout() {
-  const f = localFormats().dateTime;
+function layout(locale?: string) {
+  const f = localFormats(locale).dateTime;
   const order = f
     .formatToParts(new Date(2031, 10, 22, 13, 45))
     .map((p) => p.type)
@@ -65,8 +66,8 @@ function layout() {
 /**
  * What a date input shows as its hint: the locale's form with letters, e.g. "DD/MM/YYYY, HH:MM".
  */
-export function dateTimeHint(): string {
-  const sample = localFormats().dateTime.formatToParts(new Date(2031, 10, 22, 13, 45));
+export function dateTimeHint(locale?: string): string {
+  const sample = localFormats(locale).dateTime.formatToParts(new Date(2031, 10, 22, 13, 45));
   const letters: Partial<Record<string, string>> = {
     year: "YYYY",
     month: "MM",
@@ -82,8 +83,8 @@ export function dateTimeHint(): string {
  * Reads a date and time typed in the locale's form (what formatDate writes), as a local time. Any
  * separators do; the time may be left out (midnight). Null when it is not a real date.
  */
-export function parseDateTime(text: string): Date | null {
-  const { order, am, pm } = layout();
+export function parseDateTime(text: string, locale?: string): Date | null {
+  const { order, am, pm } = layout(locale);
   const tokens = text
     .trim()
     .toLowerCase()

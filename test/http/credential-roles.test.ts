@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS } from "../helpers/backends.ts";
@@ -274,5 +277,97 @@ describe.each(BACKENDS)("API credential roles on %s", (kind) => {
     expect((await patch(live.id, { roles: ["checkout", "reporting"] }, testKey.key)).statusCode).toBe(404);
     // Nor another company's.
     expect((await patch(cred.id, { roles: ["reporting"] }, other.key)).statusCode).toBe(404);
+  });
+});
+
+/** A platform catalog with routes and roles, as an operator would write one. */
+const ROUTED = {
+  groups: [
+    {
+      id: "onramp",
+      name: "On-ramp",
+      entities: [
+        {
+          id: "onramp",
+          name: "On-ramp session",
+          actions: [
+            { id: "read", routes: ["GET /v1/onramp/:id"] },
+            { id: "create", routes: ["POST /v1/onramp"] },
+          ],
+        },
+        {
+          id: "transactions",
+          name: "Transactions",
+          actions: [{ id: "read", routes: ["GET /v1/transactions"] }],
+        },
+      ],
+    },
+  ],
+  roles: [
+    {
+      id: "onramp_integration",
+      name: "On-ramp integration role",
+      permissions: ["onramp:read", "onramp:create"],
+    },
+    { id: "bookkeeping", name: "Bookkeeping role", permissions: ["transactions:read"] },
+  ],
+};
+
+describe.each(BACKENDS)("/v1/authorize with role permissions on %s", (kind) => {
+  let h: Harness;
+  let co: Company;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "latchkey-roles-"));
+    const catalogPath = join(dir, "catalog.json");
+    writeFileSync(catalogPath, JSON.stringify(ROUTED));
+    h = await createHarness(kind, { catalogPath });
+    co = await h.createCompany("Routed Co");
+  });
+  afterAll(async () => {
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("lets a key through for a route its API user's role covers, and only that", async () => {
+    const gw = await h.verifyKey("gateway");
+    const cred = (
+      await h.call("POST", "/v1/credentials", {
+        key: co.key,
+        json: { name: "On-ramp", roles: ["onramp_integration"] },
+      })
+    ).json().data;
+    expect(cred.granted_permissions.sort()).toEqual(["onramp:create", "onramp:read"]);
+    const key = await h.createKey(co, { credential_id: cred.id });
+    const ask = (method: string, uri: string) =>
+      h.call("GET", "/v1/authorize", {
+        headers: {
+          "latchkey-verify-key": gw,
+          "x-original-method": method,
+          "x-original-uri": uri,
+          "x-api-key": key.key,
+        },
+      });
+    expect((await ask("POST", "/v1/onramp")).statusCode).toBe(200);
+    expect((await ask("GET", "/v1/onramp/ses_1")).statusCode).toBe(200);
+    expect((await ask("GET", "/v1/transactions")).statusCode).toBe(403);
+    // Given the bookkeeping role too, the API user holds transactions:read; the key was given only
+    // what the API user held at its creation, so it stays out (keys' permissions are fixed).
+    const patched = await h.call("PATCH", `/v1/credentials/${cred.id}`, {
+      key: co.key,
+      json: { roles: ["onramp_integration", "bookkeeping"] },
+    });
+    expect(patched.statusCode).toBe(200);
+    expect((await ask("GET", "/v1/transactions")).statusCode).toBe(403);
+    const second = await h.createKey(co, { credential_id: cred.id });
+    const asSecond = await h.call("GET", "/v1/authorize", {
+      headers: {
+        "latchkey-verify-key": gw,
+        "x-original-method": "GET",
+        "x-original-uri": "/v1/transactions",
+        "x-api-key": second.key,
+      },
+    });
+    expect(asSecond.statusCode).toBe(200);
   });
 });

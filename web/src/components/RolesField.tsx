@@ -1,6 +1,7 @@
 import { Badge, Checkbox, Group, Stack, Text, TextInput } from "@mantine/core";
 import { type Ref, useMemo, useState } from "react";
 import type { CatalogDoc } from "../api/types.ts";
+import { ACTIVE_COLOR } from "../lib/format.ts";
 
 export type CatalogRole = CatalogDoc["roles"][number];
 
@@ -49,7 +50,7 @@ export function RolesField({
         <Text component="legend" size="sm" fw={500}>
           Roles
         </Text>
-        <Badge variant="light" color={enabled > 0 ? "teal" : "gray"} data-testid="roles-enabled-count">
+        <Badge variant="light" color={enabled > 0 ? ACTIVE_COLOR : "gray"} data-testid="roles-enabled-count">
           {enabled} enabled
         </Badge>
       </Group>

@@ -192,6 +192,7 @@ describe.each(BACKENDS)("API credential roles on %s", (kind) => {
       .select(["type", "data"])
       .where("company_id", "=", co.id)
       .where("type", "in", ["credential.created", "credential.updated"])
+      .orderBy("seq")
       .execute();
     const mine = events.filter((e) => (e.data as { id: string }).id === cred.id);
     expect(mine.map((e) => (e.data as { roles: string[] }).roles)).toEqual([

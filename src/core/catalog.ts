@@ -24,8 +24,23 @@ export interface CatalogGroup {
   entities: CatalogEntity[];
   built_in?: boolean;
 }
+/**
+ * A named bundle of permissions (the Adyen doc's "roles" of an API credential), given to API users by
+ * id. Latchkey's own management roles are built in; the platform's come from its catalog document.
+ */
+export interface CatalogRole {
+  id: string;
+  name: string;
+  description?: string;
+  permissions: string[];
+  built_in?: boolean;
+}
 export interface Catalog {
   groups: CatalogGroup[];
+  /** The roles API users may be given, the platform's first, then Latchkey's built-in ones. */
+  roles: CatalogRole[];
+  /** The same roles by id, for O(1) expansion on every credential read. */
+  rolesById: ReadonlyMap<string, CatalogRole>;
   /** Every permission the catalog knows, for O(1) validation. */
   permissions: ReadonlySet<string>;
   /** The platform's routes and the permission each needs, compiled once. */
@@ -72,6 +87,41 @@ const MANAGEMENT_GROUP: CatalogGroup = {
   ],
 };
 
+/**
+ * Latchkey's own roles, for automation that manages keys or reads the trail. Ids are reserved: a
+ * catalog document may not define roles of the same id.
+ */
+const MANAGEMENT_ROLES: CatalogRole[] = [
+  {
+    id: "key_manager",
+    name: "Key manager",
+    description: "Create, rotate, revoke and verify API keys through Latchkey's API.",
+    permissions: ["keys:manage", "keys:verify"],
+    built_in: true,
+  },
+  {
+    id: "credential_manager",
+    name: "Credential manager",
+    description: "Manage API users and their keys through Latchkey's API.",
+    permissions: ["credentials:manage", "keys:manage", "keys:verify"],
+    built_in: true,
+  },
+  {
+    id: "audit_reader",
+    name: "Audit reader",
+    description: "Read and verify the audit trail.",
+    permissions: ["audit:read"],
+    built_in: true,
+  },
+  {
+    id: "webhook_manager",
+    name: "Webhook manager",
+    description: "Manage webhook endpoints and their deliveries.",
+    permissions: ["webhooks:manage"],
+    built_in: true,
+  },
+];
+
 const ACTION_LABELS: Record<string, string> = {
   read: "View",
   write: "Edit",
@@ -110,7 +160,12 @@ export function loadCatalog(doc: unknown): Catalog {
   if (typeof doc !== "object" || doc === null || !Array.isArray((doc as { groups?: unknown }).groups)) {
     throw new CatalogError('the catalog must be an object with a "groups" array');
   }
-  const raw = doc as { groups: unknown[]; management_routes?: unknown; unmapped_routes?: unknown };
+  const raw = doc as {
+    groups: unknown[];
+    roles?: unknown;
+    management_routes?: unknown;
+    unmapped_routes?: unknown;
+  };
   const routes: RouteEntry[] = [];
   const seenGroups = new Set<string>([MANAGEMENT_GROUP_ID]);
   const seenEntities = new Set<string>(MANAGEMENT_GROUP.entities.map((e) => e.id));
@@ -171,6 +226,7 @@ export function loadCatalog(doc: unknown): Catalog {
   groups.push(MANAGEMENT_GROUP);
   const permissions = new Set<string>();
   for (const g of groups) for (const p of groupPermissions(g)) permissions.add(p);
+  const roles = [...loadRoles(raw.roles, permissions), ...MANAGEMENT_ROLES];
   const management = managementRoutes(raw.management_routes);
   routes.push(...management);
   const managementByPermission: Record<string, string[]> = {};
@@ -186,6 +242,8 @@ export function loadCatalog(doc: unknown): Catalog {
   try {
     return {
       groups,
+      roles,
+      rolesById: new Map(roles.map((r) => [r.id, r])),
       permissions,
       routes: compileRoutes(routes),
       unmappedRoutes: unmapped,
@@ -195,6 +253,42 @@ export function loadCatalog(doc: unknown): Catalog {
     if (err instanceof RouteError) throw new CatalogError(err.message);
     throw err;
   }
+}
+
+const ROLE_ID = /^[a-z][a-z0-9_]{0,47}$/;
+
+/** The document's `roles`: each names known permissions; ids are unique and not a built-in role's. */
+function loadRoles(value: unknown, known: ReadonlySet<string>): CatalogRole[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value))
+    throw new CatalogError('roles must be an array of {"id", "name", "permissions"}');
+  const seen = new Set(MANAGEMENT_ROLES.map((r) => r.id));
+  return value.map((r: unknown, ri: number) => {
+    const where = `roles[${ri}]`;
+    if (typeof r !== "object" || r === null || Array.isArray(r))
+      throw new CatalogError(`${where} must be an object`);
+    const raw = r as Record<string, unknown>;
+    const id = text(raw.id, `${where}.id`) as string;
+    if (!ROLE_ID.test(id)) throw new CatalogError(`${where}.id "${id}" must match ${ROLE_ID}`);
+    const named = `${where} ("${id}")`;
+    if (seen.has(id)) throw new CatalogError(`${named}: the id is used twice or is reserved`);
+    seen.add(id);
+    const name = text(raw.name, `${named}.name`) as string;
+    if (!Array.isArray(raw.permissions) || raw.permissions.length === 0) {
+      throw new CatalogError(`${named}.permissions must be a non-empty array`);
+    }
+    for (const p of raw.permissions) {
+      if (typeof p !== "string" || !known.has(p)) {
+        throw new CatalogError(
+          `${named}.permissions: ${JSON.stringify(p)} is not a permission of the catalog`,
+        );
+      }
+    }
+    const role: CatalogRole = { id, name, permissions: [...new Set(raw.permissions as string[])] };
+    const description = text(raw.description, `${named}.description`, true);
+    if (description) role.description = description;
+    return role;
+  });
 }
 
 /**

@@ -15,6 +15,11 @@ export const ERRORS = {
     message: "The request body cannot be decoded as its Content-Encoding says.",
   },
   UNKNOWN_PERMISSION: { status: 400, message: "A permission is not in the catalog." },
+  UNKNOWN_ROLE: { status: 400, message: "A role is not in the catalog." },
+  GRANT_EMPTY: {
+    status: 400,
+    message: "An API credential needs at least one enabled role or permission.",
+  },
   INVALID_IP_RULE: { status: 400, message: "An allowed IP entry is not a valid address or CIDR range." },
   INVALID_RATE_LIMIT: { status: 400, message: "A rate limit is not valid." },
   EXPIRY_POLICY: {

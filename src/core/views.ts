@@ -98,6 +98,11 @@ export const CreatedKey = Type.Object({
   ...keyMetadata,
 });
 
+export const UsernameFormat = Type.Union([
+  Type.Literal("web_service"),
+  Type.Literal("legal_entity_management"),
+]);
+
 export const CredentialView = Type.Object({
   id: Type.String(),
   username: Type.String(),
@@ -106,7 +111,16 @@ export const CredentialView = Type.Object({
   description: Type.String(),
   status: Type.Union([Type.Literal("active"), Type.Literal("inactive")]),
   is_default: Type.Boolean(),
+  /** `ws_…@Company.…` (web service) or `ws_…@Scope.Company_…` (legal entity management); fixed. */
+  username_format: UsernameFormat,
+  /** The catalog roles it has enabled, by id. */
+  roles: Type.Array(Type.String()),
+  /** Those of `roles` the catalog no longer defines: they grant nothing until the operator restores them. */
+  unknown_roles: Type.Array(Type.String()),
+  /** The permissions given one by one, beside its roles. */
   permissions: Type.Array(Type.String()),
+  /** Everything it holds: its roles' permissions and its single ones. */
+  granted_permissions: Type.Array(Type.String()),
   permission_summary: Type.Record(Type.String(), Type.String()),
   allowed_ips: Type.Array(Type.String()),
   rate_limits: RateLimits,
@@ -210,8 +224,18 @@ const CatalogGroup = Type.Object({
  * `GET /v1/catalog`: the groups, every permission, the preset names, and how routes map, so a gateway
  * that maps its own routes (the SDK's middleware) answers exactly as `/v1/authorize` does.
  */
+export const CatalogRole = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  description: Type.Optional(Type.String()),
+  permissions: Type.Array(Type.String()),
+  built_in: Type.Optional(Type.Boolean()),
+});
+
 export const CatalogDoc = Type.Object({
   groups: Type.Array(CatalogGroup),
+  /** Named bundles of permissions an API user can be given (the platform's, then Latchkey's own). */
+  roles: Type.Array(CatalogRole),
   permissions: Type.Array(Type.String()),
   presets: Type.Array(Type.String()),
   /** The platform's routes for Latchkey's built-in permissions: `{"keys:manage": ["ALL /v1/keys"]}`. */

@@ -21,6 +21,7 @@ export {
   Refill,
   Remaining,
   RoleName,
+  UsernameFormat,
   UserView,
 } from "../core/views.ts";
 
@@ -38,6 +39,13 @@ const Permission = Type.String({
   pattern: "^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$",
 });
 export const Permissions = Type.Array(Permission, { maxItems: 500 });
+/** Catalog role ids, as `GET /v1/catalog` lists them. */
+export const RoleIds = Type.Array(
+  Type.String({ minLength: 1, maxLength: 48, pattern: "^[a-z][a-z0-9_]*$" }),
+  {
+    maxItems: 100,
+  },
+);
 export const AllowedIps = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 100 });
 const PresetName = Type.Union([
   Type.Literal("read_only"),

@@ -10,8 +10,9 @@ import {
 import {
   assertHoldsAll,
   checkAllowlist,
-  checkGrant,
+  checkCredentialGrant,
   checkRateLimits,
+  credentialPermissions,
   grantable,
 } from "../core/access/grants.ts";
 import { type Actor, actorRef } from "../core/actor.ts";
@@ -20,7 +21,7 @@ import { LatchkeyError } from "../core/errors.ts";
 import { hashToken } from "../core/hashing.ts";
 import { newId } from "../core/ids.ts";
 import type { Environment } from "../core/key-format.ts";
-import { credentialUsername } from "../core/names.ts";
+import { credentialUsername, type UsernameFormat } from "../core/names.ts";
 import { randomBase62 } from "../core/random.ts";
 import type { RateLimit } from "../core/rate-limit.ts";
 import { apiKeys, companies, credentials, type Db } from "../store/repositories.ts";
@@ -36,7 +37,12 @@ export interface CreateCredentialInput {
   /** Fixed for the credential's life; its keys are of the same environment. */
   environment?: Environment | undefined;
   description?: string | undefined;
-  permissions: string[];
+  /** Single permissions; with `roles`, at least one of the two must grant something. */
+  permissions?: string[] | undefined;
+  /** Catalog role ids to enable. */
+  roles?: string[] | undefined;
+  /** Which username shape it gets (web service unless given); fixed at creation. */
+  username_format?: UsernameFormat | undefined;
   allowed_ips?: string[] | undefined;
   rate_limits?: RateLimit[] | undefined;
 }
@@ -45,6 +51,7 @@ export interface UpdateCredentialInput {
   name?: string | undefined;
   description?: string | undefined;
   permissions?: string[] | undefined;
+  roles?: string[] | undefined;
   allowed_ips?: string[] | undefined;
   rate_limits?: RateLimit[] | undefined;
   status?: "active" | "inactive" | undefined;
@@ -79,10 +86,11 @@ export class CredentialService {
     ctx: Ctx,
   ): Promise<CredentialRow> {
     const now = this.deps.clock();
-    let username = credentialUsername(slug);
+    const format = input.username_format ?? "web_service";
+    let username = credentialUsername(slug, format);
     for (let i = 0; await credentials.usernameTaken(db, username); i++) {
       if (i > 20) throw new LatchkeyError("CONFLICT", "Could not allocate a unique username.");
-      username = credentialUsername(slug);
+      username = credentialUsername(slug, format);
     }
     const row: CredentialRow = {
       id: newId("cred", now),
@@ -93,7 +101,8 @@ export class CredentialService {
       status: "active",
       is_default: input.is_default ?? false,
       environment: input.environment ?? "live",
-      permissions: input.permissions,
+      permissions: input.permissions ?? [],
+      roles: input.roles ?? [],
       allowed_ips: input.allowed_ips ?? [],
       rate_limits: input.rate_limits ?? [],
       password_hash: null,
@@ -105,6 +114,7 @@ export class CredentialService {
     await credentials.insert(db, {
       ...row,
       permissions: JSON.stringify(row.permissions),
+      roles: JSON.stringify(row.roles),
       allowed_ips: JSON.stringify(row.allowed_ips),
       rate_limits: JSON.stringify(row.rate_limits),
     });
@@ -118,13 +128,9 @@ export class CredentialService {
     return row;
   }
 
-  private checkPermissions(permissions: string[], actor: Actor): string[] {
-    if (permissions.length === 0) {
-      throw new LatchkeyError("VALIDATION_ERROR", "An API credential needs at least one permission.", {
-        field: "permissions",
-      });
-    }
-    return checkGrant(this.deps.catalog, permissions, [grantable(actor)]);
+  /** What an API user holds now: its roles' permissions (as the catalog defines them) and its own. */
+  held(row: Pick<CredentialRow, "roles" | "permissions">): string[] {
+    return credentialPermissions(this.deps.catalog, row);
   }
 
   async create(companyId: string, input: CreateCredentialInput, given: Ctx): Promise<CredentialView> {
@@ -141,7 +147,11 @@ export class CredentialService {
     // Unless told, an API user is made in the world its creator acts in.
     const environment = input.environment ?? actingEnvironment(given.actor);
     assertMayCreateIn(given.actor, environment);
-    const permissions = this.checkPermissions(input.permissions, given.actor);
+    const { roles, permissions } = checkCredentialGrant(
+      this.deps.catalog,
+      { roles: input.roles ?? [], permissions: input.permissions ?? [] },
+      grantable(given.actor),
+    );
     const allowedIps = checkAllowlist(input.allowed_ips);
     const rateLimits = checkRateLimits(input.rate_limits);
     const ctx = await this.deps.guard.confirm(given, "credentials.create", input);
@@ -152,7 +162,7 @@ export class CredentialService {
         tx,
         companyId,
         company.slug,
-        { ...input, environment, permissions, allowed_ips: allowedIps, rate_limits: rateLimits },
+        { ...input, environment, permissions, roles, allowed_ips: allowedIps, rate_limits: rateLimits },
         ctx,
       );
       const view = this.view(row);
@@ -198,8 +208,6 @@ export class CredentialService {
     input: UpdateCredentialInput,
     given: Ctx,
   ): Promise<CredentialView> {
-    const permissions =
-      input.permissions === undefined ? undefined : this.checkPermissions(input.permissions, given.actor);
     const allowedIps = input.allowed_ips === undefined ? undefined : checkAllowlist(input.allowed_ips);
     const rateLimits = input.rate_limits === undefined ? undefined : checkRateLimits(input.rate_limits);
     const ctx = await this.deps.guard.confirm(given, "credentials.update", input);
@@ -207,12 +215,24 @@ export class CredentialService {
       const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
       assertMayChange(ctx.actor, row.environment, "API credential");
+      // The grant as it will be, checked whole: at least one role or permission, each new one known and
+      // held by the caller. A role the catalog dropped may stay (it grants nothing) but not be added.
+      const grant =
+        input.roles === undefined && input.permissions === undefined
+          ? { roles: row.roles, permissions: row.permissions }
+          : checkCredentialGrant(
+              this.deps.catalog,
+              { roles: input.roles ?? row.roles, permissions: input.permissions ?? row.permissions },
+              grantable(ctx.actor),
+              row.roles,
+            );
       const next: CredentialRow = {
         ...row,
         name: input.name ?? row.name,
         description: input.description ?? row.description,
         status: input.status ?? row.status,
-        permissions: permissions ?? row.permissions,
+        permissions: grant.permissions,
+        roles: grant.roles,
         allowed_ips: allowedIps ?? row.allowed_ips,
         rate_limits: rateLimits ?? row.rate_limits,
         updated_at: this.deps.clock(),
@@ -228,17 +248,19 @@ export class CredentialService {
         JSON.stringify(row.allowed_ips) !== JSON.stringify(next.allowed_ips) ||
         JSON.stringify(row.rate_limits) !== JSON.stringify(next.rate_limits) ||
         JSON.stringify(row.permissions) !== JSON.stringify(next.permissions) ||
+        JSON.stringify(row.roles) !== JSON.stringify(next.roles) ||
         (row.status === "inactive" && next.status === "active");
       if (loosens) {
         // Its keys keep what they were given even while it holds less, and get it back with it.
         const keys = await apiKeys.grantedTo(tx, companyId, id);
-        assertHoldsAll(this.deps.catalog, ctx.actor, [...new Set([...row.permissions, ...keys])]);
+        assertHoldsAll(this.deps.catalog, ctx.actor, [...new Set([...this.held(row), ...keys])]);
       }
       await credentials.update(tx, companyId, id, {
         name: next.name,
         description: next.description,
         status: next.status,
         permissions: JSON.stringify(next.permissions),
+        roles: JSON.stringify(next.roles),
         allowed_ips: JSON.stringify(next.allowed_ips),
         rate_limits: JSON.stringify(next.rate_limits),
         updated_at: next.updated_at,
@@ -271,7 +293,7 @@ export class CredentialService {
       return view;
     });
     this.deps.events.committed();
-    // Its keys' cached answers carry its status, permissions and allowlist.
+    // Its keys' cached answers carry its status, permissions (its roles' too) and allowlist.
     this.deps.changes.emit({
       kind: "credential",
       credentialId: id,
@@ -298,7 +320,7 @@ export class CredentialService {
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
       assertMayChange(ctx.actor, row.environment, "API credential");
       // A password acts with all of the credential's permissions, so only someone holding them may issue one.
-      assertHoldsAll(this.deps.catalog, ctx.actor, row.permissions);
+      assertHoldsAll(this.deps.catalog, ctx.actor, this.held(row));
       await credentials.update(tx, companyId, id, {
         password_hash: hashToken(this.deps.secret, password),
         password_created_at: now,
@@ -324,6 +346,7 @@ function auditFields(row: CredentialRow) {
     description: row.description,
     status: row.status,
     permissions: row.permissions,
+    roles: row.roles,
     allowed_ips: row.allowed_ips,
     rate_limits: row.rate_limits,
   };
@@ -347,7 +370,8 @@ function changeEvents(before: CredentialRow, after: CredentialRow): [string, Fie
     group(after.status === "inactive" ? "credential.deactivated" : "credential.reactivated", ["status"]);
   }
   group("allowed_ips.changed", ["allowed_ips"]);
-  group("credential.permissions_changed", ["permissions"]);
+  // Roles and single permissions are one grant: a change to either is a change of what it may do.
+  group("credential.permissions_changed", ["roles", "permissions"]);
   group("rate_limits.changed", ["rate_limits"]);
   group("credential.updated", ["name", "description"]);
   return events;

@@ -11,6 +11,7 @@ import {
   assertHoldsAll,
   checkAllowlist,
   checkRateLimits,
+  credentialPermissions,
   effectivePermissions,
   grantable,
   keyGrant,
@@ -127,6 +128,13 @@ export class KeyService {
     return keyView(effective, this.deps.catalog, this.deps.clock(), credits);
   }
 
+  /** What an API user holds now (its roles' permissions and its own): the bound of its keys. */
+  private held(grant: { roles: string[]; permissions: string[] }): string[];
+  private held(grant: { roles: string[]; permissions: string[] } | undefined): string[] | null;
+  private held(grant: { roles: string[]; permissions: string[] } | undefined): string[] | null {
+    return grant === undefined ? null : credentialPermissions(this.deps.catalog, grant);
+  }
+
   /** A key of the company's that the actor may see (another environment's answers as missing). */
   private async found(db: Db, companyId: string, id: string, actor: Actor, lock = false) {
     const row = await apiKeys.get(db, companyId, id, { lock });
@@ -135,7 +143,7 @@ export class KeyService {
     const credential =
       row.credential_id === null ? undefined : await credentials.get(db, companyId, row.credential_id);
     const credits = (await keyCredits.get(db, familyOf(row), { lock })) ?? null;
-    return { row, credentialPermissions: credential?.permissions ?? null, credits };
+    return { row, credentialPermissions: credential ? this.held(credential) : null, credits };
   }
 
   /** Mints a key (and its secret when asked) and stores only their hashes. */
@@ -231,7 +239,8 @@ export class KeyService {
       }
       if (credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
       const expiresAt = await this.deps.expiryPolicies.expiryFor(tx, companyId, input.environment, asked);
-      const permissions = keyGrant(this.deps.catalog, input, credential.permissions, grantable(actor));
+      const held = this.held(credential);
+      const permissions = keyGrant(this.deps.catalog, input, held, grantable(actor));
       const minted = this.mint(input.environment, input.with_secret === true);
       const row: ApiKeyRow = {
         id: newId("key", now),
@@ -276,7 +285,7 @@ export class KeyService {
           refill_amount: input.refill?.amount ?? null,
         });
       }
-      const view = this.view(row, credential.permissions, credits);
+      const view = this.view(row, held, credits);
       await this.deps.audit.append(tx, ctx, {
         action: "key.created",
         companyId,
@@ -359,12 +368,12 @@ export class KeyService {
     );
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
-    const held = await credentials.permissionsOf(this.deps.db, companyId, shown);
+    const grants = await credentials.grantsOf(this.deps.db, companyId, shown);
     const credits = await keyCredits.ofKeys(this.deps.db, shown);
     const views = shown.map((r) =>
       this.view(
         r,
-        r.credential_id === null ? null : (held.get(r.credential_id) ?? null),
+        r.credential_id === null ? null : this.held(grants.get(r.credential_id)),
         credits.get(familyOf(r)) ?? null,
       ),
     );
@@ -697,7 +706,8 @@ export class KeyService {
           grace_seconds: grace,
         },
       });
-      const freshView = this.view(fresh, credential.permissions, credits);
+      const held = this.held(credential);
+      const freshView = this.view(fresh, held, credits);
       // Both views, no key material: the receiver learns which key replaced which, and until when the
       // old one works.
       await this.deps.events.emit(tx, {
@@ -705,11 +715,7 @@ export class KeyService {
         environment: old.environment,
         type: "key.rotated",
         data: {
-          old_key: this.view(
-            { ...old, expires_at: oldExpiry, replaced_by: fresh.id },
-            credential.permissions,
-            credits,
-          ),
+          old_key: this.view({ ...old, expires_at: oldExpiry, replaced_by: fresh.id }, held, credits),
           new_key: freshView,
         },
       });

@@ -2,7 +2,7 @@ import type { Kysely } from "kysely";
 import type { Changes } from "../cluster/changes.ts";
 import type { LimitSubject, RateLimiter } from "../cluster/rate-limiter.ts";
 import { actingEnvironment } from "../core/access/environments.ts";
-import { effectivePermissions } from "../core/access/grants.ts";
+import { credentialPermissions, effectivePermissions } from "../core/access/grants.ts";
 import { actorRef } from "../core/actor.ts";
 import type { Catalog } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
@@ -224,7 +224,10 @@ export class LeakService {
       const current = action === "revoked" ? { ...row, status: "revoked" as const, revoked_at: now } : row;
       const effective = {
         ...current,
-        permissions: effectivePermissions(row.permissions, credential?.permissions ?? null),
+        permissions: effectivePermissions(
+          row.permissions,
+          credential ? credentialPermissions(this.deps.catalog, credential) : null,
+        ),
       };
       const [view] = await withLeaks(tx, [keyView(effective, this.deps.catalog, now)]);
       await this.deps.events.emit(tx, {

@@ -182,6 +182,7 @@ export function createServices(opts: ServiceOptions): Services {
   });
   const verification = new VerificationService({
     db: opts.db,
+    catalog: opts.catalog,
     secret: opts.secret,
     usage,
     clock,

@@ -2,8 +2,9 @@ import type { Kysely } from "kysely";
 import type { Changes } from "../cluster/changes.ts";
 import type { LimitSubject, RateLimiter } from "../cluster/rate-limiter.ts";
 import { actingEnvironment, visibleFrom } from "../core/access/environments.ts";
-import { effectivePermissions } from "../core/access/grants.ts";
+import { credentialPermissions, effectivePermissions } from "../core/access/grants.ts";
 import type { Actor } from "../core/actor.ts";
+import type { Catalog } from "../core/catalog.ts";
 import type { VerifyCode } from "../core/errors.ts";
 import { fingerprint, hashToken, safeEqual } from "../core/hashing.ts";
 import { compileAllowlist } from "../core/ip.ts";
@@ -66,6 +67,8 @@ export interface VerifyResult {
 
 export interface VerificationDeps {
   db: Kysely<Database>;
+  /** Expands an API user's roles into the permissions that bound its keys and its password. */
+  catalog: Catalog;
   secret: string;
   usage: UsageRecorder;
   clock: () => Date;
@@ -351,7 +354,15 @@ export class VerificationService {
       return null;
     }
     const permissions = Object.freeze(
-      effectivePermissions(row.permissions, row.credential_permissions ?? null).map(intern),
+      effectivePermissions(
+        row.permissions,
+        row.credential_permissions === null
+          ? null
+          : credentialPermissions(this.deps.catalog, {
+              roles: row.credential_roles ?? [],
+              permissions: row.credential_permissions,
+            }),
+      ).map(intern),
     );
     const permissionSet = new Set(permissions);
     const loaded: LoadedKey = {
@@ -434,12 +445,13 @@ export class VerificationService {
       if (!row || !inScope(scope, row.company_id, row.environment)) return failure("NOT_FOUND");
       const given = hashToken(this.deps.secret, input.password);
       if (row.password_hash === null || !safeEqual(given, row.password_hash)) return failure("NOT_FOUND");
+      const permissions = credentialPermissions(this.deps.catalog, row);
       subject = {
         keyId: null,
         companyId: row.company_id,
         credentialId: row.id,
         environment: row.environment,
-        permissions: row.permissions,
+        permissions,
         revoked: false,
         expiresAt: null,
         enabled: row.status === "active" && row.company_status === "active",
@@ -451,8 +463,8 @@ export class VerificationService {
           credentialId: row.id,
           companyId: row.company_id,
           environment: row.environment,
-          permissions: row.permissions,
-          permissionSet: new Set(row.permissions),
+          permissions,
+          permissionSet: new Set(permissions),
         },
       };
     } else {

@@ -1,7 +1,9 @@
 import { actingEnvironment, seesActor } from "../core/access/environments.ts";
+import { credentialPermissions, unknownRoles } from "../core/access/grants.ts";
 import type { Actor } from "../core/actor.ts";
 import { type Catalog, describeSelection } from "../core/catalog.ts";
 import { type CreditState, currentBalance } from "../core/credits.ts";
+import { usernameFormat } from "../core/names.ts";
 import type { CredentialView, KeyView } from "../core/views.ts";
 import { actorEnvironments, type Db, keyLeaks } from "../store/repositories.ts";
 import type { ApiKeyRow, CredentialRow, KeyCreditsRow } from "../store/schema.ts";
@@ -117,7 +119,12 @@ export async function withLeaks(db: Db, views: KeyView[]): Promise<KeyView[]> {
   });
 }
 
+/**
+ * `permissions` are the ones given singly (what an update sends back); `granted_permissions` all it
+ * holds, its roles' included, which is what its keys are bounded by and what the summary describes.
+ */
 export function credentialView(row: CredentialRow, catalog: Catalog): CredentialView {
+  const granted = credentialPermissions(catalog, row);
   return {
     id: row.id,
     username: row.username,
@@ -126,8 +133,12 @@ export function credentialView(row: CredentialRow, catalog: Catalog): Credential
     description: row.description,
     status: row.status,
     is_default: row.is_default,
+    username_format: usernameFormat(row.username),
+    roles: row.roles,
+    unknown_roles: unknownRoles(catalog, row.roles),
     permissions: row.permissions,
-    permission_summary: describeSelection(catalog, row.permissions),
+    granted_permissions: granted,
+    permission_summary: describeSelection(catalog, granted),
     allowed_ips: row.allowed_ips,
     rate_limits: row.rate_limits,
     has_password: row.password_hash !== null,

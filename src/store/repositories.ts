@@ -110,21 +110,21 @@ export const credentials = {
     if (opts.after) q = q.where("id", "<", opts.after);
     return q.orderBy("id", "desc").limit(opts.limit).execute();
   },
-  /** What the API users of these keys hold now, by credential id (one query for a page of keys). */
-  async permissionsOf(
+  /** What the API users of these keys are given now, by credential id (one query for a page of keys). */
+  async grantsOf(
     db: Db,
     companyId: string,
     keys: readonly { credential_id: string | null }[],
-  ): Promise<Map<string, string[]>> {
+  ): Promise<Map<string, { roles: string[]; permissions: string[] }>> {
     const ids = [...new Set(keys.flatMap((k) => (k.credential_id === null ? [] : [k.credential_id])))];
     if (ids.length === 0) return new Map();
     const rows = await db
       .selectFrom("credentials")
-      .select(["id", "permissions"])
+      .select(["id", "roles", "permissions"])
       .where("company_id", "=", companyId)
       .where("id", "in", ids)
       .execute();
-    return new Map(rows.map((r) => [r.id, r.permissions]));
+    return new Map(rows.map((r) => [r.id, { roles: r.roles, permissions: r.permissions }]));
   },
   update(db: Db, companyId: string, id: string, patch: Record<string, unknown>) {
     return db
@@ -145,6 +145,7 @@ export const credentials = {
         "c.status",
         "c.environment",
         "c.permissions",
+        "c.roles",
         "c.allowed_ips",
         "c.password_hash",
         "c.rate_limits",
@@ -241,6 +242,7 @@ export const apiKeys = {
         "c.status as credential_status",
         "c.rate_limits as credential_rate_limits",
         "c.permissions as credential_permissions",
+        "c.roles as credential_roles",
         "c.allowed_ips as credential_allowed_ips",
         "co.status as company_status",
       ])

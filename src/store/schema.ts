@@ -116,6 +116,8 @@ export interface CredentialsTable {
   /** Live and test are two worlds: a credential and its keys belong to one. Fixed at creation. */
   environment: ColumnType<"live" | "test", "live" | "test" | undefined, never>;
   permissions: Json<string[]>;
+  /** Role ids of the catalog (migration 014); what it holds is their permissions and `permissions`. */
+  roles: ColumnType<string[], string | undefined, string>;
   allowed_ips: Json<string[]>;
   password_hash: ColumnType<string | null, string | null | undefined, string | null>;
   password_created_at: ColumnType<Date | null, Date | null | undefined, Date | null>;

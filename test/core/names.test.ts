@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { companySlug, credentialUsername, USERNAME_PATTERN } from "../../src/core/names.ts";
+import {
+  companySlug,
+  credentialUsername,
+  looksLikeCredentialUsername,
+  USERNAME_PATTERN,
+  usernameFormat,
+} from "../../src/core/names.ts";
 
 describe("companySlug", () => {
   it.each([
@@ -86,6 +92,48 @@ describe("credentialUsername", () => {
       "admin@example.com",
     ]) {
       expect(USERNAME_PATTERN.test(bad), bad).toBe(false);
+    }
+  });
+});
+
+describe("username formats", () => {
+  it("makes legal-entity-management usernames as ws_123456@Scope.Company_<slug>", () => {
+    for (let i = 0; i < 50; i++) {
+      const username = credentialUsername("AcmePayments", "legal_entity_management");
+      expect(username).toMatch(/^ws_\d{6}@Scope\.Company_AcmePayments$/);
+      expect(username).toMatch(USERNAME_PATTERN);
+      expect(usernameFormat(username)).toBe("legal_entity_management");
+    }
+    const ws = credentialUsername("AcmePayments", "web_service");
+    expect(ws).toMatch(/^ws_\d{6}@Company\.AcmePayments$/);
+    expect(usernameFormat(ws)).toBe("web_service");
+    expect(usernameFormat(credentialUsername("AcmePayments"))).toBe("web_service");
+  });
+
+  it("USERNAME_PATTERN refuses near-misses of the LEM shape", () => {
+    for (const bad of [
+      "ws_123456@Scope.Company_",
+      "ws_123456@Scope.Company.Acme",
+      "ws_123456@scope.company_Acme",
+      "ws_123456@Scope.Acme",
+      "ws_123456@Scope.Company_Ac_me",
+      "ws_12345@Scope.Company_Acme",
+    ]) {
+      expect(USERNAME_PATTERN.test(bad), bad).toBe(false);
+    }
+  });
+
+  it("keeps a person from signing in as either kind of API user", () => {
+    for (const name of [
+      "ws_123456@Company.Acme",
+      "WS_123456@company.acme",
+      "ws_123456@Scope.Company_Acme",
+      " ws_123456@SCOPE.COMPANY_acme ",
+    ]) {
+      expect(looksLikeCredentialUsername(name), name).toBe(true);
+    }
+    for (const email of ["ws_123456@scope.example", "someone@company.example", "ws@Company.Acme"]) {
+      expect(looksLikeCredentialUsername(email), email).toBe(false);
     }
   });
 });

@@ -226,11 +226,11 @@ describe("console: forms and errors", () => {
     const dialog = page.getByRole("dialog", { name: "Create API user" });
     await byLabel(dialog, "Name").fill("Branch office");
 
-    // No permission: refused in place.
+    // No role and no permission: refused in place, the roles (first in the form) taking the focus.
     await dialog.getByRole("button", { name: "Create API user" }).click();
-    const field = dialog.getByTestId("permissions-field");
-    await field.getByRole("alert").getByText("Choose at least one permission").waitFor();
-    await expect.poll(async () => (await focused()).testid).toBe("permissions-field");
+    const field = dialog.getByTestId("roles-field");
+    await field.getByRole("alert").getByText("Enable at least one role").waitFor();
+    await expect.poll(async () => (await focused()).testid).toBe("roles-field");
     await dialog.getByTestId("group-payments").getByRole("button", { name: "Read-only" }).click();
 
     // An invalid range typed and not added: refused, the reason under the field, the focus on it.

@@ -37,9 +37,16 @@ export async function startConsole(
     /** A port of the caller's choosing (a mail's links must name it before the server starts). */
     port?: number;
     services?: Omit<NonNullable<Parameters<typeof createRuntime>[0]["services"]>, "usageFlushMs">;
+    /** A permission catalog file (LATCHKEY_CATALOG) instead of the default one. */
+    catalogPath?: string;
   } = {},
 ): Promise<Env> {
-  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LATCHKEY_ADMIN_TOKEN: ADMIN });
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LATCHKEY_ADMIN_TOKEN: ADMIN,
+    ...(opts.catalogPath ? { LATCHKEY_CATALOG: opts.catalogPath } : {}),
+  });
   const store = await openTestStore("pglite");
   const runtime = await createRuntime({
     store,

@@ -62,11 +62,15 @@ describe.each(BACKENDS)("API credentials on %s", (kind) => {
     expect(cred.username).not.toBe(co.username);
   });
 
-  it("refuses a credential without a permission", async () => {
-    for (const json of [{ name: "Empty", permissions: [] }, { name: "Missing" }]) {
+  it("refuses a credential without a role or a permission", async () => {
+    for (const json of [
+      { name: "Empty", permissions: [] },
+      { name: "Missing" },
+      { name: "No roles", roles: [], permissions: [] },
+    ]) {
       const res = await h.call("POST", "/v1/credentials", { key: co.key, json });
       expect(res.statusCode).toBe(400);
-      expect(res.json().error).toMatchObject({ code: "VALIDATION_ERROR", field: "permissions" });
+      expect(res.json().error).toMatchObject({ code: "GRANT_EMPTY", field: "permissions" });
     }
   });
 

@@ -217,7 +217,16 @@ export interface Credential {
   description: string;
   status: "active" | "inactive";
   is_default: boolean;
+  /** `ws_…@Company.…` or `ws_…@Scope.Company_…`; fixed at creation. */
+  username_format: UsernameFormat;
+  /** The catalog roles it has enabled, by id. */
+  roles: string[];
+  /** Those of `roles` the catalog no longer defines (they grant nothing). */
+  unknown_roles: string[];
+  /** Permissions given one by one, beside its roles. */
   permissions: string[];
+  /** Everything it holds: its roles' permissions and its single ones. */
+  granted_permissions: string[];
   permission_summary: Record<string, string>;
   allowed_ips: string[];
   rate_limits: RateLimit[];
@@ -228,11 +237,16 @@ export interface Credential {
   updated_at: string;
 }
 
+export type UsernameFormat = "web_service" | "legal_entity_management";
+
+/** At least one enabled role or permission is needed (`GRANT_EMPTY`). */
 export interface CreateCredentialBody {
   name: string;
   environment?: Environment;
   description?: string;
-  permissions: string[];
+  username_format?: UsernameFormat;
+  roles?: string[];
+  permissions?: string[];
   allowed_ips?: string[];
   rate_limits?: RateLimit[];
   totp_code?: string;
@@ -241,6 +255,7 @@ export interface CreateCredentialBody {
 export interface UpdateCredentialBody {
   name?: string;
   description?: string;
+  roles?: string[];
   permissions?: string[];
   allowed_ips?: string[];
   rate_limits?: RateLimit[];
@@ -314,6 +329,8 @@ export interface Catalog {
       actions: { id: string; name: string; routes?: string[] }[];
     }[];
   }[];
+  /** Named bundles of permissions an API user can be given. */
+  roles: { id: string; name: string; description?: string; permissions: string[]; built_in?: boolean }[];
   permissions: string[];
   presets: string[];
   management_routes: Record<string, string[]>;

@@ -71,7 +71,11 @@ const CREDENTIAL = [
   "description",
   "status",
   "is_default",
+  "username_format",
+  "roles",
+  "unknown_roles",
   "permissions",
+  "granted_permissions",
   "permission_summary",
   "allowed_ips",
   "rate_limits",
@@ -167,8 +171,17 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       "POST /v1/credentials",
       "body",
       shape<Api.CreateCredentialBody>()({
-        required: ["name", "permissions"],
-        optional: ["environment", "description", "allowed_ips", "rate_limits", "totp_code"],
+        required: ["name"],
+        optional: [
+          "environment",
+          "description",
+          "username_format",
+          "roles",
+          "permissions",
+          "allowed_ips",
+          "rate_limits",
+          "totp_code",
+        ],
       }),
     ],
     [
@@ -176,7 +189,16 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       "body",
       shape<Api.UpdateCredentialBody>()({
         required: [],
-        optional: ["name", "description", "permissions", "allowed_ips", "rate_limits", "status", "totp_code"],
+        optional: [
+          "name",
+          "description",
+          "roles",
+          "permissions",
+          "allowed_ips",
+          "rate_limits",
+          "status",
+          "totp_code",
+        ],
       }),
     ],
     [
@@ -218,7 +240,7 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       "GET /v1/catalog",
       "response",
       shape<Api.Catalog>()({
-        required: ["groups", "permissions", "presets", "management_routes", "unmapped_routes"],
+        required: ["groups", "roles", "permissions", "presets", "management_routes", "unmapped_routes"],
         optional: [],
       }),
     ],

@@ -9,6 +9,59 @@ export function grantable(actor: Actor): ReadonlySet<string> | "all" {
   return actor.kind === "platform" ? "all" : new Set(actor.permissions);
 }
 
+/** What an API user is given: the roles it has enabled, and permissions one by one. */
+export interface CredentialGrant {
+  roles: readonly string[];
+  permissions: readonly string[];
+}
+
+/**
+ * What an API user holds: the permissions of its roles and its single permissions, together. A role the
+ * catalog no longer defines (the operator removed it) grants nothing; a role's permissions are the
+ * catalog's as loaded at start. Everything that decides or bounds what a credential can do uses this.
+ */
+export function credentialPermissions(catalog: Catalog, grant: CredentialGrant): string[] {
+  if (grant.roles.length === 0) return [...grant.permissions];
+  const out = new Set(grant.permissions);
+  for (const id of grant.roles) for (const p of catalog.rolesById.get(id)?.permissions ?? []) out.add(p);
+  return [...out];
+}
+
+/** The roles of `roles` the catalog does not define (shown as unknown; they grant nothing). */
+export function unknownRoles(catalog: Catalog, roles: readonly string[]): string[] {
+  return roles.filter((id) => !catalog.rolesById.has(id));
+}
+
+/**
+ * Checks what someone wants to give an API user. Each new role must be in the catalog (a role the
+ * catalog dropped may stay where it was, granting nothing: `kept`); the result must hold at least one
+ * enabled role or permission (GRANT_EMPTY); and the caller must hold every permission it comes to,
+ * roles through their permissions (nobody grants more than they hold). Returns the canonical grant.
+ */
+export function checkCredentialGrant(
+  catalog: Catalog,
+  wanted: CredentialGrant,
+  caller: ReadonlySet<string> | "all",
+  kept: readonly string[] = [],
+): { roles: string[]; permissions: string[] } {
+  const roles = [...new Set(wanted.roles)];
+  const unknown = roles.filter((id) => !catalog.rolesById.has(id) && !kept.includes(id));
+  if (unknown.length > 0) {
+    throw new LatchkeyError("UNKNOWN_ROLE", `Not a role of the catalog: ${unknown.join(", ")}.`, {
+      field: "roles",
+      roles: unknown,
+    });
+  }
+  const permissions = checkGrant(catalog, wanted.permissions, [caller]);
+  const known = roles.filter((id) => catalog.rolesById.has(id));
+  if (known.length === 0 && permissions.length === 0) {
+    throw new LatchkeyError("GRANT_EMPTY", undefined, { field: "permissions" });
+  }
+  const fromRoles = credentialPermissions(catalog, { roles: known, permissions: [] });
+  checkGrant(catalog, fromRoles, [caller], "roles");
+  return { roles, permissions };
+}
+
 /**
  * What a key may do: what it was given, cut to what its API user holds now. A key never does more than
  * its API user, even after the user's permissions shrank. Verification and the views use this. A change

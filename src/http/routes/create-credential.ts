@@ -11,7 +11,9 @@ import {
   Ok,
   Permissions,
   RateLimits,
+  RoleIds,
   TotpCode,
+  UsernameFormat,
 } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -25,13 +27,17 @@ export default function createCredential(app: App, { services }: RouteDeps) {
         summary: "Create a dedicated API user (never a human login)",
         description:
           "An API user belongs to one environment (`live` unless given) for good, and so do its keys and " +
-          "its Basic auth password. A caller acting in test creates test API users only.",
+          "its Basic auth password. A caller acting in test creates test API users only. It needs at least " +
+          "one enabled role or permission (`GRANT_EMPTY`); `username_format` picks `ws_…@Company.…` (web " +
+          "service, the default) or `ws_…@Scope.Company_…` (legal entity management), fixed for good.",
         body: Type.Object(
           {
             name: Name,
             environment: Type.Optional(Environment),
             description: Type.Optional(Description),
-            permissions: Permissions,
+            username_format: Type.Optional(UsernameFormat),
+            roles: Type.Optional(RoleIds),
+            permissions: Type.Optional(Permissions),
             allowed_ips: Type.Optional(AllowedIps),
             rate_limits: Type.Optional(RateLimits),
             totp_code: Type.Optional(TotpCode),

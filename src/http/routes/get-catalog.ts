@@ -10,7 +10,7 @@ export default function getCatalog(app: App, { services }: RouteDeps) {
     {
       schema: {
         tags: ["catalog"],
-        summary: "The permission catalog: groups, entities, actions and presets",
+        summary: "The permission catalog: groups, entities, actions, presets and roles",
         security: [],
         response: {
           200: Ok(CatalogDoc),
@@ -21,6 +21,7 @@ export default function getCatalog(app: App, { services }: RouteDeps) {
       success: true as const,
       data: {
         groups: services.catalog.groups,
+        roles: services.catalog.roles,
         permissions: [...services.catalog.permissions],
         presets: [...PRESETS],
         management_routes: services.catalog.managementRoutes,

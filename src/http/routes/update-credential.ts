@@ -11,6 +11,7 @@ import {
   Ok,
   Permissions,
   RateLimits,
+  RoleIds,
   TotpCode,
 } from "../schemas.ts";
 import type { App } from "../types.ts";
@@ -22,12 +23,14 @@ export default function updateCredential(app: App, { services }: RouteDeps) {
     {
       schema: {
         tags: ["credentials"],
-        summary: "Change an API credential: name, description, permissions, allowed IPs, or deactivate it",
+        summary:
+          "Change an API credential: name, description, roles, permissions, allowed IPs, or deactivate it",
         params: CredentialIdParams,
         body: Type.Object(
           {
             name: Type.Optional(Name),
             description: Type.Optional(Description),
+            roles: Type.Optional(RoleIds),
             permissions: Type.Optional(Permissions),
             allowed_ips: Type.Optional(AllowedIps),
             rate_limits: Type.Optional(RateLimits),

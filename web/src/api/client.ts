@@ -252,7 +252,10 @@ export class Client {
       /** Fixed for the API user's life; its keys are of the same environment. */
       environment: Environment;
       description?: string;
-      permissions: string[];
+      /** `ws_…@Company.…` (the default) or `ws_…@Scope.Company_…`; fixed for good. */
+      username_format?: "web_service" | "legal_entity_management";
+      roles?: string[];
+      permissions?: string[];
       allowed_ips?: string[];
       rate_limits?: RateLimit[];
     },
@@ -265,6 +268,7 @@ export class Client {
     body: {
       name?: string;
       description?: string;
+      roles?: string[];
       permissions?: string[];
       allowed_ips?: string[];
       rate_limits?: RateLimit[];

@@ -9,8 +9,10 @@ export function fieldOf(err: ApiError): string | undefined {
     case "INVALID_IP_RULE":
       return err.field ?? "allowed_ips";
     case "UNKNOWN_PERMISSION":
-    case "PERMISSION_NOT_HELD":
       return "permissions";
+    case "PERMISSION_NOT_HELD":
+      // A role whose permissions the caller lacks is refused on the roles, not the matrix.
+      return err.field === "roles" ? "roles" : "permissions";
     case "WEAK_PASSWORD":
       return "new_password";
     case "EMAIL_TAKEN":
@@ -62,6 +64,10 @@ export function explain(err: ApiError): string {
       return list(d.permissions)
         ? `You cannot grant ${list(d.permissions)}: the API user (or you) does not hold it.`
         : "You cannot grant a permission that is not held.";
+    case "UNKNOWN_ROLE":
+      return `Not a role of the catalog: ${list(d.roles) || "unknown role"}.`;
+    case "GRANT_EMPTY":
+      return "Enable at least one role or choose at least one permission: an API user needs one of the two.";
     case "UNKNOWN_PERMISSION":
       return `Not in the permission catalog: ${list(d.permissions) || "unknown permission"}.`;
     case "INVALID_LOGIN":

@@ -104,7 +104,8 @@ export function CreateKeyModal({
 
   const credential = fixedCredential ?? active.find((c) => c.id === credentialId) ?? null;
   const allowed = useMemo(() => {
-    const held = new Set(credential?.permissions ?? []);
+    // What the API user holds: its roles' permissions and its single ones.
+    const held = new Set(credential?.granted_permissions ?? []);
     if (me.role === "developer") for (const p of MANAGEMENT_PERMISSIONS) held.delete(p);
     return held;
   }, [credential, me.role]);

@@ -5,6 +5,7 @@ import {
   Group,
   Loader,
   Modal,
+  Radio,
   Select,
   Stack,
   Table,
@@ -21,9 +22,10 @@ import type { CredentialView, RateLimit, Role, UserView } from "../api/types.ts"
 import { errorFor, FormError } from "../components/errors.tsx";
 import { IpEditor, useIpList } from "../components/IpEditor.tsx";
 import { EnvBadge, permissionSummary } from "../components/KeysTable.tsx";
-import { NO_PERMISSION_CHOSEN, PermissionsField } from "../components/PermissionMatrix.tsx";
+import { PermissionsField } from "../components/PermissionMatrix.tsx";
 import { CodeConfirmDialog } from "../components/PersonDialogs.tsx";
 import { limitsProblem, RateLimitEditor } from "../components/RateLimitEditor.tsx";
+import { NO_GRANT_CHOSEN, RolesField } from "../components/RolesField.tsx";
 import { ShowOnceModal } from "../components/ShowOnce.tsx";
 import { TotpInput } from "../components/TotpInput.tsx";
 import { Username } from "../components/Username.tsx";
@@ -493,24 +495,27 @@ function CreateApiUserModal({
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
   const [permissions, setPermissions] = useState<string[]>([]);
+  const [roles, setRoles] = useState<string[]>([]);
+  const [format, setFormat] = useState<"web_service" | "legal_entity_management">("web_service");
   const ips = useIpList();
   const [limits, setLimits] = useState<RateLimit[]>([]);
   const [code, setCode] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  // Set by a submit refused for want of a permission; the reason shows until one is chosen.
+  // Set by a submit refused for want of a role or permission; the reason shows until one is chosen.
   const [triedEmpty, setTriedEmpty] = useState(false);
-  const permissionsRef = useRef<HTMLFieldSetElement>(null);
-  const permissionsProblem = triedEmpty && permissions.length === 0 ? NO_PERMISSION_CHOSEN : undefined;
+  const rolesRef = useRef<HTMLFieldSetElement>(null);
+  const empty = permissions.length === 0 && roles.length === 0;
+  const grantProblem = triedEmpty && empty ? NO_GRANT_CHOSEN : undefined;
   // Adding an allowlist needs a second factor; an address typed but not yet added counts.
   const needsCode = ips.pending.length > 0;
 
   const submit = () => {
     // Both checks run, so each says what is wrong; the focus goes to the first, in the form's order.
     const allowedIps = ips.commit();
-    if (permissions.length === 0) {
+    if (empty) {
       setTriedEmpty(true);
-      permissionsRef.current?.focus();
+      rolesRef.current?.focus();
       return;
     }
     if (allowedIps === null) return;
@@ -522,6 +527,8 @@ function CreateApiUserModal({
           name: name.trim(),
           environment: env,
           ...(description.trim() ? { description: description.trim() } : {}),
+          username_format: format,
+          roles,
           permissions,
           ...(allowedIps.length > 0 ? { allowed_ips: allowedIps } : {}),
           ...(limits.length > 0 ? { rate_limits: limits } : {}),
@@ -532,6 +539,8 @@ function CreateApiUserModal({
         setName("");
         setDescription("");
         setPermissions([]);
+        setRoles([]);
+        setFormat("web_service");
         setTriedEmpty(false);
         ips.reset([]);
         setLimits([]);
@@ -587,12 +596,34 @@ function CreateApiUserModal({
             onChange={(e) => setDescription(e.currentTarget.value)}
             error={errorFor(error, "description")}
           />
+          <Radio.Group
+            label="Kind of API user"
+            description="Sets the shape of its username, for good."
+            value={format}
+            onChange={(v) => setFormat(v as typeof format)}
+            data-testid="username-format"
+          >
+            <Stack gap={6} mt={6}>
+              <Radio value="web_service" label="Web service: ws_123456@Company.YourCompany" />
+              <Radio
+                value="legal_entity_management"
+                label="Legal entity management: ws_123456@Scope.Company_YourCompany"
+              />
+            </Stack>
+          </Radio.Group>
+          <RolesField
+            ref={rolesRef}
+            roles={catalog.roles}
+            value={roles}
+            onChange={setRoles}
+            error={grantProblem ?? errorFor(error, "roles")}
+          />
           <PermissionsField
-            ref={permissionsRef}
             groups={catalog.groups}
             value={permissions}
             onChange={setPermissions}
-            error={permissionsProblem ?? errorFor(error, "permissions")}
+            hint="Single permissions, beside its roles."
+            error={grantProblem ?? errorFor(error, "permissions")}
           />
           <IpEditor
             list={ips}
@@ -611,7 +642,15 @@ function CreateApiUserModal({
           ) : null}
           <FormError
             error={error}
-            fields={["name", "description", "permissions", "allowed_ips", "rate_limits", "totp_code"]}
+            fields={[
+              "name",
+              "description",
+              "roles",
+              "permissions",
+              "allowed_ips",
+              "rate_limits",
+              "totp_code",
+            ]}
           />
           <Group justify="end">
             <Button variant="default" onClick={onClose}>

@@ -8,6 +8,7 @@ import { IpEditor, useIpList } from "../components/IpEditor.tsx";
 import { EnvBadge, KeysTable } from "../components/KeysTable.tsx";
 import { PermissionMatrix } from "../components/PermissionMatrix.tsx";
 import { limitsProblem, RateLimitEditor } from "../components/RateLimitEditor.tsx";
+import { NO_GRANT_CHOSEN, RolesField } from "../components/RolesField.tsx";
 import { SecretLine, ShowOnceModal } from "../components/ShowOnce.tsx";
 import { TotpInput } from "../components/TotpInput.tsx";
 import { ACTIVE_COLOR, formatDate } from "../lib/format.ts";
@@ -99,6 +100,11 @@ export function ApiUserDetail({ id }: { id: string }) {
       </Group>
       <Card withBorder>
         <SecretLine label="Username" value={c.username} />
+        <Text size="xs" c="dimmed" mt={4} data-testid="username-format">
+          {c.username_format === "legal_entity_management"
+            ? "Legal entity management API user"
+            : "Web service API user"}
+        </Text>
         <Text size="xs" c="dimmed" mt={4}>
           Created {formatDate(c.created_at)} · last changed {formatDate(c.updated_at)}
         </Text>
@@ -195,11 +201,15 @@ function PermissionsCard({
 }) {
   const { catalog } = useSession();
   const [value, setValue] = useState(credential.permissions);
+  const [roles, setRoles] = useState(credential.roles);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
   useEffect(() => setValue(credential.permissions), [credential.permissions]);
-  const dirty = !sameSet(value, credential.permissions);
+  useEffect(() => setRoles(credential.roles), [credential.roles]);
+  const dirty = !sameSet(value, credential.permissions) || !sameSet(roles, credential.roles);
+  // An unknown role grants nothing, so it does not count toward the at-least-one rule.
+  const empty = value.length === 0 && roles.every((r) => credential.unknown_roles.includes(r));
   return (
     <Card withBorder>
       <Group justify="space-between" mb="sm">
@@ -213,17 +223,24 @@ function PermissionsCard({
                 Saved
               </Text>
             ) : null}
-            <Button variant="default" disabled={!dirty} onClick={() => setValue(credential.permissions)}>
+            <Button
+              variant="default"
+              disabled={!dirty}
+              onClick={() => {
+                setValue(credential.permissions);
+                setRoles(credential.roles);
+              }}
+            >
               Undo
             </Button>
             <Button
-              disabled={!dirty || value.length === 0}
+              disabled={!dirty || empty}
               loading={busy}
               onClick={() => {
                 setBusy(true);
                 setError(null);
                 api
-                  .updateCredential(credential.id, { permissions: value })
+                  .updateCredential(credential.id, { roles, permissions: value })
                   .then(() => {
                     setSaved(true);
                     onSaved();
@@ -238,7 +255,27 @@ function PermissionsCard({
         ) : null}
       </Group>
       <Text size="xs" c="dimmed" mb="xs">
-        Keys keep the permissions they were created with; these bound what new keys may hold.
+        Keys keep the permissions they were created with; its roles and single permissions bound what new keys
+        may hold, and what its keys can do now.
+      </Text>
+      {editable && empty ? (
+        <Text c="red.8" size="sm" role="alert" mb="xs" data-testid="grant-empty">
+          {NO_GRANT_CHOSEN}
+        </Text>
+      ) : null}
+      <RolesField
+        roles={catalog.roles}
+        value={roles}
+        unknown={credential.unknown_roles}
+        onChange={(v) => {
+          setSaved(false);
+          setRoles(v);
+        }}
+        readOnly={!editable}
+        error={errorFor(error, "roles")}
+      />
+      <Text size="sm" fw={500} mt="md" mb="xs">
+        Single permissions
       </Text>
       <PermissionMatrix
         groups={catalog.groups}
@@ -250,7 +287,7 @@ function PermissionsCard({
         readOnly={!editable}
         error={errorFor(error, "permissions")}
       />
-      <FormError error={error} fields={["permissions"]} />
+      <FormError error={error} fields={["roles", "permissions"]} />
     </Card>
   );
 }

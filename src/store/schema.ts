@@ -28,6 +28,8 @@ export interface UsersTable {
   totp_last_step: ColumnType<string | null, number | null, number | null>;
   password_changed_at: Date | null;
   updated_at: Date | null;
+  /** The company the person last signed in to or switched to, which the next sign-in opens. */
+  last_company_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** A person's place in one company: their role there, and whether they may act there (migration 013). */

@@ -116,7 +116,11 @@ describe.each(BACKENDS)("the memberships migration on %s", (kind) => {
     const columns = rows.map((r) => r.column_name);
     expect(columns).toEqual(expect.arrayContaining(["id", "email", "password_hash", "totp_secret"]));
     for (const gone of ["company_id", "role", "status"]) expect(columns).not.toContain(gone);
-    expect((await store.db.selectFrom("users").select("id").execute()).length).toBe(3);
+    const left = await store.db.selectFrom("users").select(["id", "last_company_id"]).execute();
+    expect(left.length).toBe(3);
+    // The next sign-in opens the company they had.
+    for (const p of Object.values(people))
+      expect(left.find((u) => u.id === p.id)?.last_company_id, p.email).toBe(p.company);
   });
 
   it("signs people in as before: in their company with their role, the disabled one refused", async () => {

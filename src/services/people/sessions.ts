@@ -79,6 +79,8 @@ export class SessionService {
         user_agent: userAgent ? userAgent.slice(0, 512) : null,
       })
       .execute();
+    // The next sign-in opens the company this session acts in.
+    await db.updateTable("users").set({ last_company_id: companyId }).where("id", "=", user.id).execute();
     return { token, csrf_token: csrf, expires_at: expires.toISOString() };
   }
 

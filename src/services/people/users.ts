@@ -51,24 +51,19 @@ export async function memberOf(db: Db, userId: string, companyId: string): Promi
 
 /**
  * The company a person's sign-in opens (and where their own per-person events such as a password reset
- * are audited): the active membership they last had a session in, else their oldest active one.
+ * are audited): the one they last signed in to or switched to while still active there, else their
+ * oldest active membership. Undefined: active nowhere.
  */
 export async function homeMembership(db: Db, userId: string): Promise<MemberRow | undefined> {
-  const last = await db
-    .selectFrom("sessions")
-    .innerJoin("memberships", (j) =>
-      j
-        .onRef("memberships.user_id", "=", "sessions.user_id")
-        .onRef("memberships.company_id", "=", "sessions.company_id"),
-    )
-    .select("sessions.company_id")
-    .where("sessions.user_id", "=", userId)
-    .where("memberships.status", "=", "active")
-    .orderBy("sessions.created_at", "desc")
-    .orderBy("sessions.id", "desc")
-    .limit(1)
+  const person = await db
+    .selectFrom("users")
+    .select("last_company_id")
+    .where("id", "=", userId)
     .executeTakeFirst();
-  if (last) return memberOf(db, userId, last.company_id);
+  if (person?.last_company_id) {
+    const last = await memberOf(db, userId, person.last_company_id);
+    if (last?.status === "active") return last;
+  }
   return membersQuery(db)
     .where("users.id", "=", userId)
     .where("memberships.status", "=", "active")

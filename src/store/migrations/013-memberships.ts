@@ -21,6 +21,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     INSERT INTO memberships (user_id, company_id, role, status, created_at, invited_by, updated_at)
     SELECT id, company_id, role, status, created_at, NULL, updated_at FROM users`.execute(db);
+  // The company a sign-in opens: the one the person last signed in to or switched to. Kept on the
+  // person, not derived from session times, which two steps in one instant would leave tied.
+  await sql`ALTER TABLE users ADD COLUMN last_company_id text COLLATE "C" REFERENCES companies(id)`.execute(
+    db,
+  );
+  await sql`UPDATE users SET last_company_id = company_id`.execute(db);
   // Dropped, not kept as deprecated: a second copy of the role would be a second home for one rule.
   await sql`DROP INDEX users_company`.execute(db);
   await sql`ALTER TABLE users DROP COLUMN company_id, DROP COLUMN role, DROP COLUMN status`.execute(db);
@@ -43,4 +49,5 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   );
   await sql`CREATE INDEX users_company ON users (company_id, id)`.execute(db);
   await sql`DROP TABLE memberships`.execute(db);
+  await sql`ALTER TABLE users DROP COLUMN last_company_id`.execute(db);
 }

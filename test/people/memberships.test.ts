@@ -293,6 +293,23 @@ describe.each(BACKENDS)("memberships: one login in several companies on %s", (ki
     expect((await asPerson(h, both.session, "GET", "/v1/me")).statusCode).toBe(401);
   });
 
+  it("a reinvite (a new temporary password) is refused for a login another company shares", async () => {
+    const email = uniqueEmail("pending");
+    const inA = await asPerson(h, ownerA.session, "POST", "/v1/users", { json: { email, role: "viewer" } });
+    expect(inA.statusCode, inA.body).toBe(201);
+    const inB = await asPerson(h, ownerB.session, "POST", "/v1/users", { json: { email, role: "viewer" } });
+    expect(inB.statusCode, inB.body).toBe(201);
+    const id = inB.json().data.id;
+    const refused = await asPerson(h, ownerB.session, "POST", `/v1/users/${id}/reinvite`, {
+      json: {},
+      code: freshCode(h, ownerB),
+    });
+    expect(refused.statusCode, refused.body).toBe(403);
+    expect(refused.json().error.code).toBe("FORBIDDEN");
+    // The temporary password A's owner passed on still opens the login.
+    expect((await login(h, email, inA.json().data.temporary_password)).statusCode).toBe(200);
+  });
+
   it("two invitations of one new email into two companies at once make one person with two memberships", async () => {
     const email = uniqueEmail("race");
     const [ra, rb] = await Promise.all([

@@ -724,7 +724,15 @@ describe("LatchkeyClient", () => {
       });
       hold("GET /v1/me", await person.me());
       hold("GET /v1/users", await person.users.list());
-      expect(new Set(checked).size).toBe(14);
+      // Switching (here into the one company the person has) replaces the session; the client carries
+      // the new cookie and CSRF token on, so the next write goes through.
+      const switched = await person.auth.switchCompany(created.company.id);
+      hold("POST /v1/auth/switch-company", switched);
+      expect(switched.company.id).toBe(created.company.id);
+      expect((await person.users.invite({ email: "second@schema.test", role: "viewer" })).email).toBe(
+        "second@schema.test",
+      );
+      expect(new Set(checked).size).toBe(15);
     });
   });
 });

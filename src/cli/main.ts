@@ -182,13 +182,17 @@ program
     }
     const d = data as {
       company: { id: string; name: string };
-      owner: { email: string; temporary_password: string };
+      owner: { email: string; existing_login: boolean; temporary_password?: string };
       default_credential: { username: string };
       default_test_credential: { username: string };
       management_key: { key: string };
     };
     console.log(`Company        ${d.company.name} (${d.company.id})`);
-    console.log(`Owner          ${d.owner.email}, temporary password ${d.owner.temporary_password}`);
+    console.log(
+      d.owner.temporary_password === undefined
+        ? `Owner          ${d.owner.email}, who already has a login (they sign in with their own password)`
+        : `Owner          ${d.owner.email}, temporary password ${d.owner.temporary_password}`,
+    );
     console.log(`API credential ${d.default_credential.username} (live)`);
     console.log(`API credential ${d.default_test_credential.username} (test)`);
     console.log(`Management key ${d.management_key.key}`);

@@ -19,6 +19,22 @@ export function invitationMail(o: { company: string; role: string; link: string;
   };
 }
 
+/** To a person who already has a login and was added to one more company: no link to set a password. */
+export function membershipAddedMail(o: { company: string; role: string; link: string }) {
+  return {
+    subject: `You were added to ${o.company} on Latchkey`,
+    text: [
+      `You have been added to ${o.company} as ${o.role}, to manage its API keys.`,
+      "",
+      "Sign in with the email, password and second factor you already use, and choose the company from",
+      "the account menu:",
+      o.link,
+      "",
+      "If you did not expect this, tell the company's owners; you can ignore this message.",
+    ].join("\n"),
+  };
+}
+
 export function passwordResetMail(o: { link: string; ttlMs: number }) {
   return {
     subject: "Reset your Latchkey password",

@@ -14,7 +14,8 @@ import type { CreatedKey, KeyService } from "./keys.ts";
 
 export interface CreatedCompany {
   company: { id: string; name: string; slug: string; created_at: string };
-  owner: { id: string; email: string; temporary_password: string };
+  /** An email that already had a login gets no temporary password: it signs in as it always has. */
+  owner: { id: string; email: string; existing_login: boolean; temporary_password?: string };
   default_credential: { id: string; username: string };
   /** Test keys belong to test API users: the company starts with one, so it can issue them at once. */
   default_test_credential: { id: string; username: string };
@@ -53,16 +54,24 @@ export class CompanyService {
     const passwordHash = await hash(temporaryPassword, { algorithm: 2 });
     const everything = [...this.deps.catalog.permissions];
     const created = await this.deps.db.transaction().execute(async (tx) => {
-      if (await users.emailTaken(tx, email)) {
-        throw new LatchkeyError("EMAIL_TAKEN", undefined, { field: "owner_email" });
-      }
       const base = companySlug(input.name);
       let slug = base;
       for (let n = 2; await companies.slugTaken(tx, slug); n++) slug = `${base}${n}`;
       const company = { id: newId("co", now), name: input.name, slug, created_at: now };
       await companies.insert(tx, company);
-      const owner = { id: newId("usr", now), company_id: company.id, email, role: "owner" as const };
-      await users.insert(tx, { ...owner, password_hash: passwordHash, created_at: now });
+      // The owner may be a person who has a login already (an owner of another company, say): they
+      // get a membership here and keep their password. The platform, who asks, may know that.
+      const person = await users.addMember(tx, {
+        email,
+        passwordHash,
+        companyId: company.id,
+        role: "owner",
+        invitedBy: null,
+        now,
+      });
+      // A company just made has no members: only a bug could make this happen.
+      if (!person) throw new Error("a new company already had its owner");
+      const owner = { id: person.id, existed: person.existed };
       await this.deps.audit.append(tx, ctx, {
         action: "company.created",
         companyId: company.id,
@@ -114,7 +123,12 @@ export class CompanyService {
         slug: created.company.slug,
         created_at: now.toISOString(),
       },
-      owner: { id: created.owner.id, email, temporary_password: temporaryPassword },
+      owner: {
+        id: created.owner.id,
+        email,
+        existing_login: created.owner.existed,
+        ...(created.owner.existed ? {} : { temporary_password: temporaryPassword }),
+      },
       default_credential: { id: created.credential.id, username: created.credential.username },
       default_test_credential: {
         id: created.testCredential.id,

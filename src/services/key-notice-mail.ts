@@ -84,11 +84,12 @@ export class KeyNoticeMail {
         if (claim.rows.length === 0) continue;
         won++;
         const owners = await tx
-          .selectFrom("users")
-          .select("email")
-          .where("company_id", "=", row.company_id)
-          .where("role", "=", "owner")
-          .where("status", "=", "active")
+          .selectFrom("memberships")
+          .innerJoin("users", "users.id", "memberships.user_id")
+          .select("users.email")
+          .where("memberships.company_id", "=", row.company_id)
+          .where("memberships.role", "=", "owner")
+          .where("memberships.status", "=", "active")
           .execute();
         const data = row.data as Record<string, unknown>;
         const message =

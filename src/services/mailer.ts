@@ -6,7 +6,14 @@ export interface Mail {
   subject: string;
   text: string;
   /** What the message is, for log lines about it (which never carry its text). */
-  kind: "invitation" | "password_reset" | "totp_enrolled" | "totp_reset" | "key_leaked" | "key_expiring";
+  kind:
+    | "invitation"
+    | "membership_added"
+    | "password_reset"
+    | "totp_enrolled"
+    | "totp_reset"
+    | "key_leaked"
+    | "key_expiring";
 }
 
 /** Where the mailer reports; the runtime hands in the server's logger. */
@@ -44,7 +51,7 @@ export class SmtpMailer implements Mailer {
 }
 
 /** The messages that carry a link someone needs; without SMTP only these are printed. */
-const WITH_LINK: ReadonlySet<Mail["kind"]> = new Set(["invitation", "password_reset"]);
+const WITH_LINK: ReadonlySet<Mail["kind"]> = new Set(["invitation", "membership_added", "password_reset"]);
 
 /**
  * No SMTP configured: a message with a link is printed for the operator, at info level, as one line

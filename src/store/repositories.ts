@@ -8,6 +8,7 @@ import type {
   CredentialsTable,
   Database,
   KeyCreditsRow,
+  MembershipRow,
   NewApiKey,
 } from "./schema.ts";
 
@@ -55,22 +56,47 @@ export const companies = {
 };
 
 export const users = {
-  async emailTaken(db: Db, email: string): Promise<boolean> {
-    const row = await db.selectFrom("users").select("id").where("email", "=", email).executeTakeFirst();
-    return row !== undefined;
-  },
-  insert(
-    db: Db,
-    row: {
-      id: string;
-      company_id: string;
+  /**
+   * Gives `email` a membership in a company, making the person (the login) first when there is none.
+   * The insert of the person is conditional on the email being free, so two invitations of one new
+   * email into two companies at once make one person with two memberships: the second waits for the
+   * first's row and then uses it. Returns undefined when the person is a member of the company already.
+   */
+  async addMember(
+    tx: Db,
+    o: {
       email: string;
-      password_hash: string;
-      role: "owner";
-      created_at: Date;
+      passwordHash: string;
+      companyId: string;
+      role: MembershipRow["role"];
+      invitedBy: string | null;
+      now: Date;
     },
-  ) {
-    return db.insertInto("users").values(row).execute();
+  ): Promise<{ id: string; existed: boolean } | undefined> {
+    const inserted = await tx
+      .insertInto("users")
+      .values({ id: newId("usr", o.now), email: o.email, password_hash: o.passwordHash, created_at: o.now })
+      .onConflict((oc) => oc.column("email").doNothing())
+      .returning("id")
+      .executeTakeFirst();
+    const id =
+      inserted?.id ??
+      (await tx.selectFrom("users").select("id").where("email", "=", o.email).executeTakeFirstOrThrow()).id;
+    const added = await tx
+      .insertInto("memberships")
+      .values({
+        user_id: id,
+        company_id: o.companyId,
+        role: o.role,
+        created_at: o.now,
+        invited_by: o.invitedBy,
+        updated_at: null,
+      })
+      .onConflict((oc) => oc.columns(["user_id", "company_id"]).doNothing())
+      .returning("user_id")
+      .executeTakeFirst();
+    if (!added) return undefined;
+    return { id, existed: inserted === undefined };
   },
 };
 

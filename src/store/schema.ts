@@ -13,13 +13,11 @@ export interface CompaniesTable {
   created_at: Timestamp;
 }
 
+/** A person: one login for every company they belong to (migration 013 moved role and status out). */
 export interface UsersTable {
   id: string;
-  company_id: string;
   email: string;
   password_hash: string;
-  role: "owner" | "moderator" | "developer" | "viewer";
-  status: Generated<"active" | "disabled">;
   must_change_password: Generated<boolean>;
   created_at: Timestamp;
   /** AES-GCM sealed TOTP seed, set once enrolment is confirmed; the pending one awaits confirmation. */
@@ -29,6 +27,20 @@ export interface UsersTable {
   /** The last TOTP time step accepted, so a code is never accepted twice. */
   totp_last_step: ColumnType<string | null, number | null, number | null>;
   password_changed_at: Date | null;
+  updated_at: Date | null;
+  /** The company the person last signed in to or switched to, which the next sign-in opens. */
+  last_company_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** A person's place in one company: their role there, and whether they may act there (migration 013). */
+export interface MembershipsTable {
+  user_id: string;
+  company_id: string;
+  role: "owner" | "moderator" | "developer" | "viewer";
+  status: Generated<"active" | "disabled">;
+  created_at: Timestamp;
+  /** The person who invited them; null for a company's first owner and people from before 013. */
+  invited_by: string | null;
   updated_at: Date | null;
 }
 
@@ -285,6 +297,7 @@ export interface WebhookAttemptsTable {
 export interface Database {
   companies: CompaniesTable;
   users: UsersTable;
+  memberships: MembershipsTable;
   credentials: CredentialsTable;
   api_keys: ApiKeysTable;
   recovery_codes: RecoveryCodesTable;
@@ -308,6 +321,7 @@ export interface Database {
 
 export type CompanyRow = Selectable<CompaniesTable>;
 export type UserRow = Selectable<UsersTable>;
+export type MembershipRow = Selectable<MembershipsTable>;
 export type CredentialRow = Selectable<CredentialsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type NewApiKey = Insertable<ApiKeysTable>;

@@ -388,8 +388,9 @@ describe.each(BACKENDS)("webhook delivery on %s", (kind) => {
     await h.call("PATCH", `/v1/credentials/${id}`, { key: co.key, json: { status: "inactive" } });
     const owner = await h.store.db
       .selectFrom("users")
-      .selectAll()
-      .where("company_id", "=", co.id)
+      .innerJoin("memberships", "memberships.user_id", "users.id")
+      .selectAll("users")
+      .where("memberships.company_id", "=", co.id)
       .executeTakeFirstOrThrow();
     const ctx = {
       actor: {

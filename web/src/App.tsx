@@ -95,6 +95,19 @@ function Console() {
       });
   }, []);
 
+  const switchCompany = useCallback(
+    (companyId: string) => {
+      void api
+        .switchCompany(companyId)
+        .then(() => {
+          // A full load, so no list, form or cache of the company left behind survives into the next.
+          window.location.assign("/keys");
+        })
+        .catch(() => void refresh());
+    },
+    [refresh],
+  );
+
   // A link from an email opens its page whoever is signed in: the token in its #fragment is the proof.
   if (match("/reset-password", path) || match("/accept-invitation", path)) {
     return (
@@ -131,7 +144,9 @@ function Console() {
       );
     case "ready":
       return (
-        <SessionContext.Provider value={{ me: state.me, catalog: state.catalog, env, setEnv, signOut }}>
+        <SessionContext.Provider
+          value={{ me: state.me, catalog: state.catalog, env, setEnv, signOut, switchCompany }}
+        >
           <Shell />
         </SessionContext.Provider>
       );
@@ -142,7 +157,9 @@ function Console() {
 const skipped = new Set<string>();
 
 function Shell() {
-  const { me, env, setEnv, signOut } = useSession();
+  const { me, env, setEnv, signOut, switchCompany } = useSession();
+  const companies = me.companies ?? [];
+  const company = companies.find((c) => c.id === me.company_id);
   const { path, navigate } = useRouter();
   const [opened, { toggle, close }] = useDisclosure(false);
   const [account, setAccount] = useState<"password" | "recovery" | null>(null);
@@ -200,6 +217,11 @@ function Shell() {
             <Menu position="bottom-end">
               <Menu.Target>
                 <Button variant="subtle" size="compact-sm" aria-label={`Account: ${me.user.email}`}>
+                  {companies.length > 1 && company ? (
+                    <Text size="sm" fw={600} mr={6} data-testid="current-company">
+                      {company.name}
+                    </Text>
+                  ) : null}
                   <Text size="sm" visibleFrom="sm" mr={6}>
                     {me.user.email}
                   </Text>
@@ -213,6 +235,28 @@ function Shell() {
                 <Menu.Item onClick={() => setAccount("password")}>Change password</Menu.Item>
                 {me.totp_enrolled ? (
                   <Menu.Item onClick={() => setAccount("recovery")}>New recovery codes</Menu.Item>
+                ) : null}
+                {companies.length > 1 ? (
+                  <>
+                    <Menu.Divider />
+                    <Menu.Label>Switch company</Menu.Label>
+                    {companies.map((c) => (
+                      <Menu.Item
+                        key={c.id}
+                        disabled={c.id === me.company_id}
+                        onClick={() => switchCompany(c.id)}
+                        aria-label={`Switch to ${c.name}`}
+                        rightSection={
+                          <Text size="xs" c="dimmed">
+                            {c.id === me.company_id ? "current" : ROLE_LABELS[c.role]}
+                          </Text>
+                        }
+                      >
+                        {c.name}
+                      </Menu.Item>
+                    ))}
+                    <Menu.Divider />
+                  </>
                 ) : null}
                 <Menu.Item onClick={signOut}>Sign out</Menu.Item>
               </Menu.Dropdown>

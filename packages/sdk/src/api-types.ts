@@ -339,7 +339,8 @@ export interface Catalog {
 
 export interface CreatedCompany {
   company: { id: string; name: string; slug: string; created_at: string };
-  owner: { id: string; email: string; temporary_password: string };
+  /** `existing_login`: the email already signed in elsewhere; it gets no temporary password. */
+  owner: { id: string; email: string; existing_login: boolean; temporary_password?: string };
   default_credential: { id: string; username: string };
   default_test_credential: { id: string; username: string };
   management_key: CreatedKey;
@@ -404,6 +405,17 @@ export interface Me {
   csrf_token: string;
   password_change_required: boolean;
   totp_enrolled: boolean;
+  /** Every company the person may act in (an active membership), with their role there. */
+  companies: { id: string; name: string; slug: string; role: string }[];
+}
+
+/** The answer to switching company: the new session's company, role and CSRF token. */
+export interface SwitchedCompany {
+  user: { id: string; email: string };
+  company: { id: string; name: string; slug: string };
+  role: string;
+  csrf_token: string;
+  expires_at: string;
 }
 
 export interface User {

@@ -28,6 +28,7 @@ import type {
   Role,
   RotatedKey,
   Session,
+  SwitchedCompany,
   TokenFeedback,
   UpdateCredentialBody,
   UpdateKeyBody,
@@ -189,6 +190,12 @@ export const OPERATIONS = {
     body: ["email", "password", "totp_code"],
   },
   "auth.logout": { method: "POST", path: "/v1/auth/logout", caller: "session" },
+  "auth.switchCompany": {
+    method: "POST",
+    path: "/v1/auth/switch-company",
+    caller: "session",
+    body: ["company_id"],
+  },
   "auth.changePassword": {
     method: "POST",
     path: "/v1/auth/password",
@@ -555,6 +562,15 @@ export class LatchkeyClient {
     logout: async () => {
       const out = await this.call<{ message: string }>("auth.logout");
       this.session = null;
+      return out;
+    },
+    /**
+     * Acts in another company of the person's (one of `me().companies`): the session is replaced by
+     * one in that company, with a new cookie (kept by call()) and a new CSRF token.
+     */
+    switchCompany: async (companyId: string) => {
+      const out = await this.call<SwitchedCompany>("auth.switchCompany", { body: { company_id: companyId } });
+      if (this.session !== null) this.session.csrf = out.csrf_token;
       return out;
     },
     changePassword: async (body: { current_password: string; new_password: string }) => {

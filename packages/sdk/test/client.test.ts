@@ -290,7 +290,23 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       "GET /v1/me",
       "response",
       shape<Api.Me>()({
-        required: ["user", "company_id", "role", "csrf_token", "password_change_required", "totp_enrolled"],
+        required: [
+          "user",
+          "company_id",
+          "role",
+          "csrf_token",
+          "password_change_required",
+          "totp_enrolled",
+          "companies",
+        ],
+        optional: [],
+      }),
+    ],
+    [
+      "POST /v1/auth/switch-company",
+      "response",
+      shape<Api.SwitchedCompany>()({
+        required: ["user", "company", "role", "csrf_token", "expires_at"],
         optional: [],
       }),
     ],
@@ -626,7 +642,7 @@ describe("LatchkeyClient", () => {
       const person = new LatchkeyClient({ url });
       const session = await person.auth.login({
         email: "owner@audit.test",
-        password: created.owner.temporary_password,
+        password: created.owner.temporary_password ?? "",
       });
       expect(session.company.id).toBe(created.company.id);
       expect(await person.me()).toMatchObject({ company_id: created.company.id, role: "owner" });
@@ -728,15 +744,26 @@ describe("LatchkeyClient", () => {
       hold("GET /v1/admin/audit/verify", await admin.admin.verifyAudit());
 
       const person = new LatchkeyClient({ url });
-      await person.auth.login({ email: "owner@schema.test", password: created.owner.temporary_password });
+      await person.auth.login({
+        email: "owner@schema.test",
+        password: created.owner.temporary_password ?? "",
+      });
       hold("GET /v1/me", await person.me());
       await person.auth.changePassword({
-        current_password: created.owner.temporary_password,
+        current_password: created.owner.temporary_password ?? "",
         new_password: "a long new password for the schema test",
       });
       hold("GET /v1/me", await person.me());
       hold("GET /v1/users", await person.users.list());
-      expect(new Set(checked).size).toBe(15);
+      // Switching (here into the one company the person has) replaces the session; the client carries
+      // the new cookie and CSRF token on, so the next write goes through.
+      const switched = await person.auth.switchCompany(created.company.id);
+      hold("POST /v1/auth/switch-company", switched);
+      expect(switched.company.id).toBe(created.company.id);
+      expect((await person.users.invite({ email: "second@schema.test", role: "viewer" })).email).toBe(
+        "second@schema.test",
+      );
+      expect(new Set(checked).size).toBe(16);
     });
   });
 });

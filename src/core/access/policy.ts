@@ -117,6 +117,7 @@ export const POLICY = {
   "auth.password": { route: "POST /v1/auth/password", ...OWN_SESSION },
   "auth.totp_setup": { route: "POST /v1/auth/totp/setup", ...OWN_SESSION },
   "auth.totp_confirm": { route: "POST /v1/auth/totp/confirm", ...OWN_SESSION },
+  "auth.switch_company": { route: "POST /v1/auth/switch-company", ...OWN_SESSION },
   "me.get": { route: "GET /v1/me", ...OWN_SESSION },
   // Getting back in: public, enumeration-safe and rate-limited; a link's token is the proof.
   "auth.forgot_password": { route: "POST /v1/auth/forgot-password", caller: "public" },

@@ -31,7 +31,8 @@ export default function createCompany(app: App, { services, platformTokens, cont
               owner: Type.Object({
                 id: Type.String(),
                 email: Type.String(),
-                temporary_password: Type.String(),
+                existing_login: Type.Boolean(),
+                temporary_password: Type.Optional(Type.String()),
               }),
               default_credential: Type.Object({ id: Type.String(), username: Type.String() }),
               default_test_credential: Type.Object({ id: Type.String(), username: Type.String() }),

@@ -11,7 +11,7 @@ export default function getMe(app: App, { services }: RouteDeps) {
     {
       schema: {
         tags: ["people"],
-        summary: "The signed-in person, their company, role and the session's CSRF token",
+        summary: "The signed-in person, their company, role, the session's CSRF token and their companies",
         response: {
           200: Ok(
             Type.Object({
@@ -21,6 +21,15 @@ export default function getMe(app: App, { services }: RouteDeps) {
               csrf_token: Type.String(),
               password_change_required: Type.Boolean(),
               totp_enrolled: Type.Boolean(),
+              /** Every company the person may act in; the console's switcher lists them. */
+              companies: Type.Array(
+                Type.Object({
+                  id: Type.String(),
+                  name: Type.String(),
+                  slug: Type.String(),
+                  role: Type.String(),
+                }),
+              ),
             }),
           ),
           "4xx": ErrorEnvelope,
@@ -30,7 +39,8 @@ export default function getMe(app: App, { services }: RouteDeps) {
     },
     async (request) => {
       const actor = userOf(request);
-      const me = await services.people.me(actor.userId);
+      const me = await services.people.me(actor.userId, actor.companyId);
+      const companies = await services.people.companies(actor.userId);
       const session = await services.people.sessionOf(actor.sessionId);
       return {
         success: true as const,
@@ -41,6 +51,7 @@ export default function getMe(app: App, { services }: RouteDeps) {
           csrf_token: session.csrf_token,
           password_change_required: me.password_change_required,
           totp_enrolled: me.totp_enrolled,
+          companies,
         },
       };
     },

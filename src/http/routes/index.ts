@@ -45,6 +45,7 @@ import rotateKey from "./rotate-key.ts";
 import rotateWebhookSecret from "./rotate-webhook-secret.ts";
 import sendWebhookTest from "./send-webhook-test.ts";
 import streamVerifyChanges from "./stream-verify-changes.ts";
+import switchCompany from "./switch-company.ts";
 import totpConfirm from "./totp-confirm.ts";
 import totpSetup from "./totp-setup.ts";
 import updateCredential from "./update-credential.ts";
@@ -87,6 +88,7 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     streamVerifyChanges,
     login,
     logout,
+    switchCompany,
     getMe,
     changePassword,
     totpSetup,

@@ -2,10 +2,10 @@ import type { Kysely } from "kysely";
 import type { RateLimiter } from "../../cluster/rate-limiter.ts";
 import type { Actor } from "../../core/actor.ts";
 import type { Catalog } from "../../core/catalog.ts";
-import { totpEnrolledMail } from "../../core/mail-texts.ts";
+import { membershipAddedMail, totpEnrolledMail } from "../../core/mail-texts.ts";
 import type { CompiledLimit } from "../../core/rate-limit.ts";
 import type { Role } from "../../core/roles.ts";
-import type { Database, SessionRow, UserRow } from "../../store/schema.ts";
+import type { Database, SessionRow } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
 import type { EventOutbox } from "../events.ts";
@@ -17,7 +17,7 @@ import { SecondFactorService } from "./second-factor.ts";
 import { type SessionInfo, SessionService } from "./sessions.ts";
 import { type SignedIn, SignInService } from "./sign-in.ts";
 import { StepUpService } from "./step-up.ts";
-import type { UserView } from "./users.ts";
+import { type MemberRow, type UserView, userView } from "./users.ts";
 
 export type { SessionInfo } from "./sessions.ts";
 export type { UserView } from "./users.ts";
@@ -62,9 +62,13 @@ export class PeopleService {
   private readonly mail: MailOutbox;
 
   private readonly clockNow: () => Date;
+  private readonly db: Kysely<Database>;
+  private readonly publicUrl: string;
 
   constructor(o: PeopleOptions) {
     this.clockNow = o.clock;
+    this.db = o.db;
+    this.publicUrl = o.publicUrl;
     const base = { db: o.db, clock: o.clock, audit: o.audit };
     this.sessions = new SessionService({
       ...base,
@@ -127,7 +131,7 @@ export class PeopleService {
 
   authenticate(
     token: string,
-  ): Promise<{ actor: Actor & { kind: "user" }; session: SessionRow; user: UserRow } | null> {
+  ): Promise<{ actor: Actor & { kind: "user" }; session: SessionRow; user: MemberRow } | null> {
     return this.sessions.authenticate(token);
   }
 
@@ -185,8 +189,24 @@ export class PeopleService {
     return this.stepUpService.verify(actor, code, ctx);
   }
 
-  me(userId: string): Promise<UserView> {
-    return this.management.me(userId);
+  me(userId: string, companyId: string): Promise<UserView> {
+    return this.management.me(userId, companyId);
+  }
+
+  /** The companies the person may act in, for the console's switcher. */
+  companies(userId: string) {
+    return this.sessions.companiesOf(userId);
+  }
+
+  /** Ends this session and opens one in another company of the person (see SessionService). */
+  async switchCompany(ctx: Ctx & { actor: { kind: "user" } }, companyId: string) {
+    const { session, member } = await this.sessions.switchCompany(ctx, companyId);
+    const company = await this.db
+      .selectFrom("companies")
+      .select(["id", "name", "slug"])
+      .where("id", "=", companyId)
+      .executeTakeFirstOrThrow();
+    return { session, user: userView(member), company };
   }
 
   list(companyId: string): Promise<UserView[]> {
@@ -196,6 +216,9 @@ export class PeopleService {
   /**
    * Invites a person. With mail configured they get a link to choose a password (and no temporary
    * password is shown); without, the temporary password is shown once to the inviter, as before.
+   * A person who already has a login is mailed that they were added (they keep their password), and
+   * with mail configured the answer is the same as for a new person. Without mail no temporary
+   * password can be shown for them (their password is theirs), so there the inviter can tell.
    */
   async invite(ctx: Ctx & { actor: { kind: "user" } }, input: { email: string; role: Role }) {
     const byMail = this.mail.sends;
@@ -210,12 +233,24 @@ export class PeopleService {
         made.link,
       );
     }
+    if (made.existed) {
+      const company = await this.db
+        .selectFrom("companies")
+        .select("name")
+        .where("id", "=", ctx.actor.companyId)
+        .executeTakeFirstOrThrow();
+      this.mail.deliver({
+        kind: "membership_added",
+        to: made.email,
+        ...membershipAddedMail({ company: company.name, role: made.role, link: this.publicUrl }),
+      });
+    }
     return {
       id: made.id,
       email: made.email,
       role: made.role,
       invitation_sent: byMail,
-      ...(byMail ? {} : { temporary_password: made.temporary_password }),
+      ...(byMail || made.temporary_password === null ? {} : { temporary_password: made.temporary_password }),
     };
   }
 

@@ -1,17 +1,16 @@
 import { hash } from "@node-rs/argon2";
 import type { Kysely } from "kysely";
 import { LatchkeyError } from "../../core/errors.ts";
-import { newId } from "../../core/ids.ts";
 import { looksLikeCredentialUsername } from "../../core/names.ts";
 import { randomBase62 } from "../../core/random.ts";
 import { mayAssignRole, type Role } from "../../core/roles.ts";
-import type { Db } from "../../store/repositories.ts";
+import { type Db, users } from "../../store/repositories.ts";
 import type { Database } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
 import type { EventOutbox } from "../events.ts";
 import type { SessionService } from "./sessions.ts";
-import { normalizeEmail, type UserView, userById, userView } from "./users.ts";
+import { memberOf, membersQuery, normalizeEmail, type UserView, userView } from "./users.ts";
 
 export interface ManagementOptions {
   db: Kysely<Database>;
@@ -29,24 +28,28 @@ export interface ManagementOptions {
 export class PeopleManagement {
   constructor(private readonly o: ManagementOptions) {}
 
-  async me(userId: string): Promise<UserView> {
-    return userView(await userById(this.o.db, userId));
+  async me(userId: string, companyId: string): Promise<UserView> {
+    const row = await memberOf(this.o.db, userId, companyId);
+    if (!row) throw new LatchkeyError("NOT_FOUND");
+    return userView(row);
   }
 
+  /** The company's people, with their membership here; nothing of their other companies. */
   async list(companyId: string): Promise<UserView[]> {
-    const rows = await this.o.db
-      .selectFrom("users")
-      .selectAll()
-      .where("company_id", "=", companyId)
-      .orderBy("id", "asc")
+    const rows = await membersQuery(this.o.db)
+      .where("memberships.company_id", "=", companyId)
+      .orderBy("users.id", "asc")
       .execute();
     return rows.map(userView);
   }
 
   /**
-   * Invites a person with a temporary password, shown once; they must change it at first sign-in.
-   * `withLink` (mail is configured) writes an invitation link in the same transaction instead, and the
-   * password made here is one nobody knows.
+   * Invites a person into the actor's company. An email with no login yet becomes a person with a
+   * temporary password, shown once (they must change it at first sign-in); `withLink` (mail is
+   * configured) writes an invitation link in the same transaction instead, and the password made here
+   * is one nobody knows. An email that already has a login (in another company) gets a membership
+   * only: its password and second factor are the person's, and nothing in the answer, the audit event
+   * or the webhook event here says the login existed. A member of this company already: EMAIL_TAKEN.
    */
   async invite(
     ctx: Ctx & { actor: { kind: "user" } },
@@ -66,42 +69,49 @@ export class PeopleManagement {
         },
       );
     }
+    // Hashed whether or not the login exists, so the time the answer takes does not tell either.
     const temporaryPassword = randomBase62(20);
     const passwordHash = await hash(temporaryPassword, { algorithm: 2 });
     const now = this.o.clock();
-    const id = newId("usr", now);
-    const link = await this.o.db.transaction().execute(async (tx) => {
-      const taken = await tx.selectFrom("users").select("id").where("email", "=", email).executeTakeFirst();
-      if (taken) throw new LatchkeyError("EMAIL_TAKEN", undefined, { field: "email" });
-      await tx
-        .insertInto("users")
-        .values({
-          id,
-          company_id: ctx.actor.companyId,
-          email,
-          password_hash: passwordHash,
-          role: input.role,
-          created_at: now,
-        })
-        .execute();
+    const companyId = ctx.actor.companyId;
+    const made = await this.o.db.transaction().execute(async (tx) => {
+      const person = await users.addMember(tx, {
+        email,
+        passwordHash,
+        companyId,
+        role: input.role,
+        invitedBy: ctx.actor.userId,
+        now,
+      });
+      if (!person) throw new LatchkeyError("EMAIL_TAKEN", undefined, { field: "email" });
+      // The same event whether the login is new or not: it is this company's new person.
       await this.o.audit.append(tx, ctx, {
         action: "user.created",
-        companyId: ctx.actor.companyId,
-        target: { type: "user", id },
+        companyId,
+        target: { type: "user", id: person.id },
         changes: { after: { email, role: input.role } },
       });
       // People are company-wide, which is live's: their events go to live endpoints.
-      const created = await tx.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+      const created = await memberOf(tx, person.id, companyId);
+      if (!created) throw new Error("the membership just written is missing");
       await this.o.events.emit(tx, {
-        companyId: ctx.actor.companyId,
+        companyId,
         environment: "live",
         type: "user.invited",
         data: { ...userView(created), invited_by: ctx.actor.userId },
       });
-      return withLink ? await withLink(tx, { id }) : null;
+      const link = !person.existed && withLink ? await withLink(tx, { id: person.id }) : null;
+      return { id: person.id, existed: person.existed, link };
     });
     this.o.events.committed();
-    return { id, email, role: input.role, temporary_password: temporaryPassword, link };
+    return {
+      id: made.id,
+      email,
+      role: input.role,
+      existed: made.existed,
+      temporary_password: made.existed ? null : temporaryPassword,
+      link: made.link,
+    };
   }
 
   /** Changes a person's role or status; either ends their sessions, so the change holds at once. */
@@ -114,20 +124,21 @@ export class PeopleManagement {
     const updated = await this.o.db.transaction().execute(async (tx) => {
       // Lock the company's owners first, so two demotions cannot both pass the last-owner check.
       const owners = await tx
-        .selectFrom("users")
-        .select(["id"])
+        .selectFrom("memberships")
+        .select(["user_id"])
         .where("company_id", "=", companyId)
         .where("role", "=", "owner")
         .where("status", "=", "active")
         .forUpdate()
         .execute();
-      const row = await tx
-        .selectFrom("users")
-        .selectAll()
+      const locked = await tx
+        .selectFrom("memberships")
+        .select("user_id")
         .where("company_id", "=", companyId)
-        .where("id", "=", userId)
+        .where("user_id", "=", userId)
         .forUpdate()
         .executeTakeFirst();
+      const row = locked ? await memberOf(tx, userId, companyId) : undefined;
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such person.");
       const role = patch.role ?? row.role;
       const status = patch.status ?? row.status;
@@ -140,12 +151,14 @@ export class PeopleManagement {
         row.role === "owner" && row.status === "active" && (role !== "owner" || status !== "active");
       if (losesOwner && owners.length <= 1) throw new LatchkeyError("LAST_OWNER");
       await tx
-        .updateTable("users")
+        .updateTable("memberships")
         .set({ role, status, updated_at: this.o.clock() })
-        .where("id", "=", row.id)
+        .where("user_id", "=", row.id)
+        .where("company_id", "=", companyId)
         .execute();
-      // A change of privilege ends the person's sessions; they sign in again with the new role.
-      await this.o.sessions.endAll(tx, row.id);
+      // A change of privilege ends the person's sessions in this company; they sign in again with the
+      // new role. Their sessions in other companies hold other memberships, which did not change.
+      await this.o.sessions.endAll(tx, row.id, companyId);
       const target = { type: "user", id: row.id };
       if (role !== row.role) {
         await this.o.audit.append(tx, ctx, {

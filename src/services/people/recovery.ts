@@ -16,7 +16,7 @@ import {
   TOKEN_TTL_MS,
   type TokenPurpose,
 } from "../../core/recovery.ts";
-import { mayAssignRole } from "../../core/roles.ts";
+import { mayAssignRole, type Role } from "../../core/roles.ts";
 import type { Db } from "../../store/repositories.ts";
 import type { Database, UserRow } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
@@ -24,7 +24,7 @@ import type { AuditService } from "../audit.ts";
 import type { MailOutbox } from "../mailer.ts";
 import type { LoginLockout } from "./lockout.ts";
 import type { SessionService } from "./sessions.ts";
-import { normalizeEmail } from "./users.ts";
+import { homeMembership, type MemberRow, memberOf, normalizeEmail } from "./users.ts";
 
 export interface RecoveryOptions {
   db: Kysely<Database>;
@@ -122,12 +122,15 @@ export class RecoveryService {
 
   private async sendReset(email: string, ip: string | null, userAgent: string | null): Promise<void> {
     if (looksLikeCredentialUsername(email)) return;
-    const user = await this.o.db
+    const person = await this.o.db
       .selectFrom("users")
-      .selectAll()
+      .select("id")
       .where("email", "=", email)
       .executeTakeFirst();
-    if (user?.status !== "active") return;
+    // A person disabled in every company has nothing to sign in to; the request is audited in the
+    // company a sign-in would open.
+    const user = person ? await homeMembership(this.o.db, person.id) : undefined;
+    if (!user) return;
     const ctx: Ctx = { actor: { kind: "platform" }, ip, userAgent, totpUsed: false };
     const link = await this.o.db.transaction().execute(async (tx) => {
       const link = await this.issue(tx, user, "password_reset");
@@ -180,12 +183,8 @@ export class RecoveryService {
     ) {
       throw new LatchkeyError("TOKEN_INVALID", undefined, { field: "token" });
     }
-    const user = await this.o.db
-      .selectFrom("users")
-      .selectAll()
-      .where("id", "=", found.user_id)
-      .executeTakeFirstOrThrow();
-    if (user.status !== "active") throw new LatchkeyError("TOKEN_INVALID", undefined, { field: "token" });
+    const user = await homeMembership(this.o.db, found.user_id);
+    if (!user) throw new LatchkeyError("TOKEN_INVALID", undefined, { field: "token" });
     // Checked before the token is spent, so a weak choice can be corrected with the same link.
     const problem = passwordProblem(newPassword, user.email);
     if (problem) {
@@ -251,6 +250,14 @@ export class RecoveryService {
     if (!mayAssignRole(ctx.actor.role, row.role)) {
       throw new LatchkeyError("FORBIDDEN", "Only an owner can reissue an owner's invitation.");
     }
+    // A new temporary password is a new way into every company of the login, so the inviter must be
+    // able to do this in each of them.
+    await this.mustManageEverywhere(
+      ctx,
+      row.id,
+      (actorRole, personRole) =>
+        mayAssignRole(actorRole, personRole) && (actorRole === "owner" || actorRole === "moderator"),
+    );
     if (row.status !== "active" || !row.must_change_password || row.password_changed_at !== null) {
       throw new LatchkeyError(
         "CONFLICT",
@@ -314,6 +321,9 @@ export class RecoveryService {
     if (row.totp_secret === null && row.totp_pending_secret === null) {
       throw new LatchkeyError("CONFLICT", "This person has no two-factor authentication to reset.");
     }
+    // The second factor guards the login in every company of the person: an owner of one company may
+    // not weaken it for another's. Only an owner in each of the person's companies may reset it.
+    await this.mustManageEverywhere(ctx, row.id, (actorRole) => actorRole === "owner");
     const now = this.o.clock();
     await this.o.db.transaction().execute(async (tx) => {
       await tx
@@ -343,14 +353,37 @@ export class RecoveryService {
   }
 
   /** A person of the caller's own company; another company's answers 404 as if there were none. */
-  private async personOf(ctx: PersonCtx, userId: string): Promise<UserRow> {
-    const row = await this.o.db
-      .selectFrom("users")
-      .selectAll()
-      .where("company_id", "=", ctx.actor.companyId)
-      .where("id", "=", userId)
-      .executeTakeFirst();
+  private async personOf(ctx: PersonCtx, userId: string): Promise<MemberRow> {
+    const row = await memberOf(this.o.db, userId, ctx.actor.companyId);
     if (!row) throw new LatchkeyError("NOT_FOUND", "No such person.");
     return row;
+  }
+
+  /**
+   * For what is per person (the password, the second factor): the actor must hold, in every other
+   * company the person belongs to (a disabled membership counts: it may be enabled again), an active
+   * membership whose role `may` do it there. Otherwise 403, naming no company: the person can recover
+   * by themselves (a reset link, a recovery code), or an owner of every one of their companies can.
+   */
+  private async mustManageEverywhere(
+    ctx: PersonCtx,
+    personId: string,
+    may: (actorRole: Role, personRole: Role) => boolean,
+  ): Promise<void> {
+    const theirs = await this.o.db
+      .selectFrom("memberships")
+      .select(["company_id", "role"])
+      .where("user_id", "=", personId)
+      .where("company_id", "!=", ctx.actor.companyId)
+      .execute();
+    for (const m of theirs) {
+      const mine = await memberOf(this.o.db, ctx.actor.userId, m.company_id);
+      if (mine?.status !== "active" || !may(mine.role, m.role)) {
+        throw new LatchkeyError(
+          "FORBIDDEN",
+          "This person's login is also used elsewhere; they can recover it themselves (a reset link or a recovery code).",
+        );
+      }
+    }
   }
 }

@@ -82,7 +82,7 @@ export class SecondFactorService {
       await this.storeRecoveryCodes(tx, user.id, codes);
       await this.o.audit.append(tx, ctx, {
         action: "user.recovery_codes_regenerated",
-        companyId: user.company_id,
+        companyId: ctx.actor.companyId,
         target: { type: "user", id: user.id },
       });
     });
@@ -134,11 +134,11 @@ export class SecondFactorService {
         { ...ctx, totpUsed: true },
         {
           action: "user.totp_enrolled",
-          companyId: user.company_id,
+          companyId: ctx.actor.companyId,
           target: { type: "user", id: user.id },
         },
       );
-      return this.o.sessions.open(tx, user, ctx.ip, ctx.userAgent);
+      return this.o.sessions.open(tx, user, ctx.actor.companyId, ctx.ip, ctx.userAgent);
     });
     return { recovery_codes: codes, session };
   }
@@ -175,7 +175,8 @@ export class SecondFactorService {
       if (Number(used.numUpdatedRows) !== 1) return false;
       await this.o.audit.append(tx, ctx, {
         action: "user.recovery_code_used",
-        companyId: user.company_id,
+        // The company the code was used in: the sign-in's or the step-up's.
+        companyId: ctx.actor.kind === "user" ? ctx.actor.companyId : null,
         target: { type: "user", id: user.id },
       });
       return true;

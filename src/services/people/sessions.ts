@@ -10,6 +10,7 @@ import type { Db } from "../../store/repositories.ts";
 import type { Database, SessionRow, UserRow } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
+import { type MemberRow, memberOf } from "./users.ts";
 
 export interface SessionOptions {
   db: Kysely<Database>;
@@ -47,8 +48,17 @@ export class SessionService {
     this.maxMs = (o.maxHours ?? 12) * 3_600_000;
   }
 
-  /** Opens a session for a person, inside the caller's transaction (with the change that needs it). */
-  async open(db: Db, user: UserRow, ip: string | null, userAgent: string | null): Promise<SessionInfo> {
+  /**
+   * Opens a session for a person in one company, inside the caller's transaction (with the change that
+   * needs it). A session acts in that company only; another company needs another session.
+   */
+  async open(
+    db: Db,
+    user: Pick<UserRow, "id">,
+    companyId: string,
+    ip: string | null,
+    userAgent: string | null,
+  ): Promise<SessionInfo> {
     const now = this.o.clock();
     const token = randomBytes(32).toString("base64url");
     const csrf = randomBytes(24).toString("base64url");
@@ -59,7 +69,7 @@ export class SessionService {
         id: newId("ses", now),
         token_hash: tokenHash(token),
         user_id: user.id,
-        company_id: user.company_id,
+        company_id: companyId,
         csrf_token: csrf,
         created_at: now,
         last_seen_at: now,
@@ -69,20 +79,27 @@ export class SessionService {
         user_agent: userAgent ? userAgent.slice(0, 512) : null,
       })
       .execute();
+    // The next sign-in opens the company this session acts in.
+    await db.updateTable("users").set({ last_company_id: companyId }).where("id", "=", user.id).execute();
     return { token, csrf_token: csrf, expires_at: expires.toISOString() };
   }
 
-  /** Ends every session of a person (disabled, role or password changed, two-factor enrolled). */
-  async endAll(db: Db, userId: string): Promise<void> {
-    await db
+  /**
+   * Ends a person's sessions: in every company for a change to the login (password, second factor),
+   * or in `companyId` only for a change to one membership (role, disabled), which other companies'
+   * sessions do not depend on.
+   */
+  async endAll(db: Db, userId: string, companyId?: string): Promise<void> {
+    let q = db
       .updateTable("sessions")
       .set({ ended_at: this.o.clock() })
       .where("user_id", "=", userId)
-      .where("ended_at", "is", null)
-      .execute();
+      .where("ended_at", "is", null);
+    if (companyId !== undefined) q = q.where("company_id", "=", companyId);
+    await q.execute();
   }
 
-  actorFor(user: UserRow, sessionId: string): Actor & { kind: "user" } {
+  actorFor(user: MemberRow, sessionId: string): Actor & { kind: "user" } {
     return {
       kind: "user",
       userId: user.id,
@@ -103,7 +120,7 @@ export class SessionService {
    */
   async authenticate(
     token: string,
-  ): Promise<{ actor: Actor & { kind: "user" }; session: SessionRow; user: UserRow } | null> {
+  ): Promise<{ actor: Actor & { kind: "user" }; session: SessionRow; user: MemberRow } | null> {
     const session = await this.o.db
       .selectFrom("sessions")
       .selectAll()
@@ -113,11 +130,9 @@ export class SessionService {
     if (!session || session.ended_at !== null) return null;
     if (session.expires_at <= now || session.last_seen_at.getTime() + this.idleMs <= now.getTime())
       return null;
-    const user = await this.o.db
-      .selectFrom("users")
-      .selectAll()
-      .where("id", "=", session.user_id)
-      .executeTakeFirst();
+    // The session's company's membership decides: disabled there (or removed) and the session is dead,
+    // whatever the person's standing elsewhere.
+    const user = await memberOf(this.o.db, session.user_id, session.company_id);
     if (user?.status !== "active") return null;
     if (now.getTime() - session.last_seen_at.getTime() > 60_000) {
       await this.o.db
@@ -142,6 +157,61 @@ export class SessionService {
         target: { type: "user", id: ctx.actor.userId },
       });
     });
+  }
+
+  /**
+   * Moves a signed-in person to another company of theirs: this session ends and a new one (new token,
+   * new CSRF token) opens in the other company, so nothing of the first carries over. Each company's
+   * audit chain gets its own half: a sign-out in the one left, a sign-in in the one entered, neither
+   * naming the other company. A company where the person has no active membership is 404, as if it
+   * did not exist.
+   */
+  async switchCompany(
+    ctx: Ctx & { actor: { kind: "user" } },
+    companyId: string,
+  ): Promise<{ session: SessionInfo; member: MemberRow }> {
+    const member = await memberOf(this.o.db, ctx.actor.userId, companyId);
+    if (member?.status !== "active") throw new LatchkeyError("NOT_FOUND", "No such company.");
+    const session = await this.o.db.transaction().execute(async (tx) => {
+      const ended = await tx
+        .updateTable("sessions")
+        .set({ ended_at: this.o.clock() })
+        .where("id", "=", ctx.actor.sessionId)
+        .where("ended_at", "is", null)
+        .executeTakeFirst();
+      // Two switches with one session: the first wins, the second finds it ended.
+      if (Number(ended.numUpdatedRows) !== 1) throw new LatchkeyError("SESSION_EXPIRED");
+      await this.o.audit.append(tx, ctx, {
+        action: "user.logout",
+        companyId: ctx.actor.companyId,
+        target: { type: "user", id: ctx.actor.userId },
+      });
+      const s = await this.open(tx, member, companyId, ctx.ip, ctx.userAgent);
+      await this.o.audit.append(
+        tx,
+        { ...ctx, actor: this.actorFor(member, "") },
+        {
+          action: "user.company_switched",
+          companyId,
+          target: { type: "user", id: member.id },
+        },
+      );
+      return s;
+    });
+    return { session, member };
+  }
+
+  /** The companies a person may act in (active memberships), for the console's switcher. */
+  async companiesOf(userId: string): Promise<{ id: string; name: string; slug: string; role: string }[]> {
+    return this.o.db
+      .selectFrom("memberships")
+      .innerJoin("companies", "companies.id", "memberships.company_id")
+      .select(["companies.id", "companies.name", "companies.slug", "memberships.role"])
+      .where("memberships.user_id", "=", userId)
+      .where("memberships.status", "=", "active")
+      .orderBy("companies.name", "asc")
+      .orderBy("companies.id", "asc")
+      .execute();
   }
 
   async sessionOf(sessionId: string): Promise<SessionRow> {

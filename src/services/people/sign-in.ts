@@ -11,7 +11,7 @@ import type { AuditService } from "../audit.ts";
 import type { LoginLockout } from "./lockout.ts";
 import type { SecondFactorService } from "./second-factor.ts";
 import type { SessionInfo, SessionService } from "./sessions.ts";
-import { normalizeEmail, type UserView, userById, userView } from "./users.ts";
+import { homeMembership, normalizeEmail, type UserView, userById, userView } from "./users.ts";
 
 export interface SignInOptions {
   db: Kysely<Database>;
@@ -57,11 +57,17 @@ export class SignInService {
     if (!reservation.ok) {
       throw new LatchkeyError("LOGIN_LOCKED", undefined, { retry_after: reservation.retryAfterSeconds });
     }
-    const failed = async (ctx: Ctx, user: UserRow | undefined, reason: "password" | "totp") => {
+    // A failure is audited in the company the sign-in would have opened (none for an unknown email).
+    const failed = async (
+      ctx: Ctx,
+      user: UserRow | undefined,
+      companyId: string | null,
+      reason: "password" | "totp",
+    ) => {
       await this.o.db.transaction().execute((tx) =>
         this.o.audit.append(tx, ctx, {
           action: "user.login_failed",
-          companyId: user?.company_id ?? null,
+          companyId,
           target: user ? { type: "user", id: user.id } : undefined,
           changes: {
             email,
@@ -78,11 +84,15 @@ export class SignInService {
       : await this.o.db.selectFrom("users").selectAll().where("email", "=", email).executeTakeFirst();
     // An unknown email still pays for one argon2 verification, so timing does not tell it apart.
     const passwordOk = await verify(user ? user.password_hash : await DUMMY_HASH, input.password);
-    if (!user || !passwordOk || user.status !== "active") {
-      await failed(anon, user, "password");
+    // One login, several companies: the sign-in opens the company last used (see homeMembership). A
+    // person disabled in every company has nowhere to sign in to, and is refused like a wrong password.
+    const member = user ? await homeMembership(this.o.db, user.id) : undefined;
+    if (!user || !passwordOk || !member) {
+      const companyId = member?.company_id ?? null;
+      await failed(anon, user, companyId, "password");
       throw new LatchkeyError("INVALID_LOGIN");
     }
-    const actorCtx: Ctx = { ...anon, actor: this.o.sessions.actorFor(user, "") };
+    const actorCtx: Ctx = { ...anon, actor: this.o.sessions.actorFor(member, "") };
     let totpUsed = false;
     if (user.totp_secret !== null) {
       if (!input.totp_code) {
@@ -92,7 +102,7 @@ export class SignInService {
         throw new LatchkeyError("TOTP_REQUIRED", "Enter the code from your authenticator app.", {}, 401);
       }
       if (!(await this.o.secondFactor.use(user, input.totp_code, actorCtx))) {
-        await failed(actorCtx, user, "totp");
+        await failed(actorCtx, user, member.company_id, "totp");
         throw new LatchkeyError("TOTP_INVALID", undefined, {}, 401);
       }
       totpUsed = true;
@@ -101,18 +111,18 @@ export class SignInService {
     const company = await this.o.db
       .selectFrom("companies")
       .select(["id", "name", "slug"])
-      .where("id", "=", user.company_id)
+      .where("id", "=", member.company_id)
       .executeTakeFirstOrThrow();
     const session = await this.o.db.transaction().execute(async (tx) => {
-      const s = await this.o.sessions.open(tx, user, ip, userAgent);
+      const s = await this.o.sessions.open(tx, user, member.company_id, ip, userAgent);
       await this.o.audit.append(
         tx,
         { ...actorCtx, totpUsed },
-        { action: "user.login", companyId: user.company_id, target: { type: "user", id: user.id } },
+        { action: "user.login", companyId: member.company_id, target: { type: "user", id: user.id } },
       );
       return s;
     });
-    return { session, user: userView(user), company };
+    return { session, user: userView(member), company };
   }
 
   /**
@@ -177,13 +187,14 @@ export class SignInService {
         })
         .where("id", "=", user.id)
         .execute();
+      // One login: its password changes for every company, and every company's sessions end.
       await this.o.sessions.endAll(tx, user.id);
       await this.o.audit.append(tx, ctx, {
         action: "user.password_changed",
-        companyId: user.company_id,
+        companyId: ctx.actor.companyId,
         target: { type: "user", id: user.id },
       });
-      return this.o.sessions.open(tx, user, ctx.ip, ctx.userAgent);
+      return this.o.sessions.open(tx, user, ctx.actor.companyId, ctx.ip, ctx.userAgent);
     });
   }
 }

@@ -30,6 +30,7 @@ import type {
 export const ENDPOINTS = {
   login: ["POST", "/v1/auth/login"],
   logout: ["POST", "/v1/auth/logout"],
+  switchCompany: ["POST", "/v1/auth/switch-company"],
   changePassword: ["POST", "/v1/auth/password"],
   totpSetup: ["POST", "/v1/auth/totp/setup"],
   totpConfirm: ["POST", "/v1/auth/totp/confirm"],
@@ -191,6 +192,17 @@ export class Client {
   }
   me() {
     return this.call<Me>("me");
+  }
+  /** Ends this session and opens one in another company of the person's; its CSRF token is kept. */
+  async switchCompany(company_id: string) {
+    const out = await this.call<{ csrf_token: string; company: { id: string; name: string } }>(
+      "switchCompany",
+      {
+        body: { company_id },
+      },
+    );
+    this.csrf = out.csrf_token;
+    return out;
   }
   changePassword(current_password: string, new_password: string) {
     return this.call<{ csrf_token: string }>("changePassword", { body: { current_password, new_password } });

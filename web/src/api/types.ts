@@ -37,6 +37,8 @@ export interface Me {
   csrf_token: string;
   password_change_required: boolean;
   totp_enrolled: boolean;
+  /** Every company the person may act in, with their role there (one login, several companies). */
+  companies?: { id: string; name: string; slug: string; role: Role }[];
 }
 
 export interface LoginResult {

@@ -11,6 +11,8 @@ export interface SessionValue {
   env: Environment;
   setEnv: (env: Environment) => void;
   signOut: () => void;
+  /** Moves to another company of the person's: a new session there, and the console loads afresh. */
+  switchCompany: (companyId: string) => void;
 }
 
 export const SessionContext = createContext<SessionValue | null>(null);

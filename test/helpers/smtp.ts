@@ -83,6 +83,24 @@ export class LocalSmtp {
     }
   }
 
+  /** Waits (up to `ms`) for a message to `to` that `match` accepts, whenever it came. */
+  async waitForMatch(to: string, match: (m: ReceivedMail) => boolean, ms = 5000): Promise<ReceivedMail> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const got = this.to(to).find(match);
+      if (got) return got;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching message to ${to} within ${ms} ms`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }

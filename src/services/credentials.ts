@@ -8,6 +8,11 @@ import {
   listedEnvironment,
 } from "../core/access/environments.ts";
 import {
+  assertSeesAccount,
+  creationAccount,
+  listedMerchantAccount,
+} from "../core/access/merchant-accounts.ts";
+import {
   assertHoldsAll,
   checkAllowlist,
   checkGrant,
@@ -29,12 +34,15 @@ import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { EventOutbox } from "./events.ts";
+import { usableMerchantAccount } from "./merchant-accounts.ts";
 import { type CredentialView, credentialView, shownTo } from "./views.ts";
 
 export interface CreateCredentialInput {
   name: string;
   /** Fixed for the credential's life; its keys are of the same environment. */
   environment?: Environment | undefined;
+  /** Fixed for the credential's life too; null or absent: company-level (see merchant-accounts.ts). */
+  merchant_account_id?: string | null | undefined;
   description?: string | undefined;
   permissions: string[];
   allowed_ips?: string[] | undefined;
@@ -93,6 +101,7 @@ export class CredentialService {
       status: "active",
       is_default: input.is_default ?? false,
       environment: input.environment ?? "live",
+      merchant_account_id: input.merchant_account_id ?? null,
       permissions: input.permissions,
       allowed_ips: input.allowed_ips ?? [],
       rate_limits: input.rate_limits ?? [],
@@ -112,6 +121,7 @@ export class CredentialService {
       action: "credential.created",
       companyId,
       environment: row.environment,
+      merchantAccountId: row.merchant_account_id,
       target: { type: "credential", id: row.id },
       changes: { after: auditFields(row) },
     });
@@ -141,6 +151,8 @@ export class CredentialService {
     // Unless told, an API user is made in the world its creator acts in.
     const environment = input.environment ?? actingEnvironment(given.actor);
     assertMayCreateIn(given.actor, environment);
+    // A merchant account's caller makes API users in its own account; naming another is a 404.
+    const account = creationAccount(given.actor, input.merchant_account_id);
     const permissions = this.checkPermissions(input.permissions, given.actor);
     const allowedIps = checkAllowlist(input.allowed_ips);
     const rateLimits = checkRateLimits(input.rate_limits);
@@ -148,11 +160,19 @@ export class CredentialService {
     return this.deps.db.transaction().execute(async (tx) => {
       const company = await companies.get(tx, companyId);
       if (!company) throw new LatchkeyError("NOT_FOUND");
+      const merchantAccountId = await usableMerchantAccount(tx, companyId, account, ctx.actor);
       const row = await this.insert(
         tx,
         companyId,
         company.slug,
-        { ...input, environment, permissions, allowed_ips: allowedIps, rate_limits: rateLimits },
+        {
+          ...input,
+          environment,
+          merchant_account_id: merchantAccountId,
+          permissions,
+          allowed_ips: allowedIps,
+          rate_limits: rateLimits,
+        },
         ctx,
       );
       const view = this.view(row);
@@ -164,7 +184,7 @@ export class CredentialService {
   /** A test caller lists test credentials only, whatever it asks for. */
   async list(
     companyId: string,
-    filters: { environment?: Environment | undefined },
+    filters: { environment?: Environment | undefined; merchant_account_id?: string | undefined },
     page: { cursor?: string | undefined; limit: number },
     actor: Actor,
   ): Promise<{ credentials: CredentialView[]; next_cursor: string | null }> {
@@ -172,6 +192,7 @@ export class CredentialService {
       after: page.cursor,
       limit: page.limit + 1,
       environment: listedEnvironment(actor, filters.environment),
+      merchantAccountId: listedMerchantAccount(actor, filters.merchant_account_id),
     });
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
@@ -189,6 +210,7 @@ export class CredentialService {
     const row = await credentials.get(this.deps.db, companyId, id);
     if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
     assertSees(actor, row.environment, "API credential");
+    assertSeesAccount(actor, row.merchant_account_id, "API credential");
     return (await shownTo(this.deps.db, actor, [this.view(row)]))[0] as CredentialView;
   }
 
@@ -206,6 +228,7 @@ export class CredentialService {
     const updated = await this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+      assertSeesAccount(ctx.actor, row.merchant_account_id, "API credential");
       assertMayChange(ctx.actor, row.environment, "API credential");
       const next: CredentialRow = {
         ...row,
@@ -248,6 +271,7 @@ export class CredentialService {
           action,
           companyId,
           environment: row.environment,
+          merchantAccountId: row.merchant_account_id,
           target: { type: "credential", id },
           changes,
         });
@@ -277,6 +301,7 @@ export class CredentialService {
       credentialId: id,
       companyId,
       environment: updated.environment,
+      merchantAccountId: updated.merchant_account_id,
     });
     return (await shownTo(this.deps.db, ctx.actor, [updated]))[0] as CredentialView;
   }
@@ -296,6 +321,7 @@ export class CredentialService {
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+      assertSeesAccount(ctx.actor, row.merchant_account_id, "API credential");
       assertMayChange(ctx.actor, row.environment, "API credential");
       // A password acts with all of the credential's permissions, so only someone holding them may issue one.
       assertHoldsAll(this.deps.catalog, ctx.actor, row.permissions);
@@ -308,6 +334,7 @@ export class CredentialService {
         action: "credential.password_generated",
         companyId,
         environment: row.environment,
+        merchantAccountId: row.merchant_account_id,
         target: { type: "credential", id },
         changes: { before: { has_password: row.password_hash !== null }, after: { has_password: true } },
       });
@@ -321,6 +348,7 @@ function auditFields(row: CredentialRow) {
     username: row.username,
     name: row.name,
     environment: row.environment,
+    merchant_account_id: row.merchant_account_id,
     description: row.description,
     status: row.status,
     permissions: row.permissions,

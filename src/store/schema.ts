@@ -97,12 +97,27 @@ export interface AuditEventsTable {
   environment: ColumnType<"live" | "test" | null, "live" | "test" | null | undefined, never>;
   /** The environment the actor acted in (a key's, an API user's, a console's); null for the platform. */
   actor_environment: ColumnType<"live" | "test" | null, "live" | "test" | null | undefined, never>;
+  /** The merchant account of what the event is about (migration 012); null: company-level. */
+  merchant_account_id: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface AuditHeadsTable {
   chain: string;
   seq: ColumnType<string, number, number>;
   hash: string;
+}
+
+/** A merchant account under a company (migration 012): company-wide, for live and test alike. */
+export interface MerchantAccountsTable {
+  id: string;
+  company_id: string;
+  name: string;
+  /** Short, unique within the company, fixed at creation. */
+  code: string;
+  status: Generated<"active" | "inactive">;
+  created_at: Timestamp;
+  created_by: string;
+  updated_at: Timestamp;
 }
 
 export interface CredentialsTable {
@@ -115,6 +130,8 @@ export interface CredentialsTable {
   is_default: Generated<boolean>;
   /** Live and test are two worlds: a credential and its keys belong to one. Fixed at creation. */
   environment: ColumnType<"live" | "test", "live" | "test" | undefined, never>;
+  /** The merchant account it acts within; null: the company as a whole. Fixed at creation. */
+  merchant_account_id: ColumnType<string | null, string | null | undefined, never>;
   permissions: Json<string[]>;
   allowed_ips: Json<string[]>;
   password_hash: ColumnType<string | null, string | null | undefined, string | null>;
@@ -130,6 +147,8 @@ export interface ApiKeysTable {
   /** Null only for platform verify keys, which belong to no company. */
   company_id: string | null;
   credential_id: string | null;
+  /** Its API user's merchant account (kept here so verification needs no join); null: company-level. */
+  merchant_account_id: ColumnType<string | null, string | null | undefined, never>;
   name: string;
   description: string;
   environment: "live" | "test";
@@ -283,6 +302,7 @@ export interface WebhookAttemptsTable {
 export interface Database {
   companies: CompaniesTable;
   users: UsersTable;
+  merchant_accounts: MerchantAccountsTable;
   credentials: CredentialsTable;
   api_keys: ApiKeysTable;
   recovery_codes: RecoveryCodesTable;
@@ -306,6 +326,7 @@ export interface Database {
 
 export type CompanyRow = Selectable<CompaniesTable>;
 export type UserRow = Selectable<UsersTable>;
+export type MerchantAccountRow = Selectable<MerchantAccountsTable>;
 export type CredentialRow = Selectable<CredentialsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type NewApiKey = Insertable<ApiKeysTable>;

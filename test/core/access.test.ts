@@ -22,6 +22,7 @@ const key = (environment: "live" | "test", permissions: string[] = []): Actor =>
   companyId: "co_1",
   credentialId: "cred_1",
   environment,
+  merchantAccountId: null,
   permissions,
 });
 const person = (role: Role, environment: "live" | "test" = "live"): Actor => ({

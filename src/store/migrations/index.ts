@@ -10,6 +10,7 @@ import * as m008 from "./008-leaks.ts";
 import * as m009 from "./009-expiry-policies.ts";
 import * as m010 from "./010-credits-and-meta.ts";
 import * as m011 from "./011-recovery.ts";
+import * as m012 from "./012-merchant-accounts.ts";
 
 /** Migrations live in code (not a folder scan) so they work the same from tsx, a bundle or tests. */
 export const migrationProvider: MigrationProvider = {
@@ -26,6 +27,7 @@ export const migrationProvider: MigrationProvider = {
       "009-expiry-policies": m009,
       "010-credits-and-meta": m010,
       "011-recovery": m011,
+      "012-merchant-accounts": m012,
     };
   },
 };

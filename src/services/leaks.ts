@@ -22,6 +22,7 @@ import type { KeyView, LeakPolicyView } from "../core/views.ts";
 import { credentials, type Db, keyLeaks } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
 import type { AccessGuard } from "./access.ts";
+import { assertCompanyLevel } from "../core/access/merchant-accounts.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { EventOutbox } from "./events.ts";
@@ -250,6 +251,8 @@ export class LeakService {
 
   /** The company's policy for each environment the actor may see (a test caller: test only). */
   async policies(companyId: string, actor: Ctx["actor"]): Promise<LeakPolicyView[]> {
+    // A company setting, read and changed at company level (as webhooks and the expiry policy are).
+    assertCompanyLevel(actor);
     const rows = await this.deps.db
       .selectFrom("leak_policies")
       .selectAll()

@@ -7,7 +7,9 @@ import {
   Description,
   Environment,
   ErrorEnvelope,
+  MerchantAccountId,
   Name,
+  Nullable,
   Ok,
   Permissions,
   RateLimits,
@@ -25,11 +27,14 @@ export default function createCredential(app: App, { services }: RouteDeps) {
         summary: "Create a dedicated API user (never a human login)",
         description:
           "An API user belongs to one environment (`live` unless given) for good, and so do its keys and " +
-          "its Basic auth password. A caller acting in test creates test API users only.",
+          "its Basic auth password. A caller acting in test creates test API users only. With " +
+          "`merchant_account_id` it belongs to that merchant account for good and acts within it only; " +
+          "a merchant account's caller creates in its own account.",
         body: Type.Object(
           {
             name: Name,
             environment: Type.Optional(Environment),
+            merchant_account_id: Type.Optional(Nullable(MerchantAccountId)),
             description: Type.Optional(Description),
             permissions: Permissions,
             allowed_ips: Type.Optional(AllowedIps),

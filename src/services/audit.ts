@@ -212,7 +212,8 @@ export class AuditService {
   /** A company's events for export, oldest first, as `actor` may read them (a test caller: test events). */
   async *export(companyId: string, actor: Actor): AsyncGenerator<AuditEvent> {
     for await (const row of this.stream(companyId))
-      if (sees(actor, row.environment) && seesAccount(actor, row.merchant_account_id)) yield auditView(row, actor);
+      if (sees(actor, row.environment) && seesAccount(actor, row.merchant_account_id))
+        yield auditView(row, actor);
   }
 
   /** A company's chain, checked; it spans both environments, so a test caller may not ask. */

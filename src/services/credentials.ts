@@ -8,17 +8,17 @@ import {
   listedEnvironment,
 } from "../core/access/environments.ts";
 import {
-  assertSeesAccount,
-  creationAccount,
-  listedMerchantAccount,
-} from "../core/access/merchant-accounts.ts";
-import {
   assertHoldsAll,
   checkAllowlist,
   checkGrant,
   checkRateLimits,
   grantable,
 } from "../core/access/grants.ts";
+import {
+  assertSeesAccount,
+  creationAccount,
+  listedMerchantAccount,
+} from "../core/access/merchant-accounts.ts";
 import { type Actor, actorRef } from "../core/actor.ts";
 import type { Catalog } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";

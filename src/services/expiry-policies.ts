@@ -1,7 +1,7 @@
 import type { Kysely } from "kysely";
 import { actingEnvironment, sees } from "../core/access/environments.ts";
-import { policyOf } from "../core/access/policy.ts";
 import { assertCompanyLevel } from "../core/access/merchant-accounts.ts";
+import { policyOf } from "../core/access/policy.ts";
 import type { Actor } from "../core/actor.ts";
 import { actorRef } from "../core/actor.ts";
 import { LatchkeyError } from "../core/errors.ts";

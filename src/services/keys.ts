@@ -7,7 +7,6 @@ import {
   listedEnvironment,
   sees,
 } from "../core/access/environments.ts";
-import { assertSeesAccount, listedMerchantAccount, seesAccount } from "../core/access/merchant-accounts.ts";
 import {
   assertHoldsAll,
   checkAllowlist,
@@ -16,6 +15,7 @@ import {
   grantable,
   keyGrant,
 } from "../core/access/grants.ts";
+import { assertSeesAccount, listedMerchantAccount, seesAccount } from "../core/access/merchant-accounts.ts";
 import type { Actor } from "../core/actor.ts";
 import { actorRef } from "../core/actor.ts";
 import type { Catalog, Preset } from "../core/catalog.ts";
@@ -230,7 +230,11 @@ export class KeyService {
     checkedMeta(input.meta);
     {
       const credential = await credentials.get(tx, companyId, credentialId, { lock: true });
-      if (!credential || !sees(actor, credential.environment) || !seesAccount(actor, credential.merchant_account_id))
+      if (
+        !credential ||
+        !sees(actor, credential.environment) ||
+        !seesAccount(actor, credential.merchant_account_id)
+      )
         throw new LatchkeyError("NOT_FOUND", "No such API credential.", { field: "credential_id" });
       if (credential.environment !== input.environment) {
         throw new LatchkeyError(

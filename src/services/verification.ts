@@ -2,8 +2,8 @@ import type { Kysely } from "kysely";
 import type { Changes } from "../cluster/changes.ts";
 import type { LimitSubject, RateLimiter } from "../cluster/rate-limiter.ts";
 import { actingEnvironment, visibleFrom } from "../core/access/environments.ts";
-import { actingMerchantAccount, visibleWithin } from "../core/access/merchant-accounts.ts";
 import { effectivePermissions } from "../core/access/grants.ts";
+import { actingMerchantAccount, visibleWithin } from "../core/access/merchant-accounts.ts";
 import type { Actor } from "../core/actor.ts";
 import type { VerifyCode } from "../core/errors.ts";
 import { fingerprint, hashToken, safeEqual } from "../core/hashing.ts";
@@ -137,7 +137,11 @@ export interface VerifierScope {
 }
 
 /** A platform verify key's, and what authenticating a management caller uses: any key. */
-export const PLATFORM_SCOPE: VerifierScope = { companyId: null, environment: "live", merchantAccountId: null };
+export const PLATFORM_SCOPE: VerifierScope = {
+  companyId: null,
+  environment: "live",
+  merchantAccountId: null,
+};
 
 /** The scope of a verifying caller. */
 export function verifierScope(actor: Actor): VerifierScope {
@@ -156,7 +160,10 @@ function inScope(
   merchantAccountId: string | null,
 ): boolean {
   if (scope.companyId !== null && companyId !== scope.companyId) return false;
-  return visibleFrom(scope.environment, environment) && visibleWithin(scope.merchantAccountId ?? null, merchantAccountId);
+  return (
+    visibleFrom(scope.environment, environment) &&
+    visibleWithin(scope.merchantAccountId ?? null, merchantAccountId)
+  );
 }
 
 /** Meta is shared by every answer for a cached key: frozen so no caller can change it for the others. */
@@ -441,7 +448,11 @@ export class VerificationService {
       const cached = this.cache.get(fp);
       if (this.deps.stats) this.deps.stats[cached === undefined ? "cacheMisses" : "cacheHits"]++;
       const found = cached !== undefined ? cached : await this.lookup(input.key, fp, parsed.prefix);
-      if (found === null || !inScope(scope, found.companyId, found.environment, found.actor.merchantAccountId)) return failure("NOT_FOUND");
+      if (
+        found === null ||
+        !inScope(scope, found.companyId, found.environment, found.actor.merchantAccountId)
+      )
+        return failure("NOT_FOUND");
       if (found.secretHash !== null) {
         if (input.secret === undefined) return failure("MALFORMED");
         const secret = parseToken(input.secret);
@@ -452,7 +463,8 @@ export class VerificationService {
       subject = found;
     } else if (input.username !== undefined && input.password !== undefined) {
       const row = await credentials.findByUsername(this.deps.db, input.username);
-      if (!row || !inScope(scope, row.company_id, row.environment, row.merchant_account_id)) return failure("NOT_FOUND");
+      if (!row || !inScope(scope, row.company_id, row.environment, row.merchant_account_id))
+        return failure("NOT_FOUND");
       const given = hashToken(this.deps.secret, input.password);
       if (row.password_hash === null || !safeEqual(given, row.password_hash)) return failure("NOT_FOUND");
       subject = {

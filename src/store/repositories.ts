@@ -119,7 +119,12 @@ export const merchantAccounts = {
     if (opts.after) q = q.where("id", "<", opts.after);
     return q.orderBy("id", "desc").limit(opts.limit).execute();
   },
-  update(db: Db, companyId: string, id: string, patch: Partial<Pick<MerchantAccountRow, "name" | "status" | "updated_at">>) {
+  update(
+    db: Db,
+    companyId: string,
+    id: string,
+    patch: Partial<Pick<MerchantAccountRow, "name" | "status" | "updated_at">>,
+  ) {
     return db
       .updateTable("merchant_accounts")
       .set(patch)
@@ -163,7 +168,11 @@ export const merchantAccounts = {
     return found;
   },
   /** The API users of an account, whose keys' cached answers its status change must drop. */
-  async credentialIds(db: Db, companyId: string, id: string): Promise<{ id: string; environment: "live" | "test" }[]> {
+  async credentialIds(
+    db: Db,
+    companyId: string,
+    id: string,
+  ): Promise<{ id: string; environment: "live" | "test" }[]> {
     return db
       .selectFrom("credentials")
       .select(["id", "environment"])

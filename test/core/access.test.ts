@@ -193,6 +193,8 @@ describe("the policy table", () => {
         "keys.rotate",
         "keys.update",
         "leak_policy.update",
+        "merchant_accounts.create",
+        "merchant_accounts.update",
         "policies.expiry_update",
         "webhooks.create",
         "webhooks.delete",

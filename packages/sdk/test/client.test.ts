@@ -50,6 +50,7 @@ const KEY = [
   "status",
   "has_secret",
   "credential_id",
+  "merchant_account_id",
   "expires_at",
   "revoked_at",
   "replaced_by",
@@ -68,6 +69,7 @@ const CREDENTIAL = [
   "username",
   "name",
   "environment",
+  "merchant_account_id",
   "description",
   "status",
   "is_default",
@@ -77,6 +79,18 @@ const CREDENTIAL = [
   "rate_limits",
   "has_password",
   "password_created_at",
+  "created_at",
+  "created_by",
+  "updated_at",
+] as const;
+
+const MERCHANT_ACCOUNT = [
+  "id",
+  "name",
+  "code",
+  "status",
+  "api_user_count",
+  "key_count",
   "created_at",
   "created_by",
   "updated_at",
@@ -109,7 +123,7 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       "GET /v1/keys/{id}/usage",
       "response",
       shape<Api.KeyUsage>()({
-        required: ["key_id", "days", "total_requests", "last_used_at", "last_used_ip"],
+        required: ["key_id", "merchant_account_id", "days", "total_requests", "last_used_at", "last_used_ip"],
         optional: [],
       }),
     ],
@@ -160,7 +174,14 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       "body",
       shape<Api.CreateCredentialBody>()({
         required: ["name", "permissions"],
-        optional: ["environment", "description", "allowed_ips", "rate_limits", "totp_code"],
+        optional: [
+          "environment",
+          "merchant_account_id",
+          "description",
+          "allowed_ips",
+          "rate_limits",
+          "totp_code",
+        ],
       }),
     ],
     [
@@ -195,6 +216,7 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
           "credential_id",
           "company_id",
           "environment",
+          "merchant_account_id",
           "permissions",
           "expires_at",
           "rate_limit",
@@ -205,6 +227,16 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
         ],
         optional: [],
       }),
+    ],
+    [
+      "GET /v1/merchant-accounts/{id}",
+      "response",
+      shape<Api.MerchantAccount>()({ required: MERCHANT_ACCOUNT, optional: [] }),
+    ],
+    [
+      "POST /v1/merchant-accounts",
+      "body",
+      shape<{ name: string; code: string }>()({ required: ["name", "code"], optional: [] }),
     ],
     [
       "GET /v1/catalog",
@@ -328,6 +360,7 @@ const LISTS: [operation: string, field: string, page: Fields, item: Fields][] = 
         "user_agent",
         "totp_used",
         "environment",
+        "merchant_account_id",
       ],
       optional: [],
     }),

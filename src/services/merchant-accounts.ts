@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import type { Changes } from "../cluster/changes.ts";
+import { assertActsInLive } from "../core/access/environments.ts";
 import {
   actingMerchantAccount,
   assertCompanyLevel,
@@ -76,6 +77,8 @@ export class MerchantAccountService {
 
   async create(companyId: string, input: CreateMerchantAccountInput, ctx: Ctx): Promise<MerchantAccountView> {
     assertCompanyLevel(ctx.actor);
+    // An account spans live and test, and deactivating one stops live keys: set up by live callers.
+    assertActsInLive(ctx.actor);
     const now = this.deps.clock();
     const row: MerchantAccountRow = {
       id: newId("ma", now),
@@ -144,6 +147,7 @@ export class MerchantAccountService {
       const row = await this.found(tx, companyId, id, ctx.actor, true);
       // Its own caller sees it but may not change it (nor so lift its own deactivation).
       assertCompanyLevel(ctx.actor);
+      assertActsInLive(ctx.actor);
       const next: MerchantAccountRow = {
         ...row,
         name: input.name ?? row.name,

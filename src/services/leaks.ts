@@ -185,6 +185,7 @@ export class LeakService {
         action: "key.revoked",
         companyId,
         environment,
+        merchantAccountId: row.merchant_account_id,
         target,
         changes: {
           before: { status: keyStatus(row, now) },
@@ -200,6 +201,7 @@ export class LeakService {
       action: "key.leaked",
       companyId,
       environment,
+      merchantAccountId: row.merchant_account_id,
       target,
       changes: { ...found, action, name: row.name, prefix: row.prefix },
     });

@@ -514,6 +514,7 @@ export class VerificationService {
           familyId: subject.creditsFamily,
           companyId: subject.companyId,
           environment: subject.environment ?? "live",
+          merchantAccountId: subject.actor.merchantAccountId,
         },
         input.cost ?? 1,
         now,

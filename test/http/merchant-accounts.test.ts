@@ -627,6 +627,41 @@ describe.each(BACKENDS)("merchant accounts on %s", (kind) => {
     });
   });
 
+  describe("webhook events", () => {
+    it("name the account in their payloads (the endpoints stay company-level)", async () => {
+      const co = await h.createCompany("Evented merchants");
+      const account = await createAccount(co);
+      const user = await createUser(co, account.id, { permissions: [DATA] });
+      const key = await h.createKey(co, { credential_id: user.id, permissions: [DATA] });
+      const revoked = await h.call("DELETE", `/v1/keys/${key.id}`, { key: co.key });
+      expect(revoked.statusCode, revoked.body).toBe(200);
+      const rows = await h.store.db
+        .selectFrom("events")
+        .select(["type", "data"])
+        .where("company_id", "=", co.id)
+        .where("type", "in", ["credential.created", "key.created", "key.revoked"])
+        .execute();
+      const named = Object.fromEntries(
+        rows.map((r) => [r.type, (r.data as { merchant_account_id?: unknown }).merchant_account_id]),
+      );
+      expect(named).toEqual({
+        "credential.created": account.id,
+        "key.created": account.id,
+        "key.revoked": account.id,
+      });
+      // A company-level object's say so too.
+      const plain = await h.createKey(co, { permissions: [DATA] });
+      const row = await h.store.db
+        .selectFrom("events")
+        .select("data")
+        .where("company_id", "=", co.id)
+        .where("type", "=", "key.created")
+        .orderBy("seq", "desc")
+        .executeTakeFirstOrThrow();
+      expect(row.data).toMatchObject({ id: plain.id, merchant_account_id: null });
+    });
+  });
+
   describe("the audit trail", () => {
     it("stays verifiable with merchant account events, and breaks when their account is cleared", async () => {
       const co = await h.createCompany("Audited merchants");

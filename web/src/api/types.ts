@@ -16,6 +16,7 @@ export type {
   KeyUsage,
   KeyView,
   LeakPolicyView,
+  MerchantAccountView,
   RateLimit,
   Refill,
   UserView,

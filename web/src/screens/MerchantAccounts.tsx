@@ -174,7 +174,8 @@ export function MerchantAccountDetail({ id }: { id: string }) {
   const users = useLoad(() => api.listCredentials({ environment: env, merchant_account_id: id }), [id, env]);
   const [creatingUser, setCreatingUser] = useState(false);
   const [keyFor, setKeyFor] = useState<CredentialView | null>(null);
-  const [editing, setEditing] = useState<"rename" | "status" | null>(null);
+  // Fixed when a dialog opens, so it does not change its mind while it closes over the new state.
+  const [editing, setEditing] = useState<"rename" | "deactivate" | "reactivate" | null>(null);
   const manager = can.manageApiUsers(me.role);
   const m = account.data;
 
@@ -215,7 +216,7 @@ export function MerchantAccountDetail({ id }: { id: string }) {
                 <Button
                   variant="light"
                   color={m.status === "active" ? "red" : "teal"}
-                  onClick={() => setEditing("status")}
+                  onClick={() => setEditing(m.status === "active" ? "deactivate" : "reactivate")}
                 >
                   {m.status === "active" ? "Deactivate" : "Reactivate"}
                 </Button>
@@ -322,14 +323,14 @@ function EditMerchantAccountModal({
   onSaved,
 }: {
   account: MerchantAccountView;
-  mode: "rename" | "status" | null;
+  mode: "rename" | "deactivate" | "reactivate" | null;
   onClose: () => void;
   onSaved: () => void;
 }) {
   const [name, setName] = useState(account.name);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const deactivating = account.status === "active";
+  const deactivating = mode === "deactivate";
   const save = (body: { name?: string; status?: "active" | "inactive" }) => {
     setBusy(true);
     setError(null);

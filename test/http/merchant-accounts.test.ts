@@ -1,8 +1,9 @@
 import { join } from "node:path";
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Change } from "../../src/cluster/changes.ts";
+import { type Change, Changes } from "../../src/cluster/changes.ts";
 import { POLICY, type Policy } from "../../src/core/access/policy.ts";
+import { ChangeStream, type StreamEvent } from "../../src/services/change-stream.ts";
 import { BACKENDS } from "../helpers/backends.ts";
 import { type Company, createHarness, type Harness } from "../helpers/harness.ts";
 
@@ -680,5 +681,34 @@ describe.each(BACKENDS)("merchant accounts on %s", (kind) => {
         .execute();
       expect(await check()).toMatchObject({ valid: false, first_broken_event_id: tampered.id });
     });
+  });
+});
+
+describe("the change stream of a merchant account's verifier", () => {
+  it("tells it of its account's objects only, and to start afresh for a change that does not say whose", () => {
+    const changes = new Changes();
+    const stream = new ChangeStream(changes);
+    const merchant: StreamEvent[] = [];
+    const company: StreamEvent[] = [];
+    stream.subscribe({ companyId: "co_1", environment: "live", merchantAccountId: "ma_1" }, undefined, (e) =>
+      merchant.push(e),
+    );
+    stream.subscribe({ companyId: "co_1", environment: "live" }, undefined, (e) => company.push(e));
+    const scope = { companyId: "co_1", environment: "live" as const };
+    changes.emit({ kind: "key", keyId: "key_mine", ...scope, merchantAccountId: "ma_1" });
+    changes.emit({ kind: "key", keyId: "key_neighbour", ...scope, merchantAccountId: "ma_2" });
+    changes.emit({ kind: "credential", credentialId: "cred_company", ...scope, merchantAccountId: null });
+    changes.receive({ kind: "key", keyId: "key_older_node", ...scope });
+    expect(merchant).toMatchObject([
+      { type: "change", change: { kind: "key", key_id: "key_mine" } },
+      { type: "reset" },
+    ]);
+    // The company as a whole hears all of it.
+    expect(company.map((e) => (e.type === "change" ? e.change : e.type))).toEqual([
+      { kind: "key", key_id: "key_mine" },
+      { kind: "key", key_id: "key_neighbour" },
+      { kind: "credential", credential_id: "cred_company" },
+      { kind: "key", key_id: "key_older_node" },
+    ]);
   });
 });

@@ -19,6 +19,8 @@ export type Change = (
 export interface ChangeScope {
   companyId?: string | null;
   environment?: "live" | "test" | null;
+  /** The merchant account of the object (null: company-level); absent from older nodes' changes. */
+  merchantAccountId?: string | null;
 }
 
 type Listener = (change: Change) => void;

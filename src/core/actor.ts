@@ -27,6 +27,8 @@ export type Actor =
       companyId: string | null;
       credentialId: string | null;
       environment: Environment;
+      /** The merchant account it acts within (its API user's); null: the company as a whole. */
+      merchantAccountId: string | null;
       permissions: readonly string[];
       /** The same permissions as a set, built once when the key is loaded. */
       permissionSet?: ReadonlySet<string>;
@@ -36,6 +38,7 @@ export type Actor =
       credentialId: string;
       companyId: string;
       environment: Environment;
+      merchantAccountId: string | null;
       permissions: readonly string[];
       permissionSet?: ReadonlySet<string>;
     }
@@ -48,6 +51,11 @@ export type Actor =
       sessionId: string;
       totpEnrolled: boolean;
       environment: Environment;
+      /**
+       * The merchant account a person acts within; absent or null: the whole company (every session,
+       * for now). See core/access/merchant-accounts.ts.
+       */
+      merchantAccountId?: string | null;
       permissions: readonly string[];
     };
 

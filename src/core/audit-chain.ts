@@ -21,6 +21,12 @@ export interface ChainedEvent {
   /** Absent on events written before live and test were split (their hashes never covered them). */
   environment?: "live" | "test";
   actor_environment?: "live" | "test";
+  /**
+   * Present only on an event about a merchant account's object (migration 012): a company-level
+   * event, like every event written before, hashes without it, so old events stay verifiable and
+   * clearing the column on a merchant account's event breaks its hash as changing it does.
+   */
+  merchant_account_id?: string;
 }
 
 export const GENESIS_HASH = "0".repeat(64);

@@ -60,6 +60,10 @@ export const ERRORS = {
     status: 403,
     message: "A caller acting in the test environment reads and changes test objects only.",
   },
+  MERCHANT_ACCOUNT_NOT_ALLOWED: {
+    status: 403,
+    message: "A merchant account's caller acts within its account only; this is the whole company's.",
+  },
   ENVIRONMENT_MISMATCH: { status: 403, message: "The key belongs to the other environment." },
   ROUTE_NOT_MAPPED: { status: 403, message: "No permission in the catalog covers this route." },
   ROUTE_UNKNOWN: {
@@ -84,6 +88,7 @@ export const ERRORS = {
     message: "Only a rotated key in its overlap period has an expiry to change.",
   },
   CREDENTIAL_INACTIVE: { status: 409, message: "The API credential is inactive." },
+  MERCHANT_ACCOUNT_INACTIVE: { status: 409, message: "The merchant account is inactive." },
   WEBHOOK_DISABLED: { status: 409, message: "The webhook endpoint is disabled. Enable it first." },
   EMAIL_TAKEN: { status: 409, message: "That email is already in use." },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },

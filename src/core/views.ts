@@ -69,6 +69,8 @@ export const KeyView = Type.Object({
   status: Type.Union([Type.Literal("active"), Type.Literal("revoked"), Type.Literal("expired")]),
   has_secret: Type.Boolean(),
   credential_id: Nullable(Type.String()),
+  /** Its API user's merchant account; null: company-level. */
+  merchant_account_id: Nullable(Type.String()),
   expires_at: Nullable(Type.String()),
   revoked_at: Nullable(Type.String()),
   replaced_by: Nullable(Type.String()),
@@ -108,6 +110,8 @@ export const CredentialView = Type.Object({
   username: Type.String(),
   name: Type.String(),
   environment: Environment,
+  /** The merchant account it acts within, fixed at creation; null: the company as a whole. */
+  merchant_account_id: Nullable(Type.String()),
   description: Type.String(),
   status: Type.Union([Type.Literal("active"), Type.Literal("inactive")]),
   is_default: Type.Boolean(),
@@ -126,6 +130,22 @@ export const CredentialView = Type.Object({
   rate_limits: RateLimits,
   has_password: Type.Boolean(),
   password_created_at: Nullable(Type.String()),
+  created_at: Type.String(),
+  created_by: Type.String(),
+  updated_at: Type.String(),
+});
+
+/** A merchant account (see README, Merchant accounts): company-wide, for live and test alike. */
+export const MerchantAccountView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  /** Short, unique within the company, fixed at creation. */
+  code: Type.String(),
+  status: Type.Union([Type.Literal("active"), Type.Literal("inactive")]),
+  /** Its API users, live and test, active or not. */
+  api_user_count: Type.Integer(),
+  /** Its API users' unrevoked keys (an expired one counts until it is revoked). */
+  key_count: Type.Integer(),
   created_at: Type.String(),
   created_by: Type.String(),
   updated_at: Type.String(),
@@ -180,10 +200,13 @@ export const AuditEvent = Type.Object({
   totp_used: Type.Boolean(),
   /** What the event is about: a live or test object; null for company-wide events (people, sign-ins). */
   environment: Type.Union([Type.Literal("live"), Type.Literal("test"), Type.Null()]),
+  /** The merchant account of what the event is about; null: company-level. */
+  merchant_account_id: Nullable(Type.String()),
 });
 
 export const KeyUsage = Type.Object({
   key_id: Type.String(),
+  merchant_account_id: Nullable(Type.String()),
   days: Type.Array(Type.Object({ day: Type.String(), requests: Type.Integer(), denied: Type.Integer() })),
   total_requests: Type.Integer(),
   last_used_at: Nullable(Type.String()),
@@ -302,6 +325,7 @@ export type Refill = Static<typeof Refill>;
 export type KeyView = Static<typeof KeyView>;
 export type CreatedKey = Static<typeof CreatedKey>;
 export type CredentialView = Static<typeof CredentialView>;
+export type MerchantAccountView = Static<typeof MerchantAccountView>;
 export type UserView = Static<typeof UserView>;
 export type AuditEvent = Static<typeof AuditEvent>;
 export type KeyUsage = Static<typeof KeyUsage>;

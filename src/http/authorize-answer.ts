@@ -246,6 +246,8 @@ export async function authorizeAnswer(
     put(headers, "latchkey-credential-id", result.credential_id ?? "");
     put(headers, "latchkey-company-id", result.company_id ?? "");
     put(headers, "latchkey-environment", result.environment ?? "");
+    // Empty for a company-level key, for the same reason.
+    put(headers, "latchkey-merchant-account-id", result.merchant_account_id ?? "");
     // The platform's own data on the key, as always-present headers too. The external id is visible
     // ASCII by construction; meta is JSON, which may hold newlines and any Unicode, so it goes as
     // base64url, which no header can be broken by.

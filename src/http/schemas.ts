@@ -13,6 +13,7 @@ export {
   ExternalId,
   KeyUsage,
   KeyView,
+  MerchantAccountView,
   Meta,
   Nullable,
   RateLimit,
@@ -71,6 +72,14 @@ export const StepUpBody = Type.Object(
 
 export const KeyIdParams = Type.Object({ id: Type.String({ pattern: "^key_[0-9A-Za-z]{22}$" }) });
 export const CredentialIdParams = Type.Object({ id: Type.String({ pattern: "^cred_[0-9A-Za-z]{22}$" }) });
+export const MerchantAccountId = Type.String({ pattern: "^ma_[0-9A-Za-z]{22}$" });
+export const MerchantAccountIdParams = Type.Object({ id: MerchantAccountId });
+/** A merchant account's short code: letters, digits, `-` and `_`, starting with a letter or digit. */
+export const MerchantAccountCode = Type.String({
+  minLength: 2,
+  maxLength: 64,
+  pattern: "^[A-Za-z0-9][A-Za-z0-9_-]*$",
+});
 
 export const Page = {
   limit: Type.Optional(

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from "kysely";
 import { actingEnvironment, assertActsInLive, sees, seesActor } from "../core/access/environments.ts";
+import { assertCompanyLevel, listedMerchantAccount, seesAccount } from "../core/access/merchant-accounts.ts";
 import type { Actor } from "../core/actor.ts";
 import { actorLabel, actorRef } from "../core/actor.ts";
 import {
@@ -28,6 +29,8 @@ export interface AuditEntry {
    * only; company-wide events (people, sign-ins) leave it out and are read by live callers.
    */
   environment?: Environment | undefined;
+  /** The merchant account of what the event is about; null or absent: company-level. */
+  merchantAccountId?: string | null | undefined;
   /** Before/after of what changed. Never a secret: callers pass field values, not keys or passwords. */
   changes?: Record<string, unknown> | undefined;
 }
@@ -36,6 +39,7 @@ export interface AuditFilters {
   actor?: string | undefined;
   action?: string | undefined;
   target?: string | undefined;
+  merchantAccountId?: string | undefined;
   since?: Date | undefined;
   until?: Date | undefined;
 }
@@ -62,6 +66,7 @@ function toChained(row: AuditEventRow): ChainedEvent & { hash: string } {
     // Events from before environments existed have none, and hashed without the fields.
     ...(row.environment ? { environment: row.environment } : {}),
     ...(row.actor_environment ? { actor_environment: row.actor_environment } : {}),
+    ...(row.merchant_account_id ? { merchant_account_id: row.merchant_account_id } : {}),
   };
 }
 
@@ -82,6 +87,7 @@ export function auditView(row: AuditEventRow, viewer: Actor): AuditEvent {
     user_agent: row.user_agent,
     totp_used: row.totp_used,
     environment: row.environment,
+    merchant_account_id: row.merchant_account_id,
   };
 }
 
@@ -124,6 +130,7 @@ export class AuditService {
       prev_hash: head.hash,
       ...(entry.environment ? { environment: entry.environment } : {}),
       ...(ctx.actor.kind === "platform" ? {} : { actor_environment: ctx.actor.environment }),
+      ...(entry.merchantAccountId ? { merchant_account_id: entry.merchantAccountId } : {}),
     };
     const hash = eventHash(event);
     await tx
@@ -146,6 +153,9 @@ export class AuditService {
     actor: Actor,
   ): Promise<{ events: AuditEvent[]; next_cursor: string | null }> {
     let q = this.deps.db.selectFrom("audit_events").selectAll().where("chain", "=", companyId);
+    // A merchant account's caller reads the events about its account's objects only.
+    const account = listedMerchantAccount(actor, filters.merchantAccountId);
+    if (account !== undefined) q = q.where("merchant_account_id", "=", account);
     if (actingEnvironment(actor) === "test") {
       q = q.where("environment", "=", "test");
       // Asking for a live key or API user by id must not tell whether it acted.
@@ -283,7 +293,8 @@ export class AuditService {
     // Named as the list names them, a batch at a time, so an export reads like the console's list.
     let batch: AuditEvent[] = [];
     for await (const row of this.stream(companyId)) {
-      if (sees(actor, row.environment)) batch.push(auditView(row, actor));
+      if (sees(actor, row.environment) && seesAccount(actor, row.merchant_account_id))
+        batch.push(auditView(row, actor));
       if (batch.length === 500) {
         yield* await this.withTargetLabels(companyId, batch, actor);
         batch = [];
@@ -295,6 +306,7 @@ export class AuditService {
   /** A company's chain, checked; it spans both environments, so a test caller may not ask. */
   verifyCompany(companyId: string, actor: Actor): Promise<ChainCheck> {
     assertActsInLive(actor);
+    assertCompanyLevel(actor);
     return this.verify(companyId);
   }
 

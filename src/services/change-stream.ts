@@ -142,6 +142,12 @@ function eventFor(scope: VerifierScope, change: Change, id: string): StreamEvent
       : { type: "reset", id };
   if (scope.companyId !== null && change.companyId !== scope.companyId) return null;
   if (!visibleFrom(scope.environment, change.environment ?? null)) return null;
+  // A merchant account's verifier hears of its account's objects only; of a change that does not say
+  // whose it is, only that something changed.
+  const account = scope.merchantAccountId ?? null;
+  if (account !== null && change.merchantAccountId !== account) {
+    return change.merchantAccountId === undefined ? { type: "reset", id } : null;
+  }
   return { type: "change", id, change: publicChange(change) };
 }
 

@@ -15,6 +15,11 @@ import {
   credentialPermissions,
   grantable,
 } from "../core/access/grants.ts";
+import {
+  assertSeesAccount,
+  creationAccount,
+  listedMerchantAccount,
+} from "../core/access/merchant-accounts.ts";
 import { type Actor, actorRef } from "../core/actor.ts";
 import type { Catalog } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
@@ -30,12 +35,15 @@ import type { AccessGuard } from "./access.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { EventOutbox } from "./events.ts";
+import { usableMerchantAccount } from "./merchant-accounts.ts";
 import { type CredentialView, credentialView, shownTo } from "./views.ts";
 
 export interface CreateCredentialInput {
   name: string;
   /** Fixed for the credential's life; its keys are of the same environment. */
   environment?: Environment | undefined;
+  /** Fixed for the credential's life too; null or absent: company-level (see merchant-accounts.ts). */
+  merchant_account_id?: string | null | undefined;
   description?: string | undefined;
   /** Single permissions; with `roles`, at least one of the two must grant something. */
   permissions?: string[] | undefined;
@@ -101,6 +109,7 @@ export class CredentialService {
       status: "active",
       is_default: input.is_default ?? false,
       environment: input.environment ?? "live",
+      merchant_account_id: input.merchant_account_id ?? null,
       permissions: input.permissions ?? [],
       roles: input.roles ?? [],
       allowed_ips: input.allowed_ips ?? [],
@@ -122,6 +131,7 @@ export class CredentialService {
       action: "credential.created",
       companyId,
       environment: row.environment,
+      merchantAccountId: row.merchant_account_id,
       target: { type: "credential", id: row.id },
       changes: { after: auditFields(row) },
     });
@@ -147,6 +157,8 @@ export class CredentialService {
     // Unless told, an API user is made in the world its creator acts in.
     const environment = input.environment ?? actingEnvironment(given.actor);
     assertMayCreateIn(given.actor, environment);
+    // A merchant account's caller makes API users in its own account; naming another is a 404.
+    const account = creationAccount(given.actor, input.merchant_account_id);
     const { roles, permissions } = checkCredentialGrant(
       this.deps.catalog,
       { roles: input.roles ?? [], permissions: input.permissions ?? [] },
@@ -158,11 +170,20 @@ export class CredentialService {
     return this.deps.db.transaction().execute(async (tx) => {
       const company = await companies.get(tx, companyId);
       if (!company) throw new LatchkeyError("NOT_FOUND");
+      const merchantAccountId = await usableMerchantAccount(tx, companyId, account, ctx.actor);
       const row = await this.insert(
         tx,
         companyId,
         company.slug,
-        { ...input, environment, permissions, roles, allowed_ips: allowedIps, rate_limits: rateLimits },
+        {
+          ...input,
+          environment,
+          merchant_account_id: merchantAccountId,
+          permissions,
+          roles,
+          allowed_ips: allowedIps,
+          rate_limits: rateLimits,
+        },
         ctx,
       );
       const view = this.view(row);
@@ -174,7 +195,7 @@ export class CredentialService {
   /** A test caller lists test credentials only, whatever it asks for. */
   async list(
     companyId: string,
-    filters: { environment?: Environment | undefined },
+    filters: { environment?: Environment | undefined; merchant_account_id?: string | undefined },
     page: { cursor?: string | undefined; limit: number },
     actor: Actor,
   ): Promise<{ credentials: CredentialView[]; next_cursor: string | null }> {
@@ -182,6 +203,7 @@ export class CredentialService {
       after: page.cursor,
       limit: page.limit + 1,
       environment: listedEnvironment(actor, filters.environment),
+      merchantAccountId: listedMerchantAccount(actor, filters.merchant_account_id),
     });
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
@@ -199,6 +221,7 @@ export class CredentialService {
     const row = await credentials.get(this.deps.db, companyId, id);
     if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
     assertSees(actor, row.environment, "API credential");
+    assertSeesAccount(actor, row.merchant_account_id, "API credential");
     return (await shownTo(this.deps.db, actor, [this.view(row)]))[0] as CredentialView;
   }
 
@@ -214,6 +237,7 @@ export class CredentialService {
     const updated = await this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+      assertSeesAccount(ctx.actor, row.merchant_account_id, "API credential");
       assertMayChange(ctx.actor, row.environment, "API credential");
       // The grant as it will be, checked whole: at least one role or permission, each new one known and
       // held by the caller. A role the catalog dropped may stay (it grants nothing) but not be added.
@@ -270,6 +294,7 @@ export class CredentialService {
           action,
           companyId,
           environment: row.environment,
+          merchantAccountId: row.merchant_account_id,
           target: { type: "credential", id },
           changes,
         });
@@ -299,6 +324,7 @@ export class CredentialService {
       credentialId: id,
       companyId,
       environment: updated.environment,
+      merchantAccountId: updated.merchant_account_id,
     });
     return (await shownTo(this.deps.db, ctx.actor, [updated]))[0] as CredentialView;
   }
@@ -318,6 +344,7 @@ export class CredentialService {
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await credentials.get(tx, companyId, id, { lock: true });
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such API credential.");
+      assertSeesAccount(ctx.actor, row.merchant_account_id, "API credential");
       assertMayChange(ctx.actor, row.environment, "API credential");
       // A password acts with all of the credential's permissions, so only someone holding them may issue one.
       assertHoldsAll(this.deps.catalog, ctx.actor, this.held(row));
@@ -330,6 +357,7 @@ export class CredentialService {
         action: "credential.password_generated",
         companyId,
         environment: row.environment,
+        merchantAccountId: row.merchant_account_id,
         target: { type: "credential", id },
         changes: { before: { has_password: row.password_hash !== null }, after: { has_password: true } },
       });
@@ -343,6 +371,7 @@ function auditFields(row: CredentialRow) {
     username: row.username,
     name: row.name,
     environment: row.environment,
+    merchant_account_id: row.merchant_account_id,
     description: row.description,
     status: row.status,
     permissions: row.permissions,

@@ -19,6 +19,8 @@ export interface SpendingKey {
   familyId: string;
   companyId: string | null;
   environment: Environment;
+  /** The key's merchant account, named in the event; null: company-level. */
+  merchantAccountId: string | null;
 }
 
 /**
@@ -46,7 +48,12 @@ export class CreditService {
         id: newId("msg", now),
         companyId: key.companyId,
         environment: key.environment,
-        data: { key_id: key.keyId, family_id: key.familyId, remaining: 0 },
+        data: {
+          key_id: key.keyId,
+          family_id: key.familyId,
+          merchant_account_id: key.merchantAccountId,
+          remaining: 0,
+        },
       },
     });
     if (spent !== null) {

@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import { actingEnvironment, sees } from "../core/access/environments.ts";
+import { assertCompanyLevel } from "../core/access/merchant-accounts.ts";
 import { policyOf } from "../core/access/policy.ts";
 import type { Actor } from "../core/actor.ts";
 import { actorRef } from "../core/actor.ts";
@@ -92,6 +93,8 @@ export class ExpiryPolicyService {
 
   /** The policy and the report, as `actor` may see them: a test caller the test environment only. */
   async get(companyId: string, actor: Actor): Promise<ExpiryPolicyDoc> {
+    // The report names keys of the whole company: a merchant account's caller may not read it.
+    assertCompanyLevel(actor);
     const db = this.deps.db;
     const rows = await expiryPolicies.list(db, companyId);
     const now = this.deps.clock();

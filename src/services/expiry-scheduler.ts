@@ -228,6 +228,7 @@ export class ExpiryScheduler {
         action: "key.revoked",
         companyId,
         environment: row.environment,
+        merchantAccountId: row.merchant_account_id,
         target: { type: "key", id: row.id },
         changes: {
           before: { status: keyStatus(row, now) },

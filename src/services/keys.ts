@@ -16,6 +16,7 @@ import {
   grantable,
   keyGrant,
 } from "../core/access/grants.ts";
+import { assertSeesAccount, listedMerchantAccount, seesAccount } from "../core/access/merchant-accounts.ts";
 import type { Actor } from "../core/actor.ts";
 import { actorRef } from "../core/actor.ts";
 import type { Catalog, Preset } from "../core/catalog.ts";
@@ -39,6 +40,7 @@ import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { EventOutbox } from "./events.ts";
 import type { ExpiryPolicyService } from "./expiry-policies.ts";
+import { usableMerchantAccount } from "./merchant-accounts.ts";
 import { creditState, type KeyView, keyStatus, keyView, shownTo, withLeaks } from "./views.ts";
 
 export const DEFAULT_GRACE_SECONDS = 24 * 3600;
@@ -140,6 +142,7 @@ export class KeyService {
     const row = await apiKeys.get(db, companyId, id, { lock });
     if (!row) throw new LatchkeyError("NOT_FOUND", "No such API key.");
     assertSees(actor, row.environment, "API key");
+    assertSeesAccount(actor, row.merchant_account_id, "API key");
     const credential =
       row.credential_id === null ? undefined : await credentials.get(db, companyId, row.credential_id);
     const credits = (await keyCredits.get(db, familyOf(row), { lock })) ?? null;
@@ -182,19 +185,26 @@ export class KeyService {
       fingerprint: fingerprint(created.key),
       companyId,
       environment: created.environment,
+      merchantAccountId: created.merchant_account_id,
     });
     return created;
   }
 
   /** Runs a change to one key in a transaction, then tells the caches once it has committed. */
-  private async changingKey<T extends { environment: Environment }>(
+  private async changingKey<T extends { environment: Environment; merchant_account_id: string | null }>(
     companyId: string,
     id: string,
     work: (tx: Db) => Promise<T>,
   ): Promise<T> {
     const result = await this.deps.db.transaction().execute(work);
     this.deps.events.committed();
-    this.deps.changes.emit({ kind: "key", keyId: id, companyId, environment: result.environment });
+    this.deps.changes.emit({
+      kind: "key",
+      keyId: id,
+      companyId,
+      environment: result.environment,
+      merchantAccountId: result.merchant_account_id,
+    });
     return result;
   }
 
@@ -228,7 +238,11 @@ export class KeyService {
     checkedMeta(input.meta);
     {
       const credential = await credentials.get(tx, companyId, credentialId, { lock: true });
-      if (!credential || !sees(actor, credential.environment))
+      if (
+        !credential ||
+        !sees(actor, credential.environment) ||
+        !seesAccount(actor, credential.merchant_account_id)
+      )
         throw new LatchkeyError("NOT_FOUND", "No such API credential.", { field: "credential_id" });
       if (credential.environment !== input.environment) {
         throw new LatchkeyError(
@@ -238,6 +252,8 @@ export class KeyService {
         );
       }
       if (credential.status !== "active") throw new LatchkeyError("CREDENTIAL_INACTIVE");
+      // A key of an inactive merchant account could not verify: refused as for an inactive API user.
+      await usableMerchantAccount(tx, companyId, credential.merchant_account_id, actor);
       const expiresAt = await this.deps.expiryPolicies.expiryFor(tx, companyId, input.environment, asked);
       const held = this.held(credential);
       const permissions = keyGrant(this.deps.catalog, input, held, grantable(actor));
@@ -246,6 +262,8 @@ export class KeyService {
         id: newId("key", now),
         company_id: companyId,
         credential_id: credential.id,
+        // The key acts within its API user's merchant account, for good (both are fixed at creation).
+        merchant_account_id: credential.merchant_account_id,
         name: input.name,
         description: input.description ?? "",
         environment: input.environment,
@@ -290,6 +308,7 @@ export class KeyService {
         action: "key.created",
         companyId,
         environment: row.environment,
+        merchantAccountId: row.merchant_account_id,
         target: { type: "key", id: row.id },
         changes: { after: auditFields(view) },
       });
@@ -317,6 +336,7 @@ export class KeyService {
       id,
       company_id: null,
       credential_id: null,
+      merchant_account_id: null,
       name,
       description: "",
       environment: "live",
@@ -362,7 +382,11 @@ export class KeyService {
     const rows = await apiKeys.list(
       this.deps.db,
       companyId,
-      { ...filters, environment: listedEnvironment(actor, filters.environment) },
+      {
+        ...filters,
+        environment: listedEnvironment(actor, filters.environment),
+        merchantAccountId: listedMerchantAccount(actor, filters.merchantAccountId),
+      },
       { after: page.cursor, limit: page.limit + 1 },
       this.deps.clock(),
     );
@@ -409,6 +433,7 @@ export class KeyService {
     });
     return {
       key_id: id,
+      merchant_account_id: row.merchant_account_id,
       days: series,
       total_requests: series.reduce((sum, d) => sum + d.requests, 0),
       last_used_at: row.last_used_at?.toISOString() ?? null,
@@ -505,6 +530,7 @@ export class KeyService {
           action: "key.updated",
           companyId,
           environment,
+          merchantAccountId: row.merchant_account_id,
           target,
           changes: { before, after: details },
         });
@@ -514,6 +540,7 @@ export class KeyService {
           action: "allowed_ips.changed",
           companyId,
           environment,
+          merchantAccountId: row.merchant_account_id,
           target,
           changes: { before: { allowed_ips: row.allowed_ips }, after: { allowed_ips: updated.allowed_ips } },
         });
@@ -523,6 +550,7 @@ export class KeyService {
           action: "rate_limits.changed",
           companyId,
           environment,
+          merchantAccountId: row.merchant_account_id,
           target,
           changes: { before: { rate_limits: row.rate_limits }, after: { rate_limits: updated.rate_limits } },
         });
@@ -542,6 +570,7 @@ export class KeyService {
           action: "credits.changed",
           companyId,
           environment,
+          merchantAccountId: row.merchant_account_id,
           target,
           changes: {
             before: { ...creditsAudit(credits), remaining: credits ? this.balance(credits, now) : null },
@@ -552,7 +581,13 @@ export class KeyService {
       return this.view(updated, credentialPermissions, newCredits === undefined ? credits : newCredits);
     });
     for (const keyId of family)
-      this.deps.changes.emit({ kind: "key", keyId, companyId, environment: view.environment });
+      this.deps.changes.emit({
+        kind: "key",
+        keyId,
+        companyId,
+        environment: view.environment,
+        merchantAccountId: view.merchant_account_id,
+      });
     return this.shown(ctx.actor, view);
   }
 
@@ -611,6 +646,7 @@ export class KeyService {
         action: "key.revoked",
         companyId,
         environment: row.environment,
+        merchantAccountId: row.merchant_account_id,
         target: { type: "key", id },
         changes: {
           before: { status: keyStatus(row, now) },
@@ -698,6 +734,7 @@ export class KeyService {
         action: "key.rotated",
         companyId,
         environment: old.environment,
+        merchantAccountId: old.merchant_account_id,
         target: { type: "key", id },
         changes: {
           before: { expires_at: old.expires_at?.toISOString() ?? null },
@@ -729,6 +766,7 @@ export class KeyService {
       fingerprint: fingerprint(rotated.key),
       companyId,
       environment: rotated.environment,
+      merchantAccountId: rotated.merchant_account_id,
     });
     return rotated;
   }
@@ -752,6 +790,7 @@ export class KeyService {
         action: action === "now" ? "key.expired_now" : "key.expiry_reset",
         companyId,
         environment: row.environment,
+        merchantAccountId: row.merchant_account_id,
         target: { type: "key", id },
         changes: {
           before: { expires_at: row.expires_at?.toISOString() ?? null },
@@ -771,6 +810,7 @@ function auditFields(view: KeyView) {
     environment: view.environment,
     prefix: view.prefix,
     credential_id: view.credential_id,
+    merchant_account_id: view.merchant_account_id,
     permissions: view.permissions,
     allowed_ips: view.allowed_ips,
     rate_limits: view.rate_limits,

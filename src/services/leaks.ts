@@ -3,6 +3,7 @@ import type { Changes } from "../cluster/changes.ts";
 import type { LimitSubject, RateLimiter } from "../cluster/rate-limiter.ts";
 import { actingEnvironment } from "../core/access/environments.ts";
 import { credentialPermissions, effectivePermissions } from "../core/access/grants.ts";
+import { assertCompanyLevel } from "../core/access/merchant-accounts.ts";
 import { actorRef } from "../core/actor.ts";
 import type { Catalog } from "../core/catalog.ts";
 import { LatchkeyError } from "../core/errors.ts";
@@ -184,6 +185,7 @@ export class LeakService {
         action: "key.revoked",
         companyId,
         environment,
+        merchantAccountId: row.merchant_account_id,
         target,
         changes: {
           before: { status: keyStatus(row, now) },
@@ -199,6 +201,7 @@ export class LeakService {
       action: "key.leaked",
       companyId,
       environment,
+      merchantAccountId: row.merchant_account_id,
       target,
       changes: { ...found, action, name: row.name, prefix: row.prefix },
     });
@@ -253,6 +256,8 @@ export class LeakService {
 
   /** The company's policy for each environment the actor may see (a test caller: test only). */
   async policies(companyId: string, actor: Ctx["actor"]): Promise<LeakPolicyView[]> {
+    // A company setting, read and changed at company level (as webhooks and the expiry policy are).
+    assertCompanyLevel(actor);
     const rows = await this.deps.db
       .selectFrom("leak_policies")
       .selectAll()

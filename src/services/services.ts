@@ -19,6 +19,7 @@ import { KeyNoticeMail } from "./key-notice-mail.ts";
 import { KeyService } from "./keys.ts";
 import { LeakService } from "./leaks.ts";
 import { type Mailer, type MailLog, MailOutbox, OperatorLogMailer } from "./mailer.ts";
+import { MerchantAccountService } from "./merchant-accounts.ts";
 import { NodeStats } from "./node-stats.ts";
 import { PeopleService } from "./people/index.ts";
 import { ScanningKeyFile } from "./scanning-keys.ts";
@@ -71,6 +72,8 @@ export interface Services {
   catalog: Catalog;
   companies: CompanyService;
   credentials: CredentialService;
+  /** A company's merchant accounts, within which their API users and keys act. */
+  merchantAccounts: MerchantAccountService;
   keys: KeyService;
   /** Keys found in public: GitHub's and anyone's reports, and each company's policy for them. */
   leaks: LeakService;
@@ -212,6 +215,7 @@ export function createServices(opts: ServiceOptions): Services {
     events,
     people,
     credentials,
+    merchantAccounts: new MerchantAccountService({ db: opts.db, clock, audit, changes }),
     keys,
     leaks,
     verification,

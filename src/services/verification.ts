@@ -3,6 +3,7 @@ import type { Changes } from "../cluster/changes.ts";
 import type { LimitSubject, RateLimiter } from "../cluster/rate-limiter.ts";
 import { actingEnvironment, visibleFrom } from "../core/access/environments.ts";
 import { credentialPermissions, effectivePermissions } from "../core/access/grants.ts";
+import { actingMerchantAccount, visibleWithin } from "../core/access/merchant-accounts.ts";
 import type { Actor } from "../core/actor.ts";
 import type { Catalog } from "../core/catalog.ts";
 import type { VerifyCode } from "../core/errors.ts";
@@ -48,6 +49,8 @@ export interface VerifyResult {
   credential_id: string | null;
   company_id: string | null;
   environment: Environment | null;
+  /** The merchant account the key or API user acts within; null: the company as a whole. */
+  merchant_account_id: string | null;
   /** Frozen: shared with the cache. */
   permissions: string[];
   expires_at: string | null;
@@ -132,20 +135,38 @@ interface Outcome {
 export interface VerifierScope {
   companyId: string | null;
   environment: Environment;
+  /** A merchant account's verifier asks about its account's keys only; null: any of the company's. */
+  merchantAccountId?: string | null;
 }
 
 /** A platform verify key's, and what authenticating a management caller uses: any key. */
-export const PLATFORM_SCOPE: VerifierScope = { companyId: null, environment: "live" };
+export const PLATFORM_SCOPE: VerifierScope = {
+  companyId: null,
+  environment: "live",
+  merchantAccountId: null,
+};
 
 /** The scope of a verifying caller. */
 export function verifierScope(actor: Actor): VerifierScope {
   if (actor.kind === "platform") return PLATFORM_SCOPE;
-  return { companyId: actor.companyId, environment: actingEnvironment(actor) };
+  return {
+    companyId: actor.companyId,
+    environment: actingEnvironment(actor),
+    merchantAccountId: actingMerchantAccount(actor),
+  };
 }
 
-function inScope(scope: VerifierScope, companyId: string | null, environment: Environment | null): boolean {
+function inScope(
+  scope: VerifierScope,
+  companyId: string | null,
+  environment: Environment | null,
+  merchantAccountId: string | null,
+): boolean {
   if (scope.companyId !== null && companyId !== scope.companyId) return false;
-  return visibleFrom(scope.environment, environment);
+  return (
+    visibleFrom(scope.environment, environment) &&
+    visibleWithin(scope.merchantAccountId ?? null, merchantAccountId)
+  );
 }
 
 /** Meta is shared by every answer for a cached key: frozen so no caller can change it for the others. */
@@ -185,6 +206,7 @@ function failure(code: VerifyCode): Outcome {
         credential_id: null,
         company_id: null,
         environment: null,
+        merchant_account_id: null,
         permissions: Object.freeze([]) as unknown as string[],
         expires_at: null,
         rate_limit: null,
@@ -235,6 +257,7 @@ function answer(
     credential_id: subject.credentialId,
     company_id: subject.companyId,
     environment: subject.environment,
+    merchant_account_id: subject.actor.merchantAccountId,
     permissions: subject.permissions as string[],
     expires_at: subject.expiresAt ? subject.expiresAt.toISOString() : null,
     rate_limit: limit ? rateLimitView(limit) : null,
@@ -374,8 +397,12 @@ export class VerificationService {
       permissionSet,
       revoked: row.status === "revoked",
       expiresAt: row.expires_at,
+      // An inactive merchant account stops its keys as an inactive API user does.
       enabled:
-        row.company_id === null || (row.credential_status === "active" && row.company_status === "active"),
+        row.company_id === null ||
+        (row.credential_status === "active" &&
+          row.company_status === "active" &&
+          row.merchant_account_status !== "inactive"),
       keyIps: matcher(row.allowed_ips),
       credentialIps: matcher(row.credential_allowed_ips ?? []),
       secretHash: row.secret_hash,
@@ -395,6 +422,7 @@ export class VerificationService {
         companyId: row.company_id,
         credentialId: row.credential_id,
         environment: row.environment,
+        merchantAccountId: row.merchant_account_id,
         permissions,
         permissionSet,
       },
@@ -431,7 +459,11 @@ export class VerificationService {
       const cached = this.cache.get(fp);
       if (this.deps.stats) this.deps.stats[cached === undefined ? "cacheMisses" : "cacheHits"]++;
       const found = cached !== undefined ? cached : await this.lookup(input.key, fp, parsed.prefix);
-      if (found === null || !inScope(scope, found.companyId, found.environment)) return failure("NOT_FOUND");
+      if (
+        found === null ||
+        !inScope(scope, found.companyId, found.environment, found.actor.merchantAccountId)
+      )
+        return failure("NOT_FOUND");
       if (found.secretHash !== null) {
         if (input.secret === undefined) return failure("MALFORMED");
         const secret = parseToken(input.secret);
@@ -442,7 +474,8 @@ export class VerificationService {
       subject = found;
     } else if (input.username !== undefined && input.password !== undefined) {
       const row = await credentials.findByUsername(this.deps.db, input.username);
-      if (!row || !inScope(scope, row.company_id, row.environment)) return failure("NOT_FOUND");
+      if (!row || !inScope(scope, row.company_id, row.environment, row.merchant_account_id))
+        return failure("NOT_FOUND");
       const given = hashToken(this.deps.secret, input.password);
       if (row.password_hash === null || !safeEqual(given, row.password_hash)) return failure("NOT_FOUND");
       const permissions = credentialPermissions(this.deps.catalog, row);
@@ -454,7 +487,10 @@ export class VerificationService {
         permissions,
         revoked: false,
         expiresAt: null,
-        enabled: row.status === "active" && row.company_status === "active",
+        enabled:
+          row.status === "active" &&
+          row.company_status === "active" &&
+          row.merchant_account_status !== "inactive",
         keyIps: null,
         credentialIps: matcher(row.allowed_ips),
         limits: limitSubjects(null, null, row.id, row.rate_limits),
@@ -463,6 +499,7 @@ export class VerificationService {
           credentialId: row.id,
           companyId: row.company_id,
           environment: row.environment,
+          merchantAccountId: row.merchant_account_id,
           permissions,
           permissionSet: new Set(permissions),
         },
@@ -489,6 +526,7 @@ export class VerificationService {
           familyId: subject.creditsFamily,
           companyId: subject.companyId,
           environment: subject.environment ?? "live",
+          merchantAccountId: subject.actor.merchantAccountId,
         },
         input.cost ?? 1,
         now,

@@ -6,6 +6,7 @@ import {
   assertSees,
   listedEnvironment,
 } from "../core/access/environments.ts";
+import { assertCompanyLevel } from "../core/access/merchant-accounts.ts";
 import { type Actor, actorRef } from "../core/actor.ts";
 import { LatchkeyError } from "../core/errors.ts";
 import { EVENT_TYPES, isEventType } from "../core/events.ts";
@@ -115,6 +116,8 @@ export class WebhookService {
   }
 
   async create(companyId: string, input: CreateWebhookInput, given: Ctx): Promise<WebhookWithSecret> {
+    // Webhook endpoints are the company's own: a merchant account's caller has none to manage.
+    assertCompanyLevel(given.actor);
     const environment = actingEnvironment(given.actor);
     assertMayCreateIn(given.actor, environment);
     const events = checkEventTypes(input.events);
@@ -162,6 +165,8 @@ export class WebhookService {
     page: { cursor?: string | undefined; limit: number },
     actor: Actor,
   ): Promise<{ webhooks: WebhookView[]; next_cursor: string | null }> {
+    // Webhook endpoints are the company's own: a merchant account's caller has none to manage.
+    assertCompanyLevel(actor);
     let query = this.deps.db
       .selectFrom("webhook_endpoints")
       .selectAll()
@@ -178,11 +183,15 @@ export class WebhookService {
   }
 
   async get(companyId: string, id: string, actor: Actor): Promise<WebhookView> {
+    // Webhook endpoints are the company's own: a merchant account's caller has none to manage.
+    assertCompanyLevel(actor);
     return webhookView(await this.found(this.deps.db, companyId, id, actor));
   }
 
   /** Changes the URL, events or description, or disables or re-enables the endpoint. */
   async update(companyId: string, id: string, input: UpdateWebhookInput, given: Ctx): Promise<WebhookView> {
+    // Webhook endpoints are the company's own: a merchant account's caller has none to manage.
+    assertCompanyLevel(given.actor);
     const events = input.events === undefined ? undefined : checkEventTypes(input.events);
     const url = input.url === undefined ? undefined : await this.url(input.url);
     const ctx = await this.deps.guard.confirm(given, "webhooks.update", input);
@@ -259,6 +268,8 @@ export class WebhookService {
 
   /** Deletes the endpoint and its delivery log; the audit trail keeps that it existed. */
   async remove(companyId: string, id: string, given: Ctx): Promise<WebhookView> {
+    // Webhook endpoints are the company's own: a merchant account's caller has none to manage.
+    assertCompanyLevel(given.actor);
     const ctx = await this.deps.guard.confirm(given, "webhooks.delete", undefined);
     return this.deps.db.transaction().execute(async (tx) => {
       const row = await this.found(tx, companyId, id, ctx.actor, true);
@@ -281,6 +292,8 @@ export class WebhookService {
    * replaced before that stops at once, so at most two ever sign.
    */
   async rotateSecret(companyId: string, id: string, given: Ctx): Promise<WebhookWithSecret> {
+    // Webhook endpoints are the company's own: a merchant account's caller has none to manage.
+    assertCompanyLevel(given.actor);
     const ctx = await this.deps.guard.confirm(given, "webhooks.rotate_secret", undefined);
     const secret = newSigningSecret();
     return this.deps.db.transaction().execute(async (tx) => {
@@ -323,6 +336,8 @@ export class WebhookService {
     page: { cursor?: string | undefined; limit: number },
     actor: Actor,
   ): Promise<{ deliveries: WebhookDeliveryView[]; next_cursor: string | null }> {
+    // Webhook endpoints are the company's own: a merchant account's caller has none to manage.
+    assertCompanyLevel(actor);
     await this.found(this.deps.db, companyId, id, actor);
     let query = this.deps.db
       .selectFrom("webhook_deliveries as d")
@@ -366,6 +381,8 @@ export class WebhookService {
 
   /** Queues a delivery again, due now, with the same event and so the same `webhook-id`. */
   async retry(companyId: string, id: string, deliveryId: string, given: Ctx): Promise<WebhookDeliveryView> {
+    // Webhook endpoints are the company's own: a merchant account's caller has none to manage.
+    assertCompanyLevel(given.actor);
     const ctx = await this.deps.guard.confirm(given, "webhooks.retry", undefined);
     const view = await this.deps.db.transaction().execute(async (tx) => {
       const endpoint = await this.found(tx, companyId, id, ctx.actor, true);
@@ -413,6 +430,8 @@ export class WebhookService {
     id: string,
     given: Ctx,
   ): Promise<{ event_id: string; delivery_id: string }> {
+    // Webhook endpoints are the company's own: a merchant account's caller has none to manage.
+    assertCompanyLevel(given.actor);
     const ctx = await this.deps.guard.confirm(given, "webhooks.test", undefined);
     const sent = await this.deps.db.transaction().execute(async (tx) => {
       const endpoint = await this.found(tx, companyId, id, ctx.actor, true);

@@ -9,6 +9,8 @@ import type {
   Database,
   KeyCreditsRow,
   MembershipRow,
+  MerchantAccountRow,
+  MerchantAccountsTable,
   NewApiKey,
 } from "./schema.ts";
 
@@ -100,6 +102,113 @@ export const users = {
   },
 };
 
+export const merchantAccounts = {
+  insert(db: Db, row: Insertable<MerchantAccountsTable>) {
+    return db.insertInto("merchant_accounts").values(row).execute();
+  },
+  /** One of the company's; `lock` holds it for the rest of the transaction, so changes serialise. */
+  get(
+    db: Db,
+    companyId: string,
+    id: string,
+    opts: { lock?: boolean } = {},
+  ): Promise<MerchantAccountRow | undefined> {
+    const q = db
+      .selectFrom("merchant_accounts")
+      .selectAll()
+      .where("company_id", "=", companyId)
+      .where("id", "=", id);
+    return (opts.lock ? q.forUpdate() : q).executeTakeFirst();
+  },
+  async codeTaken(db: Db, companyId: string, code: string): Promise<boolean> {
+    const row = await db
+      .selectFrom("merchant_accounts")
+      .select("id")
+      .where("company_id", "=", companyId)
+      .where("code", "=", code)
+      .executeTakeFirst();
+    return row !== undefined;
+  },
+  /** Newest first; `only` cuts the list to one account (a merchant account's own caller). */
+  list(
+    db: Db,
+    companyId: string,
+    opts: {
+      after?: string | undefined;
+      limit: number;
+      status?: "active" | "inactive" | undefined;
+      only?: string | undefined;
+    },
+  ): Promise<MerchantAccountRow[]> {
+    let q = db.selectFrom("merchant_accounts").selectAll().where("company_id", "=", companyId);
+    if (opts.status) q = q.where("status", "=", opts.status);
+    if (opts.only !== undefined) q = q.where("id", "=", opts.only);
+    if (opts.after) q = q.where("id", "<", opts.after);
+    return q.orderBy("id", "desc").limit(opts.limit).execute();
+  },
+  update(
+    db: Db,
+    companyId: string,
+    id: string,
+    patch: Partial<Pick<MerchantAccountRow, "name" | "status" | "updated_at">>,
+  ) {
+    return db
+      .updateTable("merchant_accounts")
+      .set(patch)
+      .where("company_id", "=", companyId)
+      .where("id", "=", id)
+      .execute();
+  },
+  /** How many API users and unrevoked keys each of these accounts has (one query each for a page). */
+  async counts(
+    db: Db,
+    companyId: string,
+    ids: readonly string[],
+  ): Promise<Map<string, { api_users: number; keys: number }>> {
+    const found = new Map<string, { api_users: number; keys: number }>(
+      ids.map((id) => [id, { api_users: 0, keys: 0 }]),
+    );
+    if (ids.length === 0) return found;
+    const users = await db
+      .selectFrom("credentials")
+      .select(["merchant_account_id", db.fn.countAll<string>().as("n")])
+      .where("company_id", "=", companyId)
+      .where("merchant_account_id", "in", ids)
+      .groupBy("merchant_account_id")
+      .execute();
+    for (const r of users) {
+      const c = r.merchant_account_id === null ? undefined : found.get(r.merchant_account_id);
+      if (c) c.api_users = Number(r.n);
+    }
+    const keys = await db
+      .selectFrom("api_keys")
+      .select(["merchant_account_id", db.fn.countAll<string>().as("n")])
+      .where("company_id", "=", companyId)
+      .where("merchant_account_id", "in", ids)
+      .where("status", "=", "active")
+      .groupBy("merchant_account_id")
+      .execute();
+    for (const r of keys) {
+      const c = r.merchant_account_id === null ? undefined : found.get(r.merchant_account_id);
+      if (c) c.keys = Number(r.n);
+    }
+    return found;
+  },
+  /** The API users of an account, whose keys' cached answers its status change must drop. */
+  async credentialIds(
+    db: Db,
+    companyId: string,
+    id: string,
+  ): Promise<{ id: string; environment: "live" | "test" }[]> {
+    return db
+      .selectFrom("credentials")
+      .select(["id", "environment"])
+      .where("company_id", "=", companyId)
+      .where("merchant_account_id", "=", id)
+      .execute();
+  },
+};
+
 export const credentials = {
   async usernameTaken(db: Db, username: string): Promise<boolean> {
     const row = await db
@@ -129,10 +238,16 @@ export const credentials = {
   list(
     db: Db,
     companyId: string,
-    opts: { after?: string | undefined; limit: number; environment?: "live" | "test" | undefined },
+    opts: {
+      after?: string | undefined;
+      limit: number;
+      environment?: "live" | "test" | undefined;
+      merchantAccountId?: string | undefined;
+    },
   ): Promise<CredentialRow[]> {
     let q = db.selectFrom("credentials").selectAll().where("company_id", "=", companyId);
     if (opts.environment) q = q.where("environment", "=", opts.environment);
+    if (opts.merchantAccountId) q = q.where("merchant_account_id", "=", opts.merchantAccountId);
     if (opts.after) q = q.where("id", "<", opts.after);
     return q.orderBy("id", "desc").limit(opts.limit).execute();
   },
@@ -165,11 +280,14 @@ export const credentials = {
     return db
       .selectFrom("credentials as c")
       .innerJoin("companies as co", "co.id", "c.company_id")
+      .leftJoin("merchant_accounts as ma", "ma.id", "c.merchant_account_id")
       .select([
         "c.id",
         "c.company_id",
         "c.status",
         "c.environment",
+        "c.merchant_account_id",
+        "ma.status as merchant_account_status",
         "c.permissions",
         "c.roles",
         "c.allowed_ips",
@@ -187,6 +305,7 @@ export interface KeyFilters {
   environment?: "live" | "test" | undefined;
   status?: "active" | "revoked" | "expired" | undefined;
   externalId?: string | undefined;
+  merchantAccountId?: string | undefined;
 }
 
 export const apiKeys = {
@@ -209,6 +328,7 @@ export const apiKeys = {
     if (filters.credentialId) q = q.where("credential_id", "=", filters.credentialId);
     if (filters.environment) q = q.where("environment", "=", filters.environment);
     if (filters.externalId) q = q.where("external_id", "=", filters.externalId);
+    if (filters.merchantAccountId) q = q.where("merchant_account_id", "=", filters.merchantAccountId);
     if (filters.status === "revoked") q = q.where("status", "=", "revoked");
     if (filters.status === "active") {
       q = q
@@ -247,6 +367,7 @@ export const apiKeys = {
       .selectFrom("api_keys as k")
       .leftJoin("credentials as c", "c.id", "k.credential_id")
       .leftJoin("companies as co", "co.id", "k.company_id")
+      .leftJoin("merchant_accounts as ma", "ma.id", "k.merchant_account_id")
       .leftJoin("key_credits as kc", (join) =>
         join.on("kc.family_id", "=", sql<string>`coalesce(k.family_id, k.id)`),
       )
@@ -264,6 +385,8 @@ export const apiKeys = {
         "k.family_id",
         "k.meta",
         "k.external_id",
+        "k.merchant_account_id",
+        "ma.status as merchant_account_status",
         "kc.family_id as credits_family_id",
         "c.status as credential_status",
         "c.rate_limits as credential_rate_limits",

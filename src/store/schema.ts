@@ -109,12 +109,27 @@ export interface AuditEventsTable {
   environment: ColumnType<"live" | "test" | null, "live" | "test" | null | undefined, never>;
   /** The environment the actor acted in (a key's, an API user's, a console's); null for the platform. */
   actor_environment: ColumnType<"live" | "test" | null, "live" | "test" | null | undefined, never>;
+  /** The merchant account of what the event is about (migration 012); null: company-level. */
+  merchant_account_id: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface AuditHeadsTable {
   chain: string;
   seq: ColumnType<string, number, number>;
   hash: string;
+}
+
+/** A merchant account under a company (migration 012): company-wide, for live and test alike. */
+export interface MerchantAccountsTable {
+  id: string;
+  company_id: string;
+  name: string;
+  /** Short, unique within the company, fixed at creation. */
+  code: string;
+  status: Generated<"active" | "inactive">;
+  created_at: Timestamp;
+  created_by: string;
+  updated_at: Timestamp;
 }
 
 export interface CredentialsTable {
@@ -127,6 +142,8 @@ export interface CredentialsTable {
   is_default: Generated<boolean>;
   /** Live and test are two worlds: a credential and its keys belong to one. Fixed at creation. */
   environment: ColumnType<"live" | "test", "live" | "test" | undefined, never>;
+  /** The merchant account it acts within; null: the company as a whole. Fixed at creation. */
+  merchant_account_id: ColumnType<string | null, string | null | undefined, never>;
   permissions: Json<string[]>;
   /** Role ids of the catalog (migration 014); what it holds is their permissions and `permissions`. */
   roles: ColumnType<string[], string | undefined, string>;
@@ -144,6 +161,8 @@ export interface ApiKeysTable {
   /** Null only for platform verify keys, which belong to no company. */
   company_id: string | null;
   credential_id: string | null;
+  /** Its API user's merchant account (kept here so verification needs no join); null: company-level. */
+  merchant_account_id: ColumnType<string | null, string | null | undefined, never>;
   name: string;
   description: string;
   environment: "live" | "test";
@@ -298,6 +317,7 @@ export interface Database {
   companies: CompaniesTable;
   users: UsersTable;
   memberships: MembershipsTable;
+  merchant_accounts: MerchantAccountsTable;
   credentials: CredentialsTable;
   api_keys: ApiKeysTable;
   recovery_codes: RecoveryCodesTable;
@@ -322,6 +342,7 @@ export interface Database {
 export type CompanyRow = Selectable<CompaniesTable>;
 export type UserRow = Selectable<UsersTable>;
 export type MembershipRow = Selectable<MembershipsTable>;
+export type MerchantAccountRow = Selectable<MerchantAccountsTable>;
 export type CredentialRow = Selectable<CredentialsTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type NewApiKey = Insertable<ApiKeysTable>;

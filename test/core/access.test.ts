@@ -22,6 +22,7 @@ const key = (environment: "live" | "test", permissions: string[] = []): Actor =>
   companyId: "co_1",
   credentialId: "cred_1",
   environment,
+  merchantAccountId: null,
   permissions,
 });
 const person = (role: Role, environment: "live" | "test" = "live"): Actor => ({
@@ -192,6 +193,8 @@ describe("the policy table", () => {
         "keys.rotate",
         "keys.update",
         "leak_policy.update",
+        "merchant_accounts.create",
+        "merchant_accounts.update",
         "policies.expiry_update",
         "webhooks.create",
         "webhooks.delete",

@@ -142,13 +142,20 @@ describe.runIf(RUN)("Caddy forward_auth in front of an API, with the shipped Cad
       "latchkey-key-id": "key_forged",
       "latchkey-company-id": "co_forged",
       "latchkey-external-id": "forged",
+      "latchkey-merchant-account-id": "ma_forged",
       "latchkey-credits-remaining": "999",
       "latchkey-meta": "e30",
     });
     expect(ok.status).toBe(200);
     expect(upstream.seen[before]?.headers["latchkey-company-id"]).toBe(co.id);
     expect(upstream.seen[before]?.headers["latchkey-key-id"] ?? "").toBe("");
-    for (const name of ["latchkey-external-id", "latchkey-credits-remaining", "latchkey-meta"])
+    // Nor a merchant account: the key is company-level.
+    for (const name of [
+      "latchkey-external-id",
+      "latchkey-credits-remaining",
+      "latchkey-meta",
+      "latchkey-merchant-account-id",
+    ])
       expect(upstream.seen[before]?.headers[name] ?? "", name).toBe("");
   });
 });

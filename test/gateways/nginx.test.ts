@@ -181,13 +181,20 @@ http {
       "x-api-key": onramp.key,
       "latchkey-company-id": "co_forged",
       "latchkey-external-id": "forged",
+      "latchkey-merchant-account-id": "ma_forged",
       "latchkey-credits-remaining": "999",
       "latchkey-meta": "e30",
     });
     expect(ok.status).toBe(200);
     expect(upstream.seen[before]?.headers["latchkey-company-id"]).toBe(co.id);
     // The key has no external id, credits or meta: what reaches the API is empty, never the client's.
-    for (const name of ["latchkey-external-id", "latchkey-credits-remaining", "latchkey-meta"])
+    // Nor a merchant account: the key is company-level.
+    for (const name of [
+      "latchkey-external-id",
+      "latchkey-credits-remaining",
+      "latchkey-meta",
+      "latchkey-merchant-account-id",
+    ])
       expect(upstream.seen[before]?.headers[name] ?? "", name).toBe("");
   });
 

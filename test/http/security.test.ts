@@ -18,7 +18,7 @@ interface Call {
   url: string;
   json?: unknown;
   /** The object the call acts on, read back to prove a refused call changed nothing. */
-  target?: { kind: "credential" | "key" | "webhook"; id: string };
+  target?: { kind: "credential" | "key" | "webhook" | "merchant_account"; id: string };
 }
 
 interface Route {
@@ -35,6 +35,18 @@ async function freshCredential(h: Harness, owner: Company, permissions = [DATA])
   const res = await h.call("POST", "/v1/credentials", {
     key: owner.key,
     json: { name: "Target credential", permissions },
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  return res.json().data.id;
+}
+
+let merchantAccounts = 0;
+/** A merchant account of `owner`'s, with a code of its own. */
+async function freshMerchantAccount(h: Harness, owner: Company): Promise<string> {
+  merchantAccounts += 1;
+  const res = await h.call("POST", "/v1/merchant-accounts", {
+    key: owner.key,
+    json: { name: "Target merchant", code: `target-${merchantAccounts}-${Date.now()}` },
   });
   expect(res.statusCode, res.body).toBe(201);
   return res.json().data.id;
@@ -132,6 +144,50 @@ const ROUTES: Route[] = [
     async prepare(h, owner) {
       const id = await freshCredential(h, owner);
       return { url: `/v1/credentials/${id}/password`, target: { kind: "credential", id } };
+    },
+  },
+  {
+    method: "POST",
+    path: "/v1/merchant-accounts",
+    needs: needsOf("POST /v1/merchant-accounts"),
+    ok: 201,
+    prepare: async () => {
+      merchantAccounts += 1;
+      return {
+        url: "/v1/merchant-accounts",
+        json: { name: "New merchant", code: `new-${merchantAccounts}-${Date.now()}` },
+      };
+    },
+  },
+  {
+    method: "GET",
+    path: "/v1/merchant-accounts",
+    needs: needsOf("GET /v1/merchant-accounts"),
+    ok: 200,
+    prepare: async () => ({ url: "/v1/merchant-accounts" }),
+  },
+  {
+    method: "GET",
+    path: "/v1/merchant-accounts/:id",
+    needs: needsOf("GET /v1/merchant-accounts/:id"),
+    ok: 200,
+    async prepare(h, owner) {
+      const id = await freshMerchantAccount(h, owner);
+      return { url: `/v1/merchant-accounts/${id}`, target: { kind: "merchant_account", id } };
+    },
+  },
+  {
+    method: "PATCH",
+    path: "/v1/merchant-accounts/:id",
+    needs: needsOf("PATCH /v1/merchant-accounts/:id"),
+    ok: 200,
+    async prepare(h, owner) {
+      const id = await freshMerchantAccount(h, owner);
+      return {
+        url: `/v1/merchant-accounts/${id}`,
+        json: { name: "Renamed", status: "inactive" },
+        target: { kind: "merchant_account", id },
+      };
     },
   },
   {
@@ -458,7 +514,14 @@ describe.each(BACKENDS)("authorization on %s", (kind) => {
 
   /** The owner's view of an object, to compare before and after a stranger's attempt. */
   async function read(owner: Company, target: NonNullable<Call["target"]>) {
-    const path = target.kind === "key" ? "keys" : target.kind === "webhook" ? "webhooks" : "credentials";
+    const path =
+      target.kind === "key"
+        ? "keys"
+        : target.kind === "webhook"
+          ? "webhooks"
+          : target.kind === "merchant_account"
+            ? "merchant-accounts"
+            : "credentials";
     const res = await h.call("GET", `/v1/${path}/${target.id}`, { key: owner.key });
     expect(res.statusCode, res.body).toBe(200);
     return res.json().data;

@@ -54,6 +54,7 @@ describe.each(BACKENDS)("GET /v1/keys/:id/usage on %s", (kind) => {
     const week = await usageOk(k.id, "?days=7");
     expect(week).toEqual({
       key_id: k.id,
+      merchant_account_id: null,
       days: [
         { day: "2026-02-18", requests: 0, denied: 0 },
         { day: "2026-02-19", requests: 0, denied: 0 },

@@ -556,6 +556,7 @@ describe.each(BACKENDS)("POST /v1/verify fast path on %s", (kind) => {
       credential_id: co.credentialId,
       company_id: co.id,
       environment: "live",
+      merchant_account_id: null,
       permissions: ["payin:read"],
       expires_at: null,
       rate_limit: null,

@@ -49,6 +49,7 @@ describe.each(BACKENDS)("verification on %s", (kind) => {
       credential_id: co.credentialId,
       company_id: co.id,
       environment: "live",
+      merchant_account_id: null,
       permissions: ["payin:create", "payin:read"],
       expires_at: expiresAt,
       rate_limit: null,

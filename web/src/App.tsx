@@ -26,6 +26,7 @@ import { AuditLog } from "./screens/AuditLog.tsx";
 import { ExpiryPolicy } from "./screens/ExpiryPolicy.tsx";
 import { KeysPage } from "./screens/KeysPage.tsx";
 import { LeakPolicy } from "./screens/LeakPolicy.tsx";
+import { MerchantAccountDetail, MerchantAccounts } from "./screens/MerchantAccounts.tsx";
 import { ChangePassword, EnrolTotp, ResetPassword, SignIn } from "./screens/SignIn.tsx";
 import { UsagePage } from "./screens/UsagePage.tsx";
 import { WebhooksPage } from "./screens/WebhooksPage.tsx";
@@ -167,6 +168,7 @@ function Shell() {
   const nav = [
     { to: "/keys", label: "API keys", show: true },
     { to: "/usage", label: "Usage", show: true },
+    { to: "/merchant-accounts", label: "Merchant accounts", show: true },
     { to: "/audit", label: "Audit log", show: can.readAudit(me.role) },
     { to: "/webhooks", label: "Webhooks", show: can.manageWebhooks(me.role) },
     { to: "/settings/access", label: "Settings › Access control", show: true },
@@ -293,6 +295,9 @@ function Routes() {
   const { me } = useSession();
   const apiUser = match("/api-users/:id", path);
   if (apiUser) return <ApiUserDetail id={apiUser.id ?? ""} />;
+  const merchantAccount = match("/merchant-accounts/:id", path);
+  if (merchantAccount) return <MerchantAccountDetail id={merchantAccount.id ?? ""} />;
+  if (match("/merchant-accounts", path)) return <MerchantAccounts />;
   const usage = match("/usage/:id", path);
   if (usage) return <UsagePage keyId={usage.id ?? null} />;
   if (match("/usage", path)) return <UsagePage keyId={null} />;

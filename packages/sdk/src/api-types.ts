@@ -38,6 +38,8 @@ export interface Key {
   status: "active" | "revoked" | "expired";
   has_secret: boolean;
   credential_id: string | null;
+  /** Its API user's merchant account; null: company-level. */
+  merchant_account_id: string | null;
   expires_at: string | null;
   revoked_at: string | null;
   replaced_by: string | null;
@@ -182,6 +184,7 @@ export interface ListKeysQuery {
   environment?: Environment;
   status?: "active" | "revoked" | "expired";
   external_id?: string;
+  merchant_account_id?: string;
   limit?: number;
   cursor?: string;
 }
@@ -194,6 +197,7 @@ export interface RevokedKey {
 
 export interface KeyUsage {
   key_id: string;
+  merchant_account_id: string | null;
   days: { day: string; requests: number; denied: number }[];
   total_requests: number;
   last_used_at: string | null;
@@ -214,6 +218,8 @@ export interface Credential {
   username: string;
   name: string;
   environment: Environment;
+  /** The merchant account it acts within, fixed at creation; null: the company as a whole. */
+  merchant_account_id: string | null;
   description: string;
   status: "active" | "inactive";
   is_default: boolean;
@@ -243,6 +249,8 @@ export type UsernameFormat = "web_service" | "legal_entity_management";
 export interface CreateCredentialBody {
   name: string;
   environment?: Environment;
+  /** The merchant account it belongs to for good; null or absent: company-level. */
+  merchant_account_id?: string | null;
   description?: string;
   username_format?: UsernameFormat;
   roles?: string[];
@@ -300,6 +308,8 @@ export interface VerifyResult {
   credential_id: string | null;
   company_id: string | null;
   environment: Environment | null;
+  /** The merchant account the key or API user acts within; null: company-level. */
+  merchant_account_id: string | null;
   permissions: string[];
   expires_at: string | null;
   rate_limit: {
@@ -365,6 +375,20 @@ export interface AuditEvent {
   user_agent: string | null;
   totp_used: boolean;
   environment: Environment | null;
+  merchant_account_id: string | null;
+}
+
+/** A merchant account: company-wide, with live and test API users under it. */
+export interface MerchantAccount {
+  id: string;
+  name: string;
+  code: string;
+  status: "active" | "inactive";
+  api_user_count: number;
+  key_count: number;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
 }
 
 export interface AuditQuery {
@@ -373,6 +397,7 @@ export interface AuditQuery {
   target?: string;
   since?: string;
   until?: string;
+  merchant_account_id?: string;
   limit?: number;
   cursor?: string;
 }

@@ -22,6 +22,7 @@ import type {
   LeakPolicy,
   ListKeysQuery,
   Me,
+  MerchantAccount,
   PlatformAuditVerification,
   RateLimit,
   RevokedKey,
@@ -103,6 +104,7 @@ export const OPERATIONS = {
     body: [
       "name",
       "environment",
+      "merchant_account_id",
       "description",
       "username_format",
       "roles",
@@ -116,7 +118,7 @@ export const OPERATIONS = {
     method: "GET",
     path: "/v1/credentials",
     caller: "key",
-    query: ["environment", "limit", "cursor"],
+    query: ["environment", "merchant_account_id", "limit", "cursor"],
   },
   "credentials.get": { method: "GET", path: "/v1/credentials/{id}", caller: "key" },
   "credentials.update": {
@@ -135,12 +137,39 @@ export const OPERATIONS = {
     ],
   },
   "credentials.password": { method: "POST", path: "/v1/credentials/{id}/password", caller: "key" },
+  "merchantAccounts.create": {
+    method: "POST",
+    path: "/v1/merchant-accounts",
+    caller: "key",
+    body: ["name", "code"],
+  },
+  "merchantAccounts.list": {
+    method: "GET",
+    path: "/v1/merchant-accounts",
+    caller: "key",
+    query: ["status", "limit", "cursor"],
+  },
+  "merchantAccounts.get": { method: "GET", path: "/v1/merchant-accounts/{id}", caller: "key" },
+  "merchantAccounts.update": {
+    method: "PATCH",
+    path: "/v1/merchant-accounts/{id}",
+    caller: "key",
+    body: ["name", "status"],
+  },
   "keys.create": { method: "POST", path: "/v1/keys", caller: "key", body: KEY_BODY },
   "keys.list": {
     method: "GET",
     path: "/v1/keys",
     caller: "key",
-    query: ["credential_id", "environment", "status", "external_id", "limit", "cursor"],
+    query: [
+      "credential_id",
+      "environment",
+      "status",
+      "external_id",
+      "merchant_account_id",
+      "limit",
+      "cursor",
+    ],
   },
   "keys.get": { method: "GET", path: "/v1/keys/{id}", caller: "key" },
   "keys.update": {
@@ -296,7 +325,7 @@ export const OPERATIONS = {
     method: "GET",
     path: "/v1/audit",
     caller: "key",
-    query: [...AUDIT_FILTERS, "limit", "cursor"],
+    query: [...AUDIT_FILTERS, "merchant_account_id", "limit", "cursor"],
   },
   "audit.verify": { method: "GET", path: "/v1/audit/verify", caller: "key" },
   "audit.export": { method: "GET", path: "/v1/audit/export", caller: "key", query: AUDIT_FILTERS },
@@ -495,14 +524,32 @@ export class LatchkeyClient {
   readonly credentials = {
     create: (body: CreateCredentialBody, options?: CallOptions) =>
       this.call<Credential>("credentials.create", { body, options }),
-    list: (query?: { environment?: Environment; limit?: number; cursor?: string }) =>
-      this.call<{ credentials: Credential[]; next_cursor: string | null }>("credentials.list", { query }),
+    list: (query?: {
+      environment?: Environment;
+      merchant_account_id?: string;
+      limit?: number;
+      cursor?: string;
+    }) => this.call<{ credentials: Credential[]; next_cursor: string | null }>("credentials.list", { query }),
     get: (id: string) => this.call<Credential>("credentials.get", { params: { id } }),
     update: (id: string, body: UpdateCredentialBody, options?: CallOptions) =>
       this.call<Credential>("credentials.update", { params: { id }, body, options }),
     /** A new Basic auth password, shown once; the previous one stops working at once. */
     password: (id: string, options?: CallOptions) =>
       this.call<CredentialPassword>("credentials.password", { params: { id }, options }),
+  };
+
+  /** Merchant accounts: set up at company level; a merchant account's own key reads its own only. */
+  readonly merchantAccounts = {
+    create: (body: { name: string; code: string }) =>
+      this.call<MerchantAccount>("merchantAccounts.create", { body }),
+    list: (query?: { status?: "active" | "inactive"; limit?: number; cursor?: string }) =>
+      this.call<{ merchant_accounts: MerchantAccount[]; next_cursor: string | null }>(
+        "merchantAccounts.list",
+        { query },
+      ),
+    get: (id: string) => this.call<MerchantAccount>("merchantAccounts.get", { params: { id } }),
+    update: (id: string, body: { name?: string; status?: "active" | "inactive" }) =>
+      this.call<MerchantAccount>("merchantAccounts.update", { params: { id }, body }),
   };
 
   // --- verification ----------------------------------------------------------------------------
@@ -695,7 +742,9 @@ export class LatchkeyClient {
       this.call<{ events: AuditEvent[]; next_cursor: string | null }>("audit.list", { query }),
     verify: () => this.call<AuditVerification>("audit.verify"),
     /** The whole trail, oldest first, one event a line. */
-    export: async (query?: Omit<AuditQuery, "limit" | "cursor">): Promise<AuditEvent[]> => {
+    export: async (
+      query?: Omit<AuditQuery, "limit" | "cursor" | "merchant_account_id">,
+    ): Promise<AuditEvent[]> => {
       const res = await this.call<Response>("audit.export", { query, raw: true });
       const text = await res.text();
       return text

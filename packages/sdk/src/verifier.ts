@@ -61,6 +61,8 @@ export interface Verdict {
   /** The platform's own data on the key, and its id for the key's owner. */
   meta: Readonly<Record<string, unknown>> | null;
   externalId: string | null;
+  /** The merchant account the key acts within; null: company-level (or an older Latchkey). */
+  merchantAccountId: string | null;
   /** `cache`: answered here; `latchkey`: asked; `offline`: refused by the key's checksum; `fail-open`: let through unasked. */
   source: "cache" | "latchkey" | "offline" | "fail-open";
 }
@@ -93,6 +95,8 @@ interface Answer {
   remaining?: number | null;
   meta?: Record<string, unknown> | null;
   external_id?: string | null;
+  /** Absent from a Latchkey older than merchant accounts. */
+  merchant_account_id?: string | null;
   /** False: the answer is the same from every address (no allowlist). Absent from an older Latchkey. */
   ip_restricted?: boolean;
 }
@@ -123,6 +127,7 @@ function refusal(code: VerdictCode, source: Verdict["source"]): Verdict {
     remaining: null,
     meta: null,
     externalId: null,
+    merchantAccountId: null,
     source,
   });
 }
@@ -443,6 +448,7 @@ export class LatchkeyVerifier {
       remaining: a.remaining ?? null,
       meta: a.meta ?? null,
       externalId: a.external_id ?? null,
+      merchantAccountId: a.merchant_account_id ?? null,
       source: "cache" as const,
     });
     const entry: Entry = {

@@ -203,6 +203,29 @@ describe("the SDK's in-process verification", () => {
     expect(asked - before).toBe(3);
   });
 
+  it("names a key's merchant account in its verdicts, cached or asked, and null for a company-level key", async () => {
+    const v = await verifier();
+    const made = await h.call("POST", "/v1/merchant-accounts", {
+      key: co.key,
+      json: { name: "SDK shop", code: `sdk-${Date.now()}` },
+    });
+    expect(made.statusCode, made.body).toBe(201);
+    const account = made.json().data.id as string;
+    const user = await h.call("POST", "/v1/credentials", {
+      key: co.key,
+      json: { name: "SDK merchant", permissions: ["payin:read"], merchant_account_id: account },
+    });
+    expect(user.statusCode, user.body).toBe(201);
+    const inside = await h.createKey(co, { credential_id: user.json().data.id, permissions: ["payin:read"] });
+    const outside = await h.createKey(co, { permissions: ["payin:read"] });
+    expect(await v.verify({ key: inside.key })).toMatchObject({ valid: true, merchantAccountId: account });
+    expect(await v.verify({ key: inside.key })).toMatchObject({
+      source: "cache",
+      merchantAccountId: account,
+    });
+    expect(await v.verify({ key: outside.key })).toMatchObject({ valid: true, merchantAccountId: null });
+  });
+
   it("asks about a key with credits every time, spending only on requests Latchkey allows", async () => {
     const v = await verifier();
     const k = await h.createKey(co, {

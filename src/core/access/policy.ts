@@ -92,6 +92,12 @@ export const POLICY = {
   "credentials.update": { route: "PATCH /v1/credentials/:id", ...CREDENTIALS_WRITE, stepUp: changesIps },
   "credentials.password": { route: "POST /v1/credentials/:id/password", ...CREDENTIALS_WRITE, stepUp: true },
 
+  // Merchant accounts: set up by the company's managers, read by everyone who may see API users.
+  "merchant_accounts.create": { route: "POST /v1/merchant-accounts", ...CREDENTIALS_WRITE },
+  "merchant_accounts.list": { route: "GET /v1/merchant-accounts", ...CREDENTIALS_READ },
+  "merchant_accounts.get": { route: "GET /v1/merchant-accounts/:id", ...CREDENTIALS_READ },
+  "merchant_accounts.update": { route: "PATCH /v1/merchant-accounts/:id", ...CREDENTIALS_WRITE },
+
   "keys.create": { route: "POST /v1/keys", ...KEYS_WRITE, stepUp: true },
   "keys.list": { route: "GET /v1/keys", ...KEYS_READ },
   "keys.get": { route: "GET /v1/keys/:id", ...KEYS_READ },

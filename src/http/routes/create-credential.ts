@@ -7,7 +7,9 @@ import {
   Description,
   Environment,
   ErrorEnvelope,
+  MerchantAccountId,
   Name,
+  Nullable,
   Ok,
   Permissions,
   RateLimits,
@@ -29,11 +31,14 @@ export default function createCredential(app: App, { services }: RouteDeps) {
           "An API user belongs to one environment (`live` unless given) for good, and so do its keys and " +
           "its Basic auth password. A caller acting in test creates test API users only. It needs at least " +
           "one enabled role or permission (`GRANT_EMPTY`); `username_format` picks `ws_…@Company.…` (web " +
-          "service, the default) or `ws_…@Scope.Company_…` (legal entity management), fixed for good.",
+          "service, the default) or `ws_…@Scope.Company_…` (legal entity management), fixed for good. With " +
+          "`merchant_account_id` it belongs to that merchant account for good and acts within it only; " +
+          "a merchant account's caller creates in its own account.",
         body: Type.Object(
           {
             name: Name,
             environment: Type.Optional(Environment),
+            merchant_account_id: Type.Optional(Nullable(MerchantAccountId)),
             description: Type.Optional(Description),
             username_format: Type.Optional(UsernameFormat),
             roles: Type.Optional(RoleIds),

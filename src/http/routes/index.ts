@@ -5,6 +5,7 @@ import changePassword from "./change-password.ts";
 import createCompany from "./create-company.ts";
 import createCredential from "./create-credential.ts";
 import createKey from "./create-key.ts";
+import createMerchantAccount from "./create-merchant-account.ts";
 import createVerifyKey from "./create-verify-key.ts";
 import createWebhook from "./create-webhook.ts";
 import deleteWebhook from "./delete-webhook.ts";
@@ -20,6 +21,7 @@ import getKey from "./get-key.ts";
 import getKeyUsage from "./get-key-usage.ts";
 import getLeakPolicy from "./get-leak-policy.ts";
 import getMe from "./get-me.ts";
+import getMerchantAccount from "./get-merchant-account.ts";
 import getMetrics from "./get-metrics.ts";
 import getWebhook from "./get-webhook.ts";
 import health from "./health.ts";
@@ -27,6 +29,7 @@ import inviteUser from "./invite-user.ts";
 import listAudit from "./list-audit.ts";
 import listCredentials from "./list-credentials.ts";
 import listKeys from "./list-keys.ts";
+import listMerchantAccounts from "./list-merchant-accounts.ts";
 import listUsers from "./list-users.ts";
 import listWebhookDeliveries from "./list-webhook-deliveries.ts";
 import listWebhooks from "./list-webhooks.ts";
@@ -52,6 +55,7 @@ import updateCredential from "./update-credential.ts";
 import updateExpiryPolicy from "./update-expiry-policy.ts";
 import updateKey from "./update-key.ts";
 import updateLeakPolicy from "./update-leak-policy.ts";
+import updateMerchantAccount from "./update-merchant-account.ts";
 import updateUser from "./update-user.ts";
 import updateWebhook from "./update-webhook.ts";
 import verifyAllAudit from "./verify-all-audit.ts";
@@ -70,6 +74,10 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     getCredential,
     updateCredential,
     generateCredentialPassword,
+    createMerchantAccount,
+    listMerchantAccounts,
+    getMerchantAccount,
+    updateMerchantAccount,
     createKey,
     listKeys,
     getKey,

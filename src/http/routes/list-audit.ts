@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { POLICY } from "../../core/access/policy.ts";
 import { actorOf, companyOf, requireCaller } from "../auth.ts";
-import { AuditEvent, DateTime, ErrorEnvelope, Ok } from "../schemas.ts";
+import { AuditEvent, DateTime, ErrorEnvelope, MerchantAccountId, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -39,6 +39,7 @@ export default function listAudit(app: App, { services }: RouteDeps) {
         querystring: Type.Object(
           {
             ...AuditQuery,
+            merchant_account_id: Type.Optional(MerchantAccountId),
             limit: Type.Optional(Type.String({ pattern: "^(?:[1-9]|[1-9][0-9]|[1-4][0-9][0-9]|500)$" })),
             cursor: Type.Optional(Type.String({ pattern: "^[1-9][0-9]{0,15}$" })),
           },
@@ -62,7 +63,7 @@ export default function listAudit(app: App, { services }: RouteDeps) {
         success: true as const,
         data: await services.audit.list(
           companyOf(request),
-          auditFilters(q),
+          { ...auditFilters(q), merchantAccountId: q.merchant_account_id },
           {
             limit: q.limit ? Number(q.limit) : 50,
             cursor: q.cursor ? Number(q.cursor) : undefined,

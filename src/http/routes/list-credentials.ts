@@ -1,7 +1,15 @@
 import { Type } from "typebox";
 import { POLICY } from "../../core/access/policy.ts";
 import { actorOf, companyOf, requireCaller } from "../auth.ts";
-import { CredentialView, Environment, ErrorEnvelope, Ok, Page, pageOf } from "../schemas.ts";
+import {
+  CredentialView,
+  Environment,
+  ErrorEnvelope,
+  MerchantAccountId,
+  Ok,
+  Page,
+  pageOf,
+} from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -13,7 +21,11 @@ export default function listCredentials(app: App, { services }: RouteDeps) {
         tags: ["credentials"],
         summary: "List the company's API credentials, newest first",
         querystring: Type.Object(
-          { environment: Type.Optional(Environment), ...Page },
+          {
+            environment: Type.Optional(Environment),
+            merchant_account_id: Type.Optional(MerchantAccountId),
+            ...Page,
+          },
           { additionalProperties: false },
         ),
         response: {
@@ -32,7 +44,7 @@ export default function listCredentials(app: App, { services }: RouteDeps) {
       success: true as const,
       data: await services.credentials.list(
         companyOf(request),
-        { environment: request.query.environment },
+        { environment: request.query.environment, merchant_account_id: request.query.merchant_account_id },
         pageOf(request.query),
         actorOf(request),
       ),

@@ -1,7 +1,16 @@
 import { Type } from "typebox";
 import { POLICY } from "../../core/access/policy.ts";
 import { actorOf, companyOf, requireCaller } from "../auth.ts";
-import { Environment, ErrorEnvelope, ExternalId, KeyView, Ok, Page, pageOf } from "../schemas.ts";
+import {
+  Environment,
+  ErrorEnvelope,
+  ExternalId,
+  KeyView,
+  MerchantAccountId,
+  Ok,
+  Page,
+  pageOf,
+} from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -20,6 +29,7 @@ export default function listKeys(app: App, { services }: RouteDeps) {
               Type.Union([Type.Literal("active"), Type.Literal("revoked"), Type.Literal("expired")]),
             ),
             external_id: Type.Optional(ExternalId),
+            merchant_account_id: Type.Optional(MerchantAccountId),
             ...Page,
           },
           { additionalProperties: false },
@@ -44,6 +54,7 @@ export default function listKeys(app: App, { services }: RouteDeps) {
             environment: q.environment,
             status: q.status,
             externalId: q.external_id,
+            merchantAccountId: q.merchant_account_id,
           },
           pageOf(q),
           actorOf(request),

@@ -32,6 +32,9 @@ export default function verifyKey(app: App, { services, metrics }: RouteDeps) {
               credential_id: Nullable(Type.String()),
               company_id: Nullable(Type.String()),
               environment: Nullable(Environment),
+              merchant_account_id: Nullable(
+                Type.String({ description: "the merchant account the key acts within; null: company-level" }),
+              ),
               permissions: Type.Array(Type.String()),
               expires_at: Nullable(Type.String()),
               rate_limit: Nullable(RateLimitState),

@@ -10,6 +10,7 @@ import * as m008 from "./008-leaks.ts";
 import * as m009 from "./009-expiry-policies.ts";
 import * as m010 from "./010-credits-and-meta.ts";
 import * as m011 from "./011-recovery.ts";
+import * as m012 from "./012-merchant-accounts.ts";
 import * as m013 from "./013-memberships.ts";
 import * as m014 from "./014-credential-roles.ts";
 
@@ -28,6 +29,7 @@ export const migrationProvider: MigrationProvider = {
       "009-expiry-policies": m009,
       "010-credits-and-meta": m010,
       "011-recovery": m011,
+      "012-merchant-accounts": m012,
       "013-memberships": m013,
       "014-credential-roles": m014,
     };

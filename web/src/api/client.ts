@@ -13,6 +13,7 @@ import type {
   LeakPolicyView,
   LoginResult,
   Me,
+  MerchantAccountView,
   RateLimit,
   Refill,
   Role,
@@ -49,6 +50,10 @@ export const ENDPOINTS = {
   createCredential: ["POST", "/v1/credentials"],
   updateCredential: ["PATCH", "/v1/credentials/{id}"],
   generatePassword: ["POST", "/v1/credentials/{id}/password"],
+  listMerchantAccounts: ["GET", "/v1/merchant-accounts"],
+  getMerchantAccount: ["GET", "/v1/merchant-accounts/{id}"],
+  createMerchantAccount: ["POST", "/v1/merchant-accounts"],
+  updateMerchantAccount: ["PATCH", "/v1/merchant-accounts/{id}"],
   listKeys: ["GET", "/v1/keys"],
   getKey: ["GET", "/v1/keys/{id}"],
   createKey: ["POST", "/v1/keys"],
@@ -252,7 +257,9 @@ export class Client {
 
   // API users (credentials).
   /** Switched to Test, the server lists test API users only, whatever is asked. */
-  async listCredentials(filters: { environment?: Environment } = {}): Promise<CredentialView[]> {
+  async listCredentials(
+    filters: { environment?: Environment; merchant_account_id?: string } = {},
+  ): Promise<CredentialView[]> {
     return this.all<CredentialView, "credentials">("listCredentials", "credentials", filters);
   }
   getCredential(id: string) {
@@ -263,6 +270,8 @@ export class Client {
       name: string;
       /** Fixed for the API user's life; its keys are of the same environment. */
       environment: Environment;
+      /** Fixed too: the merchant account it acts within; absent: company-level. */
+      merchant_account_id?: string;
       description?: string;
       /** `ws_…@Company.…` (the default) or `ws_…@Scope.Company_…`; fixed for good. */
       username_format?: "web_service" | "legal_entity_management";
@@ -296,6 +305,24 @@ export class Client {
       body: {},
       totp,
     });
+  }
+
+  // Merchant accounts: company-wide, so the Live / Test switch does not change the list.
+  listMerchantAccounts() {
+    return this.all<MerchantAccountView, "merchant_accounts">(
+      "listMerchantAccounts",
+      "merchant_accounts",
+      {},
+    );
+  }
+  getMerchantAccount(id: string) {
+    return this.call<MerchantAccountView>("getMerchantAccount", { params: { id } });
+  }
+  createMerchantAccount(body: { name: string; code: string }) {
+    return this.call<MerchantAccountView>("createMerchantAccount", { body });
+  }
+  updateMerchantAccount(id: string, body: { name?: string; status?: "active" | "inactive" }) {
+    return this.call<MerchantAccountView>("updateMerchantAccount", { params: { id }, body });
   }
 
   // Keys.

@@ -97,6 +97,10 @@ export function explain(err: ApiError): string {
       return "Only a rotated key still in its grace period has an expiry to change.";
     case "CREDENTIAL_INACTIVE":
       return "This API user is deactivated. Reactivate it before issuing or rotating keys.";
+    case "MERCHANT_ACCOUNT_INACTIVE":
+      return "This merchant account is deactivated. Reactivate it before adding API users or keys to it.";
+    case "MERCHANT_ACCOUNT_NOT_ALLOWED":
+      return "A merchant account's caller works within its account only; this belongs to the whole company.";
     case "LAST_OWNER":
       return "The company must keep at least one active owner.";
     case "EMAIL_TAKEN":

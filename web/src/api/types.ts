@@ -17,6 +17,7 @@ export type {
   KeyUsage,
   KeyView,
   LeakPolicyView,
+  MerchantAccountView,
   RateLimit,
   Refill,
   UserView,

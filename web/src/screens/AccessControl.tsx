@@ -370,6 +370,10 @@ function ApiUsers() {
   const { navigate } = useRouter();
   const narrow = useMediaQuery("(max-width: 48em)");
   const creds = useLoad(() => api.listCredentials({ environment: env }), [env]);
+  // Which merchant account each API user acts within (company-wide, so loaded once).
+  const accounts = useLoad(() => api.listMerchantAccounts(), []);
+  const accountName = (id: string | null) =>
+    id === null ? "Company" : (accounts.data?.find((m) => m.id === id)?.name ?? id);
   const [creating, setCreating] = useState(false);
   const groupNames = new Map(catalog.groups.map((g) => [g.id, g.name]));
   const open = (c: CredentialView) => navigate(`/api-users/${c.id}`);
@@ -406,6 +410,7 @@ function ApiUsers() {
               <Text size="xs">
                 <Username value={c.username} />
               </Text>
+              <Text size="sm">Merchant account: {accountName(c.merchant_account_id)}</Text>
               <Text size="sm">{permissionSummary(c.permission_summary, groupNames)}</Text>
             </Card>
           ))}
@@ -417,6 +422,7 @@ function ApiUsers() {
               <Table.Tr>
                 <Table.Th>Name</Table.Th>
                 <Table.Th>Env</Table.Th>
+                <Table.Th>Merchant account</Table.Th>
                 <Table.Th>Username</Table.Th>
                 <Table.Th>Permissions</Table.Th>
                 <Table.Th>Allowed IPs</Table.Th>
@@ -445,6 +451,9 @@ function ApiUsers() {
                   </Table.Td>
                   <Table.Td>
                     <EnvBadge env={c.environment} />
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm">{accountName(c.merchant_account_id)}</Text>
                   </Table.Td>
                   <Table.Td>
                     <Text size="xs">
@@ -481,14 +490,17 @@ function ApiUsers() {
   );
 }
 
-function CreateApiUserModal({
+/** `merchantAccount`: the account the API user is made in, for good; absent: company-level. */
+export function CreateApiUserModal({
   opened,
   onClose,
   onCreated,
+  merchantAccount,
 }: {
   opened: boolean;
   onClose: () => void;
   onCreated: (c: CredentialView) => void;
+  merchantAccount?: { id: string; name: string };
 }) {
   const { catalog, env } = useSession();
   const narrow = useMediaQuery("(max-width: 48em)");
@@ -526,6 +538,7 @@ function CreateApiUserModal({
         {
           name: name.trim(),
           environment: env,
+          ...(merchantAccount ? { merchant_account_id: merchantAccount.id } : {}),
           ...(description.trim() ? { description: description.trim() } : {}),
           username_format: format,
           roles,
@@ -578,6 +591,12 @@ function CreateApiUserModal({
               This is fixed once it is created.
             </Text>
           </Group>
+          {merchantAccount ? (
+            <Text size="sm" data-testid="api-user-merchant-account">
+              In the merchant account <b>{merchantAccount.name}</b>: it and its keys act within that account
+              only.
+            </Text>
+          ) : null}
           <TextInput
             label="Name"
             required

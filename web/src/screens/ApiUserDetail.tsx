@@ -108,6 +108,24 @@ export function ApiUserDetail({ id }: { id: string }) {
         <Text size="xs" c="dimmed" mt={4}>
           Created {formatDate(c.created_at)} · last changed {formatDate(c.updated_at)}
         </Text>
+        <Text size="sm" mt={4} data-testid="credential-merchant-account">
+          {c.merchant_account_id === null ? (
+            "Company-level: not in a merchant account."
+          ) : (
+            <>
+              Merchant account:{" "}
+              <Anchor
+                href={`/merchant-accounts/${c.merchant_account_id}`}
+                onClick={(e) => {
+                  e.preventDefault();
+                  navigate(`/merchant-accounts/${c.merchant_account_id}`);
+                }}
+              >
+                {c.merchant_account_id}
+              </Anchor>
+            </>
+          )}
+        </Text>
       </Card>
 
       <Modal

@@ -447,9 +447,11 @@ export class KeyService {
    */
   async companyUsage(companyId: string, days: number, environment: Environment | undefined, actor: Actor) {
     const cut = listedEnvironment(actor, environment);
+    // A merchant account's caller counts its own account's keys only, as its key list does.
+    const account = listedMerchantAccount(actor);
     const today = Date.UTC(...utcDate(this.deps.clock()));
     const dayOf = (i: number) => new Date(today - (days - 1 - i) * 86_400_000).toISOString().slice(0, 10);
-    const counted = await keyUsage.ofCompany(this.deps.db, companyId, dayOf(0), cut);
+    const counted = await keyUsage.ofCompany(this.deps.db, companyId, dayOf(0), cut, account);
     const byDay = new Map(counted.days.map((d) => [d.day, d] as const));
     const series = Array.from({ length: days }, (_, i) => {
       const day = dayOf(i);

@@ -452,13 +452,20 @@ export const keyUsage = {
    * A company's counts per day from `since` on, summed over its keys (of one environment when given),
    * and how many of its keys were counted at all in that time.
    */
-  async ofCompany(db: Db, companyId: string, since: string, environment: Environment | undefined) {
+  async ofCompany(
+    db: Db,
+    companyId: string,
+    since: string,
+    environment: Environment | undefined,
+    merchantAccountId?: string,
+  ) {
     let q = db
       .selectFrom("key_usage_daily as u")
       .innerJoin("api_keys as k", "k.id", "u.key_id")
       .where("k.company_id", "=", companyId)
       .where("u.day", ">=", sql<string>`${since}::date`);
     if (environment) q = q.where("k.environment", "=", environment);
+    if (merchantAccountId !== undefined) q = q.where("k.merchant_account_id", "=", merchantAccountId);
     const rows = await q
       .select([
         sql<string>`to_char(u.day, 'YYYY-MM-DD')`.as("day"),

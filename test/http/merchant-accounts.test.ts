@@ -404,6 +404,24 @@ describe.each(BACKENDS)("merchant accounts on %s", (kind) => {
         expect(res.json().data.merchant_account_id).toBe(one);
         for (const s of strangers()) await expectHidden("GET", `/v1/keys/${s.key}/usage`);
       },
+      "usage.company": async () => {
+        // Uses of a neighbour's and the company's keys are not this account's usage.
+        const gateway = await h.verifyKey();
+        const used = async (key: string) => {
+          const res = await h.call("POST", "/v1/verify", { key: gateway, json: { key } });
+          expect(res.json().data.code).toBe("VALID");
+        };
+        await used(siblingKey.key);
+        await used(neighbourKey.key);
+        await used(companyKey.key);
+        await h.services.usage.flush();
+        const mine = (await call("GET", "/v1/usage?days=1")).json().data;
+        const whole = (await h.call("GET", "/v1/usage?days=1", { key: a.key })).json().data;
+        // The company's count holds the neighbour's and the company-level key; the account's does not.
+        expect(mine.keys_used).toBeGreaterThanOrEqual(1);
+        expect(mine.keys_used).toBeLessThanOrEqual(whole.keys_used - 2);
+        expect(mine.total_requests).toBeLessThanOrEqual(whole.total_requests - 2);
+      },
       "keys.update": async () => {
         for (const s of strangers()) await expectHidden("PATCH", `/v1/keys/${s.key}`, { name: "Mine" });
       },

@@ -11,6 +11,7 @@ import {
   newCompany,
   onboardOwner,
   type Person,
+  relogin,
   sessionCookieOf,
   uniqueEmail,
 } from "../people/people-helpers.ts";
@@ -74,6 +75,35 @@ describe.each(BACKENDS)("review: memberships on %s", (kind) => {
     // What B relies on: whoever held A's password never acts in B.
     expect(switched.statusCode).not.toBe(200);
     expect(inside?.statusCode).not.toBe(200);
+  });
+
+  // HOLE (medium): a session ends 12 hours after sign-in whatever happens, but a switch opened the new
+  // session with a fresh 12 hours, so a stolen cookie of a person in two companies lived for ever by
+  // switching back and forth (no password, no code). The new session now keeps the old one's end.
+  it("switching company does not extend a session past 12 hours after sign-in", async () => {
+    const both = await invite(h, ownerA, "developer", { tag: "forever" });
+    const added = await asPerson(h, ownerB.session, "POST", "/v1/users", {
+      json: { email: both.email, role: "viewer" },
+    });
+    expect(added.statusCode, added.body).toBe(201);
+    let session = both.session;
+    const signedInAt = h.clock.now.getTime();
+    let target = b.id;
+    // Every 20 minutes (inside the 30-minute idle limit) a switch to the other company.
+    while (h.clock.now.getTime() - signedInAt < 13 * 3_600_000) {
+      h.clock.advance(20 * 60);
+      const sw = await asPerson(h, session, "POST", "/v1/auth/switch-company", {
+        json: { company_id: target },
+      });
+      if (sw.statusCode !== 200) break;
+      session = { cookie: sessionCookieOf(sw) as string, csrf: sw.json().data.csrf_token };
+      target = target === b.id ? a.id : b.id;
+    }
+    expect(h.clock.now.getTime() - signedInAt).toBeLessThanOrEqual(12 * 3_600_000 + 20 * 60_000);
+    expect((await asPerson(h, session, "GET", "/v1/me")).statusCode).toBe(401);
+    // The owners' sessions went idle meanwhile.
+    await relogin(h, ownerA);
+    await relogin(h, ownerB);
   });
 
   it("a session of A acts in A only: B's people, keys, usage and audit are not reachable with it", async () => {

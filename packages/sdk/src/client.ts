@@ -225,6 +225,12 @@ export const OPERATIONS = {
     caller: "session",
     body: ["company_id"],
   },
+  "auth.acceptMembership": {
+    method: "POST",
+    path: "/v1/auth/accept-membership",
+    caller: "session",
+    body: ["token"],
+  },
   "auth.changePassword": {
     method: "POST",
     path: "/v1/auth/password",
@@ -620,6 +626,15 @@ export class LatchkeyClient {
       if (this.session !== null) this.session.csrf = out.csrf_token;
       return out;
     },
+    /**
+     * Joins a company that invited this existing login, with the token from its accept link; then
+     * `switchCompany(out.company.id)` acts there.
+     */
+    acceptMembership: (token: string) =>
+      this.call<{ company: { id: string; name: string; slug: string }; role: string }>(
+        "auth.acceptMembership",
+        { body: { token } },
+      ),
     changePassword: async (body: { current_password: string; new_password: string }) => {
       const out = await this.call<{ csrf_token: string }>("auth.changePassword", { body });
       // The session is replaced: call() kept its new cookie, and this is its new CSRF token.

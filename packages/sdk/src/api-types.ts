@@ -461,6 +461,12 @@ export interface User {
   created_at: string;
 }
 
+/** A company's offer to an existing login, accepted: switch to the company to act there. */
+export interface AcceptedMembership {
+  company: { id: string; name: string; slug: string };
+  role: string;
+}
+
 export interface InvitedUser {
   id: string;
   email: string;

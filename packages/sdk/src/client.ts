@@ -1,4 +1,5 @@
 import type {
+  AcceptedMembership,
   AuditEvent,
   AuditQuery,
   AuditVerification,
@@ -631,10 +632,7 @@ export class LatchkeyClient {
      * `switchCompany(out.company.id)` acts there.
      */
     acceptMembership: (token: string) =>
-      this.call<{ company: { id: string; name: string; slug: string }; role: string }>(
-        "auth.acceptMembership",
-        { body: { token } },
-      ),
+      this.call<AcceptedMembership>("auth.acceptMembership", { body: { token } }),
     changePassword: async (body: { current_password: string; new_password: string }) => {
       const out = await this.call<{ csrf_token: string }>("auth.changePassword", { body });
       // The session is replaced: call() kept its new cookie, and this is its new CSRF token.
@@ -666,7 +664,13 @@ export class LatchkeyClient {
       this.call<User>("users.update", { params: { id }, body }),
     /** A new invitation for a person who has not signed in yet; the old one stops working. */
     reinvite: (id: string, options?: CallOptions) =>
-      this.call<{ id: string; email: string; invitation_sent: boolean; temporary_password?: string }>(
+      this.call<{
+        id: string;
+        email: string;
+        invitation_sent: boolean;
+        temporary_password?: string;
+        accept_link?: string;
+      }>(
         "users.reinvite",
         { params: { id }, body: {}, options },
       ),

@@ -28,7 +28,7 @@ export function membershipInvitedMail(o: { company: string; role: string; link: 
       o.link,
       "",
       "Sign in there with the email, password and second factor you already use, then join. If you do",
-      "not know the password, choose a new one with \"Forgot password\" first; the link still works after.",
+      'not know the password, choose a new one with "Forgot password" first; the link still works after.',
       `The link works once and expires in ${Math.round(HOURS(o.ttlMs) / 24)} days. Until you accept, you are not a`,
       "member of the company and it gives you nothing; if you did not expect this, ignore this message.",
     ].join("\n"),

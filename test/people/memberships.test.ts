@@ -105,7 +105,11 @@ describe.each(BACKENDS)("memberships: one login in several companies on %s", (ki
 
     // B lists them as invited, with B's role and the time they joined B, never A's role or company.
     const listed = (await users(ownerB)).find((u) => u.id === both.id);
-    expect(listed).toMatchObject({ role: "viewer", status: "invited", created_at: h.clock.now.toISOString() });
+    expect(listed).toMatchObject({
+      role: "viewer",
+      status: "invited",
+      created_at: h.clock.now.toISOString(),
+    });
     expect(JSON.stringify(await users(ownerB))).not.toContain(a.id);
     // A still sees them as its developer.
     expect((await users(ownerA)).find((u) => u.id === both.id)?.role).toBe("developer");
@@ -119,7 +123,10 @@ describe.each(BACKENDS)("memberships: one login in several companies on %s", (ki
       json: { token: String(d.accept_link).split("#token=")[1] },
     });
     expect(accepted.statusCode, accepted.body).toBe(200);
-    expect(accepted.json().data).toEqual({ company: { id: b.id, name: "Members B", slug: b.slug }, role: "viewer" });
+    expect(accepted.json().data).toEqual({
+      company: { id: b.id, name: "Members B", slug: b.slug },
+      role: "viewer",
+    });
     expect((await users(ownerB)).find((u) => u.id === both.id)?.status).toBe("active");
 
     // Inviting a member of B into B again is this company's conflict, as before.
@@ -487,7 +494,9 @@ describe.each(BACKENDS)("memberships with SMTP on %s", (kind) => {
     const added = await smtp.waitForMatch(ownerA.email, (m) => m.subject.includes("Mailed B"));
     expect(added.subject).toBe("You were invited to Mailed B on Latchkey");
     // A link to accept, not to set a password: the login and its password are the person's own.
-    const link = added.text.match(/https:\/\/keys\.example\.test\/accept-membership#token=[0-9A-Za-z]{43}/)?.[0];
+    const link = added.text.match(
+      /https:\/\/keys\.example\.test\/accept-membership#token=[0-9A-Za-z]{43}/,
+    )?.[0];
     expect(link, added.text).toBeDefined();
     // The link sets no password: reset-password refuses it.
     const asReset = await h.call("POST", "/v1/auth/reset-password", {

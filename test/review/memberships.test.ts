@@ -93,7 +93,9 @@ describe.each(BACKENDS)("review: memberships on %s", (kind) => {
     expect((await login(h, email, GOOD_PASSWORD)).statusCode).toBe(401);
     // B still waits for the person: listed as invited, their token unspent.
     const listed = await asPerson(h, ownerB.session, "GET", "/v1/users");
-    expect(listed.json().data.users.find((u: { email: string }) => u.email === email)?.status).toBe("invited");
+    expect(listed.json().data.users.find((u: { email: string }) => u.email === email)?.status).toBe(
+      "invited",
+    );
     // The other login's token still works for its own login, once.
     const mine = await asPerson(h, ownerA.session, "POST", "/v1/auth/accept-membership", {
       json: { token: othersToken },
@@ -121,14 +123,22 @@ describe.each(BACKENDS)("review: memberships on %s", (kind) => {
     });
     expect(fresh.statusCode, fresh.body).toBe(200);
     const token2 = String(fresh.json().data.accept_link).split("#token=")[1];
-    const off = await asPerson(h, ownerB.session, "PATCH", `/v1/users/${p.id}`, { json: { status: "disabled" } });
+    const off = await asPerson(h, ownerB.session, "PATCH", `/v1/users/${p.id}`, {
+      json: { status: "disabled" },
+    });
     expect(off.statusCode, off.body).toBe(200);
-    const dead = await asPerson(h, p.session, "POST", "/v1/auth/accept-membership", { json: { token: token2 } });
+    const dead = await asPerson(h, p.session, "POST", "/v1/auth/accept-membership", {
+      json: { token: token2 },
+    });
     expect(dead.json().error?.code).toBe("TOKEN_INVALID");
     // Enabled again, the offer is an offer again, never an active membership nobody accepted.
-    const on = await asPerson(h, ownerB.session, "PATCH", `/v1/users/${p.id}`, { json: { status: "active" } });
+    const on = await asPerson(h, ownerB.session, "PATCH", `/v1/users/${p.id}`, {
+      json: { status: "active" },
+    });
     expect(on.json().data.status).toBe("invited");
-    const sw = await asPerson(h, p.session, "POST", "/v1/auth/switch-company", { json: { company_id: b.id } });
+    const sw = await asPerson(h, p.session, "POST", "/v1/auth/switch-company", {
+      json: { company_id: b.id },
+    });
     expect(sw.statusCode).toBe(404);
   });
 

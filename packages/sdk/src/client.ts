@@ -670,10 +670,7 @@ export class LatchkeyClient {
         invitation_sent: boolean;
         temporary_password?: string;
         accept_link?: string;
-      }>(
-        "users.reinvite",
-        { params: { id }, body: {}, options },
-      ),
+      }>("users.reinvite", { params: { id }, body: {}, options }),
     /** Owners only: the person enrols 2FA again at their next sign-in. */
     resetTotp: (id: string, options?: CallOptions) =>
       this.call<{ id: string; totp_enrolled: boolean }>("users.resetTotp", {

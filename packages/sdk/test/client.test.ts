@@ -793,7 +793,10 @@ describe("LatchkeyClient", () => {
       hold("POST /v1/auth/switch-company", switched);
       expect(switched.company.id).toBe(created.company.id);
       // A second company for the same login is an offer the person accepts with its link's token.
-      const second = await admin.admin.createCompany({ name: "Schema Two", owner_email: "owner@schema.test" });
+      const second = await admin.admin.createCompany({
+        name: "Schema Two",
+        owner_email: "owner@schema.test",
+      });
       const token = String(second.owner.accept_link).split("#token=")[1] ?? "";
       const accepted = await person.auth.acceptMembership(token);
       hold("POST /v1/auth/accept-membership", accepted);

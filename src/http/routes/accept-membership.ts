@@ -17,7 +17,10 @@ export default function acceptMembership(app: App, { services }: RouteDeps) {
           "Needs a session of the invited login: the link proves it was sent, the session that you hold " +
           "the login. The membership turns active; switch to the company to act there. An unknown, used, " +
           "expired or another login's token answers 400 TOKEN_INVALID.",
-        body: Type.Object({ token: Type.String({ pattern: TOKEN_PATTERN }) }, { additionalProperties: false }),
+        body: Type.Object(
+          { token: Type.String({ pattern: TOKEN_PATTERN }) },
+          { additionalProperties: false },
+        ),
         response: {
           200: Ok(
             Type.Object({

@@ -27,7 +27,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // An existing login added to another company holds nothing there until its person accepts, with a
   // link bound to (person, company): else whoever knows the login's password (an inviter of another
   // company that was shown its temporary password) would gain every company that later invites it.
-  await sql`ALTER TABLE person_tokens ADD COLUMN company_id text COLLATE "C" REFERENCES companies(id)`.execute(db);
+  await sql`ALTER TABLE person_tokens ADD COLUMN company_id text COLLATE "C" REFERENCES companies(id)`.execute(
+    db,
+  );
   await sql`ALTER TABLE person_tokens DROP CONSTRAINT person_tokens_purpose_check`.execute(db);
   await sql`ALTER TABLE person_tokens ADD CONSTRAINT person_tokens_purpose_check
     CHECK (purpose IN ('password_reset', 'invitation', 'membership'))`.execute(db);

@@ -142,6 +142,50 @@ describe.each(BACKENDS)("review: memberships on %s", (kind) => {
     expect(sw.statusCode).toBe(404);
   });
 
+  it("accept-membership answers hostile input with a 4xx and a code, and needs a session and its CSRF token", async () => {
+    const url = "/v1/auth/accept-membership";
+    const bodies: unknown[] = [
+      {},
+      { token: 42 },
+      { token: null },
+      { token: ["a".repeat(43)] },
+      { token: "a".repeat(42) },
+      { token: "a".repeat(10_000) },
+      { token: "'; DROP TABLE memberships; --".padEnd(43, "x") },
+      { token: "a".repeat(43), company_id: b.id },
+      "a string",
+      [1, 2],
+    ];
+    for (const json of bodies) {
+      const res = await asPerson(h, ownerA.session, "POST", url, { json: json as Record<string, unknown> });
+      expect(res.statusCode, JSON.stringify(json)).toBeGreaterThanOrEqual(400);
+      expect(res.statusCode, JSON.stringify(json)).toBeLessThan(500);
+      expect(res.json().error.code, JSON.stringify(json)).toMatch(/^[A-Z_]+$/);
+    }
+    const raw = await h.call("POST", url, {
+      headers: {
+        cookie: ownerA.session.cookie,
+        "x-csrf-token": ownerA.session.csrf,
+        "content-type": "application/json",
+      },
+      payload: "{not json",
+    });
+    expect(raw.statusCode).toBe(400);
+    expect((await h.call("POST", url, { json: { token: "a".repeat(43) } })).statusCode).toBe(401);
+    const noCsrf = await asPerson(h, ownerA.session, "POST", url, {
+      json: { token: "a".repeat(43) },
+      csrf: false,
+    });
+    expect(noCsrf.statusCode).toBe(403);
+    // A management key is no session: the route is a person's own.
+    const byKey = await h.call("POST", url, {
+      headers: { "x-api-key": a.key },
+      json: { token: "a".repeat(43) },
+    });
+    expect(byKey.statusCode).toBeGreaterThanOrEqual(400);
+    expect(byKey.statusCode).toBeLessThan(500);
+  });
+
   // The reinvite's "may manage them in every company" check and its change run under a lock of the
   // login's row, which a membership's creation takes too: a membership committed meanwhile is seen.
   it("a reinvite waits for a membership being made of the same login, and then sees it", async () => {

@@ -20,17 +20,17 @@ export function invitationMail(o: { company: string; role: string; link: string;
 }
 
 /** To a person who already has a login and was added to one more company: no link to set a password. */
-export function membershipAddedMail(o: { company: string; role: string; link: string }) {
+export function membershipInvitedMail(o: { company: string; role: string; link: string; ttlMs: number }) {
   return {
-    subject: `You were added to ${o.company} on Latchkey`,
+    subject: `You were invited to ${o.company} on Latchkey`,
     text: [
-      `You have been added to ${o.company} as ${o.role}, to manage its API keys.`,
-      "",
-      "Sign in with the email, password and second factor you already use, and choose the company from",
-      "the account menu:",
+      `You were invited to ${o.company} as ${o.role}, to manage its API keys. Accept at:`,
       o.link,
       "",
-      "If you did not expect this, tell the company's owners; you can ignore this message.",
+      "Sign in there with the email, password and second factor you already use, then join. If you do",
+      'not know the password, choose a new one with "Forgot password" first; the link still works after.',
+      `The link works once and expires in ${Math.round(HOURS(o.ttlMs) / 24)} days. Until you accept, you are not a`,
+      "member of the company and it gives you nothing; if you did not expect this, ignore this message.",
     ].join("\n"),
   };
 }

@@ -10,11 +10,13 @@ export const PASSWORD_RESET_TTL_MS = 60 * 60_000;
 /** An invitation works for a week: people are invited before they sit down to it. */
 export const INVITATION_TTL_MS = 7 * 24 * 60 * 60_000;
 
-export type TokenPurpose = "password_reset" | "invitation";
+export type TokenPurpose = "password_reset" | "invitation" | "membership";
 
 export const TOKEN_TTL_MS: Record<TokenPurpose, number> = {
   password_reset: PASSWORD_RESET_TTL_MS,
   invitation: INVITATION_TTL_MS,
+  // Joining another company with an existing login lives as long as an invitation does.
+  membership: INVITATION_TTL_MS,
 };
 
 /**
@@ -40,6 +42,11 @@ export const TOKEN_LENGTH = 43;
  * server, so it reaches no access log, proxy or Referer; the page posts it to the API.
  */
 export function recoveryLink(publicUrl: string, purpose: TokenPurpose, token: string): string {
-  const page = purpose === "invitation" ? "accept-invitation" : "reset-password";
+  const page =
+    purpose === "invitation"
+      ? "accept-invitation"
+      : purpose === "membership"
+        ? "accept-membership"
+        : "reset-password";
   return `${publicUrl}/${page}#token=${token}`;
 }

@@ -162,7 +162,8 @@ export const UserView = Type.Object({
   id: Type.String(),
   email: Type.String(),
   role: RoleName,
-  status: Type.Union([Type.Literal("active"), Type.Literal("disabled")]),
+  /** `invited`: a login of another company was offered this one and has not accepted yet. */
+  status: Type.Union([Type.Literal("invited"), Type.Literal("active"), Type.Literal("disabled")]),
   totp_enrolled: Type.Boolean(),
   password_change_required: Type.Boolean(),
   created_at: Type.String(),

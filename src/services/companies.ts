@@ -5,7 +5,7 @@ import { LatchkeyError } from "../core/errors.ts";
 import { newId } from "../core/ids.ts";
 import { companySlug, looksLikeCredentialUsername } from "../core/names.ts";
 import { randomBase62 } from "../core/random.ts";
-import { companies, users } from "../store/repositories.ts";
+import { companies, type Db, users } from "../store/repositories.ts";
 import type { Database } from "../store/schema.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
@@ -14,8 +14,17 @@ import type { CreatedKey, KeyService } from "./keys.ts";
 
 export interface CreatedCompany {
   company: { id: string; name: string; slug: string; created_at: string };
-  /** An email that already had a login gets no temporary password: it signs in as it always has. */
-  owner: { id: string; email: string; existing_login: boolean; temporary_password?: string };
+  /**
+   * An email that already had a login gets no temporary password: its ownership waits until its person
+   * accepts it, signed in, with `accept_link` (for the platform to pass on).
+   */
+  owner: {
+    id: string;
+    email: string;
+    existing_login: boolean;
+    temporary_password?: string;
+    accept_link?: string;
+  };
   default_credential: { id: string; username: string };
   /** Test keys belong to test API users: the company starts with one, so it can issue them at once. */
   default_test_credential: { id: string; username: string };
@@ -29,6 +38,8 @@ export interface CompanyServiceDeps {
   credentials: CredentialService;
   keys: KeyService;
   audit: AuditService;
+  /** Writes the accept link of an existing login's offer (see RecoveryService.issue). */
+  offerMembership: (tx: Db, user: { id: string }, companyId: string) => Promise<string>;
 }
 
 export class CompanyService {
@@ -60,7 +71,9 @@ export class CompanyService {
       const company = { id: newId("co", now), name: input.name, slug, created_at: now };
       await companies.insert(tx, company);
       // The owner may be a person who has a login already (an owner of another company, say): they
-      // get a membership here and keep their password. The platform, who asks, may know that.
+      // keep their password, and the ownership is an offer they accept signed in, as for any company's
+      // invitation: whoever else knows that login's password must not get the new company with it.
+      // The platform, who asks, may know that the login existed.
       const person = await users.addMember(tx, {
         email,
         passwordHash,
@@ -71,7 +84,11 @@ export class CompanyService {
       });
       // A company just made has no members: only a bug could make this happen.
       if (!person) throw new Error("a new company already had its owner");
-      const owner = { id: person.id, existed: person.existed };
+      const owner = {
+        id: person.id,
+        existed: person.existed,
+        acceptLink: person.existed ? await this.deps.offerMembership(tx, person, company.id) : null,
+      };
       await this.deps.audit.append(tx, ctx, {
         action: "company.created",
         companyId: company.id,
@@ -127,7 +144,9 @@ export class CompanyService {
         id: created.owner.id,
         email,
         existing_login: created.owner.existed,
-        ...(created.owner.existed ? {} : { temporary_password: temporaryPassword }),
+        ...(created.owner.acceptLink
+          ? { accept_link: created.owner.acceptLink }
+          : { temporary_password: temporaryPassword }),
       },
       default_credential: { id: created.credential.id, username: created.credential.username },
       default_test_credential: {

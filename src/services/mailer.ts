@@ -8,7 +8,7 @@ export interface Mail {
   /** What the message is, for log lines about it (which never carry its text). */
   kind:
     | "invitation"
-    | "membership_added"
+    | "membership_invited"
     | "password_reset"
     | "totp_enrolled"
     | "totp_reset"
@@ -51,7 +51,7 @@ export class SmtpMailer implements Mailer {
 }
 
 /** The messages that carry a link someone needs; without SMTP only these are printed. */
-const WITH_LINK: ReadonlySet<Mail["kind"]> = new Set(["invitation", "membership_added", "password_reset"]);
+const WITH_LINK: ReadonlySet<Mail["kind"]> = new Set(["invitation", "membership_invited", "password_reset"]);
 
 /**
  * No SMTP configured: a message with a link is printed for the operator, at info level, as one line

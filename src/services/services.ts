@@ -210,7 +210,13 @@ export function createServices(opts: ServiceOptions): Services {
   });
   return {
     catalog: opts.catalog,
-    companies: new CompanyService({ ...base, credentials, keys, audit }),
+    companies: new CompanyService({
+      ...base,
+      credentials,
+      keys,
+      audit,
+      offerMembership: (tx, user, companyId) => people.recovery.issue(tx, user, "membership", companyId),
+    }),
     audit,
     events,
     people,

@@ -75,6 +75,8 @@ export const users = {
       now: Date;
     },
   ): Promise<{ id: string; existed: boolean } | undefined> {
+    // The login's row is locked for the transaction, so a membership's creation serialises with a
+    // reissued invitation or a second-factor reset of the same login (they check its memberships).
     const inserted = await tx
       .insertInto("users")
       .values({ id: newId("usr", o.now), email: o.email, password_hash: o.passwordHash, created_at: o.now })
@@ -83,13 +85,24 @@ export const users = {
       .executeTakeFirst();
     const id =
       inserted?.id ??
-      (await tx.selectFrom("users").select("id").where("email", "=", o.email).executeTakeFirstOrThrow()).id;
+      (
+        await tx
+          .selectFrom("users")
+          .select("id")
+          .where("email", "=", o.email)
+          .forUpdate()
+          .executeTakeFirstOrThrow()
+      ).id;
+    const existed = inserted === undefined;
     const added = await tx
       .insertInto("memberships")
       .values({
         user_id: id,
         company_id: o.companyId,
         role: o.role,
+        // A login that exists is someone's: its membership here waits for that person to accept it.
+        status: existed ? "invited" : "active",
+        accepted_at: existed ? null : o.now,
         created_at: o.now,
         invited_by: o.invitedBy,
         updated_at: null,
@@ -98,7 +111,7 @@ export const users = {
       .returning("user_id")
       .executeTakeFirst();
     if (!added) return undefined;
-    return { id, existed: inserted === undefined };
+    return { id, existed };
   },
 };
 

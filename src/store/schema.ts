@@ -37,8 +37,11 @@ export interface MembershipsTable {
   user_id: string;
   company_id: string;
   role: "owner" | "moderator" | "developer" | "viewer";
-  status: Generated<"active" | "disabled">;
+  /** `invited`: an existing login offered this company; it grants nothing until its person accepts. */
+  status: Generated<"invited" | "active" | "disabled">;
   created_at: Timestamp;
+  /** When the person took the membership; null while it is only offered. */
+  accepted_at: Date | null;
   /** The person who invited them; null for a company's first owner and people from before 013. */
   invited_by: string | null;
   updated_at: Date | null;
@@ -54,7 +57,9 @@ export interface RecoveryCodesTable {
 export interface PersonTokensTable {
   token_hash: string;
   user_id: string;
-  purpose: "password_reset" | "invitation";
+  purpose: "password_reset" | "invitation" | "membership";
+  /** The company a `membership` token joins; null for the other purposes, which are per login. */
+  company_id: string | null;
   created_at: Date;
   expires_at: Date;
   used_at: Date | null;

@@ -8,6 +8,7 @@ import {
   allStrings,
   asPerson,
   freshCode,
+  GOOD_PASSWORD,
   invite,
   login,
   loginOk,
@@ -26,6 +27,19 @@ interface Listed {
   role: string;
   status: string;
   created_at: string;
+}
+
+/** The token of an accept link (`…/accept-membership#token=…`). */
+function tokenOf(link: unknown): string {
+  return String(link).split("#token=")[1] as string;
+}
+
+/** `p`, signed in, takes a company's offer with the link its inviter was shown. */
+async function accept(h: Harness, p: Person, link: unknown): Promise<void> {
+  const res = await asPerson(h, p.session, "POST", "/v1/auth/accept-membership", {
+    json: { token: tokenOf(link) },
+  });
+  expect(res.statusCode, res.body).toBe(200);
 }
 
 /** Switches `p`'s session to `companyId`, expecting success, and keeps the new session on them. */
@@ -65,7 +79,7 @@ describe.each(BACKENDS)("memberships: one login in several companies on %s", (ki
     return res.json().data.users;
   };
 
-  it("inviting an email that has a login adds a membership: no EMAIL_TAKEN, nothing of the other company", async () => {
+  it("inviting an email that has a login offers a membership its person accepts: no EMAIL_TAKEN, nothing of the other company", async () => {
     // A minute on, so the time they joined B is not the time the login was made.
     h.clock.advance(60);
     const fresh = await asPerson(h, ownerB.session, "POST", "/v1/users", {
@@ -77,21 +91,25 @@ describe.each(BACKENDS)("memberships: one login in several companies on %s", (ki
     expect(res.statusCode, res.body).toBe(201);
     const d = res.json().data;
     expect(d).toMatchObject({ id: both.id, email: both.email, role: "viewer", invitation_sent: false });
-    // The same fields as a new person's answer, less the temporary password no one may have for them.
+    // A new person's fields, but an accept link (shown once, no SMTP) where the temporary password
+    // would be: the login's password is its person's.
     expect(Object.keys(d).sort()).toEqual(
-      Object.keys(fresh.json().data)
-        .filter((k) => k !== "temporary_password")
-        .sort(),
+      [...Object.keys(fresh.json().data).filter((k) => k !== "temporary_password"), "accept_link"].sort(),
     );
     expect(d).not.toHaveProperty("temporary_password");
+    expect(d.accept_link).toMatch(/\/accept-membership#token=[0-9A-Za-z]{43}$/);
     for (const s of allStrings(d)) {
       expect(s).not.toContain(a.id);
       expect(s).not.toMatch(/exist/i);
     }
 
-    // B lists them with B's role and the time they joined B, never A's role or company.
+    // B lists them as invited, with B's role and the time they joined B, never A's role or company.
     const listed = (await users(ownerB)).find((u) => u.id === both.id);
-    expect(listed).toMatchObject({ role: "viewer", status: "active", created_at: h.clock.now.toISOString() });
+    expect(listed).toMatchObject({
+      role: "viewer",
+      status: "invited",
+      created_at: h.clock.now.toISOString(),
+    });
     expect(JSON.stringify(await users(ownerB))).not.toContain(a.id);
     // A still sees them as its developer.
     expect((await users(ownerA)).find((u) => u.id === both.id)?.role).toBe("developer");
@@ -100,6 +118,16 @@ describe.each(BACKENDS)("memberships: one login in several companies on %s", (ki
     expect(signed.statusCode, signed.body).toBe(200);
     expect(signed.json().data.company.id).toBe(a.id);
     both.session = { cookie: sessionCookieOf(signed) as string, csrf: signed.json().data.csrf_token };
+    // Signed in as themselves, they take B's offer with its link; B then lists them active.
+    const accepted = await asPerson(h, both.session, "POST", "/v1/auth/accept-membership", {
+      json: { token: String(d.accept_link).split("#token=")[1] },
+    });
+    expect(accepted.statusCode, accepted.body).toBe(200);
+    expect(accepted.json().data).toEqual({
+      company: { id: b.id, name: "Members B", slug: b.slug },
+      role: "viewer",
+    });
+    expect((await users(ownerB)).find((u) => u.id === both.id)?.status).toBe("active");
 
     // Inviting a member of B into B again is this company's conflict, as before.
     const again = await asPerson(h, ownerB.session, "POST", "/v1/users", {
@@ -284,6 +312,13 @@ describe.each(BACKENDS)("memberships: one login in several companies on %s", (ki
       json: { email: ownerA.email, role: "owner" },
     });
     expect(intoB.statusCode, intoB.body).toBe(201);
+    // Offered only, B is not ownerA's yet: the reset is still refused until they accept.
+    const early = await asPerson(h, ownerA.session, "POST", `/v1/users/${both.id}/reset-totp`, {
+      json: {},
+      code: freshCode(h, ownerA),
+    });
+    expect(early.statusCode, early.body).toBe(403);
+    await accept(h, ownerA, intoB.json().data.accept_link);
     const reset = await asPerson(h, ownerA.session, "POST", `/v1/users/${both.id}/reset-totp`, {
       json: {},
       code: freshCode(h, ownerA),
@@ -293,21 +328,59 @@ describe.each(BACKENDS)("memberships: one login in several companies on %s", (ki
     expect((await asPerson(h, both.session, "GET", "/v1/me")).statusCode).toBe(401);
   });
 
-  it("a reinvite (a new temporary password) is refused for a login another company shares", async () => {
+  it("a reinvite of an offer sends a fresh link; a new temporary password is refused once another company shares the login", async () => {
     const email = uniqueEmail("pending");
     const inA = await asPerson(h, ownerA.session, "POST", "/v1/users", { json: { email, role: "viewer" } });
     expect(inA.statusCode, inA.body).toBe(201);
     const inB = await asPerson(h, ownerB.session, "POST", "/v1/users", { json: { email, role: "viewer" } });
     expect(inB.statusCode, inB.body).toBe(201);
     const id = inB.json().data.id;
+    const first = inB.json().data.accept_link;
+    // B's reinvite of its offer touches nothing of the login: a fresh link, the old one dead.
+    const again = await asPerson(h, ownerB.session, "POST", `/v1/users/${id}/reinvite`, {
+      json: {},
+      code: freshCode(h, ownerB),
+    });
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json().data).toMatchObject({ id, invitation_sent: false });
+    expect(again.json().data).not.toHaveProperty("temporary_password");
+    const second = again.json().data.accept_link;
+    expect(tokenOf(second)).not.toBe(tokenOf(first));
+    // An offer is not the login's yet, so A may still reissue its own invitation (a new password).
+    const reA = await asPerson(h, ownerA.session, "POST", `/v1/users/${id}/reinvite`, {
+      json: {},
+      code: freshCode(h, ownerA),
+    });
+    expect(reA.statusCode, reA.body).toBe(200);
+    const temporary: string = reA.json().data.temporary_password;
+    // The person changes the password, then accepts B's offer: the first link is dead, the fresh one works.
+    let session = await loginOk(h, email, temporary);
+    const changed = await asPerson(h, session, "POST", "/v1/auth/password", {
+      json: { current_password: temporary, new_password: GOOD_PASSWORD },
+    });
+    expect(changed.statusCode, changed.body).toBe(200);
+    session = { cookie: sessionCookieOf(changed) as string, csrf: changed.json().data.csrf_token };
+    const old = await asPerson(h, session, "POST", "/v1/auth/accept-membership", {
+      json: { token: tokenOf(first) },
+    });
+    expect(old.statusCode).toBe(400);
+    expect(old.json().error.code).toBe("TOKEN_INVALID");
+    const ok = await asPerson(h, session, "POST", "/v1/auth/accept-membership", {
+      json: { token: tokenOf(second) },
+    });
+    expect(ok.statusCode, ok.body).toBe(200);
+    // Single use: the same link again is the same TOKEN_INVALID.
+    const reused = await asPerson(h, session, "POST", "/v1/auth/accept-membership", {
+      json: { token: tokenOf(second) },
+    });
+    expect(reused.json().error.code).toBe("TOKEN_INVALID");
+    // Now the login is B's as well: a new temporary password from B would open A, so it is refused.
     const refused = await asPerson(h, ownerB.session, "POST", `/v1/users/${id}/reinvite`, {
       json: {},
       code: freshCode(h, ownerB),
     });
     expect(refused.statusCode, refused.body).toBe(403);
     expect(refused.json().error.code).toBe("FORBIDDEN");
-    // The temporary password A's owner passed on still opens the login.
-    expect((await login(h, email, inA.json().data.temporary_password)).statusCode).toBe(200);
   });
 
   it("two invitations of one new email into two companies at once make one person with two memberships", async () => {
@@ -348,6 +421,10 @@ describe.each(BACKENDS)("memberships: one login in several companies on %s", (ki
     expect(d.owner).toMatchObject({ id: ownerB.id, email: ownerB.email, existing_login: true });
     expect(d.owner).not.toHaveProperty("temporary_password");
     ownerB.session = await loginOk(h, ownerB.email, ownerB.password, { code: freshCode(h, ownerB) });
+    // The platform's company creation is an offer too: nothing of D until its owner accepts.
+    const before = await asPerson(h, ownerB.session, "GET", "/v1/me");
+    expect(before.json().data.companies.map((c: { id: string }) => c.id)).not.toContain(d.company.id);
+    await accept(h, ownerB, d.owner.accept_link);
     const me = await asPerson(h, ownerB.session, "GET", "/v1/me");
     expect(me.json().data.companies.map((c: { id: string }) => c.id)).toContain(d.company.id);
     const moved = await switchTo(h, ownerB, d.company.id);
@@ -391,7 +468,7 @@ describe.each(BACKENDS)("memberships with SMTP on %s", (kind) => {
     await smtp.close();
   });
 
-  it("answers the same for a new person and one with a login, and mails the latter that they were added", async () => {
+  it("answers the same for a new person and one with a login, and mails the latter a link to accept", async () => {
     const newEmail = uniqueEmail("newbie");
     const fresh = await asPerson(h, ownerB.session, "POST", "/v1/users", {
       json: { email: newEmail, role: "viewer" },
@@ -415,10 +492,20 @@ describe.each(BACKENDS)("memberships with SMTP on %s", (kind) => {
     expect(invitation.text).toContain("#token=");
     // The owner's own notices (a new 2FA device) go out after their commit, so pick the one about B.
     const added = await smtp.waitForMatch(ownerA.email, (m) => m.subject.includes("Mailed B"));
-    expect(added.text).toContain("https://keys.example.test");
-    // No link to set a password: the login and its password are the person's own.
-    expect(added.text).not.toContain("token=");
-    // And the password still works.
-    await loginOk(h, ownerA.email, ownerA.password, { code: freshCode(h, ownerA) });
+    expect(added.subject).toBe("You were invited to Mailed B on Latchkey");
+    // A link to accept, not to set a password: the login and its password are the person's own.
+    const link = added.text.match(
+      /https:\/\/keys\.example\.test\/accept-membership#token=[0-9A-Za-z]{43}/,
+    )?.[0];
+    expect(link, added.text).toBeDefined();
+    // The link sets no password: reset-password refuses it.
+    const asReset = await h.call("POST", "/v1/auth/reset-password", {
+      json: { token: tokenOf(link), new_password: "Another-good-passw0rd!" },
+    });
+    expect(asReset.json().error?.code).toBe("TOKEN_INVALID");
+    // And the password still works; signed in, the person accepts and B is theirs.
+    ownerA.session = await loginOk(h, ownerA.email, ownerA.password, { code: freshCode(h, ownerA) });
+    await accept(h, ownerA, link);
+    await switchTo(h, ownerA, b.id);
   });
 });

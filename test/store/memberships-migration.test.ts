@@ -83,6 +83,10 @@ describe.each(BACKENDS)("the memberships migration on %s", (kind) => {
     await sql`INSERT INTO sessions (id, token_hash, user_id, company_id, csrf_token, created_at, last_seen_at, expires_at)
       VALUES (${newId("ses", now)}, ${createHash("sha256").update(sessionToken).digest("hex")}, ${people.owner.id},
         ${co1}, 'csrf', ${now}, ${now}, ${new Date(now.getTime() + 3_600_000)})`.execute(store.db);
+    // An invitation link from before 013 (migration 011's tokens are per login, with no company).
+    await sql`INSERT INTO person_tokens (token_hash, user_id, purpose, created_at, expires_at)
+      VALUES ('old-invitation-hash', ${people.viewer.id}, 'invitation', ${now},
+        ${new Date(now.getTime() + 3_600_000)})`.execute(store.db);
     expect(await migrateToLatest(store.db)).toContain("013-memberships");
   });
   afterAll(async () => {
@@ -93,9 +97,10 @@ describe.each(BACKENDS)("the memberships migration on %s", (kind) => {
   it("gives every person one membership with their company, role and status", async () => {
     const rows = await store.db
       .selectFrom("memberships")
-      .select(["user_id", "company_id", "role", "status", "created_at", "invited_by"])
+      .select(["user_id", "company_id", "role", "status", "created_at", "accepted_at", "invited_by"])
       .orderBy("user_id")
       .execute();
+    // Every existing membership was the person's already: accepted when it was made, none `invited`.
     const expected = Object.values(people)
       .map((p) => ({
         user_id: p.id,
@@ -103,10 +108,40 @@ describe.each(BACKENDS)("the memberships migration on %s", (kind) => {
         role: p.role,
         status: p.status,
         created_at: now,
+        accepted_at: now,
         invited_by: null,
       }))
       .sort((a, b) => (a.user_id < b.user_id ? -1 : 1));
     expect(rows).toEqual(expected);
+  });
+
+  it("keeps the links of before, with no company, and takes company-bound membership links", async () => {
+    const old = await store.db
+      .selectFrom("person_tokens")
+      .select(["user_id", "purpose", "company_id", "used_at"])
+      .where("token_hash", "=", "old-invitation-hash")
+      .executeTakeFirst();
+    expect(old).toEqual({
+      user_id: people.viewer.id,
+      purpose: "invitation",
+      company_id: null,
+      used_at: null,
+    });
+    const row = (hash: string, purpose: string, company: string | null) =>
+      sql`INSERT INTO person_tokens (token_hash, user_id, purpose, company_id, created_at, expires_at)
+        VALUES (${hash}, ${people.owner.id}, ${purpose}, ${company}, ${now}, ${now})`.execute(store.db);
+    await row("offer-hash", "membership", co2);
+    // A membership link without its company, or another purpose with one, is refused by the store.
+    await expect(row("no-company", "membership", null)).rejects.toThrow();
+    await expect(row("reset-with-company", "password_reset", co2)).rejects.toThrow();
+    await expect(row("unknown-purpose", "something", null)).rejects.toThrow();
+    // And a membership may now be an offer.
+    await sql`INSERT INTO memberships (user_id, company_id, role, status, created_at)
+      VALUES (${people.owner.id}, ${co2}, 'viewer', 'invited', ${now})`.execute(store.db);
+    await sql`DELETE FROM memberships WHERE user_id = ${people.owner.id} AND company_id = ${co2}`.execute(
+      store.db,
+    );
+    await sql`DELETE FROM person_tokens WHERE token_hash = 'offer-hash'`.execute(store.db);
   });
 
   it("drops the company, role and status from the person, whose login stays", async () => {

@@ -20,6 +20,7 @@ import { ChangePasswordDialog, RecoveryCodesDialog } from "./components/PersonDi
 import { can, ROLE_LABELS } from "./lib/roles.ts";
 import { match, RouterProvider, useRouter } from "./lib/router.tsx";
 import { SessionContext, useSession } from "./lib/session.tsx";
+import { AcceptMembership, takeAcceptToken } from "./screens/AcceptMembership.tsx";
 import { AccessControl } from "./screens/AccessControl.tsx";
 import { ApiUserDetail } from "./screens/ApiUserDetail.tsx";
 import { AuditLog } from "./screens/AuditLog.tsx";
@@ -51,6 +52,10 @@ export function App() {
 function Console() {
   const { path, navigate } = useRouter();
   const [state, setState] = useState<State>({ kind: "loading" });
+  // An accept link's token, kept while the person signs in (and changes a password, enrols 2FA) first.
+  const [acceptToken] = useState(() =>
+    match("/accept-membership", window.location.pathname) ? takeAcceptToken() : "",
+  );
   const [env, setEnvState] = useState<Environment>(() => {
     const initial = window.localStorage.getItem(ENV_KEY) === "test" ? "test" : "live";
     api.environment = initial;
@@ -144,6 +149,16 @@ function Console() {
         />
       );
     case "ready":
+      if (match("/accept-membership", path)) {
+        return (
+          <AcceptMembership
+            me={state.me}
+            token={acceptToken}
+            onJoined={switchCompany}
+            onSkip={() => navigate("/keys")}
+          />
+        );
+      }
       return (
         <SessionContext.Provider
           value={{ me: state.me, catalog: state.catalog, env, setEnv, signOut, switchCompany }}

@@ -350,7 +350,14 @@ export interface Catalog {
 export interface CreatedCompany {
   company: { id: string; name: string; slug: string; created_at: string };
   /** `existing_login`: the email already signed in elsewhere; it gets no temporary password. */
-  owner: { id: string; email: string; existing_login: boolean; temporary_password?: string };
+  owner: {
+    id: string;
+    email: string;
+    existing_login: boolean;
+    temporary_password?: string;
+    /** An existing login's ownership waits for its person to accept it with this link. */
+    accept_link?: string;
+  };
   default_credential: { id: string; username: string };
   default_test_credential: { id: string; username: string };
   management_key: CreatedKey;
@@ -447,10 +454,17 @@ export interface User {
   id: string;
   email: string;
   role: Role;
-  status: "active" | "disabled";
+  /** `invited`: an existing login offered this company, not accepted yet; it grants nothing. */
+  status: "invited" | "active" | "disabled";
   totp_enrolled: boolean;
   password_change_required: boolean;
   created_at: string;
+}
+
+/** A company's offer to an existing login, accepted: switch to the company to act there. */
+export interface AcceptedMembership {
+  company: { id: string; name: string; slug: string };
+  role: string;
 }
 
 export interface InvitedUser {
@@ -460,6 +474,8 @@ export interface InvitedUser {
   /** True: a link to choose a password was mailed, and no temporary password is shown. */
   invitation_sent: boolean;
   temporary_password?: string;
+  /** No SMTP, an existing login: the link its person accepts the membership with. */
+  accept_link?: string;
 }
 
 export interface Health {

@@ -1,4 +1,5 @@
 import type {
+  AcceptedMembership,
   AuditEvent,
   AuditQuery,
   AuditVerification,
@@ -224,6 +225,12 @@ export const OPERATIONS = {
     path: "/v1/auth/switch-company",
     caller: "session",
     body: ["company_id"],
+  },
+  "auth.acceptMembership": {
+    method: "POST",
+    path: "/v1/auth/accept-membership",
+    caller: "session",
+    body: ["token"],
   },
   "auth.changePassword": {
     method: "POST",
@@ -620,6 +627,12 @@ export class LatchkeyClient {
       if (this.session !== null) this.session.csrf = out.csrf_token;
       return out;
     },
+    /**
+     * Joins a company that invited this existing login, with the token from its accept link; then
+     * `switchCompany(out.company.id)` acts there.
+     */
+    acceptMembership: (token: string) =>
+      this.call<AcceptedMembership>("auth.acceptMembership", { body: { token } }),
     changePassword: async (body: { current_password: string; new_password: string }) => {
       const out = await this.call<{ csrf_token: string }>("auth.changePassword", { body });
       // The session is replaced: call() kept its new cookie, and this is its new CSRF token.
@@ -651,10 +664,13 @@ export class LatchkeyClient {
       this.call<User>("users.update", { params: { id }, body }),
     /** A new invitation for a person who has not signed in yet; the old one stops working. */
     reinvite: (id: string, options?: CallOptions) =>
-      this.call<{ id: string; email: string; invitation_sent: boolean; temporary_password?: string }>(
-        "users.reinvite",
-        { params: { id }, body: {}, options },
-      ),
+      this.call<{
+        id: string;
+        email: string;
+        invitation_sent: boolean;
+        temporary_password?: string;
+        accept_link?: string;
+      }>("users.reinvite", { params: { id }, body: {}, options }),
     /** Owners only: the person enrols 2FA again at their next sign-in. */
     resetTotp: (id: string, options?: CallOptions) =>
       this.call<{ id: string; totp_enrolled: boolean }>("users.resetTotp", {

@@ -337,6 +337,11 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       }),
     ],
     [
+      "POST /v1/auth/accept-membership",
+      "response",
+      shape<Api.AcceptedMembership>()({ required: ["company", "role"], optional: [] }),
+    ],
+    [
       "PATCH /v1/users/{id}",
       "response",
       shape<Api.User>()({
@@ -357,7 +362,7 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
       "response",
       shape<Api.InvitedUser>()({
         required: ["id", "email", "role", "invitation_sent"],
-        optional: ["temporary_password"],
+        optional: ["temporary_password", "accept_link"],
       }),
     ],
   ];
@@ -787,10 +792,19 @@ describe("LatchkeyClient", () => {
       const switched = await person.auth.switchCompany(created.company.id);
       hold("POST /v1/auth/switch-company", switched);
       expect(switched.company.id).toBe(created.company.id);
+      // A second company for the same login is an offer the person accepts with its link's token.
+      const second = await admin.admin.createCompany({
+        name: "Schema Two",
+        owner_email: "owner@schema.test",
+      });
+      const token = String(second.owner.accept_link).split("#token=")[1] ?? "";
+      const accepted = await person.auth.acceptMembership(token);
+      hold("POST /v1/auth/accept-membership", accepted);
+      expect(accepted.company.id).toBe(second.company.id);
       expect((await person.users.invite({ email: "second@schema.test", role: "viewer" })).email).toBe(
         "second@schema.test",
       );
-      expect(new Set(checked).size).toBe(16);
+      expect(new Set(checked).size).toBe(17);
     });
   });
 });

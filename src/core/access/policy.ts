@@ -124,6 +124,13 @@ export const POLICY = {
   "auth.totp_setup": { route: "POST /v1/auth/totp/setup", ...OWN_SESSION },
   "auth.totp_confirm": { route: "POST /v1/auth/totp/confirm", ...OWN_SESSION },
   "auth.switch_company": { route: "POST /v1/auth/switch-company", ...OWN_SESSION },
+  // A session of the invited login and the link's token: the pair proves both the login and the mail.
+  // Not with a temporary password still to change: that password was shown to someone else.
+  "auth.accept_membership": {
+    route: "POST /v1/auth/accept-membership",
+    caller: "session",
+    roles: EVERY_ROLE,
+  },
   "me.get": { route: "GET /v1/me", ...OWN_SESSION },
   // Getting back in: public, enumeration-safe and rate-limited; a link's token is the proof.
   "auth.forgot_password": { route: "POST /v1/auth/forgot-password", caller: "public" },

@@ -33,6 +33,8 @@ export default function createCompany(app: App, { services, platformTokens, cont
                 email: Type.String(),
                 existing_login: Type.Boolean(),
                 temporary_password: Type.Optional(Type.String()),
+                /** An existing login's ownership waits for its person to accept it with this link. */
+                accept_link: Type.Optional(Type.String()),
               }),
               default_credential: Type.Object({ id: Type.String(), username: Type.String() }),
               default_test_credential: Type.Object({ id: Type.String(), username: Type.String() }),

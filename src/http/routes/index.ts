@@ -1,4 +1,5 @@
 import type { App } from "../types.ts";
+import acceptMembership from "./accept-membership.ts";
 import authorizeRequest from "./authorize-request.ts";
 import changeKeyExpiry from "./change-key-expiry.ts";
 import changePassword from "./change-password.ts";
@@ -97,6 +98,7 @@ export function registerRoutes(app: App, deps: RouteDeps) {
     login,
     logout,
     switchCompany,
+    acceptMembership,
     getMe,
     changePassword,
     totpSetup,

@@ -25,6 +25,8 @@ export default function inviteUser(app: App, { services }: RouteDeps) {
               /** True: a link to choose a password was mailed, and no temporary password is shown. */
               invitation_sent: Type.Boolean(),
               temporary_password: Type.Optional(Type.String()),
+              /** No SMTP, an existing login: the link its person accepts the membership with, shown once. */
+              accept_link: Type.Optional(Type.String()),
             }),
           ),
           "4xx": ErrorEnvelope,

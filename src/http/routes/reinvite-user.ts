@@ -24,6 +24,8 @@ export default function reinviteUser(app: App, { services }: RouteDeps) {
               email: Type.String(),
               invitation_sent: Type.Boolean(),
               temporary_password: Type.Optional(Type.String()),
+              /** No SMTP, an existing login's pending offer: its fresh accept link, shown once. */
+              accept_link: Type.Optional(Type.String()),
             }),
           ),
           "4xx": ErrorEnvelope,

@@ -2,7 +2,7 @@ import type { Kysely } from "kysely";
 import type { RateLimiter } from "../../cluster/rate-limiter.ts";
 import type { Actor } from "../../core/actor.ts";
 import type { Catalog } from "../../core/catalog.ts";
-import { membershipAddedMail, totpEnrolledMail } from "../../core/mail-texts.ts";
+import { totpEnrolledMail } from "../../core/mail-texts.ts";
 import type { CompiledLimit } from "../../core/rate-limit.ts";
 import type { Role } from "../../core/roles.ts";
 import type { Database, SessionRow } from "../../store/schema.ts";
@@ -110,7 +110,12 @@ export class PeopleService {
       emailLimits,
       ipLimits: o.loginIpLimits ?? emailLimits,
     });
-    this.management = new PeopleManagement({ ...base, events: o.events, sessions: this.sessions });
+    this.management = new PeopleManagement({
+      ...base,
+      events: o.events,
+      sessions: this.sessions,
+      endOffers: (tx, userId, companyId) => this.recovery.endMembershipLinks(tx, userId, companyId),
+    });
   }
 
   login(
@@ -216,15 +221,16 @@ export class PeopleService {
   /**
    * Invites a person. With mail configured they get a link to choose a password (and no temporary
    * password is shown); without, the temporary password is shown once to the inviter, as before.
-   * A person who already has a login is mailed that they were added (they keep their password), and
-   * with mail configured the answer is the same as for a new person. Without mail no temporary
-   * password can be shown for them (their password is theirs), so there the inviter can tell.
+   * A person who already has a login gets an offer to accept signed in: mailed with its link, or
+   * without mail the link is in this answer once, for the inviter to pass on (so without mail the
+   * inviter can tell the login existed). The link alone opens nothing: accepting needs the login.
    */
   async invite(ctx: Ctx & { actor: { kind: "user" } }, input: { email: string; role: Role }) {
     const byMail = this.mail.sends;
     const made = await this.management.invite(
       ctx,
       input,
+      (tx, user, companyId) => this.recovery.issue(tx, user, "membership", companyId),
       byMail ? (tx, user) => this.recovery.issue(tx, user, "invitation") : undefined,
     );
     if (made.link) {
@@ -233,17 +239,8 @@ export class PeopleService {
         made.link,
       );
     }
-    if (made.existed) {
-      const company = await this.db
-        .selectFrom("companies")
-        .select("name")
-        .where("id", "=", ctx.actor.companyId)
-        .executeTakeFirstOrThrow();
-      this.mail.deliver({
-        kind: "membership_added",
-        to: made.email,
-        ...membershipAddedMail({ company: company.name, role: made.role, link: this.publicUrl }),
-      });
+    if (made.accept_link && byMail) {
+      await this.recovery.mailMembership(made.email, ctx.actor.companyId, made.role, made.accept_link);
     }
     return {
       id: made.id,
@@ -251,7 +248,13 @@ export class PeopleService {
       role: made.role,
       invitation_sent: byMail,
       ...(byMail || made.temporary_password === null ? {} : { temporary_password: made.temporary_password }),
+      ...(byMail || made.accept_link === null ? {} : { accept_link: made.accept_link }),
     };
+  }
+
+  /** Takes a company's offer to this login with its link (see RecoveryService.acceptMembership). */
+  acceptMembership(ctx: Ctx & { actor: { kind: "user" } }, token: string) {
+    return this.recovery.acceptMembership(ctx, token);
   }
 
   update(

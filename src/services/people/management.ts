@@ -19,6 +19,8 @@ export interface ManagementOptions {
   /** The webhook outbox (user.invited, user.role_changed), written with the change. */
   events: EventOutbox;
   sessions: SessionService;
+  /** Ends the accept links of one membership (see RecoveryService.endMembershipLinks). */
+  endOffers: (tx: Db, userId: string, companyId: string) => Promise<void>;
 }
 
 /**
@@ -47,13 +49,16 @@ export class PeopleManagement {
    * Invites a person into the actor's company. An email with no login yet becomes a person with a
    * temporary password, shown once (they must change it at first sign-in); `withLink` (mail is
    * configured) writes an invitation link in the same transaction instead, and the password made here
-   * is one nobody knows. An email that already has a login (in another company) gets a membership
-   * only: its password and second factor are the person's, and nothing in the answer, the audit event
-   * or the webhook event here says the login existed. A member of this company already: EMAIL_TAKEN.
+   * is one nobody knows. An email that already has a login (in another company) gets an `invited`
+   * membership only, and `offer` writes its accept link: the login's password may be known to someone
+   * other than the email's owner (another company's inviter was shown it), so the membership grants
+   * nothing until the login's person accepts it signed in. Nothing in the audit or webhook event says
+   * the login existed. A member (or an invited one) of this company already: EMAIL_TAKEN.
    */
   async invite(
     ctx: Ctx & { actor: { kind: "user" } },
     input: { email: string; role: Role },
+    offer: (tx: Db, user: { id: string }, companyId: string) => Promise<string>,
     withLink?: (tx: Db, user: { id: string }) => Promise<string>,
   ) {
     if (!mayAssignRole(ctx.actor.role, input.role)) {
@@ -101,7 +106,8 @@ export class PeopleManagement {
         data: { ...userView(created), invited_by: ctx.actor.userId },
       });
       const link = !person.existed && withLink ? await withLink(tx, { id: person.id }) : null;
-      return { id: person.id, existed: person.existed, link };
+      const acceptLink = person.existed ? await offer(tx, { id: person.id }, companyId) : null;
+      return { id: person.id, existed: person.existed, link, acceptLink };
     });
     this.o.events.committed();
     return {
@@ -111,6 +117,7 @@ export class PeopleManagement {
       existed: made.existed,
       temporary_password: made.existed ? null : temporaryPassword,
       link: made.link,
+      accept_link: made.acceptLink,
     };
   }
 
@@ -141,7 +148,11 @@ export class PeopleManagement {
       const row = locked ? await memberOf(tx, userId, companyId) : undefined;
       if (!row) throw new LatchkeyError("NOT_FOUND", "No such person.");
       const role = patch.role ?? row.role;
-      const status = patch.status ?? row.status;
+      // An offer not yet accepted is never made active by an inviter: enabling one that was disabled
+      // before it was accepted brings it back to invited (a reinvite then sends a link).
+      const wanted = patch.status ?? row.status;
+      const status =
+        wanted === "active" && (row.status === "invited" || row.accepted_at === null) ? "invited" : wanted;
       if (role === row.role && status === row.status) return userView(row);
       // A moderator neither makes nor unmakes owners.
       if (!mayAssignRole(ctx.actor.role, role) || !mayAssignRole(ctx.actor.role, row.role)) {
@@ -159,6 +170,8 @@ export class PeopleManagement {
       // A change of privilege ends the person's sessions in this company; they sign in again with the
       // new role. Their sessions in other companies hold other memberships, which did not change.
       await this.o.sessions.endAll(tx, row.id, companyId);
+      // A disabled offer cannot be accepted: its link dies with it.
+      if (status === "disabled") await this.o.endOffers(tx, row.id, companyId);
       const target = { type: "user", id: row.id };
       if (role !== row.role) {
         await this.o.audit.append(tx, ctx, {

@@ -58,11 +58,15 @@ export class SessionService {
     companyId: string,
     ip: string | null,
     userAgent: string | null,
+    /** The latest end the new session may have: a session that replaces one without a fresh proof of
+     * who the person is (a switch of company) keeps the end of the one it replaces. */
+    endsBy?: Date,
   ): Promise<SessionInfo> {
     const now = this.o.clock();
     const token = randomBytes(32).toString("base64url");
     const csrf = randomBytes(24).toString("base64url");
-    const expires = new Date(now.getTime() + this.maxMs);
+    const fullTerm = now.getTime() + this.maxMs;
+    const expires = new Date(endsBy ? Math.min(fullTerm, endsBy.getTime()) : fullTerm);
     await db
       .insertInto("sessions")
       .values({
@@ -178,15 +182,18 @@ export class SessionService {
         .set({ ended_at: this.o.clock() })
         .where("id", "=", ctx.actor.sessionId)
         .where("ended_at", "is", null)
+        .returning("expires_at")
         .executeTakeFirst();
       // Two switches with one session: the first wins, the second finds it ended.
-      if (Number(ended.numUpdatedRows) !== 1) throw new LatchkeyError("SESSION_EXPIRED");
+      if (!ended) throw new LatchkeyError("SESSION_EXPIRED");
       await this.o.audit.append(tx, ctx, {
         action: "user.logout",
         companyId: ctx.actor.companyId,
         target: { type: "user", id: ctx.actor.userId },
       });
-      const s = await this.open(tx, member, companyId, ctx.ip, ctx.userAgent);
+      // No password or code was shown for the switch, so it must not buy time: the new session ends
+      // when the one signed in with would have (else switching back and forth kept a cookie for ever).
+      const s = await this.open(tx, member, companyId, ctx.ip, ctx.userAgent, ended.expires_at);
       await this.o.audit.append(
         tx,
         { ...ctx, actor: this.actorFor(member, "") },

@@ -11,7 +11,7 @@ export type { UserView };
  * company (its id, role and status). Nothing here says which other companies the person belongs to.
  */
 export type MemberRow = UserRow &
-  Pick<MembershipRow, "company_id" | "role" | "status"> & { member_since: Date };
+  Pick<MembershipRow, "company_id" | "role" | "status" | "accepted_at"> & { member_since: Date };
 
 export function userView(row: MemberRow): UserView {
   return {
@@ -37,6 +37,7 @@ export function membersQuery(db: Db) {
       "memberships.company_id",
       "memberships.role",
       "memberships.status",
+      "memberships.accepted_at",
       "memberships.created_at as member_since",
     ]);
 }

@@ -32,6 +32,7 @@ export const ENDPOINTS = {
   login: ["POST", "/v1/auth/login"],
   logout: ["POST", "/v1/auth/logout"],
   switchCompany: ["POST", "/v1/auth/switch-company"],
+  acceptMembership: ["POST", "/v1/auth/accept-membership"],
   changePassword: ["POST", "/v1/auth/password"],
   totpSetup: ["POST", "/v1/auth/totp/setup"],
   totpConfirm: ["POST", "/v1/auth/totp/confirm"],
@@ -208,6 +209,13 @@ export class Client {
     );
     this.csrf = out.csrf_token;
     return out;
+  }
+  /** Takes a company's offer to this login with its link's token; the answer names the company. */
+  acceptMembership(token: string) {
+    return this.call<{ company: { id: string; name: string; slug: string }; role: string }>(
+      "acceptMembership",
+      { body: { token } },
+    );
   }
   changePassword(current_password: string, new_password: string) {
     return this.call<{ csrf_token: string }>("changePassword", { body: { current_password, new_password } });

@@ -71,6 +71,8 @@ export const users = {
       passwordHash: string;
       companyId: string;
       role: MembershipRow["role"];
+      /** The merchant account the membership is limited to; null or absent: the whole company. */
+      merchantAccountId?: string | null;
       invitedBy: string | null;
       now: Date;
     },
@@ -90,6 +92,7 @@ export const users = {
         user_id: id,
         company_id: o.companyId,
         role: o.role,
+        merchant_account_id: o.merchantAccountId ?? null,
         created_at: o.now,
         invited_by: o.invitedBy,
         updated_at: null,

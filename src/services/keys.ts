@@ -16,7 +16,12 @@ import {
   grantable,
   keyGrant,
 } from "../core/access/grants.ts";
-import { assertSeesAccount, listedMerchantAccount, seesAccount } from "../core/access/merchant-accounts.ts";
+import {
+  assertCompanyLevel,
+  assertSeesAccount,
+  listedMerchantAccount,
+  seesAccount,
+} from "../core/access/merchant-accounts.ts";
 import type { Actor } from "../core/actor.ts";
 import { actorRef } from "../core/actor.ts";
 import type { Catalog, Preset } from "../core/catalog.ts";
@@ -446,6 +451,8 @@ export class KeyService {
    * caller counts test keys only, whatever it asks for), zeros where nothing was counted.
    */
   async companyUsage(companyId: string, days: number, environment: Environment | undefined, actor: Actor) {
+    // The whole company's traffic: a merchant account's caller reads its own keys' usage instead.
+    assertCompanyLevel(actor);
     const cut = listedEnvironment(actor, environment);
     const today = Date.UTC(...utcDate(this.deps.clock()));
     const dayOf = (i: number) => new Date(today - (days - 1 - i) * 86_400_000).toISOString().slice(0, 10);

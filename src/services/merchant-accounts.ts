@@ -15,6 +15,7 @@ import { type Db, merchantAccounts } from "../store/repositories.ts";
 import type { Database, MerchantAccountRow } from "../store/schema.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
+import { shownTo } from "./views.ts";
 
 export type { MerchantAccountView };
 
@@ -126,14 +127,16 @@ export class MerchantAccountService {
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
     return {
-      merchant_accounts: await this.views(this.deps.db, companyId, shown),
+      merchant_accounts: await shownTo(this.deps.db, actor, await this.views(this.deps.db, companyId, shown)),
       next_cursor: more ? (shown.at(-1)?.id ?? null) : null,
     };
   }
 
   async get(companyId: string, id: string, actor: Actor): Promise<MerchantAccountView> {
     const row = await this.found(this.deps.db, companyId, id, actor);
-    return (await this.views(this.deps.db, companyId, [row]))[0] as MerchantAccountView;
+    return (
+      await shownTo(this.deps.db, actor, await this.views(this.deps.db, companyId, [row]))
+    )[0] as MerchantAccountView;
   }
 
   async update(

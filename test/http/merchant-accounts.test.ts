@@ -404,6 +404,9 @@ describe.each(BACKENDS)("merchant accounts on %s", (kind) => {
         expect(res.json().data.merchant_account_id).toBe(one);
         for (const s of strangers()) await expectHidden("GET", `/v1/keys/${s.key}/usage`);
       },
+      "usage.company": async () => {
+        expectError(await call("GET", "/v1/usage?days=3"), 403, "MERCHANT_ACCOUNT_NOT_ALLOWED");
+      },
       "keys.update": async () => {
         for (const s of strangers()) await expectHidden("PATCH", `/v1/keys/${s.key}`, { name: "Mine" });
       },
@@ -513,6 +516,41 @@ describe.each(BACKENDS)("merchant accounts on %s", (kind) => {
 
     it.each(Object.keys(SCOPING))("stays within its account on %s", async (action) => {
       await (SCOPING[action] as () => Promise<void>)();
+    });
+
+    it("is not told which company-level key made or changed its account's objects", async () => {
+      // The sibling API user was made by the company's management key, inside account one.
+      const read = (await call("GET", `/v1/credentials/${sibling.id}`)).json().data;
+      expect(read.created_by).toBe("company");
+      const listed = (await call("GET", "/v1/credentials?limit=100")).json().data.credentials;
+      const there = listed.find((c: { id: string }) => c.id === sibling.id);
+      expect(there.created_by).toBe("company");
+      const byCompany = (await h.call("GET", `/v1/credentials/${sibling.id}`, { key: a.key })).json().data;
+      expect(byCompany.created_by).toBe(a.keyId);
+      const account = (await call("GET", `/v1/merchant-accounts/${one}`)).json().data;
+      expect(account.created_by).toBe("company");
+
+      const made = await call("POST", "/v1/credentials", {
+        name: "Made by the account",
+        permissions: [DATA],
+      });
+      expect(made.json().data.created_by).toBe(mk.id);
+      const events = (await call("GET", "/v1/audit?limit=500")).json().data.events as {
+        action: string;
+        target: { id: string } | null;
+        actor: { type: string; id: string | null; label: string | null };
+      }[];
+      const about = (id: string) => events.filter((e) => e.target?.id === id);
+      expect(about(sibling.id).length).toBeGreaterThan(0);
+      for (const e of about(sibling.id)) expect(e.actor).toEqual({ type: "key", id: null, label: null });
+      const own = about(made.json().data.id);
+      expect(own.map((e) => e.actor.id)).toEqual([mk.id]);
+      expect(own[0]?.actor.label).toMatch(/^lk_live_/);
+      // Nor may it find the company's key by asking for it as the actor.
+      const asked = await call("GET", `/v1/audit?actor=${a.keyId}`);
+      expect(asked.json().data.events).toEqual([]);
+      const seen = await h.call("GET", `/v1/audit?actor=${a.keyId}&limit=5`, { key: a.key });
+      expect(seen.json().data.events.length).toBeGreaterThan(0);
     });
 
     it("is as walled in with its API user's Basic password", async () => {

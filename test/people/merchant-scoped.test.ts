@@ -232,6 +232,7 @@ describe.each(BACKENDS)("a person limited to a merchant account on %s", (kind) =
         ["leak_policy.update", "PATCH", "/v1/policies/leaks", { action: "notify" }, true],
         ["policies.expiry_update", "PATCH", "/v1/policies/expiry", { live: { must_expire: true } }, true],
         ["policies.expiry_get", "GET", "/v1/policies/expiry"],
+        ["usage.company", "GET", "/v1/usage?days=3"],
         ["audit.verify", "GET", "/v1/audit/verify"],
         ["merchant_accounts.create", "POST", "/v1/merchant-accounts", { name: "x", code: "scoped-x" }],
         ["merchant_accounts.update", "PATCH", `/v1/merchant-accounts/${one}`, { name: "Mine" }],

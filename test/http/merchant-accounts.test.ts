@@ -701,6 +701,48 @@ describe.each(BACKENDS)("merchant accounts on %s", (kind) => {
         .executeTakeFirstOrThrow();
       expect(row.data).toMatchObject({ id: plain.id, merchant_account_id: null });
     });
+
+    it("tell live endpoints of an account set up, renamed, deactivated and reactivated", async () => {
+      const co = await h.createCompany("Account events");
+      const account = await createAccount(co, "Before");
+      for (const json of [
+        { name: "After" },
+        { status: "inactive" },
+        { status: "active" },
+        { name: "After" },
+      ]) {
+        const res = await h.call("PATCH", `/v1/merchant-accounts/${account.id}`, { key: co.key, json });
+        expect(res.statusCode, res.body).toBe(200);
+      }
+      const rows = await h.store.db
+        .selectFrom("events")
+        .select(["type", "environment", "data"])
+        .where("company_id", "=", co.id)
+        .where("type", "like", "merchant_account.%")
+        .orderBy("seq", "asc")
+        .execute();
+      // The last PATCH changed nothing, so it told nobody.
+      expect(rows.map((r) => [r.type, r.environment])).toEqual([
+        ["merchant_account.created", "live"],
+        ["merchant_account.updated", "live"],
+        ["merchant_account.updated", "live"],
+        ["merchant_account.updated", "live"],
+      ]);
+      expect(rows.map((r) => (r.data as { id: string }).id)).toEqual(Array(4).fill(account.id));
+      expect(rows[0]?.data).toMatchObject({ name: "Before", code: account.code, status: "active" });
+      expect(rows[1]?.data).toMatchObject({ name: "After", previous: { name: "Before", status: "active" } });
+      expect(rows[2]?.data).toMatchObject({ status: "inactive", previous: { status: "active" } });
+      expect(rows[3]?.data).toMatchObject({ status: "active", previous: { status: "inactive" } });
+      // A webhook may subscribe to them by name.
+      const hook = await h.call("POST", "/v1/webhooks", {
+        key: co.key,
+        json: {
+          url: "https://93.184.215.14/accounts",
+          events: ["merchant_account.created", "merchant_account.updated"],
+        },
+      });
+      expect(hook.statusCode, hook.body).toBe(201);
+    });
   });
 
   describe("the audit trail", () => {

@@ -52,8 +52,8 @@ export type Actor =
       totpEnrolled: boolean;
       environment: Environment;
       /**
-       * The merchant account a person acts within; absent or null: the whole company (every session,
-       * for now). See core/access/merchant-accounts.ts.
+       * The merchant account a person acts within (their membership's); absent or null: the whole
+       * company. See core/access/merchant-accounts.ts.
        */
       merchantAccountId?: string | null;
       permissions: readonly string[];

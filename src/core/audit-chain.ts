@@ -27,6 +27,11 @@ export interface ChainedEvent {
    * clearing the column on a merchant account's event breaks its hash as changing it does.
    */
   merchant_account_id?: string;
+  /**
+   * The merchant account the actor acted within (migration 015), present only when it had one, so a
+   * company-level actor's event, and every older one, hashes as before.
+   */
+  actor_merchant_account_id?: string;
 }
 
 export const GENESIS_HASH = "0".repeat(64);

@@ -17,6 +17,9 @@ export const EVENT_TYPES = [
   "credential.deactivated",
   "user.invited",
   "user.role_changed",
+  /** A merchant account set up; `updated` for a rename, a deactivation or a reactivation. */
+  "merchant_account.created",
+  "merchant_account.updated",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -164,6 +164,8 @@ export const UserView = Type.Object({
   role: RoleName,
   /** `invited`: a login of another company was offered this one and has not accepted yet. */
   status: Type.Union([Type.Literal("invited"), Type.Literal("active"), Type.Literal("disabled")]),
+  /** The merchant account the person's membership is limited to; null: the whole company. */
+  merchant_account_id: Type.Union([Type.String(), Type.Null()]),
   totp_enrolled: Type.Boolean(),
   password_change_required: Type.Boolean(),
   created_at: Type.String(),

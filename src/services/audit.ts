@@ -1,6 +1,12 @@
 import { type Kysely, sql } from "kysely";
 import { actingEnvironment, assertActsInLive, sees, seesActor } from "../core/access/environments.ts";
-import { assertCompanyLevel, listedMerchantAccount, seesAccount } from "../core/access/merchant-accounts.ts";
+import {
+  actingMerchantAccount,
+  assertCompanyLevel,
+  listedMerchantAccount,
+  seesAccount,
+  seesActorAccount,
+} from "../core/access/merchant-accounts.ts";
 import type { Actor } from "../core/actor.ts";
 import { actorLabel, actorRef } from "../core/actor.ts";
 import {
@@ -67,12 +73,15 @@ function toChained(row: AuditEventRow): ChainedEvent & { hash: string } {
     ...(row.environment ? { environment: row.environment } : {}),
     ...(row.actor_environment ? { actor_environment: row.actor_environment } : {}),
     ...(row.merchant_account_id ? { merchant_account_id: row.merchant_account_id } : {}),
+    ...(row.actor_merchant_account_id ? { actor_merchant_account_id: row.actor_merchant_account_id } : {}),
   };
 }
 
 /** An event as `viewer` may read it: a key or API user of a world it cannot see stays unnamed. */
 export function auditView(row: AuditEventRow, viewer: Actor): AuditEvent {
-  const named = seesActor(viewer, row.actor_type, row.actor_environment);
+  const named =
+    seesActor(viewer, row.actor_type, row.actor_environment) &&
+    seesActorAccount(viewer, row.actor_type, row.actor_merchant_account_id);
   return {
     id: row.id,
     seq: Number(row.seq),
@@ -110,6 +119,7 @@ export class AuditService {
       .forUpdate()
       .executeTakeFirstOrThrow();
     const now = this.deps.clock();
+    const actorAccount = actingMerchantAccount(ctx.actor);
     const event: ChainedEvent = {
       id: newId("evt", now),
       chain,
@@ -131,6 +141,7 @@ export class AuditService {
       ...(entry.environment ? { environment: entry.environment } : {}),
       ...(ctx.actor.kind === "platform" ? {} : { actor_environment: ctx.actor.environment }),
       ...(entry.merchantAccountId ? { merchant_account_id: entry.merchantAccountId } : {}),
+      ...(actorAccount ? { actor_merchant_account_id: actorAccount } : {}),
     };
     const hash = eventHash(event);
     await tx
@@ -156,6 +167,13 @@ export class AuditService {
     // A merchant account's caller reads the events about its account's objects only.
     const account = listedMerchantAccount(actor, filters.merchantAccountId);
     if (account !== undefined) q = q.where("merchant_account_id", "=", account);
+    const acting = actingMerchantAccount(actor);
+    if (acting !== null && filters.actor) {
+      // Asking for a company-level (or another account's) actor by id must not tell whether it acted.
+      q = q.where((eb) =>
+        eb.or([eb("actor_type", "in", ["platform", "system"]), eb("actor_merchant_account_id", "=", acting)]),
+      );
+    }
     if (actingEnvironment(actor) === "test") {
       q = q.where("environment", "=", "test");
       // Asking for a live key or API user by id must not tell whether it acted.

@@ -146,6 +146,7 @@ export class ExpiryPolicyService {
    */
   async update(companyId: string, patch: ExpiryPolicyPatch, given: Ctx): Promise<ExpiryPolicyDoc> {
     const actor = given.actor;
+    assertCompanyLevel(actor);
     const roles = policyOf("policies.expiry_update").roles ?? [];
     if (actor.kind !== "user" || !roles.includes(actor.role)) {
       throw new LatchkeyError("FORBIDDEN", `This needs the role ${roles.join(" or ")}.`);

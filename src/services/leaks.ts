@@ -281,6 +281,8 @@ export class LeakService {
     input: { environment?: Environment | undefined; action: LeakPolicyAction },
     given: Ctx,
   ): Promise<LeakPolicyView> {
+    // The company's policy, as its reading is: not one merchant account's to set.
+    assertCompanyLevel(given.actor);
     const ctx = await this.deps.guard.confirm(given, "leak_policy.update", input);
     const environment = input.environment ?? actingEnvironment(ctx.actor);
     if (environment === "live" && actingEnvironment(ctx.actor) === "test") {

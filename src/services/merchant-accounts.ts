@@ -15,6 +15,8 @@ import { type Db, merchantAccounts } from "../store/repositories.ts";
 import type { Database, MerchantAccountRow } from "../store/schema.ts";
 import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
+import type { EventOutbox } from "./events.ts";
+import { shownTo } from "./views.ts";
 
 export type { MerchantAccountView };
 
@@ -23,6 +25,8 @@ export interface MerchantAccountServiceDeps {
   clock: () => Date;
   audit: AuditService;
   changes: Changes;
+  /** The webhook outbox (merchant_account.created/updated), written with the change. */
+  events: EventOutbox;
 }
 
 export interface CreateMerchantAccountInput {
@@ -90,7 +94,7 @@ export class MerchantAccountService {
       created_by: actorRef(ctx.actor),
       updated_at: now,
     };
-    return this.deps.db.transaction().execute(async (tx) => {
+    const made = await this.deps.db.transaction().execute(async (tx) => {
       // Two creates of one code race to the unique index; the loser is told as this one is.
       if (await merchantAccounts.codeTaken(tx, companyId, input.code)) {
         throw new LatchkeyError("CONFLICT", "The company has a merchant account with this code.", {
@@ -105,8 +109,19 @@ export class MerchantAccountService {
         target: { type: "merchant_account", id: row.id },
         changes: { after: { name: row.name, code: row.code, status: row.status } },
       });
-      return view(row, { api_users: 0, keys: 0 });
+      const shown = view(row, { api_users: 0, keys: 0 });
+      // An account spans both worlds and is set up in live: its events go to live endpoints, as
+      // people's do.
+      await this.deps.events.emit(tx, {
+        companyId,
+        environment: "live",
+        type: "merchant_account.created",
+        data: shown,
+      });
+      return shown;
     });
+    this.deps.events.committed();
+    return made;
   }
 
   /** A merchant account's caller lists its own account only. */
@@ -126,14 +141,16 @@ export class MerchantAccountService {
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
     return {
-      merchant_accounts: await this.views(this.deps.db, companyId, shown),
+      merchant_accounts: await shownTo(this.deps.db, actor, await this.views(this.deps.db, companyId, shown)),
       next_cursor: more ? (shown.at(-1)?.id ?? null) : null,
     };
   }
 
   async get(companyId: string, id: string, actor: Actor): Promise<MerchantAccountView> {
     const row = await this.found(this.deps.db, companyId, id, actor);
-    return (await this.views(this.deps.db, companyId, [row]))[0] as MerchantAccountView;
+    return (
+      await shownTo(this.deps.db, actor, await this.views(this.deps.db, companyId, [row]))
+    )[0] as MerchantAccountView;
   }
 
   async update(
@@ -143,6 +160,7 @@ export class MerchantAccountService {
     ctx: Ctx,
   ): Promise<MerchantAccountView> {
     let statusChanged = false;
+    let changed = false;
     const updated = await this.deps.db.transaction().execute(async (tx) => {
       const row = await this.found(tx, companyId, id, ctx.actor, true);
       // Its own caller sees it but may not change it (nor so lift its own deactivation).
@@ -180,8 +198,18 @@ export class MerchantAccountService {
           changes,
         });
       }
+      // One webhook event for the change, whatever it changed: the view says what it is now.
+      const [shown] = await this.views(tx, companyId, [next]);
+      await this.deps.events.emit(tx, {
+        companyId,
+        environment: "live",
+        type: "merchant_account.updated",
+        data: { ...shown, previous: { name: row.name, status: row.status } },
+      });
+      changed = true;
       return next;
     });
+    if (changed) this.deps.events.committed();
     if (statusChanged) {
       // Every cached answer for its API users' keys carries the account's status: drop them, here and
       // (through the bus and the verify-key change stream) on every other node and SDK cache.

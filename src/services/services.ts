@@ -221,7 +221,7 @@ export function createServices(opts: ServiceOptions): Services {
     events,
     people,
     credentials,
-    merchantAccounts: new MerchantAccountService({ db: opts.db, clock, audit, changes }),
+    merchantAccounts: new MerchantAccountService({ db: opts.db, clock, audit, changes, events }),
     keys,
     leaks,
     verification,

@@ -1,11 +1,12 @@
 import { actingEnvironment, seesActor } from "../core/access/environments.ts";
 import { credentialPermissions, unknownRoles } from "../core/access/grants.ts";
+import { actingMerchantAccount } from "../core/access/merchant-accounts.ts";
 import type { Actor } from "../core/actor.ts";
 import { type Catalog, describeSelection } from "../core/catalog.ts";
 import { type CreditState, currentBalance } from "../core/credits.ts";
 import { usernameFormat } from "../core/names.ts";
 import type { CredentialView, KeyView } from "../core/views.ts";
-import { actorEnvironments, type Db, keyLeaks } from "../store/repositories.ts";
+import { actorAccounts, actorEnvironments, type Db, keyLeaks } from "../store/repositories.ts";
 import type { ApiKeyRow, CredentialRow, KeyCreditsRow } from "../store/schema.ts";
 
 export type { CredentialView, KeyView };
@@ -14,9 +15,36 @@ const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 /**
  * Views as `viewer` may read them: an object made by a key or API user of a world the viewer cannot
- * see says `created_by: "live"`, not which one.
+ * see says `created_by: "live"`, not which one; within a merchant account, one made by anyone who is
+ * not of that account (the company's keys and people, another account's) says `created_by: "company"`.
  */
 export async function shownTo<T extends { created_by: string }>(
+  db: Db,
+  viewer: Actor,
+  views: T[],
+): Promise<T[]> {
+  return withinAccount(db, viewer, await withinWorld(db, viewer, views));
+}
+
+async function withinAccount<T extends { created_by: string }>(
+  db: Db,
+  viewer: Actor,
+  views: T[],
+): Promise<T[]> {
+  const acting = actingMerchantAccount(viewer);
+  if (acting === null || viewer.kind === "platform" || viewer.kind === "system" || !viewer.companyId)
+    return views;
+  const accounts = await actorAccounts(
+    db,
+    viewer.companyId,
+    views.map((v) => v.created_by),
+  );
+  return views.map((v) =>
+    v.created_by === "live" || accounts.get(v.created_by) === acting ? v : { ...v, created_by: "company" },
+  );
+}
+
+async function withinWorld<T extends { created_by: string }>(
   db: Db,
   viewer: Actor,
   views: T[],

@@ -44,6 +44,48 @@ export async function actorEnvironments(
   return found;
 }
 
+/**
+ * The merchant accounts that acting keys, API users and people (by id, as `created_by` holds them)
+ * act within in `companyId`: null for a company-level one. Ids of nobody found are left out.
+ */
+export async function actorAccounts(
+  db: Db,
+  companyId: string,
+  ids: readonly string[],
+): Promise<Map<string, string | null>> {
+  const found = new Map<string, string | null>();
+  const of = (prefix: string) => [...new Set(ids.filter((id) => id.startsWith(prefix)))];
+  const [keys, creds, people] = [of("key_"), of("cred_"), of("usr_")];
+  if (keys.length > 0) {
+    const rows = await db
+      .selectFrom("api_keys")
+      .select(["id", "merchant_account_id"])
+      .where("company_id", "=", companyId)
+      .where("id", "in", keys)
+      .execute();
+    for (const r of rows) found.set(r.id, r.merchant_account_id);
+  }
+  if (creds.length > 0) {
+    const rows = await db
+      .selectFrom("credentials")
+      .select(["id", "merchant_account_id"])
+      .where("company_id", "=", companyId)
+      .where("id", "in", creds)
+      .execute();
+    for (const r of rows) found.set(r.id, r.merchant_account_id);
+  }
+  if (people.length > 0) {
+    const rows = await db
+      .selectFrom("memberships")
+      .select(["user_id", "merchant_account_id"])
+      .where("company_id", "=", companyId)
+      .where("user_id", "in", people)
+      .execute();
+    for (const r of rows) found.set(r.user_id, r.merchant_account_id);
+  }
+  return found;
+}
+
 export const companies = {
   async slugTaken(db: Db, slug: string): Promise<boolean> {
     const row = await db.selectFrom("companies").select("id").where("slug", "=", slug).executeTakeFirst();
@@ -71,6 +113,8 @@ export const users = {
       passwordHash: string;
       companyId: string;
       role: MembershipRow["role"];
+      /** The merchant account the membership is limited to; null or absent: the whole company. */
+      merchantAccountId?: string | null;
       invitedBy: string | null;
       now: Date;
     },
@@ -103,6 +147,7 @@ export const users = {
         // A login that exists is someone's: its membership here waits for that person to accept it.
         status: existed ? "invited" : "active",
         accepted_at: existed ? null : o.now,
+        merchant_account_id: o.merchantAccountId ?? null,
         created_at: o.now,
         invited_by: o.invitedBy,
         updated_at: null,

@@ -45,6 +45,8 @@ export interface MembershipsTable {
   /** The person who invited them; null for a company's first owner and people from before 013. */
   invited_by: string | null;
   updated_at: Date | null;
+  /** The merchant account the person acts within here (migration 015); null: the whole company. */
+  merchant_account_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface RecoveryCodesTable {
@@ -116,6 +118,8 @@ export interface AuditEventsTable {
   actor_environment: ColumnType<"live" | "test" | null, "live" | "test" | null | undefined, never>;
   /** The merchant account of what the event is about (migration 012); null: company-level. */
   merchant_account_id: ColumnType<string | null, string | null | undefined, never>;
+  /** The merchant account the actor acted within (migration 015); null: company-level or older. */
+  actor_merchant_account_id: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface AuditHeadsTable {

@@ -14,7 +14,7 @@ type Headers = Record<string, string>;
 
 interface BodyRoute {
   method: Method;
-  /** `:cred` and `:key` stand for a real credential and key of the test company. */
+  /** `:cred`, `:key` and `:ma` stand for a real credential, key and merchant account of the test company. */
   path: string;
   admin?: boolean;
   valid(): Record<string, unknown>;
@@ -41,6 +41,12 @@ const BODY_ROUTES: BodyRoute[] = [
   { method: "POST", path: "/v1/keys/:key/rotate", valid: () => ({ grace_seconds: 60 }) },
   { method: "POST", path: "/v1/keys/:key/expiry", valid: () => ({ action: "reset" }) },
   { method: "POST", path: "/v1/verify", valid: () => ({ permissions: [DATA] }) },
+  {
+    method: "POST",
+    path: "/v1/merchant-accounts",
+    valid: () => ({ name: "Shop", code: `shop-${Math.random().toString(36).slice(2, 10)}` }),
+  },
+  { method: "PATCH", path: "/v1/merchant-accounts/:ma", valid: () => ({ name: "Renamed shop" }) },
 ];
 
 /** Takes no body, but must still refuse one it cannot parse. */
@@ -60,6 +66,8 @@ const ID_ROUTES: { method: Method; path: string; body?: Record<string, unknown> 
   { method: "DELETE", path: "/v1/keys/:id" },
   { method: "POST", path: "/v1/keys/:id/rotate", body: {} },
   { method: "POST", path: "/v1/keys/:id/expiry", body: { action: "now" } },
+  { method: "GET", path: "/v1/merchant-accounts/:id" },
+  { method: "PATCH", path: "/v1/merchant-accounts/:id", body: { name: "Renamed" } },
 ];
 
 /** [route path, field value patch, the field the error must name] */
@@ -105,6 +113,14 @@ const WRONG_TYPES: [string, Record<string, unknown>, string][] = [
   ["/v1/keys/:key/rotate", { grace_seconds: "60" }, "grace_seconds"],
   ["/v1/keys/:key/expiry", { action: "later" }, "action"],
   ["/v1/keys/:key/expiry", { action: 1 }, "action"],
+  ["/v1/merchant-accounts", { name: 5 }, "name"],
+  ["/v1/merchant-accounts", { name: "" }, "name"],
+  ["/v1/merchant-accounts", { code: ["shop"] }, "code"],
+  ["/v1/merchant-accounts", { code: "Not a code!" }, "code"],
+  ["/v1/merchant-accounts/:ma", { status: "deleted" }, "status"],
+  ["/v1/merchant-accounts/:ma", { name: null }, "name"],
+  ["/v1/credentials", { merchant_account_id: 5 }, "merchant_account_id"],
+  ["/v1/credentials", { merchant_account_id: "ma_../../etc" }, "merchant_account_id"],
   ["/v1/verify", { key: 5 }, "key"],
   ["/v1/verify", { permissions: {} }, "permissions"],
   ["/v1/verify", { environment: "prod" }, "environment"],
@@ -173,10 +189,12 @@ describe.each(BACKENDS)("bad input on %s", (kind) => {
   let company: Company;
   let credentialId: string;
   let keyId: string;
+  let merchantAccountId: string;
 
   const auth = (route: { admin?: boolean }): Headers =>
     route.admin ? { authorization: `Bearer ${ADMIN_TOKEN}` } : { "x-api-key": company.key };
-  const urlOf = (path: string) => path.replace(":cred", credentialId).replace(":key", keyId);
+  const urlOf = (path: string) =>
+    path.replace(":cred", credentialId).replace(":key", keyId).replace(":ma", merchantAccountId);
   const routeFor = (path: string) => BODY_ROUTES.find((r) => r.path === path) as BodyRoute;
   const name = (r: { method: string; path: string }) => `${r.method} ${r.path}`;
 
@@ -211,6 +229,12 @@ describe.each(BACKENDS)("bad input on %s", (kind) => {
     expect(res.statusCode, res.body).toBe(201);
     credentialId = res.json().data.id;
     keyId = (await h.createKey(company, { name: "Fixture", permissions: [DATA] })).id;
+    const account = await h.call("POST", "/v1/merchant-accounts", {
+      key: company.key,
+      json: { name: "Fixture shop", code: "fixture-shop" },
+    });
+    expect(account.statusCode, account.body).toBe(201);
+    merchantAccountId = account.json().data.id;
   });
   afterAll(async () => {
     await roomy.close();
@@ -476,7 +500,11 @@ describe.each(BACKENDS)("bad input on %s", (kind) => {
       );
 
       it("answers a well-formed id that does not exist with 404 NOT_FOUND", async () => {
-        const prefix = route.path.startsWith("/v1/keys") ? "key" : "cred";
+        const prefix = route.path.startsWith("/v1/keys")
+          ? "key"
+          : route.path.startsWith("/v1/merchant-accounts")
+            ? "ma"
+            : "cred";
         expectError(await call(`${prefix}_${"A".repeat(22)}`), 404, "NOT_FOUND");
       });
 

@@ -533,6 +533,41 @@ describe.each(BACKENDS)("merchant accounts on %s", (kind) => {
       await (SCOPING[action] as () => Promise<void>)();
     });
 
+    it("is not told which company-level key made or changed its account's objects", async () => {
+      // The sibling API user was made by the company's management key, inside account one.
+      const read = (await call("GET", `/v1/credentials/${sibling.id}`)).json().data;
+      expect(read.created_by).toBe("company");
+      const listed = (await call("GET", "/v1/credentials?limit=100")).json().data.credentials;
+      const there = listed.find((c: { id: string }) => c.id === sibling.id);
+      expect(there.created_by).toBe("company");
+      const byCompany = (await h.call("GET", `/v1/credentials/${sibling.id}`, { key: a.key })).json().data;
+      expect(byCompany.created_by).toBe(a.keyId);
+      const account = (await call("GET", `/v1/merchant-accounts/${one}`)).json().data;
+      expect(account.created_by).toBe("company");
+
+      const made = await call("POST", "/v1/credentials", {
+        name: "Made by the account",
+        permissions: [DATA],
+      });
+      expect(made.json().data.created_by).toBe(mk.id);
+      const events = (await call("GET", "/v1/audit?limit=500")).json().data.events as {
+        action: string;
+        target: { id: string } | null;
+        actor: { type: string; id: string | null; label: string | null };
+      }[];
+      const about = (id: string) => events.filter((e) => e.target?.id === id);
+      expect(about(sibling.id).length).toBeGreaterThan(0);
+      for (const e of about(sibling.id)) expect(e.actor).toEqual({ type: "key", id: null, label: null });
+      const own = about(made.json().data.id);
+      expect(own.map((e) => e.actor.id)).toEqual([mk.id]);
+      expect(own[0]?.actor.label).toMatch(/^lk_live_/);
+      // Nor may it find the company's key by asking for it as the actor.
+      const asked = await call("GET", `/v1/audit?actor=${a.keyId}`);
+      expect(asked.json().data.events).toEqual([]);
+      const seen = await h.call("GET", `/v1/audit?actor=${a.keyId}&limit=5`, { key: a.key });
+      expect(seen.json().data.events.length).toBeGreaterThan(0);
+    });
+
     it("is as walled in with its API user's Basic password", async () => {
       const { username, password: pw } = await password(a, own.id);
       expect(own.username).toBe(username);
@@ -680,6 +715,48 @@ describe.each(BACKENDS)("merchant accounts on %s", (kind) => {
         .orderBy("seq", "desc")
         .executeTakeFirstOrThrow();
       expect(row.data).toMatchObject({ id: plain.id, merchant_account_id: null });
+    });
+
+    it("tell live endpoints of an account set up, renamed, deactivated and reactivated", async () => {
+      const co = await h.createCompany("Account events");
+      const account = await createAccount(co, "Before");
+      for (const json of [
+        { name: "After" },
+        { status: "inactive" },
+        { status: "active" },
+        { name: "After" },
+      ]) {
+        const res = await h.call("PATCH", `/v1/merchant-accounts/${account.id}`, { key: co.key, json });
+        expect(res.statusCode, res.body).toBe(200);
+      }
+      const rows = await h.store.db
+        .selectFrom("events")
+        .select(["type", "environment", "data"])
+        .where("company_id", "=", co.id)
+        .where("type", "like", "merchant_account.%")
+        .orderBy("seq", "asc")
+        .execute();
+      // The last PATCH changed nothing, so it told nobody.
+      expect(rows.map((r) => [r.type, r.environment])).toEqual([
+        ["merchant_account.created", "live"],
+        ["merchant_account.updated", "live"],
+        ["merchant_account.updated", "live"],
+        ["merchant_account.updated", "live"],
+      ]);
+      expect(rows.map((r) => (r.data as { id: string }).id)).toEqual(Array(4).fill(account.id));
+      expect(rows[0]?.data).toMatchObject({ name: "Before", code: account.code, status: "active" });
+      expect(rows[1]?.data).toMatchObject({ name: "After", previous: { name: "Before", status: "active" } });
+      expect(rows[2]?.data).toMatchObject({ status: "inactive", previous: { status: "active" } });
+      expect(rows[3]?.data).toMatchObject({ status: "active", previous: { status: "inactive" } });
+      // A webhook may subscribe to them by name.
+      const hook = await h.call("POST", "/v1/webhooks", {
+        key: co.key,
+        json: {
+          url: "https://93.184.215.14/accounts",
+          events: ["merchant_account.created", "merchant_account.updated"],
+        },
+      });
+      expect(hook.statusCode, hook.body).toBe(201);
     });
   });
 

@@ -485,6 +485,7 @@ describe.each(BACKENDS)("memberships with SMTP on %s", (kind) => {
       id: ownerA.id,
       email: ownerA.email,
       role: "viewer",
+      merchant_account_id: null,
       invitation_sent: true,
     });
 

@@ -17,7 +17,8 @@ import { useCallback, useEffect, useState } from "react";
 import { api } from "./api/client.ts";
 import type { CatalogDoc, Environment, Me } from "./api/types.ts";
 import { ChangePasswordDialog, RecoveryCodesDialog } from "./components/PersonDialogs.tsx";
-import { can, ROLE_LABELS } from "./lib/roles.ts";
+import { useLoad } from "./lib/hooks.ts";
+import { can, companyLevel, ROLE_LABELS } from "./lib/roles.ts";
 import { match, RouterProvider, useRouter } from "./lib/router.tsx";
 import { SessionContext, useSession } from "./lib/session.tsx";
 import { AcceptMembership, takeAcceptToken } from "./screens/AcceptMembership.tsx";
@@ -179,16 +180,22 @@ function Shell() {
   const { path, navigate } = useRouter();
   const [opened, { toggle, close }] = useDisclosure(false);
   const [account, setAccount] = useState<"password" | "recovery" | null>(null);
+  const wholeCompany = companyLevel(me);
+  // A limited person's own account (the only one the server lists them), named in the header.
+  const merchant = useLoad(
+    () => (wholeCompany ? Promise.resolve(null) : api.listMerchantAccounts().then((all) => all[0] ?? null)),
+    [wholeCompany, me.merchant_account_id],
+  );
 
   const nav = [
     { to: "/keys", label: "API keys", show: true },
     { to: "/usage", label: "Usage", show: true },
-    { to: "/merchant-accounts", label: "Merchant accounts", show: true },
+    { to: "/merchant-accounts", label: wholeCompany ? "Merchant accounts" : "Merchant account", show: true },
     { to: "/audit", label: "Audit log", show: can.readAudit(me.role) },
-    { to: "/webhooks", label: "Webhooks", show: can.manageWebhooks(me.role) },
+    { to: "/webhooks", label: "Webhooks", show: can.manageWebhooks(me.role) && wholeCompany },
     { to: "/settings/access", label: "Settings › Access control", show: true },
-    { to: "/settings/leaks", label: "Settings › Leaked keys", show: true },
-    { to: "/settings/expiry", label: "Settings › Expiry policy", show: true },
+    { to: "/settings/leaks", label: "Settings › Leaked keys", show: wholeCompany },
+    { to: "/settings/expiry", label: "Settings › Expiry policy", show: wholeCompany },
   ].filter((n) => n.show);
 
   const go = (to: string) => {
@@ -219,6 +226,16 @@ function Shell() {
             </UnstyledButton>
           </Group>
           <Group gap="sm" wrap="nowrap">
+            {merchant.data ? (
+              <Badge
+                variant="outline"
+                color="grape"
+                data-testid="current-merchant-account"
+                title="You act within this merchant account only"
+              >
+                {merchant.data.name}
+              </Badge>
+            ) : null}
             <SegmentedControl
               aria-label="Environment"
               size="xs"
@@ -317,9 +334,10 @@ function Routes() {
   if (usage) return <UsagePage keyId={usage.id ?? null} />;
   if (match("/usage", path)) return <UsagePage keyId={null} />;
   if (match("/audit", path) && can.readAudit(me.role)) return <AuditLog />;
-  if (match("/settings/leaks", path)) return <LeakPolicy />;
-  if (match("/settings/expiry", path)) return <ExpiryPolicy />;
-  if (match("/webhooks", path) && can.manageWebhooks(me.role)) return <WebhooksPage />;
+  const wholeCompany = companyLevel(me);
+  if (match("/settings/leaks", path) && wholeCompany) return <LeakPolicy />;
+  if (match("/settings/expiry", path) && wholeCompany) return <ExpiryPolicy />;
+  if (match("/webhooks", path) && can.manageWebhooks(me.role) && wholeCompany) return <WebhooksPage />;
   if (match("/settings/access/people", path)) return <AccessControl tab="people" />;
   if (match("/settings/access", path) || match("/settings/access/api-users", path))
     return <AccessControl tab="api-users" />;

@@ -434,11 +434,16 @@ export interface Me {
   user: { id: string; email: string };
   company_id: string;
   role: string;
+  /** The merchant account this session acts within; null: the whole company. */
+  merchant_account_id: string | null;
   csrf_token: string;
   password_change_required: boolean;
   totp_enrolled: boolean;
-  /** Every company the person may act in (an active membership), with their role there. */
-  companies: { id: string; name: string; slug: string; role: string }[];
+  /**
+   * Every company the person may act in (an active membership), with their role there and the
+   * merchant account the membership is limited to (null: the whole company).
+   */
+  companies: { id: string; name: string; slug: string; role: string; merchant_account_id: string | null }[];
 }
 
 /** The answer to switching company: the new session's company, role and CSRF token. */
@@ -456,6 +461,8 @@ export interface User {
   role: Role;
   /** `invited`: an existing login offered this company, not accepted yet; it grants nothing. */
   status: "invited" | "active" | "disabled";
+  /** The merchant account the person's membership here is limited to; null: the whole company. */
+  merchant_account_id: string | null;
   totp_enrolled: boolean;
   password_change_required: boolean;
   created_at: string;
@@ -471,6 +478,7 @@ export interface InvitedUser {
   id: string;
   email: string;
   role: string;
+  merchant_account_id: string | null;
   /** True: a link to choose a password was mailed, and no temporary password is shown. */
   invitation_sent: boolean;
   temporary_password?: string;

@@ -260,8 +260,18 @@ export const OPERATIONS = {
   "auth.totpConfirm": { method: "POST", path: "/v1/auth/totp/confirm", caller: "session", body: ["code"] },
   me: { method: "GET", path: "/v1/me", caller: "session" },
   "users.list": { method: "GET", path: "/v1/users", caller: "session" },
-  "users.invite": { method: "POST", path: "/v1/users", caller: "session", body: ["email", "role"] },
-  "users.update": { method: "PATCH", path: "/v1/users/{id}", caller: "session", body: ["role", "status"] },
+  "users.invite": {
+    method: "POST",
+    path: "/v1/users",
+    caller: "session",
+    body: ["email", "role", "merchant_account_id"],
+  },
+  "users.update": {
+    method: "PATCH",
+    path: "/v1/users/{id}",
+    caller: "session",
+    body: ["role", "status", "merchant_account_id"],
+  },
   "users.reinvite": {
     method: "POST",
     path: "/v1/users/{id}/reinvite",
@@ -659,9 +669,13 @@ export class LatchkeyClient {
 
   readonly users = {
     list: () => this.call<{ users: User[] }>("users.list"),
-    invite: (body: { email: string; role: Role }) => this.call<InvitedUser>("users.invite", { body }),
-    update: (id: string, body: { role?: Role; status?: "active" | "disabled" }) =>
-      this.call<User>("users.update", { params: { id }, body }),
+    /** `merchant_account_id` limits the person to one merchant account; null or absent: the whole company. */
+    invite: (body: { email: string; role: Role; merchant_account_id?: string | null }) =>
+      this.call<InvitedUser>("users.invite", { body }),
+    update: (
+      id: string,
+      body: { role?: Role; status?: "active" | "disabled"; merchant_account_id?: string | null },
+    ) => this.call<User>("users.update", { params: { id }, body }),
     /** A new invitation for a person who has not signed in yet; the old one stops working. */
     reinvite: (id: string, options?: CallOptions) =>
       this.call<{

@@ -25,6 +25,18 @@ export function seesAccount(actor: Actor, account: string | null): boolean {
   return visibleWithin(actingMerchantAccount(actor), account);
 }
 
+/**
+ * Whether the viewer may be told who acted: within a merchant account, only an actor of that same
+ * account is named (a company-level key or person, or another account's, stays anonymous, as a live
+ * key does to a test caller). `actorAccount` is the account the actor acted within, null when it
+ * acted for the whole company (or is unknown, as for events from before it was recorded).
+ * Latchkey's own actors (the platform, the expiry job) name nobody and stay shown.
+ */
+export function seesActorAccount(viewer: Actor, actorType: string, actorAccount: string | null): boolean {
+  if (actorType === "platform" || actorType === "system") return true;
+  return visibleWithin(actingMerchantAccount(viewer), actorAccount);
+}
+
 /** Before reading or changing an existing object: one of another account is not there. */
 export function assertSeesAccount(actor: Actor, account: string | null, what = "object"): void {
   if (!seesAccount(actor, account)) throw new LatchkeyError("NOT_FOUND", `No such ${what}.`);

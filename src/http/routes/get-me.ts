@@ -18,6 +18,8 @@ export default function getMe(app: App, { services }: RouteDeps) {
               user: Type.Object({ id: Type.String(), email: Type.String() }),
               company_id: Type.String(),
               role: Type.String(),
+              /** The merchant account this session acts within; null: the whole company. */
+              merchant_account_id: Type.Union([Type.String(), Type.Null()]),
               csrf_token: Type.String(),
               password_change_required: Type.Boolean(),
               totp_enrolled: Type.Boolean(),
@@ -28,6 +30,8 @@ export default function getMe(app: App, { services }: RouteDeps) {
                   name: Type.String(),
                   slug: Type.String(),
                   role: Type.String(),
+                  /** The merchant account the person acts within there; null: the whole company. */
+                  merchant_account_id: Type.Union([Type.String(), Type.Null()]),
                 }),
               ),
             }),
@@ -48,6 +52,7 @@ export default function getMe(app: App, { services }: RouteDeps) {
           user: { id: me.id, email: me.email },
           company_id: actor.companyId,
           role: me.role,
+          merchant_account_id: me.merchant_account_id,
           csrf_token: session.csrf_token,
           password_change_required: me.password_change_required,
           totp_enrolled: me.totp_enrolled,

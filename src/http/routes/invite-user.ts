@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
-import { ErrorEnvelope, Ok, RoleName } from "../schemas.ts";
+import { ErrorEnvelope, MerchantAccountId, Nullable, Ok, RoleName } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -13,7 +13,11 @@ export default function inviteUser(app: App, { services }: RouteDeps) {
         tags: ["people"],
         summary: "Invite a person: a link by email (SMTP), or a temporary password shown once (no SMTP)",
         body: Type.Object(
-          { email: Type.String({ format: "email", minLength: 3, maxLength: 254 }), role: RoleName },
+          {
+            email: Type.String({ format: "email", minLength: 3, maxLength: 254 }),
+            role: RoleName,
+            merchant_account_id: Type.Optional(Nullable(MerchantAccountId)),
+          },
           { additionalProperties: false },
         ),
         response: {
@@ -22,6 +26,7 @@ export default function inviteUser(app: App, { services }: RouteDeps) {
               id: Type.String(),
               email: Type.String(),
               role: Type.String(),
+              merchant_account_id: Type.Union([Type.String(), Type.Null()]),
               /** True: a link to choose a password was mailed, and no temporary password is shown. */
               invitation_sent: Type.Boolean(),
               temporary_password: Type.Optional(Type.String()),

@@ -18,7 +18,7 @@ export default function listUsers(app: App, { services }: RouteDeps) {
     },
     async (request) => ({
       success: true as const,
-      data: { users: await services.people.list(userOf(request).companyId) },
+      data: { users: await services.people.list(userOf(request)) },
     }),
   );
 }

@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import type { RateLimiter } from "../../cluster/rate-limiter.ts";
+import { assertCompanyLevel } from "../../core/access/merchant-accounts.ts";
 import type { Actor } from "../../core/actor.ts";
 import type { Catalog } from "../../core/catalog.ts";
 import { totpEnrolledMail } from "../../core/mail-texts.ts";
@@ -182,10 +183,12 @@ export class PeopleService {
   }
 
   reinvite(ctx: Ctx & { actor: { kind: "user" } }, userId: string): Promise<Reinvited> {
+    assertCompanyLevel(ctx.actor);
     return this.recovery.reinvite(ctx, userId);
   }
 
   resetTotp(ctx: Ctx & { actor: { kind: "user" } }, userId: string): Promise<void> {
+    assertCompanyLevel(ctx.actor);
     return this.recovery.resetTotp(ctx, userId);
   }
 
@@ -214,8 +217,13 @@ export class PeopleService {
     return { session, user: userView(member), company };
   }
 
-  list(companyId: string): Promise<UserView[]> {
-    return this.management.list(companyId);
+  /**
+   * People are managed by the company as a whole: a person limited to one merchant account neither
+   * lists nor invites nor changes anyone (see PeopleManagement).
+   */
+  list(actor: Actor & { kind: "user" }): Promise<UserView[]> {
+    assertCompanyLevel(actor);
+    return this.management.list(actor.companyId);
   }
 
   /**
@@ -225,7 +233,10 @@ export class PeopleService {
    * without mail the link is in this answer once, for the inviter to pass on (so without mail the
    * inviter can tell the login existed). The link alone opens nothing: accepting needs the login.
    */
-  async invite(ctx: Ctx & { actor: { kind: "user" } }, input: { email: string; role: Role }) {
+  async invite(
+    ctx: Ctx & { actor: { kind: "user" } },
+    input: { email: string; role: Role; merchant_account_id?: string | null | undefined },
+  ) {
     const byMail = this.mail.sends;
     const made = await this.management.invite(
       ctx,
@@ -246,6 +257,7 @@ export class PeopleService {
       id: made.id,
       email: made.email,
       role: made.role,
+      merchant_account_id: made.merchant_account_id,
       invitation_sent: byMail,
       ...(byMail || made.temporary_password === null ? {} : { temporary_password: made.temporary_password }),
       ...(byMail || made.accept_link === null ? {} : { accept_link: made.accept_link }),
@@ -260,7 +272,11 @@ export class PeopleService {
   update(
     ctx: Ctx & { actor: { kind: "user" } },
     userId: string,
-    patch: { role?: Role | undefined; status?: "active" | "disabled" | undefined },
+    patch: {
+      role?: Role | undefined;
+      status?: "active" | "disabled" | undefined;
+      merchant_account_id?: string | null | undefined;
+    },
   ): Promise<UserView> {
     return this.management.update(ctx, userId, patch);
   }

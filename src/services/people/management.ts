@@ -1,5 +1,6 @@
 import { hash } from "@node-rs/argon2";
 import type { Kysely } from "kysely";
+import { assertCompanyLevel } from "../../core/access/merchant-accounts.ts";
 import { LatchkeyError } from "../../core/errors.ts";
 import { looksLikeCredentialUsername } from "../../core/names.ts";
 import { randomBase62 } from "../../core/random.ts";
@@ -9,6 +10,7 @@ import type { Database } from "../../store/schema.ts";
 import type { Ctx } from "../actor.ts";
 import type { AuditService } from "../audit.ts";
 import type { EventOutbox } from "../events.ts";
+import { usableMerchantAccount } from "../merchant-accounts.ts";
 import type { SessionService } from "./sessions.ts";
 import { memberOf, membersQuery, normalizeEmail, type UserView, userView } from "./users.ts";
 
@@ -25,7 +27,9 @@ export interface ManagementOptions {
 
 /**
  * A company's people as its owners and moderators manage them: inviting, changing roles, disabling.
- * Only an owner makes or unmakes owners, and a company never loses its last active owner.
+ * Only an owner makes or unmakes owners, and a company never loses its last active owner. People are
+ * managed by the company as a whole: a person limited to one merchant account manages nobody
+ * (MERCHANT_ACCOUNT_NOT_ALLOWED), which keeps one account's owner from reaching the company's people.
  */
 export class PeopleManagement {
   constructor(private readonly o: ManagementOptions) {}
@@ -57,10 +61,11 @@ export class PeopleManagement {
    */
   async invite(
     ctx: Ctx & { actor: { kind: "user" } },
-    input: { email: string; role: Role },
+    input: { email: string; role: Role; merchant_account_id?: string | null | undefined },
     offer: (tx: Db, user: { id: string }, companyId: string) => Promise<string>,
     withLink?: (tx: Db, user: { id: string }) => Promise<string>,
   ) {
+    assertCompanyLevel(ctx.actor);
     if (!mayAssignRole(ctx.actor.role, input.role)) {
       throw new LatchkeyError("FORBIDDEN", "Only an owner can make someone an owner.", { field: "role" });
     }
@@ -80,11 +85,18 @@ export class PeopleManagement {
     const now = this.o.clock();
     const companyId = ctx.actor.companyId;
     const made = await this.o.db.transaction().execute(async (tx) => {
+      const account = await usableMerchantAccount(
+        tx,
+        companyId,
+        input.merchant_account_id ?? null,
+        ctx.actor,
+      );
       const person = await users.addMember(tx, {
         email,
         passwordHash,
         companyId,
         role: input.role,
+        merchantAccountId: account,
         invitedBy: ctx.actor.userId,
         now,
       });
@@ -94,7 +106,7 @@ export class PeopleManagement {
         action: "user.created",
         companyId,
         target: { type: "user", id: person.id },
-        changes: { after: { email, role: input.role } },
+        changes: { after: { email, role: input.role, ...(account ? { merchant_account_id: account } : {}) } },
       });
       // People are company-wide, which is live's: their events go to live endpoints.
       const created = await memberOf(tx, person.id, companyId);
@@ -107,13 +119,14 @@ export class PeopleManagement {
       });
       const link = !person.existed && withLink ? await withLink(tx, { id: person.id }) : null;
       const acceptLink = person.existed ? await offer(tx, { id: person.id }, companyId) : null;
-      return { id: person.id, existed: person.existed, link, acceptLink };
+      return { id: person.id, existed: person.existed, link, acceptLink, account };
     });
     this.o.events.committed();
     return {
       id: made.id,
       email,
       role: input.role,
+      merchant_account_id: made.account,
       existed: made.existed,
       temporary_password: made.existed ? null : temporaryPassword,
       link: made.link,
@@ -121,12 +134,20 @@ export class PeopleManagement {
     };
   }
 
-  /** Changes a person's role or status; either ends their sessions, so the change holds at once. */
+  /**
+   * Changes a person's role, status or merchant account (null: the whole company); any of them ends
+   * their sessions here, so the change holds at once. The account must be the company's and active.
+   */
   async update(
     ctx: Ctx & { actor: { kind: "user" } },
     userId: string,
-    patch: { role?: Role | undefined; status?: "active" | "disabled" | undefined },
+    patch: {
+      role?: Role | undefined;
+      status?: "active" | "disabled" | undefined;
+      merchant_account_id?: string | null | undefined;
+    },
   ): Promise<UserView> {
+    assertCompanyLevel(ctx.actor);
     const companyId = ctx.actor.companyId;
     const updated = await this.o.db.transaction().execute(async (tx) => {
       // Lock the company's owners first, so two demotions cannot both pass the last-owner check.
@@ -153,7 +174,14 @@ export class PeopleManagement {
       const wanted = patch.status ?? row.status;
       const status =
         wanted === "active" && (row.status === "invited" || row.accepted_at === null) ? "invited" : wanted;
-      if (role === row.role && status === row.status) return userView(row);
+      const account =
+        patch.merchant_account_id === undefined || patch.merchant_account_id === row.merchant_account_id
+          ? row.merchant_account_id
+          : await usableMerchantAccount(tx, companyId, patch.merchant_account_id, ctx.actor);
+      const after = { ...row, role, status, merchant_account_id: account };
+      if (role === row.role && status === row.status && account === row.merchant_account_id) {
+        return userView(row);
+      }
       // A moderator neither makes nor unmakes owners.
       if (!mayAssignRole(ctx.actor.role, role) || !mayAssignRole(ctx.actor.role, row.role)) {
         throw new LatchkeyError("FORBIDDEN", "Only an owner can change an owner or make one.");
@@ -163,12 +191,12 @@ export class PeopleManagement {
       if (losesOwner && owners.length <= 1) throw new LatchkeyError("LAST_OWNER");
       await tx
         .updateTable("memberships")
-        .set({ role, status, updated_at: this.o.clock() })
+        .set({ role, status, merchant_account_id: account, updated_at: this.o.clock() })
         .where("user_id", "=", row.id)
         .where("company_id", "=", companyId)
         .execute();
       // A change of privilege ends the person's sessions in this company; they sign in again with the
-      // new role. Their sessions in other companies hold other memberships, which did not change.
+      // new role or merchant account. Their sessions in other companies hold other memberships, which did not change.
       await this.o.sessions.endAll(tx, row.id, companyId);
       // A disabled offer cannot be accepted: its link dies with it.
       if (status === "disabled") await this.o.endOffers(tx, row.id, companyId);
@@ -184,7 +212,7 @@ export class PeopleManagement {
           companyId,
           environment: "live",
           type: "user.role_changed",
-          data: { ...userView({ ...row, role, status }), previous_role: row.role },
+          data: { ...userView(after), previous_role: row.role },
         });
       }
       if (status !== row.status) {
@@ -195,7 +223,19 @@ export class PeopleManagement {
           changes: { before: { status: row.status }, after: { status } },
         });
       }
-      return userView({ ...row, role, status });
+      if (account !== row.merchant_account_id) {
+        // Its own action, so a trail reader can find who moved a person between accounts.
+        await this.o.audit.append(tx, ctx, {
+          action: "user.merchant_account_changed",
+          companyId,
+          target,
+          changes: {
+            before: { merchant_account_id: row.merchant_account_id },
+            after: { merchant_account_id: account },
+          },
+        });
+      }
+      return userView(after);
     });
     this.o.events.committed();
     return updated;

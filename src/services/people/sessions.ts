@@ -90,7 +90,7 @@ export class SessionService {
 
   /**
    * Ends a person's sessions: in every company for a change to the login (password, second factor),
-   * or in `companyId` only for a change to one membership (role, disabled), which other companies'
+   * or in `companyId` only for a change to one membership (role, merchant account, disabled), which other companies'
    * sessions do not depend on.
    */
   async endAll(db: Db, userId: string, companyId?: string): Promise<void> {
@@ -114,6 +114,8 @@ export class SessionService {
       totpEnrolled: user.totp_secret !== null,
       // Live (both worlds) unless the request says the console is switched to Test (see http/auth.ts).
       environment: "live",
+      // A membership limited to one merchant account walls the person in as an account's key is.
+      merchantAccountId: user.merchant_account_id,
       permissions: [...rolePermissions(user.role, this.o.catalog.permissions)],
     };
   }
@@ -209,11 +211,19 @@ export class SessionService {
   }
 
   /** The companies a person may act in (active memberships), for the console's switcher. */
-  async companiesOf(userId: string): Promise<{ id: string; name: string; slug: string; role: string }[]> {
+  async companiesOf(
+    userId: string,
+  ): Promise<{ id: string; name: string; slug: string; role: string; merchant_account_id: string | null }[]> {
     return this.o.db
       .selectFrom("memberships")
       .innerJoin("companies", "companies.id", "memberships.company_id")
-      .select(["companies.id", "companies.name", "companies.slug", "memberships.role"])
+      .select([
+        "companies.id",
+        "companies.name",
+        "companies.slug",
+        "memberships.role",
+        "memberships.merchant_account_id",
+      ])
       .where("memberships.user_id", "=", userId)
       .where("memberships.status", "=", "active")
       .orderBy("companies.name", "asc")

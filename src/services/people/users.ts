@@ -8,10 +8,12 @@ export type { UserView };
 
 /**
  * A person as one company knows them: the login (the person's row) with the membership of that
- * company (its id, role and status). Nothing here says which other companies the person belongs to.
+ * company (its id, role, status and the merchant account it is limited to, if any). Nothing here says which other companies the person belongs to.
  */
 export type MemberRow = UserRow &
-  Pick<MembershipRow, "company_id" | "role" | "status" | "accepted_at"> & { member_since: Date };
+  Pick<MembershipRow, "company_id" | "role" | "status" | "accepted_at" | "merchant_account_id"> & {
+    member_since: Date;
+  };
 
 export function userView(row: MemberRow): UserView {
   return {
@@ -19,6 +21,7 @@ export function userView(row: MemberRow): UserView {
     email: row.email,
     role: row.role,
     status: row.status,
+    merchant_account_id: row.merchant_account_id,
     totp_enrolled: row.totp_secret !== null,
     password_change_required: row.must_change_password,
     // When they joined this company, not when the login was made: the inviter of a person who already
@@ -38,6 +41,7 @@ export function membersQuery(db: Db) {
       "memberships.role",
       "memberships.status",
       "memberships.accepted_at",
+      "memberships.merchant_account_id",
       "memberships.created_at as member_since",
     ]);
 }

@@ -13,6 +13,7 @@ import * as m011 from "./011-recovery.ts";
 import * as m012 from "./012-merchant-accounts.ts";
 import * as m013 from "./013-memberships.ts";
 import * as m014 from "./014-credential-roles.ts";
+import * as m015 from "./015-membership-merchant-accounts.ts";
 
 /** Migrations live in code (not a folder scan) so they work the same from tsx, a bundle or tests. */
 export const migrationProvider: MigrationProvider = {
@@ -32,6 +33,7 @@ export const migrationProvider: MigrationProvider = {
       "012-merchant-accounts": m012,
       "013-memberships": m013,
       "014-credential-roles": m014,
+      "015-membership-merchant-accounts": m015,
     };
   },
 };

@@ -246,8 +246,11 @@ export class Client {
   listUsers() {
     return this.call<{ users: UserView[] }>("listUsers");
   }
-  inviteUser(email: string, role: Role) {
-    return this.call<Invitation & { role: string }>("inviteUser", { body: { email, role } });
+  /** `merchantAccountId` limits the person to one merchant account; null: the whole company. */
+  inviteUser(email: string, role: Role, merchantAccountId: string | null = null) {
+    return this.call<Invitation & { role: string }>("inviteUser", {
+      body: { email, role, merchant_account_id: merchantAccountId },
+    });
   }
   reinviteUser(id: string, code: string) {
     return this.call<Invitation>("reinviteUser", { params: { id }, body: {}, totp: code });
@@ -259,7 +262,10 @@ export class Client {
       totp: code,
     });
   }
-  updateUser(id: string, body: { role?: Role; status?: "active" | "disabled" }) {
+  updateUser(
+    id: string,
+    body: { role?: Role; status?: "active" | "disabled"; merchant_account_id?: string | null },
+  ) {
     return this.call<UserView>("updateUser", { params: { id }, body });
   }
 

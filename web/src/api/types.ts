@@ -35,11 +35,13 @@ export interface Me {
   company_id: string;
   company_name?: string;
   role: Role;
+  /** The merchant account this session acts within; null or absent: the whole company. */
+  merchant_account_id?: string | null;
   csrf_token: string;
   password_change_required: boolean;
   totp_enrolled: boolean;
   /** Every company the person may act in, with their role there (one login, several companies). */
-  companies?: { id: string; name: string; slug: string; role: Role }[];
+  companies?: { id: string; name: string; slug: string; role: Role; merchant_account_id?: string | null }[];
 }
 
 export interface LoginResult {

@@ -4,6 +4,12 @@ import type { Environment, Role } from "../api/types.ts";
  * What a role may do, mirroring the server's route guards, so the console only offers what will be
  * accepted. The server refuses the rest anyway.
  */
+/**
+ * A person limited to one merchant account acts within it only: what only the company as a whole has
+ * (webhooks, policies, people, setting up merchant accounts, the company's usage) is not theirs.
+ */
+export const companyLevel = (me: { merchant_account_id?: string | null }) => !me.merchant_account_id;
+
 export const can = {
   managePeople: (role: Role) => role === "owner" || role === "moderator",
   manageApiUsers: (role: Role) => role === "owner" || role === "moderator",

@@ -31,7 +31,7 @@ import { TotpInput } from "../components/TotpInput.tsx";
 import { Username } from "../components/Username.tsx";
 import { ACTIVE_COLOR, formatDate } from "../lib/format.ts";
 import { useLoad } from "../lib/hooks.ts";
-import { can, ROLE_LABELS } from "../lib/roles.ts";
+import { can, companyLevel, ROLE_LABELS } from "../lib/roles.ts";
 import { useRouter } from "../lib/router.tsx";
 import { useSession } from "../lib/session.tsx";
 
@@ -39,7 +39,8 @@ import { useSession } from "../lib/session.tsx";
 export function AccessControl({ tab }: { tab: "people" | "api-users" }) {
   const { me } = useSession();
   const { navigate } = useRouter();
-  const showPeople = can.managePeople(me.role);
+  // People are managed by the company as a whole, not from within one merchant account.
+  const showPeople = can.managePeople(me.role) && companyLevel(me);
   const current = showPeople ? tab : "api-users";
   return (
     <Stack>
@@ -76,10 +77,23 @@ function UserStatus({ status }: { status: string }) {
   );
 }
 
+/** The select's value for a membership of the whole company (the API's null). */
+const WHOLE_COMPANY = "whole-company";
+
 function People() {
   const { me } = useSession();
   const narrow = useMediaQuery("(max-width: 48em)");
   const users = useLoad(() => api.listUsers().then((r) => r.users), []);
+  const accounts = useLoad(() => api.listMerchantAccounts(), []);
+  const [merchantAccount, setMerchantAccount] = useState<string>(WHOLE_COMPANY);
+  const accountOptions = [
+    { value: WHOLE_COMPANY, label: "Whole company" },
+    ...(accounts.data ?? [])
+      .filter((m) => m.status === "active")
+      .map((m) => ({ value: m.id, label: `${m.name} (${m.code})` })),
+  ];
+  const accountName = (id: string | null) =>
+    id === null ? "Whole company" : (accounts.data?.find((m) => m.id === id)?.name ?? id);
   const [inviting, setInviting] = useState(false);
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<Role>("developer");
@@ -95,7 +109,10 @@ function People() {
     can.assignRole(me.role, r),
   );
 
-  const change = async (u: UserView, body: { role?: Role; status?: "active" | "disabled" }) => {
+  const change = async (
+    u: UserView,
+    body: { role?: Role; status?: "active" | "disabled"; merchant_account_id?: string | null },
+  ) => {
     setRowError(null);
     try {
       await api.updateUser(u.id, body);
@@ -126,6 +143,7 @@ function People() {
             <Table.Tr>
               <Table.Th>Email</Table.Th>
               <Table.Th>Role</Table.Th>
+              <Table.Th>Merchant account</Table.Th>
               <Table.Th>2FA</Table.Th>
               <Table.Th>Status</Table.Th>
               <Table.Th>Added</Table.Th>
@@ -157,6 +175,33 @@ function People() {
                       />
                     ) : (
                       <Text size="sm">{ROLE_LABELS[u.role]}</Text>
+                    )}
+                  </Table.Td>
+                  <Table.Td data-label="Merchant account">
+                    {editable ? (
+                      <Select
+                        aria-label={`Merchant account of ${u.email}`}
+                        size="xs"
+                        w={180}
+                        value={u.merchant_account_id ?? WHOLE_COMPANY}
+                        allowDeselect={false}
+                        data={
+                          u.merchant_account_id === null ||
+                          accountOptions.some((o) => o.value === u.merchant_account_id)
+                            ? accountOptions
+                            : [
+                                ...accountOptions,
+                                { value: u.merchant_account_id, label: accountName(u.merchant_account_id) },
+                              ]
+                        }
+                        onChange={(v) => {
+                          const next = v === WHOLE_COMPANY ? null : v;
+                          if (v && next !== u.merchant_account_id)
+                            void change(u, { merchant_account_id: next });
+                        }}
+                      />
+                    ) : (
+                      <Text size="sm">{accountName(u.merchant_account_id)}</Text>
                     )}
                   </Table.Td>
                   <Table.Td data-label="2FA">
@@ -249,10 +294,11 @@ function People() {
             setBusy(true);
             setError(null);
             api
-              .inviteUser(email.trim(), role)
+              .inviteUser(email.trim(), role, merchantAccount === WHOLE_COMPANY ? null : merchantAccount)
               .then((r) => {
                 setInviting(false);
                 setEmail("");
+                setMerchantAccount(WHOLE_COMPANY);
                 setInvited(r);
                 void users.reload();
               })
@@ -279,7 +325,17 @@ function People() {
               error={errorFor(error, "role")}
               comboboxProps={{ withinPortal: true }}
             />
-            <FormError error={error} fields={["email", "role"]} />
+            <Select
+              label="Merchant account"
+              description="Limited to one account, they see and manage only its API users and keys"
+              value={merchantAccount}
+              allowDeselect={false}
+              onChange={(v) => setMerchantAccount(v ?? WHOLE_COMPANY)}
+              data={accountOptions}
+              error={errorFor(error, "merchant_account_id")}
+              comboboxProps={{ withinPortal: true }}
+            />
+            <FormError error={error} fields={["email", "role", "merchant_account_id"]} />
             <Group justify="end">
               <Button variant="default" onClick={() => setInviting(false)}>
                 Cancel

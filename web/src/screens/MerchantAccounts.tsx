@@ -22,7 +22,7 @@ import { errorFor, FormError } from "../components/errors.tsx";
 import { EnvBadge } from "../components/KeysTable.tsx";
 import { ACTIVE_COLOR, formatDate } from "../lib/format.ts";
 import { useLoad } from "../lib/hooks.ts";
-import { can } from "../lib/roles.ts";
+import { can, companyLevel } from "../lib/roles.ts";
 import { useRouter } from "../lib/router.tsx";
 import { useSession } from "../lib/session.tsx";
 import { CreateApiUserModal } from "./AccessControl.tsx";
@@ -46,6 +46,8 @@ export function MerchantAccounts() {
   const accounts = useLoad(() => api.listMerchantAccounts(), []);
   const [creating, setCreating] = useState(false);
   const manager = can.manageApiUsers(me.role);
+  // Setting accounts up is the whole company's: a person limited to one account only reads it.
+  const setsUp = manager && companyLevel(me);
 
   return (
     <Stack>
@@ -59,7 +61,7 @@ export function MerchantAccounts() {
             only.
           </Text>
         </div>
-        {manager ? <Button onClick={() => setCreating(true)}>Create merchant account</Button> : null}
+        {setsUp ? <Button onClick={() => setCreating(true)}>Create merchant account</Button> : null}
       </Group>
       <FormError error={accounts.error} />
       {accounts.loading && !accounts.data ? <Loader aria-label="Loading merchant accounts" /> : null}
@@ -177,6 +179,8 @@ export function MerchantAccountDetail({ id }: { id: string }) {
   // Fixed when a dialog opens, so it does not change its mind while it closes over the new state.
   const [editing, setEditing] = useState<"rename" | "deactivate" | "reactivate" | null>(null);
   const manager = can.manageApiUsers(me.role);
+  // Setting accounts up is the whole company's: a person limited to one account only reads it.
+  const setsUp = manager && companyLevel(me);
   const m = account.data;
 
   return (
@@ -208,7 +212,7 @@ export function MerchantAccountDetail({ id }: { id: string }) {
                 {m.code} · {m.id} · created {formatDate(m.created_at)}
               </Text>
             </div>
-            {manager ? (
+            {setsUp ? (
               <Group gap="xs">
                 <Button variant="default" onClick={() => setEditing("rename")}>
                   Rename

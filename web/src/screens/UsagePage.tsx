@@ -23,7 +23,7 @@ import { RevokeDialog } from "../components/KeyDialogs.tsx";
 import { EnvBadge, StatusBadge } from "../components/KeysTable.tsx";
 import { formatDate, relativeTime } from "../lib/format.ts";
 import { useLoad } from "../lib/hooks.ts";
-import { can } from "../lib/roles.ts";
+import { can, companyLevel } from "../lib/roles.ts";
 import { useRouter } from "../lib/router.tsx";
 import { useSession } from "../lib/session.tsx";
 
@@ -160,7 +160,8 @@ export function UsagePage({ keyId }: { keyId: string | null }) {
         <EnvBadge env={env} />
       </Group>
       <FormError error={keys.error} />
-      <CompanyUsageCard env={env} />
+      {/* The company's totals are the whole company's; a person limited to one account reads its keys. */}
+      {companyLevel(me) ? <CompanyUsageCard env={env} /> : null}
       {keys.loading && !keys.data ? <Loader aria-label="Loading keys" /> : null}
       {keys.data && all.length === 0 ? <Text c="dimmed">No {env} keys yet.</Text> : null}
       {all.length > 0 ? (

@@ -62,8 +62,8 @@ describe.each(BACKENDS)("the membership merchant accounts migration on %s", (kin
     ] as const) {
       await sql`INSERT INTO users (id, email, password_hash, must_change_password, created_at, last_company_id)
         VALUES (${p.id}, ${p.email}, ${passwordHash}, false, ${now}, ${co})`.execute(db);
-      await sql`INSERT INTO memberships (user_id, company_id, role, status, created_at)
-        VALUES (${p.id}, ${co}, ${role}, 'active', ${now})`.execute(db);
+      await sql`INSERT INTO memberships (user_id, company_id, role, status, created_at, accepted_at)
+        VALUES (${p.id}, ${co}, ${role}, 'active', ${now}, ${now})`.execute(db);
     }
     // A merchant account's event as 012 hashed it: its account, no actor account.
     const event: ChainedEvent = {

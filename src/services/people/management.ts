@@ -173,7 +173,11 @@ export class PeopleManagement {
       // before it was accepted brings it back to invited (a reinvite then sends a link).
       const wanted = patch.status ?? row.status;
       const status =
-        wanted === "active" && (row.status === "invited" || row.accepted_at === null) ? "invited" : wanted;
+        wanted === "active" &&
+        row.status !== "active" &&
+        (row.status === "invited" || row.accepted_at === null)
+          ? "invited"
+          : wanted;
       const account =
         patch.merchant_account_id === undefined || patch.merchant_account_id === row.merchant_account_id
           ? row.merchant_account_id

@@ -128,6 +128,8 @@ export const CredentialView = Type.Object({
   permission_summary: Type.Record(Type.String(), Type.String()),
   allowed_ips: Type.Array(Type.String()),
   rate_limits: RateLimits,
+  /** Where its key notices also go (leaked, expiring); null: the owners only. */
+  email: Nullable(Type.String()),
   has_password: Type.Boolean(),
   password_created_at: Nullable(Type.String()),
   created_at: Type.String(),

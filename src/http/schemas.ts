@@ -34,6 +34,8 @@ const TEXT = "^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$";
 
 export const Name = Type.String({ minLength: 1, maxLength: 200, pattern: TEXT });
 export const Description = Type.String({ maxLength: 1000, pattern: TEXT });
+/** An email address as people's are given (invites, a company's owner, an API user's notices). */
+export const Email = Type.String({ format: "email", minLength: 3, maxLength: 254 });
 const Permission = Type.String({
   minLength: 3,
   maxLength: 81,

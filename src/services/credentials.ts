@@ -36,6 +36,7 @@ import type { Ctx } from "./actor.ts";
 import type { AuditService } from "./audit.ts";
 import type { EventOutbox } from "./events.ts";
 import { usableMerchantAccount } from "./merchant-accounts.ts";
+import { normalizeEmail } from "./people/users.ts";
 import { type CredentialView, credentialView, shownTo } from "./views.ts";
 
 export interface CreateCredentialInput {
@@ -45,6 +46,8 @@ export interface CreateCredentialInput {
   /** Fixed for the credential's life too; null or absent: company-level (see merchant-accounts.ts). */
   merchant_account_id?: string | null | undefined;
   description?: string | undefined;
+  /** Where its key notices also go; null or absent: none. */
+  email?: string | null | undefined;
   /** Single permissions; with `roles`, at least one of the two must grant something. */
   permissions?: string[] | undefined;
   /** Catalog role ids to enable. */
@@ -58,6 +61,8 @@ export interface CreateCredentialInput {
 export interface UpdateCredentialInput {
   name?: string | undefined;
   description?: string | undefined;
+  /** Null clears it. */
+  email?: string | null | undefined;
   permissions?: string[] | undefined;
   roles?: string[] | undefined;
   allowed_ips?: string[] | undefined;
@@ -106,6 +111,7 @@ export class CredentialService {
       username,
       name: input.name,
       description: input.description ?? "",
+      email: noticeEmail(input.email),
       status: "active",
       is_default: input.is_default ?? false,
       environment: input.environment ?? "live",
@@ -254,6 +260,7 @@ export class CredentialService {
         ...row,
         name: input.name ?? row.name,
         description: input.description ?? row.description,
+        email: input.email === undefined ? row.email : noticeEmail(input.email),
         status: input.status ?? row.status,
         permissions: grant.permissions,
         roles: grant.roles,
@@ -282,6 +289,7 @@ export class CredentialService {
       await credentials.update(tx, companyId, id, {
         name: next.name,
         description: next.description,
+        email: next.email,
         status: next.status,
         permissions: JSON.stringify(next.permissions),
         roles: JSON.stringify(next.roles),
@@ -366,6 +374,11 @@ export class CredentialService {
   }
 }
 
+/** Stored as people's addresses are, so it reads the same wherever it is shown or mailed. */
+function noticeEmail(email: string | null | undefined): string | null {
+  return email === undefined || email === null ? null : normalizeEmail(email);
+}
+
 function auditFields(row: CredentialRow) {
   return {
     username: row.username,
@@ -373,6 +386,7 @@ function auditFields(row: CredentialRow) {
     environment: row.environment,
     merchant_account_id: row.merchant_account_id,
     description: row.description,
+    email: row.email,
     status: row.status,
     permissions: row.permissions,
     roles: row.roles,
@@ -402,6 +416,6 @@ function changeEvents(before: CredentialRow, after: CredentialRow): [string, Fie
   // Roles and single permissions are one grant: a change to either is a change of what it may do.
   group("credential.permissions_changed", ["roles", "permissions"]);
   group("rate_limits.changed", ["rate_limits"]);
-  group("credential.updated", ["name", "description"]);
+  group("credential.updated", ["name", "description", "email"]);
   return events;
 }

@@ -4,7 +4,7 @@ import type { Database } from "../store/schema.ts";
 import type { EventOutbox } from "./events.ts";
 import type { Mail, MailOutbox } from "./mailer.ts";
 
-/** The outbox events that are also mailed to the company's owners. */
+/** The outbox events that are also mailed to the company's owners (and the key's API user's email). */
 const MAILED = ["key.leaked", "key.expiring"] as const;
 
 /** How many events one pass claims; more are left for the next. */
@@ -21,7 +21,8 @@ export interface KeyNoticeMailOptions {
 const POLL_MS = 60_000;
 
 /**
- * Mails a company's active owners when one of its keys leaks or is about to expire. It reads the
+ * Mails a company's active owners when one of its keys leaks or is about to expire, and the key's API
+ * user's email for notices when it has one. It reads the
  * webhook outbox (the leak and expiry services write those events with their change), so it needs no
  * hook in them: a pass runs whenever an emitting transaction has committed on this node. Each event is
  * claimed by inserting its row in `event_mails`, so of several nodes one mails it, once.
@@ -106,7 +107,20 @@ export class KeyNoticeMail {
                 expiresAt: data.expires_at,
               });
         const kind = row.type === "key.leaked" ? "key_leaked" : "key_expiring";
-        for (const owner of owners) mails.push({ kind, to: owner.email, ...message });
+        const key = (row.type === "key.leaked" ? data : data.key) as Record<string, unknown> | undefined;
+        const to = new Set(owners.map((o) => o.email));
+        // Its API user's address, looked up now (not copied into the event) so a cleared one gets nothing;
+        // within the event's company, so no other tenant's API user can be reached.
+        if (typeof key?.credential_id === "string") {
+          const cred = await tx
+            .selectFrom("credentials")
+            .select("email")
+            .where("company_id", "=", row.company_id)
+            .where("id", "=", key.credential_id)
+            .executeTakeFirst();
+          if (cred?.email) to.add(cred.email);
+        }
+        for (const address of to) mails.push({ kind, to: address, ...message });
       }
       return won;
     });

@@ -171,6 +171,7 @@ export function credentialView(row: CredentialRow, catalog: Catalog): Credential
     permission_summary: describeSelection(catalog, granted),
     allowed_ips: row.allowed_ips,
     rate_limits: row.rate_limits,
+    email: row.email,
     has_password: row.password_hash !== null,
     password_created_at: iso(row.password_created_at),
     created_at: row.created_at.toISOString(),

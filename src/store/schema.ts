@@ -156,6 +156,8 @@ export interface CredentialsTable {
   permissions: Json<string[]>;
   /** Role ids of the catalog (migration 014); what it holds is their permissions and `permissions`. */
   roles: ColumnType<string[], string | undefined, string>;
+  /** Where its key notices also go (migration 014); lower-cased; not unique and never a sign-in. */
+  email: ColumnType<string | null, string | null | undefined, string | null>;
   allowed_ips: Json<string[]>;
   password_hash: ColumnType<string | null, string | null | undefined, string | null>;
   password_created_at: ColumnType<Date | null, Date | null | undefined, Date | null>;

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import { ctxOf, requirePlatform } from "../auth.ts";
-import { CreatedKey, ErrorEnvelope, Name, Ok } from "../schemas.ts";
+import { CreatedKey, Email, ErrorEnvelope, Name, Ok } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -15,7 +15,7 @@ export default function createCompany(app: App, { services, platformTokens, cont
         body: Type.Object(
           {
             name: Name,
-            owner_email: Type.String({ format: "email", minLength: 3, maxLength: 254 }),
+            owner_email: Email,
           },
           { additionalProperties: false },
         ),

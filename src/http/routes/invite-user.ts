@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { POLICY } from "../../core/access/policy.ts";
 import { requireSession, userCtxOf } from "../auth.ts";
-import { ErrorEnvelope, MerchantAccountId, Nullable, Ok, RoleName } from "../schemas.ts";
+import { Email, ErrorEnvelope, MerchantAccountId, Nullable, Ok, RoleName } from "../schemas.ts";
 import type { App } from "../types.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -14,7 +14,7 @@ export default function inviteUser(app: App, { services }: RouteDeps) {
         summary: "Invite a person: a link by email (SMTP), or a temporary password shown once (no SMTP)",
         body: Type.Object(
           {
-            email: Type.String({ format: "email", minLength: 3, maxLength: 254 }),
+            email: Email,
             role: RoleName,
             merchant_account_id: Type.Optional(Nullable(MerchantAccountId)),
           },

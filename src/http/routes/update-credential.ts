@@ -6,8 +6,10 @@ import {
   CredentialIdParams,
   CredentialView,
   Description,
+  Email,
   ErrorEnvelope,
   Name,
+  Nullable,
   Ok,
   Permissions,
   RateLimits,
@@ -24,12 +26,13 @@ export default function updateCredential(app: App, { services }: RouteDeps) {
       schema: {
         tags: ["credentials"],
         summary:
-          "Change an API credential: name, description, roles, permissions, allowed IPs, or deactivate it",
+          "Change an API credential: name, description, email for notices, roles, permissions, allowed IPs, or deactivate it",
         params: CredentialIdParams,
         body: Type.Object(
           {
             name: Type.Optional(Name),
             description: Type.Optional(Description),
+            email: Type.Optional(Nullable(Email)),
             roles: Type.Optional(RoleIds),
             permissions: Type.Optional(Permissions),
             allowed_ips: Type.Optional(AllowedIps),

@@ -46,7 +46,9 @@ describe.each(BACKENDS)("an API user's email for notices on %s, with SMTP", (kin
       credential_id: credentialId,
       permissions: ["keys:verify"],
     });
-    const res = await h.call("POST", "/v1/leaks", { json: { token: key.key, url: "https://gist.example/y" } });
+    const res = await h.call("POST", "/v1/leaks", {
+      json: { token: key.key, url: "https://gist.example/y" },
+    });
     expect(res.statusCode).toBe(202);
     await h.services.leaks.settled();
     await h.services.keyNoticeMail.settled();
@@ -67,7 +69,10 @@ describe.each(BACKENDS)("an API user's email for notices on %s, with SMTP", (kin
     });
     expect(changed.statusCode, changed.body).toBe(200);
     expect(changed.json().data.email).toBe("billing@merchant.example");
-    const cleared = await h.call("PATCH", `/v1/credentials/${made.id}`, { key: co.key, json: { email: null } });
+    const cleared = await h.call("PATCH", `/v1/credentials/${made.id}`, {
+      key: co.key,
+      json: { email: null },
+    });
     expect(cleared.json().data.email).toBeNull();
 
     const events = await allEvents(h, { key: co.key }, `target=${made.id}`);

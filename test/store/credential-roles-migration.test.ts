@@ -73,7 +73,7 @@ describe.each(BACKENDS)("the credential roles migration on %s", (kind) => {
     await drop();
   });
 
-  it("gives every existing credential no roles and keeps its permissions", async () => {
+  it("gives every existing credential no roles and no email, and keeps its permissions", async () => {
     const row = await store.db
       .selectFrom("credentials")
       .selectAll()
@@ -81,6 +81,8 @@ describe.each(BACKENDS)("the credential roles migration on %s", (kind) => {
       .executeTakeFirstOrThrow();
     expect(row.roles).toEqual([]);
     expect(row.permissions).toEqual(["payin:read", "payin:create", "statement:read"]);
+    // No email for notices: its keys' notices keep going to the owners only.
+    expect(row.email).toBeNull();
   });
 
   it("keeps its keys and password doing what they did, and lets it be given roles", async () => {

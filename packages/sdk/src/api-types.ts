@@ -236,6 +236,8 @@ export interface Credential {
   permission_summary: Record<string, string>;
   allowed_ips: string[];
   rate_limits: RateLimit[];
+  /** Where its key notices (leaked, expiring) also go; null: the owners only. */
+  email: string | null;
   has_password: boolean;
   password_created_at: string | null;
   created_at: string;
@@ -252,6 +254,8 @@ export interface CreateCredentialBody {
   /** The merchant account it belongs to for good; null or absent: company-level. */
   merchant_account_id?: string | null;
   description?: string;
+  /** An address for its notices; not a sign-in, not unique. */
+  email?: string | null;
   username_format?: UsernameFormat;
   roles?: string[];
   permissions?: string[];
@@ -263,6 +267,8 @@ export interface CreateCredentialBody {
 export interface UpdateCredentialBody {
   name?: string;
   description?: string;
+  /** null clears it. */
+  email?: string | null;
   roles?: string[];
   permissions?: string[];
   allowed_ips?: string[];

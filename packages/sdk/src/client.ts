@@ -107,6 +107,7 @@ export const OPERATIONS = {
       "environment",
       "merchant_account_id",
       "description",
+      "email",
       "username_format",
       "roles",
       "permissions",
@@ -129,6 +130,7 @@ export const OPERATIONS = {
     body: [
       "name",
       "description",
+      "email",
       "roles",
       "permissions",
       "allowed_ips",

@@ -81,6 +81,7 @@ const CREDENTIAL = [
   "permission_summary",
   "allowed_ips",
   "rate_limits",
+  "email",
   "has_password",
   "password_created_at",
   "created_at",
@@ -190,6 +191,7 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
           "environment",
           "merchant_account_id",
           "description",
+          "email",
           "username_format",
           "roles",
           "permissions",
@@ -207,6 +209,7 @@ const SHAPES: [operation: string, part: "response" | "body", fields: ReturnType<
         optional: [
           "name",
           "description",
+          "email",
           "roles",
           "permissions",
           "allowed_ips",

@@ -287,6 +287,8 @@ export class Client {
       /** Fixed too: the merchant account it acts within; absent: company-level. */
       merchant_account_id?: string;
       description?: string;
+      /** Where its key notices also go; not a sign-in. */
+      email?: string;
       /** `ws_…@Company.…` (the default) or `ws_…@Scope.Company_…`; fixed for good. */
       username_format?: "web_service" | "legal_entity_management";
       roles?: string[];
@@ -303,6 +305,8 @@ export class Client {
     body: {
       name?: string;
       description?: string;
+      /** null clears it. */
+      email?: string | null;
       roles?: string[];
       permissions?: string[];
       allowed_ips?: string[];

@@ -562,6 +562,7 @@ export function CreateApiUserModal({
   const narrow = useMediaQuery("(max-width: 48em)");
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
+  const [email, setEmail] = useState("");
   const [permissions, setPermissions] = useState<string[]>([]);
   const [roles, setRoles] = useState<string[]>([]);
   const [format, setFormat] = useState<"web_service" | "legal_entity_management">("web_service");
@@ -596,6 +597,7 @@ export function CreateApiUserModal({
           environment: env,
           ...(merchantAccount ? { merchant_account_id: merchantAccount.id } : {}),
           ...(description.trim() ? { description: description.trim() } : {}),
+          ...(email.trim() ? { email: email.trim() } : {}),
           username_format: format,
           roles,
           permissions,
@@ -607,6 +609,7 @@ export function CreateApiUserModal({
       .then((c) => {
         setName("");
         setDescription("");
+        setEmail("");
         setPermissions([]);
         setRoles([]);
         setFormat("web_service");
@@ -670,6 +673,15 @@ export function CreateApiUserModal({
             value={description}
             onChange={(e) => setDescription(e.currentTarget.value)}
             error={errorFor(error, "description")}
+          />
+          <TextInput
+            label="Email for notices"
+            description="Optional: its keys' leak and expiry notices go here too. Not a sign-in; it may be shared."
+            type="email"
+            maxLength={254}
+            value={email}
+            onChange={(e) => setEmail(e.currentTarget.value)}
+            error={errorFor(error, "email")}
           />
           <Radio.Group
             label="Kind of API user"

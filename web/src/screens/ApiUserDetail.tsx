@@ -1,4 +1,17 @@
-import { Alert, Anchor, Badge, Button, Card, Group, Loader, Modal, Stack, Text, Title } from "@mantine/core";
+import {
+  Alert,
+  Anchor,
+  Badge,
+  Button,
+  Card,
+  Group,
+  Loader,
+  Modal,
+  Stack,
+  Text,
+  TextInput,
+  Title,
+} from "@mantine/core";
 import { useEffect, useState } from "react";
 import { ApiError, api } from "../api/client.ts";
 import type { CredentialView } from "../api/types.ts";
@@ -175,6 +188,7 @@ export function ApiUserDetail({ id }: { id: string }) {
 
       <PermissionsCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
       <IpCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
+      <NoticeEmailCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
       <RateLimitsCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
       <PasswordCard credential={c} editable={manager} onSaved={() => void cred.reload()} />
 
@@ -388,6 +402,78 @@ function IpCard({
           {saved && !dirty ? (
             <Text size="sm" c="teal.9" role="status">
               Allowed IPs saved.
+            </Text>
+          ) : null}
+        </Stack>
+      </form>
+    </Card>
+  );
+}
+
+/** Where its keys' leak and expiry notices also go; empty: the owners only. */
+function NoticeEmailCard({
+  credential,
+  editable,
+  onSaved,
+}: {
+  credential: CredentialView;
+  editable: boolean;
+  onSaved: () => void;
+}) {
+  const stored = credential.email ?? "";
+  const [value, setValue] = useState(stored);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => setValue(stored), [stored]);
+  const dirty = value.trim() !== stored;
+  return (
+    <Card withBorder data-testid="notice-email-card">
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(null);
+          api
+            .updateCredential(credential.id, { email: value.trim() === "" ? null : value.trim() })
+            .then(() => {
+              setSaved(true);
+              onSaved();
+            })
+            .catch(setError)
+            .finally(() => setBusy(false));
+        }}
+      >
+        <Stack>
+          <TextInput
+            label="Email for notices"
+            description="Its keys' leak and expiry notices go here as well as to the owners. Not a sign-in; it may be shared."
+            type="email"
+            maxLength={254}
+            value={value}
+            readOnly={!editable}
+            onChange={(e) => {
+              setSaved(false);
+              setValue(e.currentTarget.value);
+            }}
+            error={errorFor(error, "email")}
+          />
+          {editable && dirty ? (
+            <>
+              <FormError error={error} fields={["email"]} />
+              <Group justify="end">
+                <Button variant="default" onClick={() => setValue(stored)}>
+                  Undo
+                </Button>
+                <Button type="submit" loading={busy}>
+                  Save email
+                </Button>
+              </Group>
+            </>
+          ) : null}
+          {saved && !dirty ? (
+            <Text size="sm" c="teal.9" role="status">
+              Email saved.
             </Text>
           ) : null}
         </Stack>

@@ -104,6 +104,7 @@ describe("console: API user roles and username formats", () => {
     await page.getByRole("button", { name: "Create API user" }).click();
     const dialog = page.getByRole("dialog", { name: "Create API user" });
     await byLabel(dialog, "Name").fill("Payout service");
+    await byLabel(dialog, "Email for notices").fill("Payouts-Team@Acme.Example");
     await dialog.getByRole("button", { name: "Create API user" }).click();
     const roles = dialog.getByTestId("roles-field");
     await roles.getByRole("alert").getByText("Enable at least one role").waitFor();
@@ -118,6 +119,16 @@ describe("console: API user roles and username formats", () => {
     credentialId = page.url().split("/").pop() ?? "";
     expect(credentialId).toMatch(/^cred_/);
     await expect(page.getByTestId("username-format").textContent()).resolves.toBe("Web service API user");
+  });
+
+  it("shows the API user's email for notices, as stored, and changes it", async () => {
+    const card = page.getByTestId("notice-email-card");
+    await expect(byLabel(card, "Email for notices").inputValue()).resolves.toBe("payouts-team@acme.example");
+    await byLabel(card, "Email for notices").fill("ops@acme.example");
+    await card.getByRole("button", { name: "Save email" }).click();
+    await card.getByRole("status").getByText("Email for notices updated.").waitFor();
+    const read = await http(env, "GET", `/v1/credentials/${credentialId}`, { headers: mk() });
+    expect(read.body.data.email).toBe("ops@acme.example");
   });
 
   it("finds a role with the search box, enables it and saves", async () => {

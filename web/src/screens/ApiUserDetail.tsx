@@ -473,7 +473,7 @@ function NoticeEmailCard({
           ) : null}
           {saved && !dirty ? (
             <Text size="sm" c="teal.9" role="status">
-              Email saved.
+              Email for notices updated.
             </Text>
           ) : null}
         </Stack>

@@ -1,4 +1,4 @@
-import { type Kysely, Migrator, sql } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readCatalog } from "../../src/config.ts";
 import { hashToken } from "../../src/core/hashing.ts";
@@ -6,10 +6,10 @@ import { newId } from "../../src/core/ids.ts";
 import { generateToken, parseToken } from "../../src/core/key-format.ts";
 import { createRuntime } from "../../src/runtime.ts";
 import { PLATFORM_SCOPE } from "../../src/services/verification.ts";
-import { migrationProvider } from "../../src/store/migrations/index.ts";
 import type { Database } from "../../src/store/schema.ts";
-import { migrateToLatest, openStore, type Store } from "../../src/store/store.ts";
-import { BACKENDS, createTestSchema, TEST_DATABASE_URL } from "../helpers/backends.ts";
+import { migrateToLatest, type Store } from "../../src/store/store.ts";
+import { BACKENDS } from "../helpers/backends.ts";
+import { openStoreAt } from "../helpers/migrated-store.ts";
 
 const SECRET = "migration-secret-0123456789abcdef0123456789";
 const BEFORE = "004-key-families";
@@ -60,26 +60,7 @@ describe.each(BACKENDS)("the live/test split migration on %s", (kind) => {
   }
 
   beforeAll(async () => {
-    if (kind === "pglite") {
-      store = await openStore({ kind: "pglite" });
-    } else {
-      const schema = await createTestSchema();
-      store = await openStore({
-        kind: "postgres",
-        url: TEST_DATABASE_URL,
-        schema: schema.schema,
-        poolSize: 2,
-      });
-      drop = schema.drop;
-    }
-    const { rows } = await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(store.db);
-    const migrator = new Migrator({
-      db: store.db,
-      provider: migrationProvider,
-      migrationTableSchema: rows[0]?.schema ?? "public",
-    });
-    const { error } = await migrator.migrateTo(BEFORE);
-    if (error) throw error;
+    ({ store, drop } = await openStoreAt(kind, BEFORE));
     await sql`INSERT INTO companies (id, name, slug, created_at) VALUES (${co}, 'Old Co', 'Old', ${now})`.execute(
       store.db,
     );

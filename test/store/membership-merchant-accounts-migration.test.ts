@@ -1,13 +1,13 @@
 import { hash } from "@node-rs/argon2";
-import { Migrator, sql } from "kysely";
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readCatalog } from "../../src/config.ts";
 import { type ChainedEvent, eventHash, GENESIS_HASH } from "../../src/core/audit-chain.ts";
 import { newId } from "../../src/core/ids.ts";
 import { createRuntime } from "../../src/runtime.ts";
-import { migrationProvider } from "../../src/store/migrations/index.ts";
-import { migrateToLatest, openStore, type Store } from "../../src/store/store.ts";
-import { BACKENDS, createTestSchema, TEST_DATABASE_URL } from "../helpers/backends.ts";
+import { migrateToLatest, type Store } from "../../src/store/store.ts";
+import { BACKENDS } from "../helpers/backends.ts";
+import { openStoreAt } from "../helpers/migrated-store.ts";
 
 const SECRET = "migration-secret-0123456789abcdef0123456789";
 const BEFORE = "014-credential-roles";
@@ -29,26 +29,7 @@ describe.each(BACKENDS)("the membership merchant accounts migration on %s", (kin
   const oldEvent = newId("evt", now);
 
   beforeAll(async () => {
-    if (kind === "pglite") {
-      store = await openStore({ kind: "pglite" });
-    } else {
-      const schema = await createTestSchema();
-      store = await openStore({
-        kind: "postgres",
-        url: TEST_DATABASE_URL,
-        schema: schema.schema,
-        poolSize: 2,
-      });
-      drop = schema.drop;
-    }
-    const { rows } = await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(store.db);
-    const migrator = new Migrator({
-      db: store.db,
-      provider: migrationProvider,
-      migrationTableSchema: rows[0]?.schema ?? "public",
-    });
-    const { error } = await migrator.migrateTo(BEFORE);
-    if (error) throw error;
+    ({ store, drop } = await openStoreAt(kind, BEFORE));
     const db = store.db;
     await sql`INSERT INTO companies (id, name, slug, created_at) VALUES (${co}, 'Before Co', 'Before', ${now})`.execute(
       db,
